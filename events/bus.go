@@ -1,0 +1,133 @@
+package events
+
+import (
+	"fmt"
+	"strconv"
+)
+
+// The bus topology: one JetStream stream carries every event; dead letters go
+// to a separate stream so that the last message of ICP_EVENTS is always one the
+// relay published (its position header is the relay's resume point).
+const (
+	// BusStream is the JetStream stream that holds published events.
+	BusStream = "ICP_EVENTS"
+	// BusSubjectPrefix starts every event subject: icp.events.<EventType>.
+	BusSubjectPrefix = "icp.events."
+	// BusSubjects is the subject filter of BusStream.
+	BusSubjects = "icp.events.>"
+	// DLQStream holds dead-lettered messages, subject icp.dlq.<consumer>.
+	DLQStream = "ICP_DLQ"
+	// DLQSubjectPrefix starts every dead-letter subject.
+	DLQSubjectPrefix = "icp.dlq."
+	// DLQSubjects is the subject filter of DLQStream.
+	DLQSubjects = "icp.dlq.>"
+	// CloudEventsSource is the ce-source of every published event.
+	CloudEventsSource = "/icp-service"
+)
+
+// Message headers (CloudEvents 1.0 binary mode plus ours).
+const (
+	HeaderSpecVersion = "ce-specversion"
+	HeaderID          = "ce-id"
+	HeaderType        = "ce-type"
+	HeaderSource      = "ce-source"
+	HeaderSubject     = "ce-subject"
+	HeaderTime        = "ce-time"
+	HeaderICPVersion  = "ce-icpversion"
+	HeaderPosition    = "ce-icpposition"
+	// HeaderMetadata carries the event's metadata JSON unchanged.
+	HeaderMetadata = "icp-metadata"
+	// HeaderSchemaVersion carries the payload's schema version (also in ce-type).
+	HeaderSchemaVersion = "icp-schemaversion"
+	// HeaderStream carries the event store stream name.
+	HeaderStream = "icp-stream"
+	// HeaderDLQReason is set on dead-lettered messages.
+	HeaderDLQReason = "icp-dlq-reason"
+	// HeaderTraceParent carries W3C trace context.
+	HeaderTraceParent = "traceparent"
+)
+
+// Subject returns the bus subject of an event type.
+func Subject(eventType string) string { return BusSubjectPrefix + eventType }
+
+// DLQSubject returns the dead-letter subject of a consumer.
+func DLQSubject(consumer string) string { return DLQSubjectPrefix + consumer }
+
+// CloudEventsType returns ce-type for an event: icp.<Type>.v<N>.
+func CloudEventsType(eventType string, schemaVersion int) string {
+	return fmt.Sprintf("icp.%s.v%d", eventType, schemaVersion)
+}
+
+// Headers returns the bus headers of a recorded event (without Nats-Msg-Id,
+// which the publisher sets from the event id).
+func Headers(r Recorded) map[string]string {
+	h := map[string]string{
+		HeaderSpecVersion:   "1.0",
+		HeaderID:            r.ID,
+		HeaderType:          CloudEventsType(r.Type, r.SchemaVersion),
+		HeaderSource:        CloudEventsSource,
+		HeaderSubject:       r.ICPID(),
+		HeaderTime:          NewTime(r.Time).String(),
+		HeaderICPVersion:    strconv.FormatUint(r.Version, 10),
+		HeaderPosition:      strconv.FormatUint(r.Position, 10),
+		HeaderSchemaVersion: strconv.Itoa(r.SchemaVersion),
+		HeaderStream:        r.StreamID,
+	}
+	if len(r.Metadata) > 0 {
+		h[HeaderMetadata] = string(r.Metadata)
+		if m, err := DecodeMetadata(r.Metadata); err == nil && m.TraceParent != "" {
+			h[HeaderTraceParent] = m.TraceParent
+		}
+	}
+	return h
+}
+
+// FromHeaders rebuilds a Recorded event from a bus message's headers and body.
+// It fails when a header the service needs is missing or malformed; such a
+// message can never be applied (dead-letter it).
+func FromHeaders(get func(string) string, body []byte) (Recorded, error) {
+	r := Recorded{ID: get(HeaderID), StreamID: get(HeaderStream), Data: body}
+	if r.ID == "" {
+		return r, fmt.Errorf("%w: missing %s", ErrCorrupt, HeaderID)
+	}
+	var typ string
+	var sv int
+	if _, err := fmt.Sscanf(get(HeaderType), "icp.%s", &typ); err != nil {
+		return r, fmt.Errorf("%w: bad %s %q", ErrCorrupt, HeaderType, get(HeaderType))
+	}
+	// typ is "<Type>.v<N>"
+	i := len(typ) - 1
+	for i >= 0 && typ[i] != '.' {
+		i--
+	}
+	if i <= 0 || i+2 > len(typ) || typ[i+1] != 'v' {
+		return r, fmt.Errorf("%w: bad %s %q", ErrCorrupt, HeaderType, get(HeaderType))
+	}
+	n, err := strconv.Atoi(typ[i+2:])
+	if err != nil || n < 1 {
+		return r, fmt.Errorf("%w: bad %s %q", ErrCorrupt, HeaderType, get(HeaderType))
+	}
+	r.Type, sv = typ[:i], n
+	r.SchemaVersion = sv
+	if r.Version, err = strconv.ParseUint(get(HeaderICPVersion), 10, 64); err != nil || r.Version == 0 {
+		return r, fmt.Errorf("%w: bad %s %q", ErrCorrupt, HeaderICPVersion, get(HeaderICPVersion))
+	}
+	if r.Position, err = strconv.ParseUint(get(HeaderPosition), 10, 64); err != nil || r.Position == 0 {
+		return r, fmt.Errorf("%w: bad %s %q", ErrCorrupt, HeaderPosition, get(HeaderPosition))
+	}
+	if r.StreamID == "" {
+		if s := get(HeaderSubject); s != "" {
+			r.StreamID = StreamID(s)
+		}
+	}
+	if _, ok := ICPIDFromStream(r.StreamID); !ok {
+		return r, fmt.Errorf("%w: not an ICP stream %q", ErrCorrupt, r.StreamID)
+	}
+	if t, err := ParseTime(get(HeaderTime)); err == nil {
+		r.Time = t.Time
+	}
+	if m := get(HeaderMetadata); m != "" {
+		r.Metadata = []byte(m)
+	}
+	return r, nil
+}

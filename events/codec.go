@@ -1,0 +1,117 @@
+package events
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// ErrUnknownVersion means the event's type or schema version is newer than
+// this code knows: a newer release wrote it. It is not corrupt; retry it
+// later, once this code is upgraded. Never dead-letter it.
+var ErrUnknownVersion = errors.New("unknown event type or schema version")
+
+// ErrCorrupt means the payload can never be decoded by any release: dead-letter it.
+var ErrCorrupt = errors.New("corrupt event payload")
+
+// CurrentSchema is the schema version this code writes for each event type.
+var CurrentSchema = map[string]int{
+	TypeICPCreated: 1,
+	TypeICPUpdated: 1,
+	TypeICPDeleted: 1,
+}
+
+// Encode builds a Proposed event of the current schema version for payload,
+// which must be one of the ICP*V1 payload types.
+func Encode(id string, payload any, meta Metadata) (Proposed, error) {
+	var typ string
+	switch payload.(type) {
+	case ICPCreatedV1, *ICPCreatedV1:
+		typ = TypeICPCreated
+	case ICPUpdatedV1, *ICPUpdatedV1:
+		typ = TypeICPUpdated
+	case ICPDeletedV1, *ICPDeletedV1:
+		typ = TypeICPDeleted
+	default:
+		return Proposed{}, fmt.Errorf("events: cannot encode %T", payload)
+	}
+	data, err := MarshalJSON(payload)
+	if err != nil {
+		return Proposed{}, err
+	}
+	return Proposed{ID: id, Type: typ, SchemaVersion: CurrentSchema[typ], Data: data, Metadata: meta.Encode()}, nil
+}
+
+// Decode returns the event's payload as ICPCreatedV1, ICPUpdatedV1 or
+// ICPDeletedV1. Errors wrap ErrUnknownVersion (retry later) or ErrCorrupt
+// (dead-letter), so callers can tell the two apart with errors.Is.
+func Decode(typ string, schemaVersion int, data []byte) (any, error) {
+	known, ok := CurrentSchema[typ]
+	if !ok {
+		return nil, fmt.Errorf("%w: type %q", ErrUnknownVersion, typ)
+	}
+	if schemaVersion > known {
+		return nil, fmt.Errorf("%w: %s v%d (this code knows up to v%d)", ErrUnknownVersion, typ, schemaVersion, known)
+	}
+	if schemaVersion < 1 {
+		return nil, fmt.Errorf("%w: %s with schema version %d", ErrCorrupt, typ, schemaVersion)
+	}
+	var (
+		p   any
+		err error
+	)
+	switch typ {
+	case TypeICPCreated:
+		var v ICPCreatedV1
+		err = strictUnmarshal(data, &v)
+		if err == nil && (v.ICP.ID == "" || v.Tenant == "") {
+			err = errors.New("missing icp.id or tenant")
+		}
+		p = v
+	case TypeICPUpdated:
+		var v ICPUpdatedV1
+		err = strictUnmarshal(data, &v)
+		if err == nil && v.ID == "" {
+			err = errors.New("missing id")
+		}
+		p = v
+	case TypeICPDeleted:
+		var v ICPDeletedV1
+		err = strictUnmarshal(data, &v)
+		if err == nil && v.ID == "" {
+			err = errors.New("missing id")
+		}
+		p = v
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s v%d: %v", ErrCorrupt, typ, schemaVersion, err)
+	}
+	return p, nil
+}
+
+// DecodeRecorded decodes a recorded event's payload (see Decode).
+func DecodeRecorded(r Recorded) (any, error) { return Decode(r.Type, r.SchemaVersion, r.Data) }
+
+func strictUnmarshal(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("trailing data after the payload")
+	}
+	return nil
+}
+
+// MarshalJSON encodes v without HTML escaping, so free-form JSON held as
+// json.RawMessage keeps its characters ('<', '>', '&' stay as they are).
+func MarshalJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}

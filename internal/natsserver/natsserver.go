@@ -1,0 +1,100 @@
+// Package natsserver runs a NATS server with JetStream inside this process:
+// the bus of the embedded default, and the real NATS that tests run against.
+package natsserver
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// Config says where the embedded server keeps its JetStream files and where it
+// listens. Port 0 picks a free port. Host must be a loopback address: the
+// embedded server has no authentication and must not be reachable from other
+// machines.
+type Config struct {
+	StoreDir string
+	Host     string // default 127.0.0.1
+	Port     int    // default 0 (any free port)
+	// SyncAlways fsyncs every JetStream write. Off by default: the bus is a
+	// derived transport; the event store is the truth and the relay re-drives
+	// what the bus lost (see the relay's resume rule).
+	SyncAlways bool
+	// Name is the server name (default "icp-embedded").
+	Name string
+}
+
+// Server is a running embedded NATS server.
+type Server struct {
+	ns *server.Server
+}
+
+// Start starts the server and waits until it accepts connections.
+func Start(cfg Config) (*Server, error) {
+	if cfg.StoreDir == "" {
+		return nil, errors.New("natsserver: StoreDir is required")
+	}
+	if cfg.Host == "" {
+		cfg.Host = "127.0.0.1"
+	}
+	if ip := net.ParseIP(cfg.Host); cfg.Host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return nil, fmt.Errorf("natsserver: host %q is not a loopback address", cfg.Host)
+	}
+	if cfg.Name == "" {
+		cfg.Name = "icp-embedded"
+	}
+	dir, err := filepath.Abs(cfg.StoreDir)
+	if err != nil {
+		return nil, err
+	}
+	opts := &server.Options{
+		ServerName: cfg.Name,
+		Host:       cfg.Host,
+		Port:       cfg.Port,
+		JetStream:  true,
+		StoreDir:   dir,
+		NoSigs:     true,
+		NoLog:      true,
+		SyncAlways: cfg.SyncAlways,
+		// Room for large batches of 1 MiB bodies plus headers.
+		MaxPayload: 8 << 20,
+	}
+	if cfg.Port == 0 {
+		opts.Port = server.RANDOM_PORT
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("natsserver: %w", err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(30 * time.Second) {
+		ns.Shutdown()
+		return nil, errors.New("natsserver: not ready for connections after 30s")
+	}
+	return &Server{ns: ns}, nil
+}
+
+// ClientURL is the nats:// URL clients connect to.
+func (s *Server) ClientURL() string { return s.ns.ClientURL() }
+
+// Port returns the port the server listens on.
+func (s *Server) Port() int {
+	_, p, _ := net.SplitHostPort(s.ns.Addr().String())
+	n, _ := strconv.Atoi(p)
+	return n
+}
+
+// Inner exposes the server for in-process connections (nats.InProcessServer).
+func (s *Server) Inner() *server.Server { return s.ns }
+
+// Shutdown stops the server and waits until it is down. JetStream state is
+// flushed to StoreDir.
+func (s *Server) Shutdown() {
+	s.ns.Shutdown()
+	s.ns.WaitForShutdown()
+}

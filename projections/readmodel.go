@@ -1,0 +1,84 @@
+// Package projections builds the read model from the event stream: the
+// projector that consumes the bus, the read model port, its adapters and their
+// conformance suite.
+package projections
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+)
+
+// ErrNotFound is returned by Get for an id the read model has never seen.
+var ErrNotFound = errors.New("icp not found in read model")
+
+// ErrUnavailable wraps errors that mean the read model could not be reached:
+// retry later; nothing was applied that was not reported as applied.
+var ErrUnavailable = errors.New("read model unavailable")
+
+// View is one ICP as the read model holds it.
+//
+// A deleted ICP stays as a tombstone: Deleted true, its Version, Tenant and
+// Position kept, so a late redelivery of an older event cannot bring it back.
+type View struct {
+	ID      string
+	Tenant  string
+	Version uint64
+	// Position is the global position of the ICP's ICPCreated event: lists
+	// are ordered by it.
+	Position uint64
+	Deleted  bool
+	// UserIDs are the members: List finds the ICP for these users.
+	UserIDs []string
+	// Doc is the ICP's JSON in the contract's shape, byte for byte what the
+	// API serves (free-form JSON kept exactly). Empty on a tombstone.
+	Doc json.RawMessage
+	// CreatedBy is the user who created the ICP.
+	CreatedBy string
+}
+
+// Outcome is the result of one View in an Apply batch.
+type Outcome struct {
+	// Applied: the view was written.
+	Applied bool
+	// Stored is the version the read model held for the ICP before the
+	// write (0: none). When Applied is false: Stored >= v means the event
+	// was already applied (ack it); Stored < v-1 means a gap (fill it).
+	Stored uint64
+}
+
+// ReadModel is the read model port. Every adapter passes the conformance suite
+// in projections/readmodeltest.
+type ReadModel interface {
+	// Apply writes each view only if the stored version of its ICP is
+	// exactly view.Version-1 (no row at all for Version 1): one conditional
+	// write per view, never a blind overwrite. Views are applied in slice
+	// order, so a batch may hold versions v and v+1 of one ICP. It returns one
+	// Outcome per view. When it returns nil, every applied view is durable;
+	// on error, nothing in the batch may be assumed applied (callers retry the
+	// batch; already-applied views then report Applied false, Stored >= v).
+	Apply(ctx context.Context, views []View) ([]Outcome, error)
+
+	// Get returns the view of one ICP, tombstones included, from the
+	// strongest read the engine offers. ErrNotFound when never seen.
+	Get(ctx context.Context, id string) (View, error)
+
+	// List returns the live (not deleted) ICPs of tenant that list user among
+	// their members, ordered by Position ascending, starting after the
+	// position cursor after (0: from the start), at most limit (limit <= 0:
+	// all).
+	List(ctx context.Context, tenant, user string, after uint64, limit int) ([]View, error)
+
+	// WaitFor blocks until the read model holds the ICP id at a version >=
+	// version (tombstones count), then returns nil; or returns ctx.Err() when
+	// ctx ends first. It must work when the writer is another process: it
+	// may use an in-process signal as a hint, but the answer comes from the
+	// stored data.
+	WaitFor(ctx context.Context, id string, version uint64) error
+
+	// Ping reports whether the read model is reachable now.
+	Ping(ctx context.Context) error
+
+	// Close releases the read model.
+	Close() error
+}

@@ -1,0 +1,50 @@
+package projections
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/icpservice/icp/events"
+)
+
+// ViewOf is the read model row for an ICP state.
+func ViewOf(s *events.State) (View, error) {
+	v := View{
+		ID:        s.ICP.ID,
+		Tenant:    s.Tenant,
+		Version:   s.Version,
+		Position:  s.CreatedPosition,
+		Deleted:   s.Deleted,
+		CreatedBy: s.CreatedBy,
+	}
+	if s.Deleted {
+		return v, nil
+	}
+	doc, err := events.MarshalJSON(s.ICP)
+	if err != nil {
+		return View{}, err
+	}
+	v.Doc = doc
+	v.UserIDs = append([]string(nil), s.ICP.UserIDs...)
+	return v, nil
+}
+
+// StateOf rebuilds the ICP state a view was made from. A tombstone comes back
+// with Deleted set and an ICP holding only its id.
+func StateOf(v View) (*events.State, error) {
+	s := &events.State{
+		Tenant:          v.Tenant,
+		CreatedBy:       v.CreatedBy,
+		Version:         v.Version,
+		CreatedPosition: v.Position,
+		Deleted:         v.Deleted,
+	}
+	s.ICP.ID = v.ID
+	if v.Deleted {
+		return s, nil
+	}
+	if err := json.Unmarshal(v.Doc, &s.ICP); err != nil {
+		return nil, fmt.Errorf("read model doc of %s: %w", v.ID, err)
+	}
+	return s, nil
+}
