@@ -1,0 +1,105 @@
+// Package config is icpd's configuration: every flag with its environment
+// twin and default, and a Validate that reports every problem at once.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Config is icpd's whole configuration. The kong tags give each field its
+// flag, environment variable and default; the README's configuration table
+// lists the same.
+type Config struct {
+	Addr    string `name:"addr" env:"ICP_ADDR" default:"127.0.0.1:8080" help:"HTTP listen address of the API."`
+	DataDir string `name:"data-dir" env:"ICP_DATA_DIR" default:"./data" help:"Directory of the embedded stores (events, read model, NATS, dev key)."`
+	Dev     bool   `name:"dev" env:"ICP_DEV" help:"Development mode: accept tokens signed with the local key in the data directory (see icpctl token). Loopback addresses only."`
+
+	AuthJWKSURL           string   `name:"auth-jwks-url" env:"ICP_AUTH_JWKS_URL" help:"Clerk instance JWKS URL (https://<frontend-api>/.well-known/jwks.json)."`
+	AuthIssuer            string   `name:"auth-issuer" env:"ICP_AUTH_ISSUER" help:"Expected iss of Clerk session tokens (the instance's frontend API URL)."`
+	AuthAuthorizedParties []string `name:"auth-authorized-parties" env:"ICP_AUTH_AUTHORIZED_PARTIES" help:"Allowed azp origins, comma separated (empty: azp not checked)."`
+	AuthAdminRoles        []string `name:"auth-admin-roles" env:"ICP_AUTH_ADMIN_ROLES" default:"org:admin,admin" help:"Organisation roles that make the caller an admin."`
+	AuthAdminUsers        []string `name:"auth-admin-users" env:"ICP_AUTH_ADMIN_USERS" help:"User ids that are admins of every organisation they act in."`
+
+	ConsistencyWait time.Duration `name:"consistency-wait" env:"ICP_CONSISTENCY_WAIT" default:"5s" help:"How long a create waits for the read model before answering 201 with ICP-Consistency: pending."`
+	MaxBodyBytes    int64         `name:"max-body-bytes" env:"ICP_MAX_BODY_BYTES" default:"1048576" help:"Largest accepted request body."`
+	ShutdownTimeout time.Duration `name:"shutdown-timeout" env:"ICP_SHUTDOWN_TIMEOUT" default:"20s" help:"How long a graceful shutdown waits for in-flight work."`
+	LogLevel        string        `name:"log-level" env:"ICP_LOG_LEVEL" default:"info" enum:"debug,info,warn,error" help:"Log level."`
+}
+
+// Validate reports every invalid setting at once, one per line.
+func (c Config) Validate() error {
+	var errs []error
+	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+
+	host, port, err := net.SplitHostPort(c.Addr)
+	if err != nil {
+		add("--addr/ICP_ADDR %q: want host:port", c.Addr)
+	} else if p, perr := parsePort(port); perr != nil || p < 0 {
+		add("--addr/ICP_ADDR %q: bad port", c.Addr)
+	}
+	if c.DataDir == "" {
+		add("--data-dir/ICP_DATA_DIR: must not be empty")
+	}
+	clerk := c.AuthJWKSURL != "" || c.AuthIssuer != ""
+	switch {
+	case c.Dev && clerk:
+		add("--dev and --auth-jwks-url/--auth-issuer are exclusive: choose development tokens or Clerk")
+	case c.Dev:
+		if err == nil && !IsLoopback(host) {
+			add("--dev refuses the non-loopback address %q: development tokens must not be reachable from other machines", c.Addr)
+		}
+	case clerk:
+		if c.AuthJWKSURL == "" {
+			add("--auth-jwks-url/ICP_AUTH_JWKS_URL is required with --auth-issuer")
+		} else if u, perr := url.Parse(c.AuthJWKSURL); perr != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			add("--auth-jwks-url/ICP_AUTH_JWKS_URL %q: want an http(s) URL", c.AuthJWKSURL)
+		}
+		if c.AuthIssuer == "" {
+			add("--auth-issuer/ICP_AUTH_ISSUER is required with --auth-jwks-url")
+		}
+	default:
+		add("no authentication configured: run with --dev (ICP_DEV=true) for local development tokens, or set ICP_AUTH_JWKS_URL and ICP_AUTH_ISSUER to verify Clerk session tokens")
+	}
+	for _, p := range c.AuthAuthorizedParties {
+		if u, perr := url.Parse(p); perr != nil || u.Scheme == "" || u.Host == "" {
+			add("--auth-authorized-parties/ICP_AUTH_AUTHORIZED_PARTIES: %q is not an origin like https://app.example.com", p)
+		}
+	}
+	for _, r := range c.AuthAdminRoles {
+		if strings.TrimSpace(r) == "" {
+			add("--auth-admin-roles/ICP_AUTH_ADMIN_ROLES: empty role")
+		}
+	}
+	if c.ConsistencyWait < 0 || c.ConsistencyWait > time.Minute {
+		add("--consistency-wait/ICP_CONSISTENCY_WAIT %s: want 0 to 1m", c.ConsistencyWait)
+	}
+	if c.MaxBodyBytes < 1024 || c.MaxBodyBytes > 64<<20 {
+		add("--max-body-bytes/ICP_MAX_BODY_BYTES %d: want 1024 to 67108864", c.MaxBodyBytes)
+	}
+	if c.ShutdownTimeout <= 0 {
+		add("--shutdown-timeout/ICP_SHUTDOWN_TIMEOUT %s: must be positive", c.ShutdownTimeout)
+	}
+	return errors.Join(errs...)
+}
+
+// IsLoopback reports whether host names only this machine.
+func IsLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func parsePort(s string) (int, error) {
+	var p int
+	if _, err := fmt.Sscanf(s, "%d", &p); err != nil || p > 65535 {
+		return -1, errors.New("bad port")
+	}
+	return p, nil
+}
