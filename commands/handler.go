@@ -1,0 +1,294 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	"github.com/google/uuid"
+
+	"github.com/icpservice/icp/api/auth"
+	"github.com/icpservice/icp/events"
+)
+
+// Handler executes commands: it loads an ICP's stream, decides with the pure
+// Decide* functions, and appends the resulting events with the stream's
+// version as the expected version, so two concurrent commands on one ICP never
+// both succeed on the same version. Safe for concurrent use.
+type Handler struct {
+	store       events.Store
+	now         func() time.Time
+	maxAttempts int
+	unavailable uint // tries of an append the store could not confirm
+}
+
+// Option configures a Handler.
+type Option func(*Handler)
+
+// WithClock sets the clock that stamps createdAt/updatedAt (default time.Now).
+func WithClock(now func() time.Time) Option { return func(h *Handler) { h.now = now } }
+
+// WithMaxAttempts bounds the load-decide-append attempts of one command when
+// the stream changes in between (default 5). Past it the command fails with
+// ErrConflict.
+func WithMaxAttempts(n int) Option {
+	return func(h *Handler) {
+		if n > 0 {
+			h.maxAttempts = n
+		}
+	}
+}
+
+// NewHandler returns a Handler that records events in store.
+func NewHandler(store events.Store, opts ...Option) *Handler {
+	if store == nil {
+		panic("commands: NewHandler needs a store")
+	}
+	h := &Handler{store: store, now: time.Now, maxAttempts: 5, unavailable: 3}
+	for _, o := range opts {
+		o(h)
+	}
+	return h
+}
+
+// RequestMeta is what the transport knows about a request and the events keep
+// for tracing.
+type RequestMeta struct {
+	CorrelationID string
+	TraceParent   string
+	TraceState    string
+}
+
+// Result is the outcome of a command that succeeded.
+type Result struct {
+	// State is the ICP after the command as recorded, with its version and
+	// the position of its creation. For a replayed create it is the ICP as
+	// it was first created, whatever happened to it since.
+	State *events.State
+	// Position is the global position of the last event the command
+	// recorded (for a replay: of the original ICPCreated event).
+	Position uint64
+	// Replayed: an Idempotency-Key retry of a create that had already
+	// succeeded; nothing new was recorded.
+	Replayed bool
+}
+
+// idNamespace is the UUID namespace of ICP ids derived from an
+// Idempotency-Key. Never change it: a retry after an upgrade must derive the
+// same id as the first attempt.
+var idNamespace = uuid.MustParse("6f1d9a62-3c47-4b0e-9d55-2a8e1f7c4b90")
+
+// ICPIDForKey returns the id of the ICP created by tenant's user with an
+// Idempotency-Key: a name-based UUID (version 5), so that every retry targets
+// the same stream and the store's "stream must not exist" check catches it.
+func ICPIDForKey(tenant, user, key string) string {
+	name := strconv.Itoa(len(tenant)) + ":" + tenant + strconv.Itoa(len(user)) + ":" + user + key
+	return uuid.NewSHA1(idNamespace, []byte(name)).String()
+}
+
+// Create records a new ICP from cmd for p.
+//
+// With an Idempotency-Key (key != ""), the ICP's id is derived from the
+// tenant, the user and the key: a retry with a command of the same Hash
+// returns the ICP as it was first created (Replayed set); a different command
+// fails with ErrIdempotencyKeyReused. Without a key every call creates a new
+// ICP with a random id.
+//
+// Errors: *ValidationError never (cmd is already valid); ErrIdempotencyKeyReused;
+// an error wrapping events.ErrUnavailable when the store could not be reached
+// or could not confirm the append (nothing may have been recorded, or the ICP
+// may have been: retrying with the same key is safe). On success the event is
+// durable.
+func (h *Handler) Create(ctx context.Context, p auth.Principal, cmd CreateICP, key string, meta RequestMeta) (Result, error) {
+	if p.UserID == "" {
+		return Result{}, errors.New("commands: create needs an authenticated caller")
+	}
+	var id string
+	if key != "" {
+		id = ICPIDForKey(p.Tenant(), p.UserID, key)
+	} else {
+		id = uuid.NewString()
+	}
+	hash := cmd.Hash()
+	md := h.metadata(p, meta)
+	md.CommandHash, md.IdempotencyKey = hash, key
+	return h.run(ctx, id, true, md, func(cur *current) (decision, error) {
+		if len(cur.events) == 0 {
+			ev, err := DecideCreate(nil, id, p, cmd, h.now())
+			return decision{payloads: []any{ev}}, err
+		}
+		// The stream exists: a retry of a create with the same key.
+		return replayCreate(cur.events[0], key, hash)
+	})
+}
+
+// replayCreate answers an Idempotency-Key retry from the stream's first event.
+func replayCreate(first events.Recorded, key, hash string) (decision, error) {
+	md, err := events.DecodeMetadata(first.Metadata)
+	if err != nil {
+		return decision{}, fmt.Errorf("commands: metadata of %s: %w", first.StreamID, err)
+	}
+	if key == "" {
+		// A random id that is taken: cannot happen short of a broken
+		// random source; refuse rather than answer with someone else's ICP.
+		return decision{}, ErrConflict
+	}
+	if md.IdempotencyKey != key || md.CommandHash != hash {
+		return decision{}, ErrIdempotencyKeyReused
+	}
+	s, err := events.EvolveRecorded(nil, first)
+	if err != nil {
+		return decision{}, fmt.Errorf("commands: replay %s: %w", first.StreamID, err)
+	}
+	return decision{done: &Result{State: s, Position: first.Position, Replayed: true}}, nil
+}
+
+func (h *Handler) metadata(p auth.Principal, meta RequestMeta) events.Metadata {
+	return events.Metadata{
+		Tenant:        p.Tenant(),
+		UserID:        p.UserID,
+		CorrelationID: meta.CorrelationID,
+		TraceParent:   meta.TraceParent,
+		TraceState:    meta.TraceState,
+	}
+}
+
+// current is a stream as loaded for a decision.
+type current struct {
+	events []events.Recorded // oldest first; empty: no stream
+	state  *events.State     // their fold; nil when empty or not folded
+	folded bool
+}
+
+// State folds the stream (once).
+func (c *current) State() (*events.State, error) {
+	if !c.folded {
+		s, err := events.Fold(c.events)
+		if err != nil {
+			return nil, err
+		}
+		c.state, c.folded = s, true
+	}
+	return c.state, nil
+}
+
+func (c *current) version() uint64 {
+	if len(c.events) == 0 {
+		return events.NoStream
+	}
+	return c.events[len(c.events)-1].Version
+}
+
+// decision is what a command decided on the current stream: payloads to
+// append (values of the events.ICP*V1 types), or a result to answer without
+// appending anything.
+type decision struct {
+	payloads []any
+	done     *Result
+}
+
+// run is the one path of every command: load the stream of ICP id, decide,
+// append with the loaded version as the expected version; when the stream
+// moved in between (a *ConflictError), load again and decide again, at most
+// maxAttempts times, then ErrConflict. assumeNew skips the first load and
+// decides on an empty stream (a create: a conflict means the stream exists).
+func (h *Handler) run(ctx context.Context, id string, assumeNew bool, md events.Metadata, decide func(*current) (decision, error)) (Result, error) {
+	stream := events.StreamID(id)
+	cur := &current{folded: true}
+	for attempt := 1; ; attempt++ {
+		if !assumeNew || attempt > 1 {
+			var err error
+			if cur, err = h.load(ctx, stream); err != nil {
+				return Result{}, err
+			}
+		}
+		d, err := decide(cur)
+		if err != nil {
+			return Result{}, err
+		}
+		if d.done != nil {
+			return *d.done, nil
+		}
+		if len(d.payloads) == 0 {
+			return Result{}, errors.New("commands: a decision without events")
+		}
+		state, err := cur.State()
+		if err != nil {
+			return Result{}, fmt.Errorf("commands: fold %s: %w", stream, err)
+		}
+		proposed := make([]events.Proposed, len(d.payloads))
+		for i, pl := range d.payloads {
+			if proposed[i], err = events.Encode(uuid.NewString(), pl, md); err != nil {
+				return Result{}, err
+			}
+		}
+		expected := cur.version()
+		res, err := h.append(ctx, stream, expected, proposed)
+		if err == nil {
+			return result(state, d.payloads, expected, res)
+		}
+		if !errors.Is(err, events.ErrConflict) {
+			return Result{}, err
+		}
+		if attempt >= h.maxAttempts {
+			return Result{}, ErrConflict
+		}
+	}
+}
+
+// result folds the appended payloads onto state.
+func result(state *events.State, payloads []any, expected uint64, res events.AppendResult) (Result, error) {
+	if len(res.Positions) != len(payloads) {
+		return Result{}, fmt.Errorf("commands: store returned %d positions for %d events", len(res.Positions), len(payloads))
+	}
+	s := state
+	for i, pl := range payloads {
+		var err error
+		if s, err = events.Evolve(s, pl, expected+uint64(i)+1, res.Positions[i]); err != nil {
+			return Result{}, fmt.Errorf("commands: fold appended events: %w", err)
+		}
+	}
+	return Result{State: s, Position: res.Positions[len(res.Positions)-1]}, nil
+}
+
+// load reads a stream; a stream that does not exist is an empty current.
+func (h *Handler) load(ctx context.Context, stream string) (*current, error) {
+	evs, err := h.store.ReadStream(ctx, stream, 0)
+	if errors.Is(err, events.ErrStreamNotFound) {
+		return &current{folded: true}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &current{events: evs}, nil
+}
+
+// append appends proposed and, when the store could not confirm it, tries the
+// very same events again a few times: the store deduplicates a repeated
+// append of the same event ids at the same expected version, so a retry either
+// records the events once or reports the original result. Giving up returns
+// the store's unavailable error.
+func (h *Handler) append(ctx context.Context, stream string, expected uint64, proposed []events.Proposed) (events.AppendResult, error) {
+	res, err := h.store.Append(ctx, stream, expected, proposed)
+	if err == nil || !errors.Is(err, events.ErrUnavailable) || h.unavailable <= 1 {
+		return res, err
+	}
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval = 20 * time.Millisecond
+	b.MaxInterval = 200 * time.Millisecond
+	res, err = backoff.Retry(ctx, func() (events.AppendResult, error) {
+		res, err := h.store.Append(ctx, stream, expected, proposed)
+		if err != nil && !errors.Is(err, events.ErrUnavailable) {
+			return res, backoff.Permanent(err)
+		}
+		return res, err
+	}, backoff.WithBackOff(b), backoff.WithMaxTries(h.unavailable-1), backoff.WithMaxElapsedTime(2*time.Second))
+	var perm *backoff.PermanentError
+	if errors.As(err, &perm) {
+		err = perm.Unwrap()
+	}
+	return res, err
+}
