@@ -1,0 +1,380 @@
+// Package relay publishes the event store's global log to NATS JetStream: the
+// store is the outbox, the relay drains it onto the bus.
+//
+// Guarantees:
+//   - Every stored event reaches ICP_EVENTS, in store order, on subject
+//     icp.events.<Type> with the CloudEvents headers of events.Headers and
+//     Nats-Msg-Id = event id. No event is ever skipped: a failing publish is
+//     retried (with backoff) until it succeeds.
+//   - The resume point is read from the bus itself: the ce-icpposition header
+//     of the last message ICP_EVENTS holds. It is re-read at the start of
+//     every session: at start, after any publish error, after a NATS
+//     reconnect, after regaining the lease. A tail that JetStream lost in a
+//     crash (its file store fsyncs lazily) is therefore published again, in
+//     order, with no hole.
+//   - Every publish expects the stream sequence it follows
+//     (Nats-Expected-Last-Sequence), so a message is stored only directly on
+//     top of the one the relay last saw: no reordering even if two relays
+//     ever publish at once, and a lost tail is noticed by the next publish.
+//   - One relay is active at a time, by a lease in NATS KV (see lease); the
+//     others wait as spares and take over when the lease expires.
+//
+// Within its Duplicates window JetStream drops a re-published event; after
+// it, a re-published event is stored again. Consumers therefore stay
+// idempotent by event id and version.
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	wmnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
+	"github.com/cenkalti/backoff/v5"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/icpservice/icp/events"
+)
+
+// ErrConnClosed is returned by Run when the NATS connection was closed: the
+// relay cannot publish any more.
+var ErrConnClosed = errors.New("relay: NATS connection closed")
+
+// ErrBusAhead is wrapped by the error of a session that found the bus holding
+// a position beyond the store's head: the bus carries events this store does
+// not have (a store restored from an older copy, or the wrong store). The
+// relay refuses to publish, since new events would be hidden behind that
+// position, and keeps checking.
+var ErrBusAhead = errors.New("the bus is ahead of the event store")
+
+// errReconnected ends a session after the connection to NATS was
+// re-established: the server may have restarted and lost a tail.
+var errReconnected = errors.New("NATS connection re-established")
+
+// connCheckInterval is how often an active session looks at the
+// connection's reconnect count. Polling the count, rather than installing a
+// reconnect handler, leaves the connection's handlers to its owner (nats.go
+// has a single handler slot).
+const connCheckInterval = 100 * time.Millisecond
+
+// State is what a relay is doing.
+type State string
+
+// The states of a relay.
+const (
+	StateStopped  State = "stopped"  // Run is not running
+	StateStarting State = "starting" // Run started, lease not yet checked
+	StateActive   State = "active"   // holds the lease and publishes
+	StateSpare    State = "spare"    // another relay holds the lease; waiting
+	StateRetrying State = "retrying" // the last attempt failed; retrying with backoff
+)
+
+// Stats is a snapshot of a relay's progress.
+type Stats struct {
+	State State
+	// Active is true while this relay holds the lease and publishes.
+	Active bool
+	// LastPosition is the store position of the last event on the bus, as
+	// this relay last knew it: read at the start of its latest session, or
+	// acknowledged by JetStream since. Store head minus LastPosition is the
+	// active relay's lag.
+	LastPosition uint64
+	// Published counts events JetStream acknowledged to this relay.
+	Published uint64
+	// Sessions counts the times this relay (re)read the bus tail and resumed.
+	Sessions uint64
+	// LastError is the last failure, cleared by the next success.
+	LastError string
+}
+
+// Relay publishes the event store's global log to JetStream. Create it with
+// New and start it with Run.
+type Relay struct {
+	cfg   Config
+	store events.Store
+	nc    *nats.Conn
+	js    jetstream.JetStream
+	pub   *wmnats.Publisher
+	log   *slog.Logger
+
+	running   atomic.Bool
+	state     atomic.Value // State
+	lastPos   atomic.Uint64
+	published atomic.Uint64
+	sessions  atomic.Uint64
+	lastErr   atomic.Value // string
+}
+
+// New validates cfg and builds a relay. It does no I/O.
+func New(cfg Config) (*Relay, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	// nats.go's JetStream API for what watermill cannot do: the lease in KV,
+	// reading the stream's tail and state.
+	js, err := jetstream.New(cfg.Conn, jetstream.WithDefaultTimeout(cfg.PublishTimeout))
+	if err != nil {
+		return nil, fmt.Errorf("relay: jetstream: %w", err)
+	}
+	pub, err := newPublisher(cfg.Conn, cfg.PublishTimeout, watermill.NewSlogLogger(cfg.Logger))
+	if err != nil {
+		return nil, fmt.Errorf("relay: publisher: %w", err)
+	}
+	r := &Relay{cfg: cfg, store: cfg.Store, nc: cfg.Conn, js: js, pub: pub, log: cfg.Logger.With("instance", cfg.InstanceID)}
+	r.state.Store(StateStopped)
+	r.lastErr.Store("")
+	return r, nil
+}
+
+// Run publishes while this relay holds the lease, and waits as a spare while
+// another relay does, until ctx ends. Then it finishes the batch it is
+// publishing, releases the lease so a spare takes over at once, and returns
+// nil. Failures of NATS or the store are retried with backoff, never
+// returned; Run returns an error only when it cannot go on: the NATS
+// connection was closed (ErrConnClosed), or Run is already running.
+func (r *Relay) Run(ctx context.Context) error {
+	if !r.running.CompareAndSwap(false, true) {
+		return errors.New("relay: Run is already running")
+	}
+	defer r.running.Store(false)
+	defer r.state.Store(StateStopped)
+	r.state.Store(StateStarting)
+
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval = 50 * time.Millisecond
+	bo.MaxInterval = r.cfg.RetryMax
+	spareWait := min(r.cfg.LeaseTTL/4, time.Second)
+
+	var ls *lease
+	for {
+		if ctx.Err() != nil {
+			r.release(ls)
+			return nil
+		}
+		if r.nc.IsClosed() {
+			return ErrConnClosed
+		}
+		if ls == nil {
+			l, err := openLease(ctx, r.js, r.cfg.LeaseBucket, r.cfg.InstanceID, r.cfg.LeaseTTL, r.cfg.PublishTimeout)
+			if err != nil {
+				r.failed("open lease bucket", err)
+				sleep(ctx, bo.NextBackOff())
+				continue
+			}
+			ls = l
+		}
+		held, err := ls.acquire(ctx)
+		if err != nil {
+			r.failed("take lease", err)
+			sleep(ctx, bo.NextBackOff())
+			continue
+		}
+		if !held {
+			if r.state.Swap(StateSpare) != StateSpare {
+				r.log.Info("relay: another relay holds the lease; waiting as a spare")
+			}
+			r.lastErr.Store("")
+			sleep(ctx, spareWait)
+			continue
+		}
+		if r.state.Swap(StateActive) != StateActive {
+			r.log.Info("relay: holding the lease; publishing")
+		}
+		progressed, err := r.session(ctx, ls)
+		if progressed {
+			bo.Reset()
+		}
+		switch {
+		case ctx.Err() != nil:
+			// stopping: the loop head releases the lease
+		case errors.Is(err, errLeaseLost):
+			r.log.Warn("relay: lease lost; stopped publishing", "err", err)
+			r.state.Store(StateSpare)
+		case errors.Is(err, errReconnected):
+			r.log.Info("relay: reconnected to NATS; re-reading the bus tail")
+		case errors.Is(err, errTailMoved):
+			r.log.Warn("relay: re-reading the bus tail", "err", err)
+			r.state.Store(StateRetrying)
+			sleep(ctx, bo.NextBackOff())
+		default:
+			r.failed("publish", err)
+			sleep(ctx, bo.NextBackOff())
+		}
+	}
+}
+
+// session resumes after the bus tail and publishes until ctx ends, the lease
+// is lost, NATS reconnects, or something fails. It reports whether at least
+// one batch was fully published and confirmed.
+func (r *Relay) session(ctx context.Context, ls *lease) (progressed bool, err error) {
+	r.sessions.Add(1)
+	reconnects := r.nc.Stats().Reconnects
+	rctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
+	t, err := readTail(rctx, r.js)
+	cancel()
+	if err != nil {
+		return false, fmt.Errorf("read bus tail: %w", err)
+	}
+	head, err := r.store.Head(ctx)
+	if err != nil {
+		return false, fmt.Errorf("event store head: %w", err)
+	}
+	if t.Position > head {
+		return false, fmt.Errorf("%w: bus at position %d, store head at %d", ErrBusAhead, t.Position, head)
+	}
+	r.lastPos.Store(t.Position)
+	r.log.Debug("relay: session started", "resume_after", t.Position, "stream_last_seq", t.LastSeq, "store_head", head)
+
+	sctx, stop := context.WithCancelCause(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		r.watch(sctx, stop, ls, reconnects)
+	}()
+	defer func() {
+		stop(nil)
+		wg.Wait()
+	}()
+
+	w := &tailWriter{pub: r.pub, js: r.js, timeout: r.cfg.PublishTimeout, lastSeq: t.LastSeq}
+	last := t.Position
+	err = r.store.Follow(sctx, t.Position, r.cfg.BatchSize, func(batch []events.Recorded) error {
+		// A batch is started only while the session is valid; once started
+		// it is finished even if ctx ends (graceful stop), but abandoned at
+		// once if the lease is lost or NATS reconnected.
+		if sctx.Err() != nil {
+			return context.Cause(sctx)
+		}
+		if err := ls.ensure(sctx); err != nil {
+			return err
+		}
+		for _, ev := range batch {
+			if c := context.Cause(sctx); errors.Is(c, errLeaseLost) || errors.Is(c, errReconnected) {
+				return c
+			}
+			if ev.Position <= last {
+				return fmt.Errorf("event store delivered position %d after %d: refusing to publish out of order", ev.Position, last)
+			}
+			if err := checkSubject(ev.Type); err != nil {
+				return fmt.Errorf("event %s at position %d: %w", ev.ID, ev.Position, err)
+			}
+			if err := w.publish(ev); err != nil {
+				return err
+			}
+			last = ev.Position
+			r.lastPos.Store(ev.Position)
+			r.published.Add(1)
+		}
+		if err := w.confirm(context.WithoutCancel(sctx)); err != nil {
+			return err
+		}
+		progressed = true
+		r.state.Store(StateActive)
+		r.lastErr.Store("")
+		return nil
+	})
+	if ctx.Err() == nil && sctx.Err() != nil {
+		if c := context.Cause(sctx); c != nil {
+			err = c
+		}
+	}
+	return progressed, err
+}
+
+// watch keeps an active session's lease renewed while it is idle, and ends
+// the session (through stop) when the lease is lost or the connection to
+// NATS was re-established.
+func (r *Relay) watch(ctx context.Context, stop context.CancelCauseFunc, ls *lease, reconnects uint64) {
+	renew := time.NewTicker(r.cfg.LeaseTTL / 6)
+	defer renew.Stop()
+	conn := time.NewTicker(connCheckInterval)
+	defer conn.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-conn.C:
+			if r.nc.Stats().Reconnects != reconnects {
+				stop(errReconnected)
+				return
+			}
+		case <-renew.C:
+			err := ls.ensure(ctx)
+			if errors.Is(err, errLeaseLost) {
+				stop(err)
+				return
+			}
+			if err != nil && ctx.Err() == nil {
+				r.log.Warn("relay: renewing the lease failed; retrying", "err", err)
+			}
+		}
+	}
+}
+
+// release gives up the lease on a graceful stop.
+func (r *Relay) release(ls *lease) {
+	if ls == nil {
+		return
+	}
+	if err := ls.release(context.Background()); err != nil {
+		r.log.Warn("relay: could not release the lease; a spare takes over when it expires", "err", err)
+	}
+}
+
+func (r *Relay) failed(what string, err error) {
+	r.state.Store(StateRetrying)
+	r.lastErr.Store(what + ": " + err.Error())
+	r.log.Error("relay: "+what+" failed; retrying", "err", err)
+}
+
+// Ready reports whether the relay is connected to NATS and either publishing
+// or waiting as a healthy spare.
+func (r *Relay) Ready() bool {
+	if !r.nc.IsConnected() {
+		return false
+	}
+	s := r.state.Load().(State)
+	return s == StateActive || s == StateSpare
+}
+
+// Stats returns a snapshot of the relay's progress. Safe for concurrent use.
+func (r *Relay) Stats() Stats {
+	s := r.state.Load().(State)
+	return Stats{
+		State:        s,
+		Active:       s == StateActive,
+		LastPosition: r.lastPos.Load(),
+		Published:    r.published.Load(),
+		Sessions:     r.sessions.Load(),
+		LastError:    r.lastErr.Load().(string),
+	}
+}
+
+// checkSubject refuses event types that would not make one valid NATS
+// subject token sequence under icp.events.
+func checkSubject(eventType string) error {
+	if eventType == "" || strings.ContainsAny(eventType, " \t\r\n*>") ||
+		strings.HasPrefix(eventType, ".") || strings.HasSuffix(eventType, ".") || strings.Contains(eventType, "..") {
+		return fmt.Errorf("event type %q cannot be a NATS subject", eventType)
+	}
+	return nil
+}
+
+// sleep waits for d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

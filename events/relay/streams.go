@@ -1,0 +1,181 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/icpservice/icp/events"
+)
+
+// Defaults of StreamConfig.
+const (
+	DefaultDuplicates = 2 * time.Minute
+	DefaultReplicas   = 1
+)
+
+// StreamConfig configures the bus streams. Zero values select the defaults.
+type StreamConfig struct {
+	// Duplicates is the window in which JetStream drops a message whose
+	// Nats-Msg-Id (the event id) it already stored (default 2m). Consumers
+	// stay idempotent by event id and version regardless: a relay that
+	// re-publishes after a longer outage is not deduplicated.
+	Duplicates time.Duration
+	// MaxAge is how long ICP_EVENTS keeps a message (0: forever). Should the
+	// stream ever age out completely, the relay finds no resume point on the
+	// bus and re-publishes the store from its start; consumers skip what they
+	// already applied.
+	MaxAge time.Duration
+	// Replicas is the replica count of both streams on a NATS cluster
+	// (default 1).
+	Replicas int
+}
+
+// Validate reports every problem of the configuration at once.
+func (c StreamConfig) Validate() error {
+	var errs []error
+	if c.Duplicates < 0 {
+		errs = append(errs, fmt.Errorf("Duplicates must be > 0 (0: default %s), got %s", DefaultDuplicates, c.Duplicates))
+	}
+	if c.MaxAge < 0 {
+		errs = append(errs, fmt.Errorf("MaxAge must be >= 0 (0: unlimited), got %s", c.MaxAge))
+	}
+	if d := c.withDefaults().Duplicates; c.MaxAge > 0 && d > c.MaxAge {
+		errs = append(errs, fmt.Errorf("Duplicates (%s) must not exceed MaxAge (%s)", d, c.MaxAge))
+	}
+	if c.Replicas < 0 || c.Replicas > 5 {
+		errs = append(errs, fmt.Errorf("Replicas must be between 1 and 5 (0: default %d), got %d", DefaultReplicas, c.Replicas))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("relay: invalid stream config: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+func (c StreamConfig) withDefaults() StreamConfig {
+	if c.Duplicates == 0 {
+		c.Duplicates = DefaultDuplicates
+	}
+	if c.Replicas == 0 {
+		c.Replicas = DefaultReplicas
+	}
+	return c
+}
+
+// EnsureStreams creates the event stream ICP_EVENTS (subjects icp.events.>)
+// and the dead-letter stream ICP_DLQ (subjects icp.dlq.>), or updates them to
+// cfg when they exist. Both are file-backed, limits-based streams. It is
+// idempotent: every part of the service may call it at start. It fails when
+// the existing streams cannot be updated to cfg (e.g. a different storage
+// type).
+//
+// It uses nats.go's JetStream management API: watermill-nats can only create
+// a stream named after a topic, with no storage, limits or dedup settings.
+func EnsureStreams(ctx context.Context, nc *nats.Conn, cfg StreamConfig) error {
+	if nc == nil {
+		return errors.New("relay: EnsureStreams: nil connection")
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	cfg = cfg.withDefaults()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("relay: jetstream: %w", err)
+	}
+	streams := []jetstream.StreamConfig{{
+		Name:        events.BusStream,
+		Description: "ICP events, published by the relay in event store order",
+		Subjects:    []string{events.BusSubjects},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		Duplicates:  cfg.Duplicates,
+		MaxAge:      cfg.MaxAge,
+		Replicas:    cfg.Replicas,
+	}, {
+		Name:        events.DLQStream,
+		Description: "ICP events that a consumer could never apply, with the reason",
+		Subjects:    []string{events.DLQSubjects},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		Duplicates:  cfg.Duplicates,
+		Replicas:    cfg.Replicas,
+	}}
+	for _, sc := range streams {
+		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("relay: ensure stream %s: %w", sc.Name, err)
+		}
+	}
+	return nil
+}
+
+// ErrNoPosition is wrapped by the error of a bus tail whose last message
+// carries no valid position header: something other than the relay
+// published on the event subjects, and the resume point is unknown.
+var ErrNoPosition = errors.New("last message on the bus has no valid " + events.HeaderPosition + " header")
+
+// tail is the state of ICP_EVENTS a relay session starts from.
+type tail struct {
+	// Position is the event store position in the last message the stream
+	// holds (0 when it holds none): the resume point.
+	Position uint64
+	// LastSeq is the stream's last sequence number. It can be above the last
+	// held message's sequence when messages at the end were deleted; the
+	// next publish must expect exactly this value.
+	LastSeq uint64
+}
+
+// readTail reads the resume point from the bus itself, never from a
+// checkpoint kept elsewhere (which could run ahead of what JetStream really
+// kept after a crash).
+//
+// It uses nats.go's JetStream API directly: watermill has no way to read a
+// stream's state or its last message.
+func readTail(ctx context.Context, js jetstream.JetStream) (tail, error) {
+	// Stream fetches the stream info: LastSeq is read before the last
+	// message, so a message appended in between is noticed below.
+	s, err := js.Stream(ctx, events.BusStream)
+	if err != nil {
+		return tail{}, fmt.Errorf("stream %s: %w", events.BusStream, err)
+	}
+	t := tail{LastSeq: s.CachedInfo().State.LastSeq}
+	m, err := s.GetLastMsgForSubject(ctx, events.BusSubjects)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return t, nil
+	}
+	if err != nil {
+		return tail{}, fmt.Errorf("last message of %s: %w", events.BusStream, err)
+	}
+	if m.Sequence > t.LastSeq {
+		return tail{}, fmt.Errorf("stream %s grew while its tail was read (sequence %d after last sequence %d): another publisher is active", events.BusStream, m.Sequence, t.LastSeq)
+	}
+	h := m.Header.Get(events.HeaderPosition)
+	pos, err := strconv.ParseUint(h, 10, 64)
+	if err != nil || pos == 0 {
+		return tail{}, fmt.Errorf("%w (sequence %d, subject %s, value %q)", ErrNoPosition, m.Sequence, m.Subject, h)
+	}
+	t.Position = pos
+	return t, nil
+}
+
+// BusPosition returns the event store position of the last event the bus
+// holds (0 when it holds none): how far the relay has published, whichever
+// relay is active. Compared with the store's Head it gives the relay's lag.
+func BusPosition(ctx context.Context, nc *nats.Conn) (uint64, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return 0, fmt.Errorf("relay: jetstream: %w", err)
+	}
+	t, err := readTail(ctx, js)
+	if err != nil {
+		return 0, fmt.Errorf("relay: %w", err)
+	}
+	return t.Position, nil
+}
