@@ -1,0 +1,89 @@
+package sqlitestore
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/icpservice/icp/events"
+)
+
+// Follow delivers every event with Position > after in global order, in
+// batches of at most batchSize: first those stored, then new ones as they are
+// committed. Appends of this process wake it at once; appends of another
+// process sharing the file are seen within PollInterval. It returns ctx.Err()
+// when ctx ends, fn's error when fn fails, ErrClosed when the store closes,
+// and an error wrapping events.ErrUnavailable when the file cannot be read.
+func (s *Store) Follow(ctx context.Context, after uint64, batchSize int, fn func([]events.Recorded) error) error {
+	if batchSize <= 0 {
+		return errors.New("sqlitestore: follow: batch size must be > 0")
+	}
+	if fn == nil {
+		return errors.New("sqlitestore: follow: nil fn")
+	}
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		// Take the wake-up channel before reading, so a commit that lands
+		// after the read still wakes this loop.
+		wake := s.note.wait()
+		recs, err := s.ReadAll(ctx, after, batchSize)
+		if err != nil {
+			if ctxErr := ctx.Err(); ctxErr != nil {
+				return ctxErr
+			}
+			return err
+		}
+		if len(recs) > 0 {
+			if err := fn(recs); err != nil {
+				return err
+			}
+			after = recs[len(recs)-1].Position
+			continue
+		}
+		if timer == nil {
+			timer = time.NewTimer(s.opts.PollInterval)
+		} else {
+			timer.Reset(s.opts.PollInterval)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.closing:
+			return ErrClosed
+		case <-wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// notifier wakes every waiter at once: each commit closes the current channel
+// and replaces it. (A sync.Cond cannot be selected on together with ctx.)
+type notifier struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func newNotifier() notifier { return notifier{ch: make(chan struct{})} }
+
+// wait returns a channel that is closed at the next broadcast.
+func (n *notifier) wait() <-chan struct{} {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.ch
+}
+
+func (n *notifier) broadcast() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	close(n.ch)
+	n.ch = make(chan struct{})
+}

@@ -1,0 +1,266 @@
+// Package sqlitestore is the embedded event store: the events.Store port on a
+// single SQLite file (pure Go, modernc.org/sqlite), in WAL mode with
+// synchronous=FULL so that every acknowledged append has been fsynced.
+//
+// Writes go through one connection and one writer goroutine that commits
+// concurrent appends together (group commit, see writer.go); reads use a
+// separate pool of read-only connections and never block the writer.
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/icpservice/icp/events"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// ErrClosed is returned by every method of a closed Store. It wraps
+// events.ErrUnavailable.
+var ErrClosed = fmt.Errorf("sqlitestore: store is closed: %w", events.ErrUnavailable)
+
+// Defaults of Options.
+const (
+	DefaultBatchMax     = 512
+	DefaultQueueSize    = 4096
+	DefaultPollInterval = 250 * time.Millisecond
+	DefaultBusyTimeout  = 5 * time.Second
+	readConns           = 8
+)
+
+// Options tune the store. The zero value of each field selects its default;
+// negative values are invalid.
+type Options struct {
+	// BatchMax is the most appends committed in one transaction (one fsync).
+	BatchMax int
+	// QueueSize bounds the appends waiting for the writer. When the queue is
+	// full, Append blocks until there is room or its ctx ends.
+	QueueSize int
+	// PollInterval is how often a caught-up Follow re-reads the file when no
+	// commit of this process woke it: it is how appends written by another
+	// process become visible.
+	PollInterval time.Duration
+	// BusyTimeout is how long a statement waits for a lock held by another
+	// process (another writer, or a checkpoint) before failing.
+	BusyTimeout time.Duration
+}
+
+// Validate reports every invalid field at once.
+func (o Options) Validate() error {
+	var errs []error
+	if o.BatchMax < 0 {
+		errs = append(errs, fmt.Errorf("BatchMax must be >= 0 (0: default %d), got %d", DefaultBatchMax, o.BatchMax))
+	}
+	if o.QueueSize < 0 {
+		errs = append(errs, fmt.Errorf("QueueSize must be >= 0 (0: default %d), got %d", DefaultQueueSize, o.QueueSize))
+	}
+	if o.PollInterval < 0 {
+		errs = append(errs, fmt.Errorf("PollInterval must be >= 0 (0: default %s), got %s", DefaultPollInterval, o.PollInterval))
+	}
+	if o.BusyTimeout < 0 {
+		errs = append(errs, fmt.Errorf("BusyTimeout must be >= 0 (0: default %s), got %s", DefaultBusyTimeout, o.BusyTimeout))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("sqlitestore: invalid options: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+func (o Options) withDefaults() Options {
+	if o.BatchMax == 0 {
+		o.BatchMax = DefaultBatchMax
+	}
+	if o.QueueSize == 0 {
+		o.QueueSize = DefaultQueueSize
+	}
+	if o.PollInterval == 0 {
+		o.PollInterval = DefaultPollInterval
+	}
+	if o.BusyTimeout == 0 {
+		o.BusyTimeout = DefaultBusyTimeout
+	}
+	return o
+}
+
+// Store is an events.Store on a SQLite file. It is safe for concurrent use.
+// Several processes may open the same file: SQLite serialises their writers,
+// and each process's Follow sees the others' events within PollInterval.
+type Store struct {
+	opts Options
+	wdb  *sql.DB // exactly one connection: the writer's
+	rdb  *sql.DB // read-only connections
+
+	queue   chan *appendReq
+	sendMu  sync.RWMutex // held for reading while an Append hands its request to queue
+	closed  bool         // under sendMu: queue no longer accepts requests
+	closing chan struct{}
+	written chan struct{} // closed when the writer goroutine has finished
+	note    notifier
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ events.Store = (*Store)(nil)
+
+// Open opens (creating it if needed) the event store in the SQLite file at
+// path, applies any pending schema migrations and starts the writer. It
+// refuses a file whose schema is newer than this code.
+func Open(ctx context.Context, path string, opts Options) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("sqlitestore: empty path")
+	}
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	opts = opts.withDefaults()
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: path %q: %w", path, err)
+	}
+	busy := strconv.FormatInt(opts.BusyTimeout.Milliseconds(), 10)
+	// A file: URI, so that any character in the path is escaped rather
+	// than read as a URI parameter.
+	base := (&url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}).String()
+
+	wdsn := base + "?_txlock=immediate&_busy_timeout=" + busy +
+		"&_journal_mode=WAL&_synchronous=FULL"
+	wdb, err := sql.Open("sqlite", wdsn)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
+	}
+	wdb.SetMaxOpenConns(1)
+	wdb.SetMaxIdleConns(1)
+	wdb.SetConnMaxLifetime(0)
+	wdb.SetConnMaxIdleTime(0)
+	if err := checkDurable(ctx, wdb); err != nil {
+		wdb.Close()
+		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
+	}
+	if err := migrate(ctx, wdb); err != nil {
+		wdb.Close()
+		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
+	}
+
+	rdb, err := sql.Open("sqlite", base+"?_busy_timeout="+busy+"&_query_only=1")
+	if err != nil {
+		wdb.Close()
+		return nil, fmt.Errorf("sqlitestore: open %s for reading: %w", path, err)
+	}
+	rdb.SetMaxOpenConns(readConns)
+	rdb.SetMaxIdleConns(readConns)
+	if err := rdb.PingContext(ctx); err != nil {
+		wdb.Close()
+		rdb.Close()
+		return nil, fmt.Errorf("sqlitestore: open %s for reading: %w", path, err)
+	}
+
+	s := &Store{
+		opts:    opts,
+		wdb:     wdb,
+		rdb:     rdb,
+		queue:   make(chan *appendReq, opts.QueueSize),
+		closing: make(chan struct{}),
+		written: make(chan struct{}),
+		note:    newNotifier(),
+	}
+	w, err := newWriter(s)
+	if err != nil {
+		wdb.Close()
+		rdb.Close()
+		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
+	}
+	go w.run()
+	return s, nil
+}
+
+// checkDurable makes sure the writer's connection really got WAL mode and
+// synchronous=FULL: without them an acknowledged append could be lost on
+// power failure, which the port forbids.
+func checkDurable(ctx context.Context, db *sql.DB) error {
+	var mode string
+	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return err
+	}
+	if mode != "wal" {
+		return fmt.Errorf("journal_mode is %q, want wal", mode)
+	}
+	var sync int
+	if err := db.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&sync); err != nil {
+		return err
+	}
+	if sync != 2 { // FULL
+		return fmt.Errorf("synchronous is %d, want 2 (FULL)", sync)
+	}
+	return nil
+}
+
+// Close stops accepting appends, commits those already queued (their callers
+// get their answers), waits for the writer and closes the file. Follow calls
+// return ErrClosed. Calling Close again returns the first call's result.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.closing) // releases Appends blocked on a full queue
+		s.sendMu.Lock()  // waits for Appends that are handing over a request
+		s.closed = true
+		close(s.queue)
+		s.sendMu.Unlock()
+		<-s.written
+		s.closeErr = errors.Join(s.wdb.Close(), s.rdb.Close())
+	})
+	return s.closeErr
+}
+
+func (s *Store) isClosing() bool {
+	select {
+	case <-s.closing:
+		return true
+	default:
+		return false
+	}
+}
+
+// Ping reports whether the file can be read now.
+func (s *Store) Ping(ctx context.Context) error {
+	if s.isClosing() {
+		return ErrClosed
+	}
+	var one int
+	if err := s.rdb.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
+		return s.readErr(ctx, "ping", err)
+	}
+	return nil
+}
+
+// Head returns the position of the last committed event (0 when empty).
+func (s *Store) Head(ctx context.Context) (uint64, error) {
+	if s.isClosing() {
+		return 0, ErrClosed
+	}
+	var head int64
+	if err := s.rdb.QueryRowContext(ctx, "SELECT COALESCE(MAX(position), 0) FROM events").Scan(&head); err != nil {
+		return 0, s.readErr(ctx, "head", err)
+	}
+	return uint64(head), nil
+}
+
+// readErr wraps a failed read: ErrClosed when the store was closed meanwhile,
+// otherwise an error wrapping events.ErrUnavailable (and the context's error
+// when ctx ended).
+func (s *Store) readErr(ctx context.Context, op string, err error) error {
+	if s.isClosing() {
+		return ErrClosed
+	}
+	if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
+		err = fmt.Errorf("%w (%w)", ctxErr, err)
+	}
+	return fmt.Errorf("sqlitestore: %s: %w: %w", op, events.ErrUnavailable, err)
+}
