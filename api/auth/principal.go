@@ -27,8 +27,12 @@ func (p Principal) Tenant() string {
 	if p.OrgID != "" {
 		return p.OrgID
 	}
-	return "personal:" + p.UserID
+	return personalPrefix + p.UserID
 }
+
+// personalPrefix starts every personal tenant; no organisation id may start
+// with it.
+const personalPrefix = "personal:"
 
 // ErrUnauthorized is wrapped by every verification failure; the message after
 // it says why (expired, wrong issuer, ...) and is safe to show the caller.

@@ -1,0 +1,58 @@
+// Command icpctl operates an ICP service installation: each subcommand is one
+// type in its own file, listed in CLI below.
+package main
+
+import (
+	"io"
+	"os"
+
+	"github.com/alecthomas/kong"
+)
+
+// CLI lists the subcommands. A subcommand is a struct with kong tags and a
+// Run(*Globals) error method.
+type CLI struct {
+	Token TokenCmd `cmd:"" help:"Print a development-mode bearer token signed with the key in the data directory."`
+}
+
+// Globals are what every subcommand's Run receives.
+type Globals struct {
+	// Stdout receives the command's result; Stderr its notes and errors.
+	Stdout, Stderr io.Writer
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// exitRequest carries kong's exit code (after --help or an error) out of
+// the parser without ending the process, so run can be called from tests.
+type exitRequest struct{ code int }
+
+// run parses args, runs the chosen subcommand and returns the exit status:
+// 0 on success, 1 when the command failed, 80 for invalid arguments.
+func run(args []string, stdout, stderr io.Writer) (code int) {
+	defer func() {
+		if r := recover(); r != nil {
+			e, ok := r.(exitRequest)
+			if !ok {
+				panic(r)
+			}
+			code = e.code
+		}
+	}()
+	var cli CLI
+	parser, err := kong.New(&cli,
+		kong.Name("icpctl"),
+		kong.Description("Operate the ICP service."),
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(code int) { panic(exitRequest{code}) }),
+	)
+	if err != nil {
+		panic(err) // the CLI struct's tags are wrong: a programming error
+	}
+	kctx, err := parser.Parse(args)
+	parser.FatalIfErrorf(err)
+	parser.FatalIfErrorf(kctx.Run(&Globals{Stdout: stdout, Stderr: stderr}))
+	return 0
+}
