@@ -45,7 +45,8 @@ type policy struct {
 	adminUsers        []string
 }
 
-// newPolicy copies its arguments. Empty admin roles and users are dropped:
+// newPolicy copies its arguments. Origins are compared without a trailing
+// slash. Empty admin roles and users are dropped:
 // an empty role would make every member of an organisation whose token
 // states no role an admin.
 func newPolicy(authorizedParties, adminRoles, adminUsers []string) policy {
@@ -54,8 +55,12 @@ func newPolicy(authorizedParties, adminRoles, adminUsers []string) policy {
 	if len(adminRoles) == 0 {
 		adminRoles = slices.Clone(DefaultAdminRoles)
 	}
+	parties := make([]string, 0, len(authorizedParties))
+	for _, o := range authorizedParties {
+		parties = append(parties, strings.TrimSuffix(o, "/"))
+	}
 	return policy{
-		authorizedParties: slices.Clone(authorizedParties),
+		authorizedParties: parties,
 		adminRoles:        adminRoles,
 		adminUsers:        slices.DeleteFunc(slices.Clone(adminUsers), isEmpty),
 	}
@@ -67,7 +72,8 @@ func newPolicy(authorizedParties, adminRoles, adminUsers []string) policy {
 // ignored. Admin holds when the caller's role in its organisation is one of
 // the admin roles, or the caller is in the admin user list.
 func (p policy) principal(c *sessionClaims) (Principal, error) {
-	if len(p.authorizedParties) > 0 && !slices.Contains(p.authorizedParties, c.AuthorizedParty) {
+	if len(p.authorizedParties) > 0 &&
+		(c.AuthorizedParty == "" || !slices.Contains(p.authorizedParties, strings.TrimSuffix(c.AuthorizedParty, "/"))) {
 		return Principal{}, refused(ReasonAuthorizedParty)
 	}
 	if !validID(c.Subject) {

@@ -33,7 +33,8 @@ type ClerkConfig struct {
 	// API URL). Required.
 	Issuer string
 	// AuthorizedParties, when not empty, are the origins a token's azp must be
-	// one of; a token without azp is then refused too.
+	// one of (a trailing slash on either side is ignored); a token without
+	// azp is then refused too.
 	AuthorizedParties []string
 	// AdminRoles are the organisation roles that make the caller an admin
 	// (default DefaultAdminRoles: "org:admin" for v1 tokens, "admin" for v2).
@@ -82,7 +83,8 @@ type ClerkVerifier struct {
 
 var _ Verifier = (*ClerkVerifier)(nil)
 
-// NewClerkVerifier checks cfg and fetches the JWKS once. A failed first fetch
+// NewClerkVerifier checks cfg and fetches the JWKS once, waiting at most
+// JWKSFetchTimeout. A failed first fetch
 // is logged, not returned: the service starts, and Verify answers
 // ErrKeysUnavailable until a fetch succeeds (on the next token, at most once
 // per JWKSUnknownKIDInterval). ctx bounds the verifier's life: cancelling it

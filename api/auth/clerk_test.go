@@ -154,6 +154,19 @@ func TestClerkConfiguredAdminRoles(t *testing.T) {
 	}
 }
 
+func TestClerkAuthorizedPartyIgnoresTrailingSlash(t *testing.T) {
+	srv := newJWKSServer(t, keyA())
+	v := newClerk(t, srv, func(c *ClerkConfig) { c.AuthorizedParties = []string{"https://a.test/", "https://b.test"} })
+	c := sessionClaimsAt(time.Now())
+	for _, azp := range []string{"https://a.test", "https://b.test/"} {
+		c["azp"] = azp
+		mustVerify(t, v, sign(t, keyA(), c))
+	}
+	c["azp"] = "/"
+	_, err := v.Verify(context.Background(), sign(t, keyA(), c))
+	wantRefused(t, err, ReasonAuthorizedParty)
+}
+
 func TestClerkWithoutAuthorizedPartiesAcceptsAnyAzp(t *testing.T) {
 	srv := newJWKSServer(t, keyA())
 	v := newClerk(t, srv, func(c *ClerkConfig) { c.AuthorizedParties = nil })
