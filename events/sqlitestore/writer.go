@@ -86,12 +86,61 @@ func appendCtxErr(stream string, err error) error {
 	return fmt.Errorf("sqlitestore: append to %q: %w: %w", stream, events.ErrUnavailable, err)
 }
 
-// writer owns the write connection once Open has returned.
-type writer struct {
-	s *Store
-
+// stmts are the writer's statements, prepared once on the write connection
+// and bound to each batch's transaction.
+type stmts struct {
 	maxVersion, readIDs, insert    *sql.Stmt
 	savepoint, release, rollbackTo *sql.Stmt
+}
+
+func (st *stmts) all() []**sql.Stmt {
+	return []**sql.Stmt{&st.maxVersion, &st.readIDs, &st.insert, &st.savepoint, &st.release, &st.rollbackTo}
+}
+
+func prepareStmts(db *sql.DB) (*stmts, error) {
+	text := []string{
+		"SELECT COALESCE(MAX(version), 0) FROM events WHERE stream = ?",
+		"SELECT event_id, position FROM events WHERE stream = ? AND version > ? AND version <= ? ORDER BY version",
+		`INSERT INTO events (stream, version, event_id, type, schema_version, data, metadata, recorded_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		"SAVEPOINT append",
+		"RELEASE append",
+		"ROLLBACK TO append",
+	}
+	st := &stmts{}
+	for i, dst := range st.all() {
+		p, err := db.Prepare(text[i])
+		if err != nil {
+			st.close()
+			return nil, fmt.Errorf("prepare %q: %w", text[i], err)
+		}
+		*dst = p
+	}
+	return st, nil
+}
+
+// in returns the statements bound to tx.
+func (st *stmts) in(ctx context.Context, tx *sql.Tx) *stmts {
+	b := &stmts{}
+	dst := b.all()
+	for i, p := range st.all() {
+		*dst[i] = tx.StmtContext(ctx, *p)
+	}
+	return b
+}
+
+func (st *stmts) close() {
+	for _, p := range st.all() {
+		if *p != nil {
+			(*p).Close() //nolint:errcheck // closing a statement of a connection about to close
+		}
+	}
+}
+
+// writer owns the write connection once Open has returned.
+type writer struct {
+	s     *Store
+	stmts *stmts
 
 	batch    []*appendReq
 	answers  []appendAns
@@ -102,34 +151,14 @@ type writer struct {
 }
 
 func newWriter(s *Store) (*writer, error) {
-	w := &writer{s: s, versions: make(map[string]uint64)}
-	stmts := []struct {
-		dst **sql.Stmt
-		sql string
-	}{
-		{&w.maxVersion, "SELECT COALESCE(MAX(version), 0) FROM events WHERE stream = ?"},
-		{&w.readIDs, "SELECT event_id, position FROM events WHERE stream = ? AND version > ? AND version <= ? ORDER BY version"},
-		{&w.insert, `INSERT INTO events (stream, version, event_id, type, schema_version, data, metadata, recorded_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`},
-		{&w.savepoint, "SAVEPOINT append"},
-		{&w.release, "RELEASE append"},
-		{&w.rollbackTo, "ROLLBACK TO append"},
+	st, err := prepareStmts(s.wdb)
+	if err != nil {
+		return nil, err
 	}
-	for _, st := range stmts {
-		p, err := s.wdb.Prepare(st.sql)
-		if err != nil {
-			return nil, fmt.Errorf("prepare %q: %w", st.sql, err)
-		}
-		*st.dst = p
-	}
-	return w, nil
+	return &writer{s: s, stmts: st, versions: make(map[string]uint64)}, nil
 }
 
-func (w *writer) closeStmts() {
-	for _, st := range []*sql.Stmt{w.maxVersion, w.readIDs, w.insert, w.savepoint, w.release, w.rollbackTo} {
-		st.Close() //nolint:errcheck // the connection closes right after
-	}
-}
+func (w *writer) closeStmts() { w.stmts.close() }
 
 // run commits batches until the queue is closed and drained.
 func (w *writer) run() {
@@ -188,6 +217,7 @@ func (w *writer) commitTx() error {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	st := w.stmts.in(ctx, tx)
 	now := time.Now().UTC()
 	for _, r := range w.batch {
 		if err := r.ctx.Err(); err != nil {
@@ -196,7 +226,7 @@ func (w *writer) commitTx() error {
 			w.answers = append(w.answers, appendAns{err: appendCtxErr(r.stream, err)})
 			continue
 		}
-		res, err := w.appendOne(ctx, tx, r, now)
+		res, err := w.appendOne(ctx, st, r, now)
 		if w.broken != nil {
 			return w.broken
 		}
@@ -210,11 +240,11 @@ func (w *writer) commitTx() error {
 
 // appendOne decides one append inside the batch's transaction: write it, or
 // recognise it as a retry of events already stored, or refuse it.
-func (w *writer) appendOne(ctx context.Context, tx *sql.Tx, r *appendReq, now time.Time) (events.AppendResult, error) {
+func (w *writer) appendOne(ctx context.Context, st *stmts, r *appendReq, now time.Time) (events.AppendResult, error) {
 	cur, ok := w.versions[r.stream]
 	if !ok {
 		var v int64
-		if err := tx.StmtContext(ctx, w.maxVersion).QueryRowContext(ctx, r.stream).Scan(&v); err != nil {
+		if err := st.maxVersion.QueryRowContext(ctx, r.stream).Scan(&v); err != nil {
 			return events.AppendResult{}, w.stmtErr(r, "read stream version", err)
 		}
 		cur = uint64(v)
@@ -222,7 +252,7 @@ func (w *writer) appendOne(ctx context.Context, tx *sql.Tx, r *appendReq, now ti
 	}
 	if cur != r.expected {
 		if cur > r.expected {
-			res, retry, err := w.retryOf(ctx, tx, r)
+			res, retry, err := w.retryOf(ctx, st, r)
 			if err != nil || retry {
 				return res, err
 			}
@@ -230,11 +260,10 @@ func (w *writer) appendOne(ctx context.Context, tx *sql.Tx, r *appendReq, now ti
 		return events.AppendResult{}, &events.ConflictError{Stream: r.stream, Expected: r.expected, Actual: cur}
 	}
 
-	if _, err := tx.StmtContext(ctx, w.savepoint).ExecContext(ctx); err != nil {
+	if _, err := st.savepoint.ExecContext(ctx); err != nil {
 		return events.AppendResult{}, w.stmtErr(r, "savepoint", err)
 	}
 	res := events.AppendResult{Positions: make([]uint64, len(r.evs))}
-	ins := tx.StmtContext(ctx, w.insert)
 	for i, e := range r.evs {
 		v := cur + uint64(i) + 1
 		data, meta := e.Data, e.Metadata
@@ -244,7 +273,7 @@ func (w *writer) appendOne(ctx context.Context, tx *sql.Tx, r *appendReq, now ti
 		if meta == nil {
 			meta = []byte{}
 		}
-		out, err := ins.ExecContext(ctx, r.stream, int64(v), e.ID, e.Type, e.SchemaVersion, data, meta, now.UnixNano())
+		out, err := st.insert.ExecContext(ctx, r.stream, int64(v), e.ID, e.Type, e.SchemaVersion, data, meta, now.UnixNano())
 		var pos int64
 		if err == nil {
 			pos, err = out.LastInsertId()
@@ -254,16 +283,16 @@ func (w *writer) appendOne(ctx context.Context, tx *sql.Tx, r *appendReq, now ti
 			// SQLite may already have rolled back the whole transaction
 			// (I/O error, full disk): then undoing the savepoint fails too,
 			// and the batch must fail rather than commit half of it.
-			if _, rbErr := tx.StmtContext(ctx, w.rollbackTo).ExecContext(ctx); rbErr != nil {
+			if _, rbErr := st.rollbackTo.ExecContext(ctx); rbErr != nil {
 				w.broken = errors.Join(err, rbErr)
-			} else if _, relErr := tx.StmtContext(ctx, w.release).ExecContext(ctx); relErr != nil {
+			} else if _, relErr := st.release.ExecContext(ctx); relErr != nil {
 				w.broken = errors.Join(err, relErr)
 			}
 			return events.AppendResult{}, err
 		}
 		res.Positions[i] = uint64(pos)
 	}
-	if _, err := tx.StmtContext(ctx, w.release).ExecContext(ctx); err != nil {
+	if _, err := st.release.ExecContext(ctx); err != nil {
 		w.broken = w.stmtErr(r, "release savepoint", err)
 		return events.AppendResult{}, w.broken
 	}
@@ -275,9 +304,9 @@ func (w *writer) appendOne(ctx context.Context, tx *sql.Tx, r *appendReq, now ti
 // retryOf reports whether r is a retry of an append already stored: its event
 // ids equal, in order, the ids at versions expected+1.. of the stream. It then
 // returns the original result.
-func (w *writer) retryOf(ctx context.Context, tx *sql.Tx, r *appendReq) (events.AppendResult, bool, error) {
+func (w *writer) retryOf(ctx context.Context, st *stmts, r *appendReq) (events.AppendResult, bool, error) {
 	last := r.expected + uint64(len(r.evs))
-	rows, err := tx.StmtContext(ctx, w.readIDs).QueryContext(ctx, r.stream, int64(r.expected), int64(last))
+	rows, err := st.readIDs.QueryContext(ctx, r.stream, int64(r.expected), int64(last))
 	if err != nil {
 		return events.AppendResult{}, false, w.stmtErr(r, "read stored ids", err)
 	}
