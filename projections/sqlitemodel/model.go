@@ -1,0 +1,289 @@
+// Package sqlitemodel is the read model on a SQLite file: the embedded
+// default. It passes the conformance suite in projections/readmodeltest.
+//
+// Durability: the file runs in WAL mode with synchronous=FULL, so an Apply
+// that returned nil has been fsynced. Concurrent Apply calls are coalesced
+// by one writer goroutine into one transaction (group commit: one fsync for
+// many callers). Reads use their own connections and see every committed
+// write, whichever process made it.
+package sqlitemodel
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/icpservice/icp/projections"
+)
+
+// Options tune the read model. The zero value is valid.
+type Options struct {
+	// PollInterval is how often WaitFor re-reads the stored version, so that
+	// writes by another process are seen (default 100ms). Writes by this
+	// process wake waiters at once.
+	PollInterval time.Duration
+	// MaxBatch caps the views written in one group-commit transaction
+	// (default 2048).
+	MaxBatch int
+	// ReadConns is the size of the read connection pool (default 4).
+	ReadConns int
+	// BusyTimeout is how long a statement waits for a lock held by another
+	// connection or process (default 5s).
+	BusyTimeout time.Duration
+}
+
+func (o *Options) withDefaults() (Options, error) {
+	var problems []string
+	if o.PollInterval < 0 {
+		problems = append(problems, "PollInterval must not be negative")
+	}
+	if o.MaxBatch < 0 {
+		problems = append(problems, "MaxBatch must not be negative")
+	}
+	if o.ReadConns < 0 {
+		problems = append(problems, "ReadConns must not be negative")
+	}
+	if o.BusyTimeout < 0 {
+		problems = append(problems, "BusyTimeout must not be negative")
+	}
+	if len(problems) > 0 {
+		return Options{}, fmt.Errorf("sqlitemodel: invalid options: %s", strings.Join(problems, "; "))
+	}
+	n := *o
+	if n.PollInterval == 0 {
+		n.PollInterval = 100 * time.Millisecond
+	}
+	if n.MaxBatch == 0 {
+		n.MaxBatch = 2048
+	}
+	if n.ReadConns == 0 {
+		n.ReadConns = 4
+	}
+	if n.BusyTimeout == 0 {
+		n.BusyTimeout = 5 * time.Second
+	}
+	return n, nil
+}
+
+// Model is the SQLite read model. It is safe for concurrent use.
+type Model struct {
+	opts Options
+	wdb  *sql.DB // one connection: the writer's
+	rdb  *sql.DB // read-only pool
+
+	reqs       chan *applyReq
+	stop       chan struct{} // closed by Close: the writer finishes what is queued and exits
+	writerDone chan struct{}
+	closeOnce  sync.Once
+	closeErr   error
+
+	waitMu  sync.Mutex
+	waiters map[string][]chan struct{}
+
+	commits atomic.Uint64
+	written atomic.Uint64
+	taken   atomic.Uint64 // calls the writer has taken off the queue
+
+}
+
+var _ projections.ReadModel = (*Model)(nil)
+
+// ErrClosed is returned (wrapped in projections.ErrUnavailable) by calls made
+// after Close.
+var ErrClosed = errors.New("sqlitemodel: read model closed")
+
+// Open opens (creating if needed) the read model in the SQLite file at path
+// and applies pending schema migrations.
+func Open(ctx context.Context, path string, opts Options) (*Model, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if path == "" {
+		return nil, errors.New("sqlitemodel: path is required")
+	}
+	if strings.ContainsAny(path, "?#") {
+		return nil, fmt.Errorf("sqlitemodel: path %q must not contain '?' or '#'", path)
+	}
+	busy := fmt.Sprintf("busy_timeout(%d)", o.BusyTimeout.Milliseconds())
+	dsn := func(params url.Values) string {
+		params.Add("_pragma", busy)
+		return "file:" + path + "?" + params.Encode()
+	}
+	w := url.Values{}
+	w.Set("_txlock", "immediate")
+	w.Add("_pragma", "journal_mode(WAL)")
+	w.Add("_pragma", "synchronous(FULL)")
+	wdb, err := sql.Open("sqlite", dsn(w))
+	if err != nil {
+		return nil, fmt.Errorf("sqlitemodel: %w", err)
+	}
+	wdb.SetMaxOpenConns(1)
+	wdb.SetMaxIdleConns(1)
+	wdb.SetConnMaxLifetime(0)
+	wdb.SetConnMaxIdleTime(0)
+	if err := migrate(ctx, wdb); err != nil {
+		_ = wdb.Close()
+		return nil, fmt.Errorf("sqlitemodel: open %s: %w", path, err)
+	}
+	r := url.Values{}
+	r.Add("_pragma", "query_only(1)")
+	rdb, err := sql.Open("sqlite", dsn(r))
+	if err != nil {
+		_ = wdb.Close()
+		return nil, fmt.Errorf("sqlitemodel: %w", err)
+	}
+	rdb.SetMaxOpenConns(o.ReadConns)
+	rdb.SetMaxIdleConns(o.ReadConns)
+	m := &Model{
+		opts:       o,
+		wdb:        wdb,
+		rdb:        rdb,
+		reqs:       make(chan *applyReq, 4096),
+		stop:       make(chan struct{}),
+		writerDone: make(chan struct{}),
+		waiters:    map[string][]chan struct{}{},
+	}
+	w8, err := newWriter(ctx, m)
+	if err != nil {
+		_ = rdb.Close()
+		_ = wdb.Close()
+		return nil, fmt.Errorf("sqlitemodel: open %s: %w", path, err)
+	}
+	go w8.run()
+	return m, nil
+}
+
+// Stats counts the writer's work since Open.
+type Stats struct {
+	// Commits is the number of group-commit transactions committed.
+	Commits uint64
+	// Written is the number of views applied.
+	Written uint64
+}
+
+// Stats returns the writer's counters.
+func (m *Model) Stats() Stats {
+	return Stats{Commits: m.commits.Load(), Written: m.written.Load()}
+}
+
+func unavailable(op string, err error) error {
+	return fmt.Errorf("%w: sqlitemodel %s: %w", projections.ErrUnavailable, op, err)
+}
+
+func (m *Model) closed() bool {
+	select {
+	case <-m.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+const viewColumns = `i.id, i.tenant, i.version, i.position, i.deleted, i.created_by, i.user_ids, i.doc`
+
+func scanView(sc interface{ Scan(...any) error }) (projections.View, error) {
+	var (
+		v        projections.View
+		version  int64
+		position int64
+		deleted  int64
+		users    string
+		doc      []byte
+	)
+	if err := sc.Scan(&v.ID, &v.Tenant, &version, &position, &deleted, &v.CreatedBy, &users, &doc); err != nil {
+		return v, err
+	}
+	v.Version, v.Position, v.Deleted = uint64(version), uint64(position), deleted != 0
+	if err := json.Unmarshal([]byte(users), &v.UserIDs); err != nil {
+		return v, fmt.Errorf("user_ids of %s: %w", v.ID, err)
+	}
+	if len(doc) > 0 {
+		v.Doc = doc
+	}
+	return v, nil
+}
+
+// Get returns the view of one ICP, tombstones included, as committed.
+// projections.ErrNotFound when the id was never applied.
+func (m *Model) Get(ctx context.Context, id string) (projections.View, error) {
+	if m.closed() {
+		return projections.View{}, unavailable("get", ErrClosed)
+	}
+	row := m.rdb.QueryRowContext(ctx, `SELECT `+viewColumns+` FROM icps i WHERE i.id = ?`, id)
+	v, err := scanView(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return projections.View{}, projections.ErrNotFound
+	}
+	if err != nil {
+		return projections.View{}, unavailable("get", err)
+	}
+	return v, nil
+}
+
+// List returns the live ICPs of tenant that list user as a member, ordered
+// by Position, after the exclusive cursor after, at most limit (<= 0: all).
+func (m *Model) List(ctx context.Context, tenant, user string, after uint64, limit int) ([]projections.View, error) {
+	if m.closed() {
+		return nil, unavailable("list", ErrClosed)
+	}
+	if after > maxInt64 {
+		return []projections.View{}, nil
+	}
+	if limit <= 0 {
+		limit = -1 // SQLite: no limit
+	}
+	rows, err := m.rdb.QueryContext(ctx, `SELECT `+viewColumns+`
+		FROM icp_members m JOIN icps i ON i.id = m.id
+		WHERE m.tenant = ? AND m.user_id = ? AND m.position > ? AND i.deleted = 0 AND i.tenant = m.tenant
+		ORDER BY m.position, m.id
+		LIMIT ?`, tenant, user, int64(after), limit)
+	if err != nil {
+		return nil, unavailable("list", err)
+	}
+	defer rows.Close()
+	out := []projections.View{}
+	for rows.Next() {
+		v, err := scanView(rows)
+		if err != nil {
+			return nil, unavailable("list", err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, unavailable("list", err)
+	}
+	return out, nil
+}
+
+// Ping reports whether the file can be read now.
+func (m *Model) Ping(ctx context.Context) error {
+	if m.closed() {
+		return unavailable("ping", ErrClosed)
+	}
+	var one int
+	if err := m.rdb.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
+		return unavailable("ping", err)
+	}
+	return nil
+}
+
+// Close finishes the Apply calls already queued, refuses new calls, wakes
+// waiters (they return an error) and closes the file. It is idempotent.
+func (m *Model) Close() error {
+	m.closeOnce.Do(func() {
+		close(m.stop)
+		<-m.writerDone
+		m.closeErr = errors.Join(m.rdb.Close(), m.wdb.Close())
+	})
+	return m.closeErr
+}

@@ -1,0 +1,285 @@
+package sqlitemodel
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/icpservice/icp/projections"
+)
+
+const maxInt64 = math.MaxInt64
+
+// applyReq is one Apply call waiting for the writer.
+type applyReq struct {
+	ctx   context.Context
+	views []projections.View
+	users [][]byte // JSON of each view's UserIDs, encoded by the caller's goroutine
+	out   []projections.Outcome
+	err   error
+	done  chan struct{}
+}
+
+// Apply writes each view only onto stored version view.Version-1 (nothing
+// for version 1), in slice order, in one transaction that may be shared with
+// other callers' views (group commit). When it returns nil every applied view
+// is durable. On error nothing may be assumed applied; validation errors
+// (a malformed view) are not wrapped in projections.ErrUnavailable and will
+// fail again on retry.
+func (m *Model) Apply(ctx context.Context, views []projections.View) ([]projections.Outcome, error) {
+	if len(views) == 0 {
+		return []projections.Outcome{}, nil
+	}
+	req := &applyReq{ctx: ctx, views: views, users: make([][]byte, len(views)), done: make(chan struct{})}
+	for i, v := range views {
+		if err := validate(v); err != nil {
+			return nil, fmt.Errorf("sqlitemodel: view %d (%q v%d): %w", i, v.ID, v.Version, err)
+		}
+		users := v.UserIDs
+		if v.Deleted || users == nil {
+			users = []string{}
+		}
+		b, err := json.Marshal(users)
+		if err != nil {
+			return nil, err
+		}
+		req.users[i] = b
+	}
+	if m.closed() {
+		return nil, unavailable("apply", ErrClosed)
+	}
+	select {
+	case m.reqs <- req:
+	case <-m.stop:
+		return nil, unavailable("apply", ErrClosed)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case <-req.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-m.writerDone:
+		// The writer exited; it may have answered this request just before.
+		select {
+		case <-req.done:
+		default:
+			return nil, unavailable("apply", ErrClosed)
+		}
+	}
+	if req.err != nil {
+		return nil, req.err
+	}
+	return req.out, nil
+}
+
+// validate refuses views no event fold can produce, before they reach the
+// shared transaction.
+func validate(v projections.View) error {
+	switch {
+	case v.ID == "":
+		return errors.New("empty id")
+	case v.Tenant == "":
+		return errors.New("empty tenant")
+	case v.Version == 0:
+		return errors.New("version must be >= 1")
+	case v.Version > maxInt64 || v.Position > maxInt64:
+		return errors.New("version and position must fit in a signed 64-bit integer")
+	}
+	if v.Deleted {
+		return nil
+	}
+	if len(v.Doc) == 0 || !json.Valid(v.Doc) {
+		return errors.New("a live view needs a valid JSON doc")
+	}
+	for _, u := range v.UserIDs {
+		if u == "" {
+			return errors.New("empty member id")
+		}
+	}
+	return nil
+}
+
+// writer owns the single write connection and its prepared statements.
+type writer struct {
+	m                                              *Model
+	conn                                           *sql.Conn
+	insert, update, version, delMembers, insMember *sql.Stmt
+}
+
+func newWriter(ctx context.Context, m *Model) (*writer, error) {
+	conn, err := m.wdb.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	w := &writer{m: m, conn: conn}
+	prep := func(dst **sql.Stmt, q string) {
+		if err != nil {
+			return
+		}
+		*dst, err = conn.PrepareContext(ctx, q)
+	}
+	prep(&w.insert, `INSERT INTO icps (id, tenant, version, position, deleted, created_by, user_ids, doc)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`)
+	prep(&w.update, `UPDATE icps SET tenant = ?, version = ?, position = ?, deleted = ?, created_by = ?, user_ids = ?, doc = ?
+		WHERE id = ? AND version = ?`)
+	prep(&w.version, `SELECT version FROM icps WHERE id = ?`)
+	prep(&w.delMembers, `DELETE FROM icp_members WHERE id = ?`)
+	prep(&w.insMember, `INSERT OR IGNORE INTO icp_members (tenant, user_id, position, id) VALUES (?, ?, ?, ?)`)
+	if err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	return w, nil
+}
+
+// run is the group-commit loop: it takes every request queued while the
+// previous transaction was committing (up to MaxBatch views) and writes them
+// in one transaction, so one fsync serves them all. After Close it finishes
+// what is queued, then exits.
+func (w *writer) run() {
+	defer close(w.m.writerDone)
+	defer func() { _ = w.conn.Close() }()
+	for {
+		var first *applyReq
+		select {
+		case first = <-w.m.reqs:
+		case <-w.m.stop:
+			for {
+				select {
+				case r := <-w.m.reqs:
+					w.commit(w.collect(r))
+				default:
+					return
+				}
+			}
+		}
+		w.commit(w.collect(first))
+	}
+}
+
+func (w *writer) collect(first *applyReq) []*applyReq {
+	batch := []*applyReq{first}
+	defer func() { w.m.taken.Add(uint64(len(batch))) }()
+	for n := len(first.views); n < w.m.opts.MaxBatch; {
+		select {
+		case r := <-w.m.reqs:
+			batch = append(batch, r)
+			n += len(r.views)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+func (w *writer) commit(batch []*applyReq) {
+	live := batch[:0:0]
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.err = err
+			close(r.done)
+			continue
+		}
+		live = append(live, r)
+	}
+	if len(live) == 0 {
+		return
+	}
+	err := w.write(live)
+	var touched []string
+	for _, r := range live {
+		if err != nil {
+			r.err, r.out = err, nil
+		} else {
+			for i, o := range r.out {
+				if o.Applied {
+					touched = append(touched, r.views[i].ID)
+				}
+			}
+		}
+		close(r.done)
+	}
+	if err == nil {
+		w.m.commits.Add(1)
+		w.m.written.Add(uint64(len(touched)))
+		w.m.wake(touched)
+	}
+}
+
+// write runs the batch in one transaction. Any engine error fails the whole
+// batch: every caller gets it and retries (already-applied views then report
+// Applied false), which keeps "nil means durable" simple to reason about.
+func (w *writer) write(batch []*applyReq) (err error) {
+	ctx := context.Background() // a caller leaving must not abort others' writes
+	tx, err := w.conn.BeginTx(ctx, nil)
+	if err != nil {
+		return unavailable("begin", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	stmt := func(s *sql.Stmt) *sql.Stmt { return tx.StmtContext(ctx, s) }
+	insert, update, version := stmt(w.insert), stmt(w.update), stmt(w.version)
+	delMembers, insMember := stmt(w.delMembers), stmt(w.insMember)
+	for _, r := range batch {
+		r.out = make([]projections.Outcome, len(r.views))
+		for i, v := range r.views {
+			var doc []byte
+			if !v.Deleted {
+				doc = v.Doc
+			}
+			deleted := 0
+			if v.Deleted {
+				deleted = 1
+			}
+			var res sql.Result
+			if v.Version == 1 {
+				res, err = insert.ExecContext(ctx, v.ID, v.Tenant, int64(v.Version), int64(v.Position), deleted, v.CreatedBy, r.users[i], doc)
+			} else {
+				res, err = update.ExecContext(ctx, v.Tenant, int64(v.Version), int64(v.Position), deleted, v.CreatedBy, r.users[i], doc, v.ID, int64(v.Version-1))
+			}
+			if err != nil {
+				return unavailable("write view", err)
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return unavailable("write view", err)
+			}
+			if n == 0 {
+				var stored int64
+				switch err := version.QueryRowContext(ctx, v.ID).Scan(&stored); {
+				case errors.Is(err, sql.ErrNoRows):
+					stored = 0
+				case err != nil:
+					return unavailable("read version", err)
+				}
+				r.out[i] = projections.Outcome{Applied: false, Stored: uint64(stored)}
+				continue
+			}
+			r.out[i] = projections.Outcome{Applied: true, Stored: v.Version - 1}
+			if v.Version > 1 {
+				if _, err := delMembers.ExecContext(ctx, v.ID); err != nil {
+					return unavailable("write members", err)
+				}
+			}
+			if v.Deleted {
+				continue
+			}
+			for _, u := range v.UserIDs {
+				if _, err := insMember.ExecContext(ctx, v.Tenant, u, int64(v.Position), v.ID); err != nil {
+					return unavailable("write members", err)
+				}
+			}
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return unavailable("commit", err)
+	}
+	return nil
+}
