@@ -44,7 +44,7 @@ func validateAppend(stream string, evs []events.Proposed) error {
 	}
 	for i, e := range evs {
 		if u, err := uuid.Parse(e.ID); err != nil || u.String() != e.ID {
-			errs = append(errs, fmt.Errorf("event %d: id %q is not a lowercase UUID", i, e.ID))
+			errs = append(errs, fmt.Errorf("event %d: id %q is not a lowercase UUID", i, shorten(e.ID)))
 		}
 		switch {
 		case e.Type == "":
@@ -60,7 +60,20 @@ func validateAppend(stream string, evs []events.Proposed) error {
 		}
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("%w to %q: %w", ErrInvalidAppend, stream, errors.Join(errs...))
+		return fmt.Errorf("%w to %q: %w", ErrInvalidAppend, shorten(stream), errors.Join(errs...))
 	}
 	return nil
+}
+
+// shorten keeps error messages readable when a name is absurdly long.
+func shorten(s string) string {
+	const keep = 80
+	if len(s) <= keep {
+		return s
+	}
+	i := keep
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + "..."
 }

@@ -56,7 +56,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected uint64, evs 
 	if err := ctx.Err(); err != nil {
 		return events.AppendResult{}, appendCtxErr(stream, err)
 	}
-	req := &appendReq{ctx: ctx, stream: stream, expected: expected, evs: evs, done: make(chan appendAns, 1)}
+	req := &appendReq{ctx: ctx, stream: stream, expected: expected, evs: cloneEvents(evs), done: make(chan appendAns, 1)}
 
 	s.sendMu.RLock()
 	if s.closed {
@@ -80,6 +80,31 @@ func (s *Store) Append(ctx context.Context, stream string, expected uint64, evs 
 	case <-ctx.Done():
 		return events.AppendResult{}, appendCtxErr(stream, ctx.Err())
 	}
+}
+
+// cloneEvents copies evs and their bytes: the writer may still be reading an
+// append whose caller has already returned on ctx, and the caller owns evs
+// again from then on.
+func cloneEvents(evs []events.Proposed) []events.Proposed {
+	n := 0
+	for _, e := range evs {
+		n += len(e.Data) + len(e.Metadata)
+	}
+	buf := make([]byte, 0, n)
+	take := func(b []byte) []byte {
+		if b == nil {
+			return nil
+		}
+		start := len(buf)
+		buf = append(buf, b...)
+		return buf[start:len(buf):len(buf)]
+	}
+	out := make([]events.Proposed, len(evs))
+	for i, e := range evs {
+		out[i] = e
+		out[i].Data, out[i].Metadata = take(e.Data), take(e.Metadata)
+	}
+	return out
 }
 
 func appendCtxErr(stream string, err error) error {
