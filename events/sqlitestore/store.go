@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
-	"time"
 
 	"github.com/icpservice/icp/events"
 
@@ -27,68 +26,9 @@ import (
 // events.ErrUnavailable.
 var ErrClosed = fmt.Errorf("sqlitestore: store is closed: %w", events.ErrUnavailable)
 
-// Defaults of Options.
-const (
-	DefaultBatchMax     = 512
-	DefaultQueueSize    = 4096
-	DefaultPollInterval = 250 * time.Millisecond
-	DefaultBusyTimeout  = 5 * time.Second
-	readConns           = 8
-)
-
-// Options tune the store. The zero value of each field selects its default;
-// negative values are invalid.
-type Options struct {
-	// BatchMax is the most appends committed in one transaction (one fsync).
-	BatchMax int
-	// QueueSize bounds the appends waiting for the writer. When the queue is
-	// full, Append blocks until there is room or its ctx ends.
-	QueueSize int
-	// PollInterval is how often a caught-up Follow re-reads the file when no
-	// commit of this process woke it: it is how appends written by another
-	// process become visible.
-	PollInterval time.Duration
-	// BusyTimeout is how long a statement waits for a lock held by another
-	// process (another writer, or a checkpoint) before failing.
-	BusyTimeout time.Duration
-}
-
-// Validate reports every invalid field at once.
-func (o Options) Validate() error {
-	var errs []error
-	if o.BatchMax < 0 {
-		errs = append(errs, fmt.Errorf("BatchMax must be >= 0 (0: default %d), got %d", DefaultBatchMax, o.BatchMax))
-	}
-	if o.QueueSize < 0 {
-		errs = append(errs, fmt.Errorf("QueueSize must be >= 0 (0: default %d), got %d", DefaultQueueSize, o.QueueSize))
-	}
-	if o.PollInterval < 0 {
-		errs = append(errs, fmt.Errorf("PollInterval must be >= 0 (0: default %s), got %s", DefaultPollInterval, o.PollInterval))
-	}
-	if o.BusyTimeout < 0 {
-		errs = append(errs, fmt.Errorf("BusyTimeout must be >= 0 (0: default %s), got %s", DefaultBusyTimeout, o.BusyTimeout))
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("sqlitestore: invalid options: %w", errors.Join(errs...))
-	}
-	return nil
-}
-
-func (o Options) withDefaults() Options {
-	if o.BatchMax == 0 {
-		o.BatchMax = DefaultBatchMax
-	}
-	if o.QueueSize == 0 {
-		o.QueueSize = DefaultQueueSize
-	}
-	if o.PollInterval == 0 {
-		o.PollInterval = DefaultPollInterval
-	}
-	if o.BusyTimeout == 0 {
-		o.BusyTimeout = DefaultBusyTimeout
-	}
-	return o
-}
+// readConns bounds the read-only connections. WAL readers do not block the
+// writer or each other; the bound only caps memory and file handles.
+const readConns = 8
 
 // Store is an events.Store on a SQLite file. It is safe for concurrent use.
 // Several processes may open the same file: SQLite serialises their writers,
