@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -352,5 +353,18 @@ func TestAppendGivesUpWithContextWhileWriterIsBlocked(t *testing.T) {
 	}
 	if _, err := s.ReadStream(ctx, late, 0); !errors.Is(err, events.ErrStreamNotFound) {
 		t.Fatalf("the append that gave up was written (ReadStream: %v)", err)
+	}
+}
+
+// The path is handed to SQLite as a file: URI; characters that mean
+// something in a URI must still name the file as given.
+func TestOpenPathWithURICharacters(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a b?c#d%e&f.db")
+	s := openStore(t, path, sqlitestore.Options{})
+	if _, err := s.Append(context.Background(), "icp-1", events.NoStream, []events.Proposed{event(1)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("the store did not create %q: %v", path, err)
 	}
 }

@@ -105,6 +105,36 @@ func runConcurrency(t *testing.T, open func(t *testing.T) events.Store) {
 		}
 	})
 
+	t.Run("FollowerMissesNothingWhileWritersAppend", func(t *testing.T) {
+		// A follower that saw position N+1 before N would resume after
+		// N+1 and never deliver N. Follow while many writers append, then
+		// compare with the log read at rest.
+		const writers, perWriter = 20, 25
+		s := open(t)
+		head := mustHead(t, s)
+		f := startFollow(t, s, head, 7)
+		ctx := testCtx(t)
+		errs := make(chan error, writers)
+		var wg sync.WaitGroup
+		for w := range writers {
+			wg.Go(func() {
+				for i := range perWriter {
+					if _, err := s.Append(ctx, newStream(), events.NoStream, []events.Proposed{newEvent(i)}); err != nil {
+						errs <- fmt.Errorf("writer %d: %w", w, err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		got := f.next(t, writers*perWriter, 7)
+		wantPositions(t, got, positionsOf(readAllAfter(t, s, head)))
+	})
+
 	t.Run("RacingNoStreamAppendsExactlyOneWins", func(t *testing.T) {
 		// Pairs of appends race to create the same stream, all pairs at
 		// once, so that a group-committing store sees many pairs inside one
