@@ -62,6 +62,9 @@ type Config struct {
 	// PublishTimeout bounds one publish and one JetStream API call (default
 	// DefaultPublishTimeout).
 	PublishTimeout time.Duration
+	// Streams configures the bus streams the relay recreates if it finds
+	// ICP_EVENTS missing (call EnsureStreams with the same value at start).
+	Streams StreamConfig
 	// RetryMax caps the exponential backoff between attempts after a failure
 	// (default DefaultRetryMax).
 	RetryMax time.Duration
@@ -91,6 +94,9 @@ func (c Config) Validate() error {
 	}
 	if c.RetryMax < 0 {
 		errs = append(errs, fmt.Errorf("RetryMax must be > 0 (0: default %s), got %s", DefaultRetryMax, c.RetryMax))
+	}
+	if err := c.Streams.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("relay: invalid config: %w", errors.Join(errs...))

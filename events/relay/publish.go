@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
-	"github.com/ThreeDotsLabs/watermill/message"
 	wmnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -52,7 +52,14 @@ func newPublisher(nc *nats.Conn, timeout time.Duration, log watermill.LoggerAdap
 //   - a retried publish that had in fact been stored (ditto).
 //
 // Publishing is sequential, one acknowledged message at a time: order on
-// the bus is store order, and a failure leaves nothing in flight.
+// the bus is store order, and a failure leaves nothing in flight. Trade-off,
+// measured with BenchmarkRelayPublish (in-process embedded NATS, file store,
+// 600-byte events, 2 shared cores): about 10,000 events/s, most of it the
+// publish round trip (about 70 us with our dozen headers). That is twice the
+// service's 5,000 creates/s target. Pipelining with nats.go's PublishAsync
+// would stay safe, because the expected sequence makes every message after
+// a failed one fail too (what lands is always a prefix), and would be
+// several times faster; watermill's publisher only publishes synchronously.
 //
 // The expected sequence is set through the message metadata, which
 // NATSMarshaler copies into headers: watermill's publisher has no per-message

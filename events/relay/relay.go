@@ -185,7 +185,7 @@ func (r *Relay) Run(ctx context.Context) error {
 			sleep(ctx, spareWait)
 			continue
 		}
-		if r.state.Swap(StateActive) != StateActive {
+		if prev := r.state.Swap(StateActive); prev == StateStarting || prev == StateSpare {
 			r.log.Info("relay: holding the lease; publishing")
 		}
 		progressed, err := r.session(ctx, ls)
@@ -219,6 +219,14 @@ func (r *Relay) session(ctx context.Context, ls *lease) (progressed bool, err er
 	reconnects := r.nc.Stats().Reconnects
 	rctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
 	t, err := readTail(rctx, r.js)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		// The bus lost its streams (e.g. its storage was wiped): recreate
+		// them; the empty stream then resumes from the store's start.
+		r.log.Warn("relay: stream missing on the bus; creating it", "stream", events.BusStream)
+		if err = EnsureStreams(rctx, r.nc, r.cfg.Streams); err == nil {
+			t, err = readTail(rctx, r.js)
+		}
+	}
 	cancel()
 	if err != nil {
 		return false, fmt.Errorf("read bus tail: %w", err)
@@ -286,6 +294,9 @@ func (r *Relay) session(ctx context.Context, ls *lease) (progressed bool, err er
 		if c := context.Cause(sctx); c != nil {
 			err = c
 		}
+	}
+	if err == nil {
+		err = errors.New("event store: Follow returned without an error")
 	}
 	return progressed, err
 }

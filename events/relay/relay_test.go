@@ -1,0 +1,373 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/icpservice/icp/events"
+	"github.com/icpservice/icp/events/sqlitestore"
+)
+
+const waitLong = 30 * time.Second
+
+func TestEveryStoredEventIsPublishedOnceInStoreOrderWithContractHeaders(t *testing.T) {
+	e := newEnv(t, StreamConfig{})
+	ctx := context.Background()
+	if err := e.appendEvents(ctx, 60); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := e.startRelay(Config{InstanceID: "a", BatchSize: 16})
+	if err := e.appendEvents(ctx, 60); err != nil { // while it runs
+		t.Fatal(err)
+	}
+	e.waitCaughtUp(waitLong)
+	e.assertBusIsStore()
+
+	msgs := e.readBus()
+	first := msgs[0].Header
+	for _, h := range []string{"ce-specversion", "ce-id", "ce-type", "ce-source", "ce-subject", "ce-time", "ce-icpversion", "ce-icpposition", "Nats-Msg-Id", "traceparent"} {
+		if first.Get(h) == "" {
+			t.Errorf("header %s missing", h)
+		}
+	}
+	if got := first.Get("ce-type"); got != "icp.ICPCreated.v1" {
+		t.Errorf("ce-type = %q, want icp.ICPCreated.v1", got)
+	}
+	// What a consumer rebuilds from the message is the stored event.
+	want := e.storeEvents()
+	for i, m := range msgs {
+		rec, err := events.FromHeaders(m.Header.Get, m.Data)
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if rec.ID != want[i].ID || rec.Position != want[i].Position || rec.Version != want[i].Version || rec.StreamID != want[i].StreamID {
+			t.Fatalf("message %d decodes to %+v, want %+v", i, rec, want[i])
+		}
+	}
+
+	st := r.Stats()
+	if !st.Active || st.LastPosition != want[len(want)-1].Position || st.Published != uint64(len(want)) {
+		t.Errorf("stats %+v, want active, last position %d, %d published", st, want[len(want)-1].Position, len(want))
+	}
+	if !r.Ready() {
+		t.Error("an active relay is not ready")
+	}
+}
+
+func TestRestartMidStreamLeavesNoDuplicateAndNoGap(t *testing.T) {
+	e := newEnv(t, StreamConfig{})
+	wait := e.appendInBackground(200)
+	r1, stop1 := e.startRelay(Config{InstanceID: "first", BatchSize: 8})
+	eventually(t, waitLong, func() bool { return r1.Stats().Published >= 40 }, func() string { return "first relay published fewer than 40" })
+	if err := stop1(); err != nil {
+		t.Fatalf("graceful stop returned %v", err)
+	}
+	if s := r1.Stats().State; s != StateStopped {
+		t.Errorf("state after Run returned: %s", s)
+	}
+	r2, _ := e.startRelay(Config{InstanceID: "second", BatchSize: 8})
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	e.waitCaughtUp(waitLong)
+	e.assertBusIsStore()
+	// The second relay resumed exactly after the first: nothing was
+	// published twice (not even a duplicate that dedup dropped).
+	if sum := r1.Stats().Published + r2.Stats().Published; sum != 200 {
+		t.Errorf("relays published %d + %d events, want 200 in total", r1.Stats().Published, r2.Stats().Published)
+	}
+}
+
+// deleteTail removes the last k messages ICP_EVENTS holds, as a NATS crash
+// that lost its unsynced tail would.
+func (e *env) deleteTail(k int) {
+	e.t.Helper()
+	ctx := context.Background()
+	s, err := e.js.Stream(ctx, events.BusStream)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for seq := s.CachedInfo().State.LastSeq; k > 0 && seq > 0; seq-- {
+		if _, err := s.GetMsg(ctx, seq); errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue // deleted before
+		}
+		if err := s.DeleteMsg(ctx, seq); err != nil {
+			e.t.Fatal(err)
+		}
+		k--
+	}
+}
+
+func TestTailLostInANATSCrashIsRepublishedInOrder(t *testing.T) {
+	e := newEnv(t, StreamConfig{})
+	ctx := context.Background()
+	if err := e.appendEvents(ctx, 40); err != nil {
+		t.Fatal(err)
+	}
+	_, stop := e.startRelay(Config{InstanceID: "a"})
+	e.waitCaughtUp(waitLong)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	// NATS comes back from a crash without its last 10 messages.
+	e.deleteTail(10)
+	e.restartNATS()
+	if got := len(e.readBus()); got != 30 {
+		t.Fatalf("bus holds %d messages after losing its tail, want 30", got)
+	}
+	if err := e.appendEvents(ctx, 5); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := e.startRelay(Config{InstanceID: "b"})
+	e.waitCaughtUp(waitLong)
+	e.assertBusIsStore()
+	if got := r.Stats().Published; got != 15 {
+		t.Errorf("published %d events after the crash, want the 10 lost and the 5 new", got)
+	}
+}
+
+// Without a NATS restart JetStream still remembers the ids of the deleted
+// messages inside the Duplicates window, and acknowledges their re-publish as
+// duplicates without storing them. The relay must notice and retry until the
+// window has passed, not leave a hole.
+func TestTailRemovedInsideTheDuplicatesWindowIsStillRepublished(t *testing.T) {
+	e := newEnv(t, StreamConfig{Duplicates: 500 * time.Millisecond})
+	ctx := context.Background()
+	if err := e.appendEvents(ctx, 20); err != nil {
+		t.Fatal(err)
+	}
+	_, stop := e.startRelay(Config{InstanceID: "a"})
+	e.waitCaughtUp(waitLong)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	e.deleteTail(1) // the last one: no later publish would reveal the hole
+	_, stop = e.startRelay(Config{InstanceID: "b"})
+	e.waitCaughtUp(waitLong)
+	e.assertBusIsStore()
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	e.deleteTail(3) // then events follow in the same batches
+	if err := e.appendEvents(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	e.startRelay(Config{InstanceID: "c"})
+	e.waitCaughtUp(waitLong)
+	e.assertBusIsStore()
+}
+
+func TestRelayRidesThroughANATSRestart(t *testing.T) {
+	e := newEnv(t, StreamConfig{})
+	wait := e.appendInBackground(200)
+	// A publish in flight when the server goes down gets no answer; the
+	// relay notices at its timeout, kept short here.
+	r, _ := e.startRelay(Config{InstanceID: "a", BatchSize: 8, PublishTimeout: 500 * time.Millisecond})
+	eventually(t, waitLong, func() bool { return r.Stats().Published >= 40 }, func() string { return "fewer than 40 published" })
+	sessions := r.Stats().Sessions
+	e.restartNATS()
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	e.waitCaughtUp(waitLong)
+	e.assertBusIsStore()
+	if r.Stats().Sessions == sessions {
+		t.Error("the relay did not re-read the bus tail after NATS restarted")
+	}
+	eventually(t, waitLong, r.Ready, func() string { return "relay not ready after NATS restart" })
+}
+
+func TestOneActiveRelayAndASpareThatTakesOverAfterACrash(t *testing.T) {
+	e := newEnv(t, StreamConfig{})
+	const ttl = time.Second
+	connA := e.connect("relay-a")
+	a, stopA := e.startRelay(Config{InstanceID: "a", LeaseTTL: ttl, Conn: connA, BatchSize: 8})
+	eventually(t, waitLong, func() bool { return a.Stats().Active }, func() string { return "first relay never active" })
+	b, _ := e.startRelay(Config{InstanceID: "b", LeaseTTL: ttl, BatchSize: 8})
+	eventually(t, waitLong, func() bool { return b.Stats().State == StateSpare }, func() string { return "second relay never a spare" })
+	if !b.Ready() {
+		t.Error("a healthy spare is not ready")
+	}
+
+	wait := e.appendInBackground(120)
+	eventually(t, waitLong, func() bool { return a.Stats().Published >= 30 }, func() string { return "active relay published fewer than 40" })
+	// Crash: the process dies with its connection; the lease is not released.
+	connA.Close()
+	_ = stopA()
+	if b.Stats().Active {
+		t.Fatal("the spare took over before the lease expired")
+	}
+	eventually(t, waitLong, func() bool { return b.Stats().Active }, func() string { return "the spare never took over" })
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	e.waitCaughtUp(waitLong)
+	e.assertBusIsStore()
+	if b.Stats().Published == 0 {
+		t.Error("the spare published nothing after taking over")
+	}
+}
+
+func TestGracefulStopHandsTheLeaseOverAtOnce(t *testing.T) {
+	e := newEnv(t, StreamConfig{})
+	const ttl = 30 * time.Second // far longer than the test may wait
+	a, stopA := e.startRelay(Config{InstanceID: "a", LeaseTTL: ttl})
+	eventually(t, waitLong, func() bool { return a.Stats().Active }, func() string { return "first relay never active" })
+	b, _ := e.startRelay(Config{InstanceID: "b", LeaseTTL: ttl})
+	eventually(t, waitLong, func() bool { return b.Stats().State == StateSpare }, func() string { return "second relay never a spare" })
+	if err := stopA(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, func() bool { return b.Stats().Active }, func() string { return "the spare did not take the released lease" })
+	if err := e.appendEvents(context.Background(), 10); err != nil {
+		t.Fatal(err)
+	}
+	e.waitCaughtUp(waitLong)
+	e.assertBusIsStore()
+}
+
+func TestRestartedRelayRetakesItsOwnLeaseWithoutWaitingForTheTTL(t *testing.T) {
+	e := newEnv(t, StreamConfig{})
+	const ttl = 30 * time.Second
+	conn := e.connect("relay-a")
+	a, stop := e.startRelay(Config{InstanceID: "a", LeaseTTL: ttl, Conn: conn})
+	eventually(t, waitLong, func() bool { return a.Stats().Active }, func() string { return "relay never active" })
+	conn.Close() // crash, lease kept
+	_ = stop()
+	a2, _ := e.startRelay(Config{InstanceID: "a", LeaseTTL: ttl})
+	eventually(t, 10*time.Second, func() bool { return a2.Stats().Active }, func() string { return "restarted relay did not retake its lease" })
+}
+
+// The lease keeps relays from contending; order does not depend on it. Two
+// relays that both believe they are active (here: different lease buckets)
+// still leave the stream in store order, without duplicates.
+func TestTwoActiveRelaysStillKeepStoreOrder(t *testing.T) {
+	e := newEnv(t, StreamConfig{})
+	wait := e.appendInBackground(150)
+	a, _ := e.startRelay(Config{InstanceID: "a", LeaseBucket: "LEASE_A", BatchSize: 4})
+	b, _ := e.startRelay(Config{InstanceID: "b", LeaseBucket: "LEASE_B", BatchSize: 4})
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	e.waitCaughtUp(waitLong)
+	e.assertBusIsStore()
+	if a.Stats().Published+b.Stats().Published < 150 {
+		t.Errorf("relays published %d + %d events, fewer than the 150 stored", a.Stats().Published, b.Stats().Published)
+	}
+}
+
+func TestRelayRecreatesAStreamTheBusLost(t *testing.T) {
+	e := newEnv(t, StreamConfig{})
+	ctx := context.Background()
+	if err := e.appendEvents(ctx, 10); err != nil {
+		t.Fatal(err)
+	}
+	_, stop := e.startRelay(Config{InstanceID: "a"})
+	e.waitCaughtUp(waitLong)
+	_ = stop()
+	if err := e.js.DeleteStream(ctx, events.BusStream); err != nil {
+		t.Fatal(err)
+	}
+	e.startRelay(Config{InstanceID: "a"})
+	e.waitCaughtUp(waitLong)
+	e.assertBusIsStore()
+}
+
+func TestRelayRefusesABusAheadOfTheStore(t *testing.T) {
+	e := newEnv(t, StreamConfig{})
+	if err := e.appendEvents(context.Background(), 5); err != nil {
+		t.Fatal(err)
+	}
+	_, stop := e.startRelay(Config{InstanceID: "a"})
+	e.waitCaughtUp(waitLong)
+	_ = stop()
+
+	// The same bus, but an empty event store (e.g. the wrong data dir).
+	other, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "other.db"), sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	r, err := New(Config{Store: other, Conn: e.connect("relay-b"), Logger: testLogger(t, "b"), LeaseTTL: time.Second, RetryMax: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	eventually(t, waitLong, func() bool { return strings.Contains(r.Stats().LastError, ErrBusAhead.Error()) },
+		func() string { return "no bus-ahead error: " + r.Stats().LastError })
+	if r.Ready() {
+		t.Error("a relay that refuses to publish reports ready")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run returned %v", err)
+	}
+	if got := len(e.readBus()); got != 5 {
+		t.Errorf("bus holds %d messages, want the 5 it had", got)
+	}
+}
+
+func TestRunStopsWhenTheConnectionIsClosed(t *testing.T) {
+	e := newEnv(t, StreamConfig{})
+	conn := e.connect("relay")
+	r, err := New(Config{Store: e.store, Conn: conn, Logger: testLogger(t, "a"), LeaseTTL: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	if err := r.Run(context.Background()); !errors.Is(err, ErrConnClosed) {
+		t.Fatalf("Run on a closed connection returned %v, want ErrConnClosed", err)
+	}
+}
+
+func TestConfigValidationReportsEveryProblem(t *testing.T) {
+	_, err := New(Config{BatchSize: -1, LeaseTTL: time.Millisecond, LeaseBucket: "bad.name", PublishTimeout: -1, RetryMax: -1})
+	if err == nil {
+		t.Fatal("invalid config accepted")
+	}
+	for _, want := range []string{"Store", "Conn", "BatchSize", "LeaseTTL", "LeaseBucket", "PublishTimeout", "RetryMax"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %s: %v", want, err)
+		}
+	}
+	err = StreamConfig{Duplicates: time.Hour, MaxAge: time.Minute, Replicas: 7}.Validate()
+	if err == nil || !strings.Contains(err.Error(), "Duplicates") || !strings.Contains(err.Error(), "Replicas") {
+		t.Errorf("stream config error: %v", err)
+	}
+}
+
+func TestEnsureStreamsIsIdempotentAndAppliesSettings(t *testing.T) {
+	e := newEnv(t, StreamConfig{})
+	ctx := context.Background()
+	cfg := StreamConfig{Duplicates: time.Minute, MaxAge: 24 * time.Hour}
+	for range 2 {
+		if err := EnsureStreams(ctx, e.nc, cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := e.js.Stream(ctx, events.BusStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := s.CachedInfo().Config
+	if c.Duplicates != time.Minute || c.MaxAge != 24*time.Hour || c.Storage != jetstream.FileStorage ||
+		len(c.Subjects) != 1 || c.Subjects[0] != events.BusSubjects {
+		t.Errorf("ICP_EVENTS config %+v", c)
+	}
+	d, err := e.js.Stream(ctx, events.DLQStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dc := d.CachedInfo().Config; len(dc.Subjects) != 1 || dc.Subjects[0] != events.DLQSubjects || dc.Storage != jetstream.FileStorage {
+		t.Errorf("ICP_DLQ config %+v", dc)
+	}
+}
