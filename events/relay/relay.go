@@ -238,6 +238,10 @@ func (r *Relay) session(ctx context.Context, ls *lease) (progressed bool, err er
 	if t.Position > head {
 		return false, fmt.Errorf("%w: bus at position %d, store head at %d", ErrBusAhead, t.Position, head)
 	}
+	if t.Position == 0 && t.LastSeq > 0 {
+		r.log.Warn("relay: the bus holds no event although it held some (retention or a purge); publishing the store again from its start",
+			"stream", events.BusStream, "stream_last_seq", t.LastSeq)
+	}
 	r.lastPos.Store(t.Position)
 	r.log.Debug("relay: session started", "resume_after", t.Position, "stream_last_seq", t.LastSeq, "store_head", head)
 

@@ -198,6 +198,9 @@ func TestOneActiveRelayAndASpareThatTakesOverAfterACrash(t *testing.T) {
 
 	wait := e.appendInBackground(120)
 	eventually(t, waitLong, func() bool { return a.Stats().Published >= 30 }, func() string { return "active relay published fewer than 40" })
+	if got := b.Stats().Published; got != 0 {
+		t.Errorf("the spare published %d events while the other relay was active", got)
+	}
 	// Crash: the process dies with its connection; the lease is not released.
 	connA.Close()
 	_ = stopA()
@@ -213,6 +216,35 @@ func TestOneActiveRelayAndASpareThatTakesOverAfterACrash(t *testing.T) {
 	if b.Stats().Published == 0 {
 		t.Error("the spare published nothing after taking over")
 	}
+}
+
+func TestRelayThatLosesItsLeaseStopsPublishing(t *testing.T) {
+	e := newEnv(t, StreamConfig{})
+	ctx := context.Background()
+	a, _ := e.startRelay(Config{InstanceID: "a", LeaseTTL: time.Second})
+	eventually(t, waitLong, func() bool { return a.Stats().Active }, func() string { return "relay never active" })
+	kv, err := e.js.KeyValue(ctx, DefaultLeaseBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another relay (unseen here) takes the lease, as after a partition.
+	if _, err := kv.Put(ctx, LeaseKey, []byte("intruder")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, waitLong, func() bool { return a.Stats().State == StateSpare }, func() string { return "relay kept publishing without the lease: " + string(a.Stats().State) })
+	published := a.Stats().Published
+	if err := e.appendEvents(ctx, 5); err != nil {
+		t.Fatal(err)
+	}
+	if got := a.Stats().Published; got != published {
+		t.Fatalf("a spare published %d events", got-published)
+	}
+	// The intruder's lease ends (it expires, or here: is released).
+	if err := kv.Delete(ctx, LeaseKey); err != nil {
+		t.Fatal(err)
+	}
+	e.waitCaughtUp(waitLong)
+	e.assertBusIsStore()
 }
 
 func TestGracefulStopHandsTheLeaseOverAtOnce(t *testing.T) {
