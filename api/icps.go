@@ -1,0 +1,215 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/icpservice/icp/api/auth"
+	"github.com/icpservice/icp/commands"
+	"github.com/icpservice/icp/events"
+	"github.com/icpservice/icp/projections"
+)
+
+// Response headers of the ICP resource.
+const (
+	// HeaderConsistency is "pending" on a 201 sent before the read model
+	// showed the new ICP.
+	HeaderConsistency = "ICP-Consistency"
+	// HeaderIdempotencyKey makes a create safe to retry.
+	HeaderIdempotencyKey = "Idempotency-Key"
+	// MaxIdempotencyKeyLength is the longest Idempotency-Key accepted.
+	MaxIdempotencyKeyLength = 255
+)
+
+// create records a new ICP and answers 201 with it.
+//
+// Once Create returned, the event is durable: from then on the answer is 201
+// whatever happens, because an error would invite a retry that creates a
+// second ICP. The handler waits (at most ConsistencyWait) until the read model
+// shows the ICP, so that the caller's next get or list sees it; past the wait
+// it still answers 201, with ICP-Consistency: pending. The body is encoded
+// like the read model's document, so it equals what a get returns.
+func (a *api) create(c *gin.Context, p auth.Principal) {
+	key, err := idempotencyKey(c.Request.Header)
+	if err != nil {
+		a.abort(c, err, "")
+		return
+	}
+	buf, err := a.readJSONBody(c)
+	if err != nil {
+		a.abort(c, err, "")
+		return
+	}
+	cmd, err := commands.ParseCreate(buf.Bytes(), p.UserID)
+	releaseBody(buf)
+	if err != nil {
+		a.abort(c, err, "")
+		return
+	}
+	ctx := c.Request.Context()
+	res, err := a.cmds.Create(ctx, p, cmd, key, requestMeta(c.Request))
+	if err != nil {
+		a.abort(c, err, "")
+		return
+	}
+
+	// Durable from here on: answer 201 whatever happens.
+	id := res.State.ICP.ID
+	body, err := events.MarshalJSON(res.State.ICP)
+	if err != nil { // cannot happen: the same value was just encoded into the event
+		a.log.Error("encode created ICP", "id", id, "err", err)
+		body = []byte(`{"id":"` + id + `"}`)
+	}
+	wctx, cancel := context.WithTimeout(ctx, a.cfg.ConsistencyWait)
+	err = a.rm.WaitFor(wctx, id, res.State.Version)
+	cancel()
+	h := c.Writer.Header()
+	if err != nil {
+		if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+			a.log.Warn("read model wait failed after a create", "id", id, "err", err)
+		}
+		h.Set(HeaderConsistency, "pending")
+	}
+	h.Set("Location", BasePath+"/"+id)
+	h.Set("ETag", etag(res.State.Version))
+	c.Data(http.StatusCreated, contentTypeJSON, body)
+}
+
+// idempotencyKey returns the request's Idempotency-Key ("" when absent), or a
+// 400 when it is not 1..255 printable ASCII characters or given twice.
+func idempotencyKey(h http.Header) (string, error) {
+	vals := h[HeaderIdempotencyKey]
+	switch {
+	case len(vals) == 0:
+		return "", nil
+	case len(vals) > 1:
+		return "", badRequest("give Idempotency-Key at most once")
+	case !printable(vals[0], MaxIdempotencyKeyLength):
+		return "", badRequest("Idempotency-Key must be 1 to 255 printable ASCII characters")
+	}
+	return vals[0], nil
+}
+
+// get answers one ICP as the read model holds it, byte for byte.
+func (a *api) get(c *gin.Context, p auth.Principal) {
+	raw := c.Param("id")
+	v, err := a.visible(c.Request.Context(), raw, p)
+	if err != nil {
+		a.abort(c, err, raw)
+		return
+	}
+	c.Header("ETag", etag(v.Version))
+	c.Data(http.StatusOK, contentTypeJSON, v.Doc)
+}
+
+// visible returns the live view of ICP id that p may read: ErrNotFound for a
+// malformed id, an unknown or deleted ICP, or another tenant's (never 403, so
+// ids of other tenants leak nothing); ErrForbidden for a member-only ICP of
+// p's tenant that p is not a member of, unless p is an admin.
+func (a *api) visible(ctx context.Context, rawID string, p auth.Principal) (projections.View, error) {
+	id, ok := normaliseID(rawID)
+	if !ok {
+		return projections.View{}, commands.ErrNotFound
+	}
+	v, err := a.rm.Get(ctx, id)
+	if err != nil {
+		return projections.View{}, err
+	}
+	if v.Deleted || v.Tenant != p.Tenant() {
+		return projections.View{}, commands.ErrNotFound
+	}
+	if !p.Admin && !member(v.UserIDs, p.UserID) {
+		return projections.View{}, commands.ErrForbidden
+	}
+	return v, nil
+}
+
+func member(ids []string, user string) bool {
+	for _, u := range ids {
+		if u == user {
+			return true
+		}
+	}
+	return false
+}
+
+// normaliseID returns id as the lowercase UUID the service stores, and false
+// when it is not a UUID in the 8-4-4-4-12 form.
+func normaliseID(id string) (string, bool) {
+	if len(id) != 36 {
+		return "", false
+	}
+	lower := true
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if c != '-' {
+				return "", false
+			}
+		case c >= '0' && c <= '9', c >= 'a' && c <= 'f':
+		case c >= 'A' && c <= 'F':
+			lower = false
+		default:
+			return "", false
+		}
+	}
+	if lower {
+		return id, true
+	}
+	b := []byte(id)
+	for i, c := range b {
+		if c >= 'A' && c <= 'F' {
+			b[i] = c + ('a' - 'A')
+		}
+	}
+	return string(b), true
+}
+
+// list answers the caller's ICPs in its tenant as a bare JSON array, oldest
+// first (by the position of their creation), optionally one page at a time.
+func (a *api) list(c *gin.Context, p auth.Principal) {
+	pg, err := parsePage(c.Request.URL.RawQuery)
+	if err != nil {
+		a.abort(c, err, "")
+		return
+	}
+	fetch := 0
+	if pg.limit > 0 {
+		fetch = pg.limit + 1 // one more tells whether another page follows
+	}
+	views, err := a.rm.List(c.Request.Context(), p.Tenant(), p.UserID, pg.after, fetch)
+	if err != nil {
+		a.abort(c, err, "")
+		return
+	}
+	if pg.limit > 0 && len(views) > pg.limit {
+		views = views[:pg.limit]
+		c.Header("Link", "<"+BasePath+"?cursor="+encodeCursor(views[len(views)-1].Position)+"&limit="+strconv.Itoa(pg.limit)+`>; rel="next"`)
+	}
+	c.Data(http.StatusOK, contentTypeJSON, joinDocs(views))
+}
+
+// joinDocs concatenates the views' documents into one JSON array.
+func joinDocs(views []projections.View) []byte {
+	n := 2
+	for _, v := range views {
+		n += len(v.Doc) + 1
+	}
+	b := make([]byte, 0, n)
+	b = append(b, '[')
+	for i, v := range views {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, v.Doc...)
+	}
+	return append(b, ']')
+}
+
+// etag is the ETag of an ICP at version v: "v".
+func etag(v uint64) string { return `"` + strconv.FormatUint(v, 10) + `"` }

@@ -1,0 +1,103 @@
+package api
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/icpservice/icp/api/auth"
+	"github.com/icpservice/icp/commands"
+)
+
+const contentTypeJSON = "application/json; charset=utf-8"
+
+// recoverPanics turns a panic in a handler into a 500 that says nothing about
+// the cause; the cause and the stack go to the log. http.ErrAbortHandler is
+// passed on: it is how a handler asks net/http to drop the connection.
+func (a *api) recoverPanics(c *gin.Context) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler { //nolint:errorlint // compared as net/http does
+				panic(v)
+			}
+			a.log.Error("panic while serving a request", append(logAttrs(c), slog.Any("panic", v), slog.String("stack", string(debug.Stack())))...)
+			if !c.Writer.Written() {
+				a.abort(c, &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error"}, "")
+			}
+		}
+	}()
+	c.Next()
+}
+
+// authenticated runs h with the caller's Principal, or answers 401 (missing,
+// malformed or refused token, with WWW-Authenticate: Bearer) or 503 (the
+// verifier could not check the token).
+func (a *api) authenticated(h func(c *gin.Context, p auth.Principal)) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		token, ok := bearerToken(c.Request.Header.Get("Authorization"))
+		if !ok {
+			a.abort(c, &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized,
+				Message: "missing or malformed Authorization header; expected: Bearer <session token>", Challenge: "Bearer"}, "")
+			return
+		}
+		p, err := a.verifier.Verify(c.Request.Context(), token)
+		switch {
+		case err == nil && p.UserID == "":
+			a.abort(c, &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: "the token names no user", Challenge: `Bearer error="invalid_token"`}, "")
+		case err == nil:
+			h(c, p)
+		case errors.Is(err, auth.ErrUnauthorized):
+			a.abort(c, err, "")
+		default:
+			a.log.Warn("token verification could not be attempted", "err", err)
+			a.abort(c, a.unavailable("the token could not be verified now; retry later"), "")
+		}
+	}
+}
+
+// bearerToken extracts the token of an "Authorization: Bearer <token>"
+// header (scheme case-insensitive, RFC 7235).
+func bearerToken(h string) (string, bool) {
+	const scheme = "bearer "
+	if len(h) <= len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) {
+		return "", false
+	}
+	t := strings.TrimSpace(h[len(scheme):])
+	if t == "" || strings.ContainsAny(t, " \t") {
+		return "", false
+	}
+	return t, true
+}
+
+// printable reports whether s is 1..max printable ASCII characters.
+func printable(s string, max int) bool {
+	if len(s) == 0 || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// requestMeta takes the tracing headers that are well formed; others are
+// dropped, never refused.
+func requestMeta(r *http.Request) commands.RequestMeta {
+	var m commands.RequestMeta
+	if v := r.Header.Get("X-Request-Id"); printable(v, 128) {
+		m.CorrelationID = v
+	}
+	if v := r.Header.Get("Traceparent"); printable(v, 128) {
+		m.TraceParent = v
+	}
+	if v := r.Header.Get("Tracestate"); printable(v, 512) {
+		m.TraceState = v
+	}
+	return m
+}
