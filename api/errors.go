@@ -95,6 +95,9 @@ func (a *api) errorFor(err error, id string) *Error {
 		return &Error{Status: http.StatusPreconditionFailed, Code: CodePreconditionFailed, Message: "If-Match does not match the ICP's current version"}
 	case errors.Is(err, auth.ErrUnauthorized):
 		return &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: err.Error(), Challenge: `Bearer error="invalid_token"`}
+	case errors.Is(err, context.Canceled):
+		// The client went away; nobody reads this answer.
+		return a.unavailable("the request was cancelled")
 	case errors.Is(err, events.ErrUnavailable), errors.Is(err, projections.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		a.log.Warn("backing store unavailable", "err", err)
 		return a.unavailable("a backing store is unavailable; retry later")

@@ -119,9 +119,9 @@ func malformed(body []byte) string {
 }
 
 // Hash identifies the command's content: two requests whose bodies parse to
-// the same command have the same hash. It is stored as the created event's
-// Metadata.CommandHash and tells an Idempotency-Key retry from a reuse of the
-// key with another body.
+// the same command have the same hash. A create made with an Idempotency-Key
+// stores it as its event's Metadata.CommandHash; it tells a retry from a reuse
+// of the key with another body.
 func (c CreateICP) Hash() string {
 	b, err := events.MarshalJSON(c)
 	if err != nil { // cannot happen: plain fields and valid raw JSON

@@ -106,13 +106,14 @@ func (h *Handler) Create(ctx context.Context, p auth.Principal, cmd CreateICP, k
 	if p.UserID == "" {
 		return Result{}, errors.New("commands: create needs an authenticated caller")
 	}
-	var id string
+	// The hash is only ever compared on an Idempotency-Key retry; a create
+	// without a key cannot be retried, so it skips the cost.
+	var id, hash string
 	if key != "" {
-		id = ICPIDForKey(p.Tenant(), p.UserID, key)
+		id, hash = ICPIDForKey(p.Tenant(), p.UserID, key), cmd.Hash()
 	} else {
 		id = uuid.NewString()
 	}
-	hash := cmd.Hash()
 	md := h.metadata(p, meta)
 	md.CommandHash, md.IdempotencyKey = hash, key
 	return h.run(ctx, id, true, md, func(cur *current) (decision, error) {

@@ -96,7 +96,7 @@ func TestCreateRecordsOneEventThatFoldsToTheAnsweredICP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if md.Tenant != "org_acme" || md.UserID != "user_alice" || md.CorrelationID != "req-1" || md.CommandHash == "" {
+	if md.Tenant != "org_acme" || md.UserID != "user_alice" || md.CorrelationID != "req-1" || md.CommandHash != "" || md.IdempotencyKey != "" {
 		t.Errorf("metadata %+v", md)
 	}
 	// The answer is byte for byte what the read model will serve.
@@ -143,6 +143,11 @@ func TestCreateRetryWithTheSameKeyAnswersTheFirstResult(t *testing.T) {
 	id := first.State.ICP.ID
 	if id != commands.ICPIDForKey("org_acme", "user_alice", "key-1") {
 		t.Fatalf("id %s is not derived from tenant, user and key", id)
+	}
+
+	md, err := events.DecodeMetadata(readStream(t, st, id)[0].Metadata)
+	if err != nil || md.IdempotencyKey != "key-1" || md.CommandHash != parse(t, body1, alice).Hash() {
+		t.Fatalf("metadata %+v (%v), want the key and the command's hash", md, err)
 	}
 
 	// The ICP changes after it was created; a retry still answers the ICP
