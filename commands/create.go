@@ -71,7 +71,11 @@ func ParseCreate(body []byte, caller string) (CreateICP, error) {
 	if v := slots[4]; v != nil {
 		cmd.CRMFilters = p.crmFilters(v, "crmFilters")
 	}
-	cmd.UserIDs = p.userIDs(slots[5], "userIds", caller)
+	if v := slots[5]; v == nil {
+		cmd.UserIDs = []string{caller}
+	} else if cmd.UserIDs = p.userIDs(v, "userIds", caller); cmd.UserIDs == nil {
+		cmd.UserIDs = []string{caller}
+	}
 	if v := slots[6]; v != nil {
 		cmd.LeadsPerList = p.leadsPerList(v, "leadsPerList")
 	}

@@ -358,14 +358,12 @@ func (p *parser) crmFilterList(v []byte, path string) []events.CRMFilter {
 }
 
 // userIDs reads userIds: duplicates dropped (first kept), order kept, and
-// caller appended when absent. The limit counts the caller.
+// caller appended when absent (caller "": no one is added). The limit counts
+// the caller.
 func (p *parser) userIDs(v []byte, path, caller string) []string {
-	if v == nil {
-		return []string{caller}
-	}
 	if kindOf(v) != kindArray {
 		p.add(path, typeMessage("an array of strings", v))
-		return []string{caller}
+		return nil
 	}
 	n := countElements(v)
 	out := make([]string, 0, n+1)
@@ -390,6 +388,12 @@ func (p *parser) userIDs(v []byte, path, caller string) []string {
 		}
 		out = append(out, s)
 	})
+	if caller == "" {
+		if len(out) > MaxUserIDs {
+			p.add(path, fmt.Sprintf("must have at most %d distinct entries, has %d", MaxUserIDs, len(out)))
+		}
+		return out
+	}
 	out = withMember(out, caller)
 	if len(out) > MaxUserIDs {
 		p.add(path, fmt.Sprintf("must have at most %d distinct entries including the caller, has %d", MaxUserIDs, len(out)))

@@ -126,6 +126,48 @@ func (h *Handler) Create(ctx context.Context, p auth.Principal, cmd CreateICP, k
 	})
 }
 
+// Update applies cmd to ICP id for p. ifMatch nil: no precondition; else the
+// ICP must be at one of the listed versions (If-Match). An update that changes
+// nothing records nothing and returns the ICP as it is.
+//
+// When the ICP changes between load and append, the handler loads and decides
+// again (bounded); errors: ErrNotFound, ErrForbidden, ErrPreconditionFailed,
+// ErrConflict (still conflicting after the retries), or an error wrapping
+// events.ErrUnavailable. On success the event is durable.
+func (h *Handler) Update(ctx context.Context, p auth.Principal, id string, cmd UpdateICP, ifMatch []uint64, meta RequestMeta) (Result, error) {
+	return h.run(ctx, id, false, h.metadata(p, meta), func(cur *current) (decision, error) {
+		s, err := cur.State()
+		if err != nil {
+			return decision{}, err
+		}
+		ev, ok, err := DecideUpdate(s, p, cmd, ifMatch, h.now())
+		switch {
+		case err != nil:
+			return decision{}, err
+		case !ok:
+			return decision{done: &Result{State: s, Position: cur.events[len(cur.events)-1].Position}}, nil
+		}
+		return decision{payloads: []any{ev}}, nil
+	})
+}
+
+// Delete deletes ICP id for p (ifMatch as for Update). The ICP's history
+// stays in the store; the service no longer serves it. A second delete is
+// ErrNotFound. Other errors as for Update.
+func (h *Handler) Delete(ctx context.Context, p auth.Principal, id string, ifMatch []uint64, meta RequestMeta) (Result, error) {
+	return h.run(ctx, id, false, h.metadata(p, meta), func(cur *current) (decision, error) {
+		s, err := cur.State()
+		if err != nil {
+			return decision{}, err
+		}
+		ev, err := DecideDelete(s, p, ifMatch, h.now())
+		if err != nil {
+			return decision{}, err
+		}
+		return decision{payloads: []any{ev}}, nil
+	})
+}
+
 // replayCreate answers an Idempotency-Key retry from the stream's first event.
 func replayCreate(first events.Recorded, key, hash string) (decision, error) {
 	md, err := events.DecodeMetadata(first.Metadata)
