@@ -109,11 +109,13 @@ type api struct {
 
 // New returns the HTTP handler of the service:
 //
-//	GET  /healthz                     200 while the process serves
-//	GET  /readyz                      200 when Deps.Ready is nil or returns nil, else 503
-//	POST /api/v1/entities/icps        create (201)
-//	GET  /api/v1/entities/icps        list the caller's ICPs
-//	GET  /api/v1/entities/icps/:id    get one ICP
+//	GET    /healthz                   200 while the process serves
+//	GET    /readyz                    200 when Deps.Ready is nil or returns nil, else 503
+//	POST   /api/v1/entities/icps      create (201)
+//	GET    /api/v1/entities/icps      list the caller's ICPs
+//	GET    /api/v1/entities/icps/:id  get one ICP
+//	PATCH  /api/v1/entities/icps/:id  partial update (200), If-Match optional
+//	DELETE /api/v1/entities/icps/:id  delete (204), If-Match optional
 //
 // Every other path or method, and every error, answers
 // {"error":{"code","message"[,"details"]}}. New sets Gin's global mode to
@@ -167,5 +169,7 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 	r.POST(BasePath, a.authenticated(a.create))
 	r.GET(BasePath, a.authenticated(a.list))
 	r.GET(BasePath+"/:id", a.authenticated(a.get))
+	r.PATCH(BasePath+"/:id", a.authenticated(a.update))
+	r.DELETE(BasePath+"/:id", a.authenticated(a.remove))
 	return r, nil
 }

@@ -212,6 +212,27 @@ func TestEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("an update and a delete are seen at once", func(t *testing.T) {
+		dave := s.token("user_dave", "org_acme", false)
+		c := s.call(http.MethodPost, api.BasePath, dave, `{"name":"Before","leadProviderCriteria":[]}`, nil)
+		id := idOf(t, c.body)
+		path := api.BasePath + "/" + id
+		u := s.call(http.MethodPatch, path, dave, `{"name":"After","activeUntil":"2031-02-03T04:05:06.789+00:00"}`, map[string]string{"If-Match": `"1"`})
+		if u.status != http.StatusOK || u.header.Get("ETag") != `"2"` || u.header.Get(api.HeaderConsistency) != "" {
+			t.Fatalf("patch: %d %s", u.status, u.body)
+		}
+		if g := s.call(http.MethodGet, path, dave, "", nil); g.body != u.body {
+			t.Fatalf("get after patch: %s\nwant %s", g.body, u.body)
+		}
+		if d := s.call(http.MethodDelete, path, dave, "", nil); d.status != http.StatusNoContent {
+			t.Fatalf("delete: %d %s", d.status, d.body)
+		}
+		assertError(t, s.call(http.MethodGet, path, dave, "", nil), 404, "NOT_FOUND")
+		if l := s.call(http.MethodGet, api.BasePath, dave, "", nil); l.body != "[]" {
+			t.Fatalf("list after delete: %s", l.body)
+		}
+	})
+
 	t.Run("a refused token is 401", func(t *testing.T) {
 		r := s.call(http.MethodGet, api.BasePath, alice+"x", "", nil)
 		assertError(t, r, 401, "UNAUTHORIZED")

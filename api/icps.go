@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -64,19 +65,110 @@ func (a *api) create(c *gin.Context, p auth.Principal) {
 		a.log.Error("encode created ICP", "id", id, "err", err)
 		body = []byte(`{"id":"` + id + `"}`)
 	}
-	wctx, cancel := context.WithTimeout(ctx, a.cfg.ConsistencyWait)
-	err = a.rm.WaitFor(wctx, id, res.State.Version)
-	cancel()
+	a.awaitReadModel(c, id, res.State.Version)
 	h := c.Writer.Header()
-	if err != nil {
-		if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
-			a.log.Warn("read model wait failed after a create", "id", id, "err", err)
-		}
-		h.Set(HeaderConsistency, "pending")
-	}
 	h.Set("Location", BasePath+"/"+id)
 	h.Set("ETag", etag(res.State.Version))
 	c.Data(http.StatusCreated, contentTypeJSON, body)
+}
+
+// awaitReadModel waits, at most ConsistencyWait, until the read model holds
+// ICP id at version (or later), so that the caller's next read sees the
+// change; past the wait, or when the read model cannot tell, it marks the
+// answer ICP-Consistency: pending. It never fails: the change is durable.
+func (a *api) awaitReadModel(c *gin.Context, id string, version uint64) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), a.cfg.ConsistencyWait)
+	err := a.rm.WaitFor(ctx, id, version)
+	cancel()
+	if err != nil {
+		if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+			a.log.Warn("read model wait failed after a change", "id", id, "err", err)
+		}
+		c.Writer.Header().Set(HeaderConsistency, "pending")
+	}
+}
+
+// update applies a partial update and answers 200 with the whole ICP as
+// updated (once durable, always 200; consistency as for create).
+func (a *api) update(c *gin.Context, p auth.Principal) {
+	raw := c.Param("id")
+	id, ok := normaliseID(raw)
+	if !ok {
+		a.abort(c, commands.ErrNotFound, raw)
+		return
+	}
+	ifMatch := parseIfMatch(c.Request.Header)
+	buf, err := a.readJSONBody(c)
+	if err != nil {
+		a.abort(c, err, raw)
+		return
+	}
+	cmd, err := commands.ParseUpdate(buf.Bytes())
+	releaseBody(buf)
+	if err != nil {
+		a.abort(c, err, raw)
+		return
+	}
+	res, err := a.cmds.Update(c.Request.Context(), p, id, cmd, ifMatch, requestMeta(c.Request))
+	if err != nil {
+		a.abort(c, err, raw)
+		return
+	}
+	// Durable from here on (or nothing to change): answer 200.
+	body, err := events.MarshalJSON(res.State.ICP)
+	if err != nil { // cannot happen: the same value was just encoded into the event
+		a.log.Error("encode updated ICP", "id", id, "err", err)
+		body = []byte(`{"id":"` + id + `"}`)
+	}
+	a.awaitReadModel(c, id, res.State.Version)
+	c.Header("ETag", etag(res.State.Version))
+	c.Data(http.StatusOK, contentTypeJSON, body)
+}
+
+// remove deletes an ICP and answers 204 (once durable, always 204; it waits
+// for the read model as create does, so the ICP is gone from the caller's
+// next get and list).
+func (a *api) remove(c *gin.Context, p auth.Principal) {
+	raw := c.Param("id")
+	id, ok := normaliseID(raw)
+	if !ok {
+		a.abort(c, commands.ErrNotFound, raw)
+		return
+	}
+	res, err := a.cmds.Delete(c.Request.Context(), p, id, parseIfMatch(c.Request.Header), requestMeta(c.Request))
+	if err != nil {
+		a.abort(c, err, raw)
+		return
+	}
+	a.awaitReadModel(c, id, res.State.Version)
+	c.Status(http.StatusNoContent)
+}
+
+// parseIfMatch reads If-Match as the versions it allows: nil when the header
+// is absent or "*" (no precondition beyond existence); otherwise the versions
+// of its strong ETags "N". Weak or malformed entries can match nothing, so a
+// header with only those yields an empty list: 412 on any version.
+func parseIfMatch(h http.Header) []uint64 {
+	vals := h.Values("If-Match")
+	if len(vals) == 0 {
+		return nil
+	}
+	versions := []uint64{}
+	for _, v := range vals {
+		for _, tag := range strings.Split(v, ",") {
+			tag = strings.TrimSpace(tag)
+			if tag == "*" {
+				return nil
+			}
+			if len(tag) < 3 || tag[0] != '"' || tag[len(tag)-1] != '"' {
+				continue
+			}
+			if n, err := strconv.ParseUint(tag[1:len(tag)-1], 10, 64); err == nil && n > 0 {
+				versions = append(versions, n)
+			}
+		}
+	}
+	return versions
 }
 
 // idempotencyKey returns the request's Idempotency-Key ("" when absent), or a
