@@ -123,6 +123,7 @@ func Open(ctx context.Context, path string, opts Options) (*Model, error) {
 	w.Set("_txlock", "immediate")
 	w.Add("_pragma", "journal_mode(WAL)")
 	w.Add("_pragma", "synchronous(FULL)")
+	w.Add("_pragma", "cache_size(-65536)") // 64 MiB: the hot b-tree pages stay in memory
 	wdb, err := sql.Open("sqlite", dsn(w))
 	if err != nil {
 		return nil, fmt.Errorf("sqlitemodel: %w", err)
@@ -142,6 +143,7 @@ func Open(ctx context.Context, path string, opts Options) (*Model, error) {
 		_ = wdb.Close()
 		return nil, fmt.Errorf("sqlitemodel: %w", err)
 	}
+
 	rdb.SetMaxOpenConns(o.ReadConns)
 	rdb.SetMaxIdleConns(o.ReadConns)
 	m := &Model{
@@ -160,6 +162,7 @@ func Open(ctx context.Context, path string, opts Options) (*Model, error) {
 		return nil, fmt.Errorf("sqlitemodel: open %s: %w", path, err)
 	}
 	go w8.run()
+
 	return m, nil
 }
 

@@ -26,8 +26,7 @@ var migrations = []string{
 		position INTEGER NOT NULL,
 		id       TEXT NOT NULL,
 		PRIMARY KEY (tenant, user_id, position, id)
-	) WITHOUT ROWID;
-	CREATE INDEX icp_members_by_id ON icp_members (id);`,
+	) WITHOUT ROWID;`,
 }
 
 // migrate brings the schema to the latest version inside one IMMEDIATE

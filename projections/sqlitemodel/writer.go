@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/icpservice/icp/projections"
 )
@@ -105,9 +106,9 @@ func validate(v projections.View) error {
 
 // writer owns the single write connection and its prepared statements.
 type writer struct {
-	m                                              *Model
-	conn                                           *sql.Conn
-	insert, update, version, delMembers, insMember *sql.Stmt
+	m                                             *Model
+	conn                                          *sql.Conn
+	insert, update, current, delMember, insMember *sql.Stmt
 }
 
 func newWriter(ctx context.Context, m *Model) (*writer, error) {
@@ -126,8 +127,8 @@ func newWriter(ctx context.Context, m *Model) (*writer, error) {
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`)
 	prep(&w.update, `UPDATE icps SET tenant = ?, version = ?, position = ?, deleted = ?, created_by = ?, user_ids = ?, doc = ?
 		WHERE id = ? AND version = ?`)
-	prep(&w.version, `SELECT version FROM icps WHERE id = ?`)
-	prep(&w.delMembers, `DELETE FROM icp_members WHERE id = ?`)
+	prep(&w.current, `SELECT version, tenant, position, user_ids FROM icps WHERE id = ?`)
+	prep(&w.delMember, `DELETE FROM icp_members WHERE tenant = ? AND user_id = ? AND position = ? AND id = ?`)
 	prep(&w.insMember, `INSERT OR IGNORE INTO icp_members (tenant, user_id, position, id) VALUES (?, ?, ?, ?)`)
 	if err != nil {
 		_ = conn.Close()
@@ -224,57 +225,16 @@ func (w *writer) write(batch []*applyReq) (err error) {
 			_ = tx.Rollback()
 		}
 	}()
-	stmt := func(s *sql.Stmt) *sql.Stmt { return tx.StmtContext(ctx, s) }
-	insert, update, version := stmt(w.insert), stmt(w.update), stmt(w.version)
-	delMembers, insMember := stmt(w.delMembers), stmt(w.insMember)
+	st := txStmts{
+		insert: tx.StmtContext(ctx, w.insert), update: tx.StmtContext(ctx, w.update),
+		current: tx.StmtContext(ctx, w.current), delMember: tx.StmtContext(ctx, w.delMember),
+		insMember: tx.StmtContext(ctx, w.insMember),
+	}
 	for _, r := range batch {
 		r.out = make([]projections.Outcome, len(r.views))
 		for i, v := range r.views {
-			var doc []byte
-			if !v.Deleted {
-				doc = v.Doc
-			}
-			deleted := 0
-			if v.Deleted {
-				deleted = 1
-			}
-			var res sql.Result
-			if v.Version == 1 {
-				res, err = insert.ExecContext(ctx, v.ID, v.Tenant, int64(v.Version), int64(v.Position), deleted, v.CreatedBy, r.users[i], doc)
-			} else {
-				res, err = update.ExecContext(ctx, v.Tenant, int64(v.Version), int64(v.Position), deleted, v.CreatedBy, r.users[i], doc, v.ID, int64(v.Version-1))
-			}
-			if err != nil {
-				return unavailable("write view", err)
-			}
-			n, err := res.RowsAffected()
-			if err != nil {
-				return unavailable("write view", err)
-			}
-			if n == 0 {
-				var stored int64
-				switch err := version.QueryRowContext(ctx, v.ID).Scan(&stored); {
-				case errors.Is(err, sql.ErrNoRows):
-					stored = 0
-				case err != nil:
-					return unavailable("read version", err)
-				}
-				r.out[i] = projections.Outcome{Applied: false, Stored: uint64(stored)}
-				continue
-			}
-			r.out[i] = projections.Outcome{Applied: true, Stored: v.Version - 1}
-			if v.Version > 1 {
-				if _, err := delMembers.ExecContext(ctx, v.ID); err != nil {
-					return unavailable("write members", err)
-				}
-			}
-			if v.Deleted {
-				continue
-			}
-			for _, u := range v.UserIDs {
-				if _, err := insMember.ExecContext(ctx, v.Tenant, u, int64(v.Position), v.ID); err != nil {
-					return unavailable("write members", err)
-				}
+			if r.out[i], err = st.apply(ctx, v, r.users[i]); err != nil {
+				return err
 			}
 		}
 	}
@@ -282,4 +242,110 @@ func (w *writer) write(batch []*applyReq) (err error) {
 		return unavailable("commit", err)
 	}
 	return nil
+}
+
+type txStmts struct {
+	insert, update, current, delMember, insMember *sql.Stmt
+}
+
+// apply is the conditional write of one view inside the batch's transaction.
+//
+// The membership rows (what List reads) are kept in step by difference: an
+// update removes the members it dropped and adds the ones it gained, so the
+// table needs no index by ICP id (one random-key b-tree less to write per
+// create; the key order (tenant, user, position) stays append-mostly).
+func (st txStmts) apply(ctx context.Context, v projections.View, users []byte) (projections.Outcome, error) {
+	var doc []byte
+	deleted := 0
+	if v.Deleted {
+		deleted = 1
+	} else {
+		doc = v.Doc
+	}
+	if v.Version == 1 {
+		res, err := st.insert.ExecContext(ctx, v.ID, v.Tenant, int64(v.Version), int64(v.Position), deleted, v.CreatedBy, users, doc)
+		if err != nil {
+			return projections.Outcome{}, unavailable("insert view", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return projections.Outcome{}, unavailable("insert view", err)
+		} else if n == 0 {
+			var stored int64
+			if err := st.current.QueryRowContext(ctx, v.ID).Scan(&stored, new(string), new(int64), new(string)); err != nil {
+				return projections.Outcome{}, unavailable("read version", err)
+			}
+			return projections.Outcome{Stored: uint64(stored)}, nil
+		}
+		if !v.Deleted {
+			if err := st.addMembers(ctx, v.Tenant, v.Position, v.ID, v.UserIDs); err != nil {
+				return projections.Outcome{}, err
+			}
+		}
+		return projections.Outcome{Applied: true}, nil
+	}
+
+	var (
+		stored, position int64
+		tenant, oldJSON  string
+	)
+	switch err := st.current.QueryRowContext(ctx, v.ID).Scan(&stored, &tenant, &position, &oldJSON); {
+	case errors.Is(err, sql.ErrNoRows):
+		return projections.Outcome{Stored: 0}, nil
+	case err != nil:
+		return projections.Outcome{}, unavailable("read version", err)
+	}
+	if uint64(stored) != v.Version-1 {
+		return projections.Outcome{Stored: uint64(stored)}, nil
+	}
+	res, err := st.update.ExecContext(ctx, v.Tenant, int64(v.Version), int64(v.Position), deleted, v.CreatedBy, users, doc, v.ID, stored)
+	if err != nil {
+		return projections.Outcome{}, unavailable("update view", err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return projections.Outcome{}, unavailable("update view", fmt.Errorf("%d rows updated, %v", n, err))
+	}
+	var old []string
+	if err := json.Unmarshal([]byte(oldJSON), &old); err != nil {
+		return projections.Outcome{}, unavailable("read members", err)
+	}
+	var keep []string
+	if !v.Deleted {
+		keep = v.UserIDs
+	}
+	moved := tenant != v.Tenant || uint64(position) != v.Position
+	var gone, added []string
+	if moved {
+		gone, added = old, keep
+	} else {
+		gone, added = difference(old, keep), difference(keep, old)
+	}
+	for _, u := range gone {
+		if _, err := st.delMember.ExecContext(ctx, tenant, u, position, v.ID); err != nil {
+			return projections.Outcome{}, unavailable("write members", err)
+		}
+	}
+	if err := st.addMembers(ctx, v.Tenant, v.Position, v.ID, added); err != nil {
+		return projections.Outcome{}, err
+	}
+	return projections.Outcome{Applied: true, Stored: uint64(stored)}, nil
+}
+
+func (st txStmts) addMembers(ctx context.Context, tenant string, position uint64, id string, users []string) error {
+	for _, u := range users {
+		if _, err := st.insMember.ExecContext(ctx, tenant, u, int64(position), id); err != nil {
+			return unavailable("write members", err)
+		}
+	}
+	return nil
+}
+
+// difference returns the members of a that are not in b.
+func difference(a, b []string) []string {
+	var out []string
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			out = append(out, x)
+		}
+	}
+	return out
 }
