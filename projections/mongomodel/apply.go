@@ -185,7 +185,7 @@ func (m *Model) commit(batch []*applyReq) {
 		if err != nil {
 			r.err = err
 		} else {
-			r.out = out[off : off+len(r.views)]
+			r.out = out[off : off+len(r.views) : off+len(r.views)] // no caller can append into another's
 			for i, o := range r.out {
 				if o.Applied {
 					touched = append(touched, r.views[i].ID)
