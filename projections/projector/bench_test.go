@@ -1,0 +1,86 @@
+package projector_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+
+	"github.com/icpservice/icp/events"
+	"github.com/icpservice/icp/projections/projector"
+)
+
+// BenchmarkProjector measures events/s projected into the SQLite read model:
+// b.N creates are published first, then one projector (default concurrency)
+// consumes them all. Creates skip the read of the stored view, so this is the
+// bus-to-durable-write path: delivery, decode, fold, group commit, async ack.
+func BenchmarkProjector(b *testing.B) {
+	e := newEnv(b)
+	ctx := context.Background()
+	futures := make([]nats.PubAckFuture, 0, b.N)
+	for i := range b.N {
+		id := uuid.NewString()
+		ev, err := events.Encode(uuid.NewString(), events.ICPCreatedV1{ICP: testICP(id), Tenant: "org_1", CreatedBy: "user_1"},
+			events.Metadata{Tenant: "org_1", UserID: "user_1"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		rec := events.Recorded{ID: ev.ID, Type: ev.Type, SchemaVersion: ev.SchemaVersion, Data: ev.Data, Metadata: ev.Metadata,
+			StreamID: events.StreamID(id), Version: 1, Position: uint64(i + 1), Time: time.Now()}
+		m := nats.NewMsg(events.Subject(rec.Type))
+		for k, v := range events.Headers(rec) {
+			m.Header.Set(k, v)
+		}
+		m.Header.Set(nats.MsgIdHdr, rec.ID)
+		m.Data = rec.Data
+		f, err := e.js.PublishMsgAsync(m)
+		if err != nil {
+			b.Fatal(err)
+		}
+		futures = append(futures, f)
+	}
+	select {
+	case <-e.js.PublishAsyncComplete():
+	case <-time.After(time.Minute):
+		b.Fatal("publishing did not complete")
+	}
+	for _, f := range futures {
+		select {
+		case err := <-f.Err():
+			b.Fatal(err)
+		default:
+		}
+	}
+	cfg := e.config()
+	cfg.Concurrency = 0 // the default
+	cfg.Logger = nil
+	p, err := projector.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	b.ResetTimer()
+	start := time.Now()
+	go func() { done <- p.Run(runCtx) }()
+	deadline := time.Now().Add(5 * time.Minute)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for p.Stats().Applied < uint64(b.N) {
+		if time.Now().After(deadline) {
+			b.Fatalf("stats after the deadline: %+v", p.Stats())
+		}
+		<-tick.C
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	cancel()
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+	rs := e.rm.Stats()
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
+	b.ReportMetric(float64(rs.Written)/float64(max(rs.Commits, 1)), "views/commit")
+}

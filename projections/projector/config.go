@@ -1,0 +1,139 @@
+package projector
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/icpservice/icp/events"
+	"github.com/icpservice/icp/projections"
+)
+
+// Config configures a Projector. Zero durations and counts take the defaults
+// listed beside each field.
+type Config struct {
+	// Conn is a connection to the NATS server. The projector opens its own
+	// connection with the same options for consuming (it drains that one
+	// on shutdown) and publishes dead letters through Conn itself; it never
+	// closes Conn. Either Conn or URL is required.
+	Conn *nats.Conn
+	// URL and NatsOptions are used to connect when Conn is nil; the
+	// projector then owns and closes its connections.
+	URL         string
+	NatsOptions []nats.Option
+
+	// ReadModel receives the views. Required.
+	ReadModel projections.ReadModel
+	// Store is the event store the projector reads missing events from
+	// when it sees a gap. Required.
+	Store events.Store
+
+	// Durable names the JetStream consumer, its queue group, and the
+	// dead-letter subject icp.dlq.<Durable> (default "projector").
+	// Replicas with the same Durable share the work.
+	Durable string
+	// Concurrency is how many messages are handled at once by this replica
+	// (default 256). Many in flight let the read model batch their writes.
+	Concurrency int
+	// MaxAckPending caps the messages delivered and not yet acked, across
+	// all replicas (default 2 × Concurrency).
+	MaxAckPending int
+	// AckWait is how long JetStream waits for an ack before redelivering; it
+	// also bounds the handling of one message (default 30s).
+	AckWait time.Duration
+	// RetryDelay is the delay before the first redelivery of a message that
+	// failed for a reason that may pass (read model or store unavailable, an
+	// event schema this release does not know yet); it doubles with each
+	// delivery up to MaxRetryDelay (defaults 250ms and 30s).
+	RetryDelay    time.Duration
+	MaxRetryDelay time.Duration
+	// MissingEventDeliveries is how many deliveries a message gets while
+	// the event store lacks events its gap needs, before it is
+	// dead-lettered: the store is the truth, so an event the store never
+	// gets can never be applied (default 20).
+	MissingEventDeliveries int
+	// ShutdownTimeout bounds the graceful stop: in-flight messages are
+	// finished and acked within it (default 30s).
+	ShutdownTimeout time.Duration
+	// Logger receives the projector's logs (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// DefaultDurable is the consumer name used when Config.Durable is empty.
+const DefaultDurable = "projector"
+
+func (c Config) withDefaults() Config {
+	if c.Durable == "" {
+		c.Durable = DefaultDurable
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = 256
+	}
+	if c.MaxAckPending == 0 {
+		c.MaxAckPending = 2 * c.Concurrency
+	}
+	if c.AckWait == 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.RetryDelay == 0 {
+		c.RetryDelay = 250 * time.Millisecond
+	}
+	if c.MaxRetryDelay == 0 {
+		c.MaxRetryDelay = 30 * time.Second
+	}
+	if c.MissingEventDeliveries == 0 {
+		c.MissingEventDeliveries = 20
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 30 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Validate reports every problem of the configuration at once (after
+// defaults are applied).
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	var p []string
+	if c.Conn == nil && c.URL == "" {
+		p = append(p, "Conn or URL is required")
+	}
+	if c.ReadModel == nil {
+		p = append(p, "ReadModel is required")
+	}
+	if c.Store == nil {
+		p = append(p, "Store is required")
+	}
+	if strings.ContainsAny(c.Durable, ".*> \t\r\n") {
+		p = append(p, fmt.Sprintf("Durable %q must not contain '.', '*', '>' or whitespace", c.Durable))
+	}
+	if c.Concurrency < 1 {
+		p = append(p, "Concurrency must be >= 1")
+	}
+	if c.MaxAckPending < c.Concurrency {
+		p = append(p, "MaxAckPending must be >= Concurrency")
+	}
+	if c.AckWait < time.Second {
+		p = append(p, "AckWait must be >= 1s")
+	}
+	if c.RetryDelay < 0 || c.MaxRetryDelay < c.RetryDelay {
+		p = append(p, "RetryDelay must be >= 0 and <= MaxRetryDelay")
+	}
+	if c.MissingEventDeliveries < 1 {
+		p = append(p, "MissingEventDeliveries must be >= 1")
+	}
+	if c.ShutdownTimeout < 0 {
+		p = append(p, "ShutdownTimeout must not be negative")
+	}
+	if len(p) > 0 {
+		return errors.New("projector: invalid config: " + strings.Join(p, "; "))
+	}
+	return nil
+}
