@@ -116,7 +116,7 @@ func (h *Handler) Create(ctx context.Context, p auth.Principal, cmd CreateICP, k
 	}
 	md := h.metadata(p, meta)
 	md.CommandHash, md.IdempotencyKey = hash, key
-	return h.run(ctx, id, true, md, func(cur *current) (decision, error) {
+	return h.run(ctx, id, true, nil, md, func(cur *current) (decision, error) {
 		if len(cur.events) == 0 {
 			ev, err := DecideCreate(nil, id, p, cmd, h.now())
 			return decision{payloads: []any{ev}}, err
@@ -130,12 +130,17 @@ func (h *Handler) Create(ctx context.Context, p auth.Principal, cmd CreateICP, k
 // ICP must be at one of the listed versions (If-Match). An update that changes
 // nothing records nothing and returns the ICP as it is.
 //
-// When the ICP changes between load and append, the handler loads and decides
-// again (bounded); errors: ErrNotFound, ErrForbidden, ErrPreconditionFailed,
-// ErrConflict (still conflicting after the retries), or an error wrapping
-// events.ErrUnavailable. On success the event is durable.
+// Without ifMatch, when the ICP changes between load and append, the handler
+// loads and decides again on the new version (bounded by WithMaxAttempts), so
+// concurrent updates are serialised. With ifMatch it never retries: the
+// version the precondition matched is gone, so the answer is
+// ErrPreconditionFailed at once.
+//
+// Errors: ErrNotFound, ErrForbidden, ErrPreconditionFailed, ErrConflict
+// (still conflicting after the retries; nothing recorded), or an error
+// wrapping events.ErrUnavailable. On success the event is durable.
 func (h *Handler) Update(ctx context.Context, p auth.Principal, id string, cmd UpdateICP, ifMatch []uint64, meta RequestMeta) (Result, error) {
-	return h.run(ctx, id, false, h.metadata(p, meta), func(cur *current) (decision, error) {
+	return h.run(ctx, id, false, conflictUnder(ifMatch), h.metadata(p, meta), func(cur *current) (decision, error) {
 		s, err := cur.State()
 		if err != nil {
 			return decision{}, err
@@ -155,7 +160,7 @@ func (h *Handler) Update(ctx context.Context, p auth.Principal, id string, cmd U
 // stays in the store; the service no longer serves it. A second delete is
 // ErrNotFound. Other errors as for Update.
 func (h *Handler) Delete(ctx context.Context, p auth.Principal, id string, ifMatch []uint64, meta RequestMeta) (Result, error) {
-	return h.run(ctx, id, false, h.metadata(p, meta), func(cur *current) (decision, error) {
+	return h.run(ctx, id, false, conflictUnder(ifMatch), h.metadata(p, meta), func(cur *current) (decision, error) {
 		s, err := cur.State()
 		if err != nil {
 			return decision{}, err
@@ -166,6 +171,17 @@ func (h *Handler) Delete(ctx context.Context, p auth.Principal, id string, ifMat
 		}
 		return decision{payloads: []any{ev}}, nil
 	})
+}
+
+// conflictUnder is what a command under the precondition ifMatch answers
+// when its append meets a moved stream: nil (no precondition) means load and
+// decide again; with If-Match the matched version is gone, so
+// ErrPreconditionFailed without another attempt.
+func conflictUnder(ifMatch []uint64) error {
+	if ifMatch == nil {
+		return nil
+	}
+	return ErrPreconditionFailed
 }
 
 // replayCreate answers an Idempotency-Key retry from the stream's first event.
@@ -236,9 +252,11 @@ type decision struct {
 // run is the one path of every command: load the stream of ICP id, decide,
 // append with the loaded version as the expected version; when the stream
 // moved in between (a *ConflictError), load again and decide again, at most
-// maxAttempts times, then ErrConflict. assumeNew skips the first load and
-// decides on an empty stream (a create: a conflict means the stream exists).
-func (h *Handler) run(ctx context.Context, id string, assumeNew bool, md events.Metadata, decide func(*current) (decision, error)) (Result, error) {
+// maxAttempts times, then ErrConflict. onConflict, when not nil, is returned
+// at the first conflict instead (a precondition that no longer holds).
+// assumeNew skips the first load and decides on an empty stream (a create: a
+// conflict means the stream exists).
+func (h *Handler) run(ctx context.Context, id string, assumeNew bool, onConflict error, md events.Metadata, decide func(*current) (decision, error)) (Result, error) {
 	stream := events.StreamID(id)
 	cur := &current{folded: true}
 	for attempt := 1; ; attempt++ {
@@ -275,6 +293,9 @@ func (h *Handler) run(ctx context.Context, id string, assumeNew bool, md events.
 		}
 		if !errors.Is(err, events.ErrConflict) {
 			return Result{}, err
+		}
+		if onConflict != nil {
+			return Result{}, onConflict
 		}
 		if attempt >= h.maxAttempts {
 			return Result{}, ErrConflict

@@ -70,6 +70,15 @@ func TestUpdateRecordsTheChangeAndAnswersTheFoldedICP(t *testing.T) {
 	if err != nil || res.State.ICP.Description != nil || res.State.Version != 3 {
 		t.Fatalf("clear description: %+v %v", res.State, err)
 	}
+	// The event holds only what changed; a clear is an explicit null.
+	cleared := readStream(t, st, id)[2]
+	if want := `{"id":"` + id + `","updatedAt":"2024-01-15T10:31:00.000Z","updatedBy":"user_alice","changes":{"description":null}}`; cleared.Type != events.TypeICPUpdated || cleared.SchemaVersion != 1 || string(cleared.Data) != want {
+		t.Fatalf("stored %s v%d %s\nwant ICPUpdated v1 %s", cleared.Type, cleared.SchemaVersion, cleared.Data, want)
+	}
+	p, err := events.DecodeRecorded(cleared)
+	if ch := p.(events.ICPUpdatedV1).Changes; err != nil || !ch.Description.Set || !ch.Description.Null || ch.Name.Set || ch.CRMFilters.Set {
+		t.Fatalf("decoded %+v %v", p, err)
+	}
 	res, err = h.Update(ctx, alice, id, parseUpdate(t, `{}`), nil, commands.RequestMeta{})
 	if err != nil || res.State.Version != 3 {
 		t.Fatalf("empty update: %+v %v", res.State, err)
@@ -199,15 +208,18 @@ func TestConcurrentUpdatesWithOneIfMatchLetOneWin(t *testing.T) {
 
 // racingStore is the real store with another writer slipping in: after each
 // of the first races reads of a stream, it appends a competing update to that
-// stream, so the command's append that follows meets a moved stream.
+// stream, so the command's append that follows meets a moved stream. loads
+// counts every read.
 type racingStore struct {
 	events.Store
 	t     *testing.T
 	races int
 	reads int
+	loads int
 }
 
 func (r *racingStore) ReadStream(ctx context.Context, stream string, from uint64) ([]events.Recorded, error) {
+	r.loads++
 	evs, err := r.Store.ReadStream(ctx, stream, from)
 	if err != nil || r.reads >= r.races {
 		return evs, err
@@ -235,10 +247,14 @@ func TestUpdateRetriesOnAMovedStreamThenGivesUp(t *testing.T) {
 		ifMatch     []uint64
 		want        error
 		wantVersion uint64
+		wantLoads   int
 	}{
-		{"one race: decided again on the new version", 1, nil, nil, 3},
-		{"races past the attempts: conflict", 3, nil, commands.ErrConflict, 0},
-		{"a race under If-Match: precondition failed", 1, []uint64{1}, commands.ErrPreconditionFailed, 0},
+		{"one race: decided again on the new version", 1, nil, nil, 3, 2},
+		{"races past the attempts: conflict", 3, nil, commands.ErrConflict, 0, 3},
+		{"a race under If-Match: precondition failed without a retry", 1, []uint64{1}, commands.ErrPreconditionFailed, 0, 1},
+		// The new version is listed too, yet the answer is 412: the
+		// version the precondition matched when decided is gone.
+		{"a race under an If-Match listing the new version too", 1, []uint64{1, 2}, commands.ErrPreconditionFailed, 0, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st := openStore(t)
@@ -247,10 +263,14 @@ func TestUpdateRetriesOnAMovedStreamThenGivesUp(t *testing.T) {
 				t.Fatal(err)
 			}
 			id := created.State.ICP.ID
-			h := commands.NewHandler(&racingStore{Store: st, t: t, races: tc.races}, commands.WithMaxAttempts(3))
+			rs := &racingStore{Store: st, t: t, races: tc.races}
+			h := commands.NewHandler(rs, commands.WithMaxAttempts(3))
 			res, err := h.Update(ctx, alice, id, parseUpdate(t, `{"name":"Mine"}`), tc.ifMatch, commands.RequestMeta{})
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+			if rs.loads != tc.wantLoads {
+				t.Errorf("the stream was loaded %d times, want %d", rs.loads, tc.wantLoads)
 			}
 			evs := readStream(t, st, id)
 			if tc.want != nil {
@@ -271,5 +291,31 @@ func TestUpdateRetriesOnAMovedStreamThenGivesUp(t *testing.T) {
 				t.Fatalf("answer %s\nstream folds to %s", doc(t, res.State), doc(t, folded))
 			}
 		})
+	}
+}
+
+func TestAMemberMayLeaveAndAnAdminKeepsAccess(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	h := commands.NewHandler(st)
+	created, err := h.Create(ctx, alice, parse(t, body1, alice), "", commands.RequestMeta{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := created.State.ICP.ID
+	// alice hands the ICP over to bob: she is no longer a member.
+	res, err := h.Update(ctx, alice, id, parseUpdate(t, `{"userIds":["user_bob"]}`), nil, commands.RequestMeta{})
+	if err != nil || len(res.State.ICP.UserIDs) != 1 || res.State.ICP.UserIDs[0] != "user_bob" {
+		t.Fatalf("hand over: %+v %v", res.State, err)
+	}
+	if _, err := h.Update(ctx, alice, id, parseUpdate(t, `{"name":"x"}`), nil, commands.RequestMeta{}); !errors.Is(err, commands.ErrForbidden) {
+		t.Fatalf("alice after leaving: %v, want ErrForbidden", err)
+	}
+	admin := auth.Principal{UserID: "user_root", OrgID: "org_acme", Admin: true}
+	if _, err := h.Update(ctx, admin, id, parseUpdate(t, `{"userIds":["user_alice"]}`), nil, commands.RequestMeta{}); err != nil {
+		t.Fatalf("an admin who is not a member: %v", err)
+	}
+	if _, err := h.Delete(ctx, alice, id, nil, commands.RequestMeta{}); err != nil {
+		t.Fatalf("alice back as a member: %v", err)
 	}
 }

@@ -17,10 +17,16 @@ type UpdateICP struct {
 var updateFields = createFields
 
 // ParseUpdate reads a PATCH body: exactly one JSON object whose members are
-// validated with the same rules and limits as a create (userIds is taken as
-// given, without adding the caller). null is accepted only for description,
-// crmFilters and activeUntil. Every problem is reported at once in a
-// *ValidationError. The result does not alias body.
+// validated with the same rules and limits as a create. null is accepted only
+// for description, crmFilters and activeUntil. Every problem is reported at
+// once in a *ValidationError. The result does not alias body.
+//
+// userIds replaces the members as given: unlike a create, the caller is not
+// added, so a member may leave an ICP or hand it over to others (an admin of
+// the organisation keeps access without being listed). What an update cannot
+// do is leave an ICP without members: an empty userIds is refused, because
+// such an ICP would be in no one's list and reachable only by an admin who
+// knows its id.
 func ParseUpdate(body []byte) (UpdateICP, error) {
 	if err := checkObject(body); err != nil {
 		return UpdateICP{}, err
@@ -48,6 +54,9 @@ func ParseUpdate(body []byte) (UpdateICP, error) {
 	}
 	if v := slots[5]; v != nil {
 		c.UserIDs = events.Some(nonNil(p.userIDs(v, "userIds", "")))
+		if kindOf(v) == kindArray && countElements(v) == 0 {
+			p.add("userIds", "must list at least one user: an ICP without members is in no one's list")
+		}
 	}
 	if v := slots[6]; v != nil {
 		c.LeadsPerList = events.Some(p.leadsPerList(v, "leadsPerList"))

@@ -22,13 +22,13 @@ func TestParseUpdateTakesOnlyWhatWasSent(t *testing.T) {
 	if u := mustParseUpdate(t, `{"unknown":1}`); !u.Changes.Empty() {
 		t.Fatalf("changes from an empty patch: %+v", u.Changes)
 	}
-	u := mustParseUpdate(t, `{"name":" New ","description":null,"crmFilters":null,"activeUntil":null,"userIds":[],"leadsPerList":5}`)
+	u := mustParseUpdate(t, `{"name":" New ","description":null,"crmFilters":null,"activeUntil":null,"userIds":["user_x","user_x"],"leadsPerList":5}`)
 	c := u.Changes
 	if c.Name.V != "New" || !c.Description.Null || !c.CRMFilters.Null || !c.ActiveUntil.Null || !c.LeadsPerList.Set || c.LeadsPerList.V != 5 {
 		t.Fatalf("changes %+v", c)
 	}
-	if !c.UserIDs.Set || c.UserIDs.V == nil || len(c.UserIDs.V) != 0 {
-		t.Fatalf("userIds %+v, want set to an empty list (the caller is not added on update)", c.UserIDs)
+	if !c.UserIDs.Set || len(c.UserIDs.V) != 1 || c.UserIDs.V[0] != "user_x" {
+		t.Fatalf("userIds %+v, want exactly [user_x] (duplicates dropped, the caller not added on update)", c.UserIDs)
 	}
 	if c.LeadProviderCriteria.Set || c.CustomFilterCriteria.Set {
 		t.Fatalf("fields not sent are set: %+v", c)
@@ -65,6 +65,19 @@ func TestParseUpdateAppliesTheCreateLimits(t *testing.T) {
 	}
 	if _, err := ParseUpdate([]byte(`{} []`)); !errors.As(err, &ve) || len(ve.Details) != 0 {
 		t.Fatalf("trailing data: %v", err)
+	}
+}
+
+func TestParseUpdateRefusesAnICPWithoutMembers(t *testing.T) {
+	_, err := ParseUpdate([]byte(`{"userIds":[]}`))
+	var ve *ValidationError
+	if !errors.As(err, &ve) || len(ve.Details) != 1 || ve.Details[0].Path != "userIds" || !strings.Contains(ve.Details[0].Message, "at least one") {
+		t.Fatalf("err = %v, want one detail on userIds", err)
+	}
+	// Invalid entries are reported once each, not also as "no members".
+	_, err = ParseUpdate([]byte(`{"userIds":[""]}`))
+	if !errors.As(err, &ve) || len(ve.Details) != 1 || ve.Details[0].Path != "userIds[0]" {
+		t.Fatalf("err = %v, want one detail on userIds[0]", err)
 	}
 }
 
