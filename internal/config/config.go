@@ -9,15 +9,19 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/alecthomas/kong"
 )
 
 // Config is icpd's whole configuration. The kong tags give each field its
 // flag, environment variable and default; the README's configuration table
 // lists the same.
 type Config struct {
-	Addr    string `name:"addr" env:"ICP_ADDR" default:"127.0.0.1:8080" help:"HTTP listen address of the API."`
-	DataDir string `name:"data-dir" env:"ICP_DATA_DIR" default:"./data" help:"Directory of the embedded stores (events, read model, NATS, dev key)."`
-	Dev     bool   `name:"dev" env:"ICP_DEV" help:"Development mode: accept tokens signed with the local key in the data directory (see icpctl token). Loopback addresses only."`
+	Addr       string `name:"addr" env:"ICP_ADDR" default:"127.0.0.1:8080" help:"HTTP listen address of the API."`
+	DataDir    string `name:"data-dir" env:"ICP_DATA_DIR" default:"./data" help:"Directory of the embedded stores (events, read model, NATS, dev key)."`
+	EventStore string `name:"event-store" env:"ICP_EVENT_STORE" help:"Event store: empty for the embedded SQLite file in --data-dir, or esdb://host:2113?tls=false for EventStoreDB."`
+	ReadModel  string `name:"read-model" env:"ICP_READ_MODEL" help:"Read model: empty for the embedded SQLite file in --data-dir, or mongodb://host:27017/icp for MongoDB."`
+	Dev        bool   `name:"dev" env:"ICP_DEV" help:"Development mode: accept tokens signed with the local key in the data directory (see icpctl token). Loopback addresses only."`
 
 	AuthJWKSURL           string   `name:"auth-jwks-url" env:"ICP_AUTH_JWKS_URL" help:"Clerk instance JWKS URL (https://<frontend-api>/.well-known/jwks.json)."`
 	AuthIssuer            string   `name:"auth-issuer" env:"ICP_AUTH_ISSUER" help:"Expected iss of Clerk session tokens (the instance's frontend API URL)."`
@@ -41,6 +45,16 @@ func (c Config) Validate() error {
 		add("--addr/ICP_ADDR %q: want host:port", c.Addr)
 	} else if p, perr := parsePort(port); perr != nil || p < 0 {
 		add("--addr/ICP_ADDR %q: bad port", c.Addr)
+	}
+	if c.EventStore != "" {
+		if u, perr := url.Parse(c.EventStore); perr != nil || (u.Scheme != "esdb" && u.Scheme != "esdb+discover" && u.Scheme != "kurrentdb" && u.Scheme != "kurrentdb+discover") || u.Host == "" {
+			add("--event-store/ICP_EVENT_STORE %q: want esdb://host:2113?tls=false (or empty for the embedded store)", c.EventStore)
+		}
+	}
+	if c.ReadModel != "" {
+		if u, perr := url.Parse(c.ReadModel); perr != nil || (u.Scheme != "mongodb" && u.Scheme != "mongodb+srv") || u.Host == "" {
+			add("--read-model/ICP_READ_MODEL %q: want mongodb://host:27017/icp (or empty for the embedded read model)", c.ReadModel)
+		}
 	}
 	if c.DataDir == "" {
 		add("--data-dir/ICP_DATA_DIR: must not be empty")
@@ -102,4 +116,18 @@ func parsePort(s string) (int, error) {
 		return -1, errors.New("bad port")
 	}
 	return p, nil
+}
+
+// Load parses args and the environment the way icpd does, defaults included,
+// and validates the result.
+func Load(args []string) (Config, error) {
+	var c Config
+	p, err := kong.New(&c, kong.Name("icpd"))
+	if err != nil {
+		return Config{}, err
+	}
+	if _, err := p.Parse(args); err != nil {
+		return Config{}, err
+	}
+	return c, c.Validate()
 }

@@ -1,0 +1,346 @@
+// Package app wires the parts of the service into one process: the event
+// store, the bus, the relay, the projector, the read model and the HTTP API.
+// It owns start-up order, readiness and graceful shutdown; each part's logic
+// lives in its own package.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/icpservice/icp/api"
+	"github.com/icpservice/icp/api/auth"
+	"github.com/icpservice/icp/commands"
+	"github.com/icpservice/icp/events"
+	"github.com/icpservice/icp/events/relay"
+	"github.com/icpservice/icp/events/sqlitestore"
+	"github.com/icpservice/icp/internal/config"
+	"github.com/icpservice/icp/internal/natsserver"
+	"github.com/icpservice/icp/projections"
+	"github.com/icpservice/icp/projections/mongomodel"
+	"github.com/icpservice/icp/projections/projector"
+	"github.com/icpservice/icp/projections/sqlitemodel"
+)
+
+// Files and folders under the data directory.
+const (
+	EventsFile    = "events.db"
+	ReadModelFile = "readmodel.db"
+	NATSDir       = "nats"
+)
+
+// App is a running service. New starts every part; Run serves until its
+// context ends and then shuts down gracefully.
+type App struct {
+	cfg config.Config
+	log *slog.Logger
+
+	store     events.Store
+	model     projections.ReadModel
+	bus       *natsserver.Server
+	conns     []*nats.Conn
+	relay     *relay.Relay
+	projector *projector.Projector
+	server    *http.Server
+	listener  net.Listener
+
+	// partsCtx runs the relay and projector; cancelled on shutdown after the
+	// HTTP server stopped accepting and drained.
+	partsCtx    context.Context
+	stopParts   context.CancelFunc
+	parts       sync.WaitGroup
+	partsErr    chan error
+	closeOnce   sync.Once
+	closeResult error
+}
+
+// New opens the stores, starts the embedded NATS server, the relay, the
+// projector and the HTTP listener. On error everything already started is
+// closed again.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (a *App, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	a = &App{cfg: cfg, log: log, partsErr: make(chan error, 2)}
+	defer func() {
+		if err != nil {
+			a.closeAll()
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+
+	verifier, err := newVerifier(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+
+	st, err := sqlitestore.Open(ctx, filepath.Join(cfg.DataDir, EventsFile), sqlitestore.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("event store: %w", err)
+	}
+	a.store = st
+
+	a.model, err = openReadModel(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("read model: %w", err)
+	}
+	a.watchReachable(ctx, "read model", a.model.Ping)
+
+	a.bus, err = natsserver.Start(natsserver.Config{StoreDir: filepath.Join(cfg.DataDir, NATSDir)})
+	if err != nil {
+		return nil, fmt.Errorf("embedded NATS: %w", err)
+	}
+	relayConn, err := a.connect("icpd-relay")
+	if err != nil {
+		return nil, err
+	}
+	projConn, err := a.connect("icpd-projector")
+	if err != nil {
+		return nil, err
+	}
+	if err := relay.EnsureStreams(ctx, relayConn, relay.StreamConfig{}); err != nil {
+		return nil, fmt.Errorf("bus streams: %w", err)
+	}
+
+	hostname, _ := os.Hostname()
+	a.relay, err = relay.New(relay.Config{
+		Store:      a.store,
+		Conn:       relayConn,
+		Logger:     log.With("part", "relay"),
+		InstanceID: fmt.Sprintf("%s-%d", hostname, os.Getpid()),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("relay: %w", err)
+	}
+	a.projector, err = projector.New(projector.Config{
+		Conn:      projConn,
+		ReadModel: a.model,
+		Store:     a.store,
+		Logger:    log.With("part", "projector"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("projector: %w", err)
+	}
+
+	handler, err := api.New(api.Config{
+		ConsistencyWait: cfg.ConsistencyWait,
+		MaxBodyBytes:    cfg.MaxBodyBytes,
+	}, api.Deps{
+		Commands:  commands.NewHandler(a.store),
+		ReadModel: a.model,
+		Verifier:  verifier,
+		Ready:     a.Ready,
+		Logger:    log.With("part", "api"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	a.listener, err = net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", cfg.Addr, err)
+	}
+	a.server = &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      cfg.ConsistencyWait + 30*time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+
+	a.partsCtx, a.stopParts = context.WithCancel(context.WithoutCancel(ctx))
+	a.startPart("relay", a.relay.Run)
+	a.startPart("projector", a.projector.Run)
+	return a, nil
+}
+
+// openReadModel opens the configured read model: MongoDB when --read-model is
+// set, else the embedded SQLite file. MongoDB is opened lazily so that a
+// server that is not reachable yet does not stop the process: /readyz stays
+// 503 until it answers (see watchReachable).
+func openReadModel(ctx context.Context, cfg config.Config) (projections.ReadModel, error) {
+	if cfg.ReadModel != "" {
+		return mongomodel.Open(ctx, cfg.ReadModel, mongomodel.Options{Lazy: true})
+	}
+	return sqlitemodel.Open(ctx, filepath.Join(cfg.DataDir, ReadModelFile), sqlitemodel.Options{})
+}
+
+// watchReachable logs, with backoff, while a backing store does not answer
+// its ping, and once when it does; readiness itself asks the store each time.
+func (a *App) watchReachable(ctx context.Context, name string, ping func(context.Context) error) {
+	go func() {
+		delay := 500 * time.Millisecond
+		for attempt := 1; ; attempt++ {
+			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err := ping(pctx)
+			cancel()
+			if err == nil {
+				if attempt > 1 {
+					a.log.Info(name+" reachable", "attempts", attempt)
+				}
+				return
+			}
+			a.log.Warn(name+" not reachable; retrying (readyz answers 503 until it is)", "err", err, "retry_in", delay)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(delay):
+			}
+			delay = min(delay*2, 30*time.Second)
+		}
+	}()
+}
+
+func newVerifier(ctx context.Context, cfg config.Config, log *slog.Logger) (auth.Verifier, error) {
+	if cfg.Dev {
+		key, err := auth.LoadOrCreateDevKey(cfg.DataDir)
+		if err != nil {
+			return nil, fmt.Errorf("dev key: %w", err)
+		}
+		log.Warn("DEVELOPMENT MODE: accepting tokens signed with the local key in " + cfg.DataDir + " (mint one with: icpctl token --data-dir " + cfg.DataDir + " --user USER); never use this in production")
+		return auth.NewDevVerifier(key, auth.DevConfig{AdminRoles: cfg.AuthAdminRoles, AdminUsers: cfg.AuthAdminUsers}), nil
+	}
+	v, err := auth.NewClerkVerifier(ctx, auth.ClerkConfig{
+		JWKSURL:           cfg.AuthJWKSURL,
+		Issuer:            cfg.AuthIssuer,
+		AuthorizedParties: cfg.AuthAuthorizedParties,
+		AdminRoles:        cfg.AuthAdminRoles,
+		AdminUsers:        cfg.AuthAdminUsers,
+		Logger:            log.With("part", "auth"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("clerk verifier: %w", err)
+	}
+	return v, nil
+}
+
+func (a *App) connect(name string) (*nats.Conn, error) {
+	nc, err := nats.Connect("",
+		nats.InProcessServer(a.bus.Inner()),
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("connect to embedded NATS: %w", err)
+	}
+	a.conns = append(a.conns, nc)
+	return nc, nil
+}
+
+func (a *App) startPart(name string, run func(context.Context) error) {
+	a.parts.Add(1)
+	go func() {
+		defer a.parts.Done()
+		err := run(a.partsCtx)
+		if err != nil && !errors.Is(err, context.Canceled) {
+			a.log.Error(name+" stopped", "err", err)
+			a.partsErr <- fmt.Errorf("%s: %w", name, err)
+		}
+	}()
+}
+
+// NATSURL is the client URL of the embedded NATS server (loopback only).
+func (a *App) NATSURL() string { return a.bus.ClientURL() }
+
+// Addr is the address the API listens on (useful with port 0).
+func (a *App) Addr() string { return a.listener.Addr().String() }
+
+// Ready reports nil once store, bus, relay, projector and read model are all
+// up; otherwise the first part that is not, by name.
+func (a *App) Ready(ctx context.Context) error {
+	if err := a.store.Ping(ctx); err != nil {
+		return fmt.Errorf("event store: %w", err)
+	}
+	if err := a.model.Ping(ctx); err != nil {
+		return fmt.Errorf("read model: %w", err)
+	}
+	for _, c := range a.conns {
+		if !c.IsConnected() {
+			return errors.New("bus: not connected")
+		}
+	}
+	if !a.relay.Ready() {
+		return errors.New("relay: not ready")
+	}
+	if !a.projector.Ready() {
+		return errors.New("projector: not ready")
+	}
+	return nil
+}
+
+// Run serves the API until ctx ends or a part fails, then shuts down: stop
+// accepting and finish in-flight requests, let the relay and the projector
+// finish their current batch, then close the bus and the stores.
+func (a *App) Run(ctx context.Context) error {
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- a.server.Serve(a.listener) }()
+	a.log.Info("icpd ready to serve", "addr", a.Addr(), "data_dir", a.cfg.DataDir)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		if !errors.Is(err, http.ErrServerClosed) {
+			runErr = fmt.Errorf("http: %w", err)
+		}
+	case runErr = <-a.partsErr:
+	}
+	if err := a.Shutdown(); err != nil && runErr == nil {
+		runErr = err
+	}
+	return runErr
+}
+
+// Shutdown stops the service gracefully within the configured timeout. It is
+// safe to call more than once.
+func (a *App) Shutdown() error {
+	a.closeOnce.Do(func() {
+		a.log.Info("shutting down")
+		ctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+		defer cancel()
+		var errs []error
+		if a.server != nil {
+			if err := a.server.Shutdown(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("http drain: %w", err))
+			}
+		}
+		errs = append(errs, a.closeAll())
+		a.closeResult = errors.Join(errs...)
+		a.log.Info("stopped")
+	})
+	return a.closeResult
+}
+
+// closeAll stops the relay and projector (they finish their batch), then
+// closes connections, the bus and the stores, in that order.
+func (a *App) closeAll() error {
+	if a.stopParts != nil {
+		a.stopParts()
+		a.parts.Wait()
+	}
+	for _, c := range a.conns {
+		c.Close()
+	}
+	if a.bus != nil {
+		a.bus.Shutdown()
+	}
+	var errs []error
+	if a.model != nil {
+		errs = append(errs, a.model.Close())
+	}
+	if a.store != nil {
+		errs = append(errs, a.store.Close())
+	}
+	return errors.Join(errs...)
+}
