@@ -13,6 +13,7 @@ import (
 // Run(*Globals) error method.
 type CLI struct {
 	Token TokenCmd `cmd:"" help:"Print a development-mode bearer token signed with the key in the data directory."`
+	Load  LoadCmd  `cmd:"" help:"Create ICPs against a running icpd and report creates/s and latency percentiles."`
 }
 
 // Globals are what every subcommand's Run receives.

@@ -142,7 +142,10 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 				}
 				readFail := false
 				if status == http.StatusCreated && cfg.VerifyEvery > 0 && n%int64(cfg.VerifyEvery) == 0 {
-					readFail = !readable(ctx, client, url+"/"+id, cfg.Token)
+					// The read must not be cut off by the end of the run.
+					rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+					readFail = !readable(rctx, client, url+"/"+id, cfg.Token)
+					cancel()
 				}
 				recordFn(status, lat, pending, readFail, errText)
 			}
