@@ -1,0 +1,93 @@
+package esdbstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/icpservice/icp/events"
+)
+
+// ErrClosed is returned by every method of a closed Store. It wraps
+// events.ErrUnavailable.
+var ErrClosed = fmt.Errorf("esdbstore: store is closed: %w", events.ErrUnavailable)
+
+// ErrInvalidAppend is wrapped by the error of an Append refused before
+// anything was sent because its arguments are malformed. Retrying the same
+// arguments cannot succeed.
+var ErrInvalidAppend = errors.New("esdbstore: invalid append")
+
+// The client's errors are classified with errors.As and status.Code, which
+// see through wrapping; esdb.FromError does neither (a plain type assertion)
+// and answers ok for a nil error.
+
+func esdbCode(err error) (esdb.ErrorCode, bool) {
+	var e *esdb.Error
+	if errors.As(err, &e) {
+		return e.Code(), true
+	}
+	return 0, false
+}
+
+// transient reports whether err means the server could not be reached or
+// did not answer in time, so that the same call may succeed later.
+// Subscriptions drop with the raw gRPC error, hence the status codes.
+func transient(err error) bool {
+	if code, ok := esdbCode(err); ok {
+		switch code {
+		case esdb.ErrorUnavailable, esdb.ErrorCodeConnectionClosed, esdb.ErrorCodeDeadlineExceeded,
+			esdb.ErrorCodeNotLeader, esdb.ErrorAborted:
+			return true
+		}
+	}
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Aborted, codes.ResourceExhausted:
+		return true
+	}
+	return false
+}
+
+// breaksClient reports whether err shows the client's connection gone: the
+// client must not be used again (see conn.go).
+func breaksClient(err error) bool {
+	if code, ok := esdbCode(err); ok && (code == esdb.ErrorUnavailable || code == esdb.ErrorCodeConnectionClosed) {
+		return true
+	}
+	return status.Code(err) == codes.Unavailable
+}
+
+func isWrongExpectedVersion(err error) bool {
+	code, ok := esdbCode(err)
+	return ok && code == esdb.ErrorCodeWrongExpectedVersion
+}
+
+func isNotFound(err error) bool {
+	code, ok := esdbCode(err)
+	return ok && code == esdb.ErrorCodeResourceNotFound
+}
+
+func isEOF(err error) bool { return errors.Is(err, io.EOF) }
+
+// failed turns the error of operation op into the port's terms: an error
+// wrapping events.ErrUnavailable when the server was unreachable, too slow,
+// or ctx ended (the operation may or may not have taken effect), else the
+// error as it is. A nil err stays nil.
+func (s *Store) failed(ctx context.Context, op string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, events.ErrUnavailable):
+		return fmt.Errorf("esdbstore: %s: %w", op, err)
+	case ctx.Err() != nil:
+		return fmt.Errorf("esdbstore: %s: %w: %w", op, events.ErrUnavailable, ctx.Err())
+	case transient(err):
+		return fmt.Errorf("esdbstore: %s: %w: %w", op, events.ErrUnavailable, err)
+	default:
+		return fmt.Errorf("esdbstore: %s: %w", op, err)
+	}
+}

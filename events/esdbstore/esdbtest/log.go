@@ -1,0 +1,279 @@
+package esdbtest
+
+import (
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// record is one event in the server's log. Records are immutable once
+// appended, so a reader may keep them after releasing the lock.
+type record struct {
+	id          uuid.UUID
+	stream      string
+	revision    uint64 // 0-based number within its stream
+	position    uint64 // commit position == prepare position
+	eventType   string
+	contentType string
+	created     int64 // .NET ticks (100 ns) since the Unix epoch
+	data        []byte
+	meta        []byte // custom (user) metadata
+}
+
+// streamLog is one stream: recs[r] is the event at revision r.
+type streamLog struct {
+	recs []*record
+	// truncateBefore hides revisions below it from reads (soft delete).
+	truncateBefore uint64
+}
+
+// visible reports whether a read of the stream finds any event.
+func (s *streamLog) visible() bool {
+	return s != nil && uint64(len(s.recs)) > s.truncateBefore
+}
+
+// expectation is an append's expected stream state.
+type expectation struct {
+	kind     expKind
+	revision uint64 // for expRevision
+}
+
+type expKind int
+
+const (
+	expAny expKind = iota
+	expNoStream
+	expStreamExists
+	expRevision
+)
+
+type proposed struct {
+	id          uuid.UUID
+	eventType   string
+	contentType string
+	data        []byte
+	meta        []byte
+}
+
+// appendOutcome is what an append answers: either success (with the
+// stream's revision after it and the position of its last event) or a wrong
+// expected version with the stream's current revision.
+type appendOutcome struct {
+	ok       bool
+	revision uint64 // success: revision of the last appended (or retried) event
+	position uint64 // success: position of that event
+	// wrong expected version: current revision, or hasCurrent false for no stream
+	current    uint64
+	hasCurrent bool
+}
+
+// memlog is the server's store: the global log in commit order and an index
+// by stream.
+type memlog struct {
+	mu      sync.Mutex
+	all     []*record
+	streams map[string]*streamLog
+	next    uint64        // position of the next record
+	wake    chan struct{} // closed and replaced at every commit
+	now     func() time.Time
+}
+
+// firstPosition is where the log starts. Real logs start with the server's
+// own records; what matters to clients is that positions are > 0.
+const firstPosition = 1024
+
+func newMemlog() *memlog {
+	return &memlog{
+		streams: make(map[string]*streamLog),
+		next:    firstPosition,
+		wake:    make(chan struct{}),
+		now:     time.Now,
+	}
+}
+
+// append applies EventStoreDB's write rules (see the Rule comments).
+func (l *memlog) append(stream string, exp expectation, evs []proposed) appendOutcome {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	st := l.streams[stream]
+	current := int64(-1) // -1: no stream
+	if st != nil {
+		// Rule: a soft-deleted stream keeps its revision; the next append
+		// continues from where it left off (the client's DeleteStream doc).
+		current = int64(len(st.recs)) - 1
+	}
+	want := current
+	switch exp.kind {
+	case expAny:
+		// Rule: with Any the server appends (its idempotency for Any is
+		// best effort and not modelled here).
+	case expNoStream:
+		want = -1
+	case expStreamExists:
+		if current < 0 {
+			return appendOutcome{}
+		}
+	case expRevision:
+		want = int64(exp.revision)
+	}
+	if want != current {
+		// Rule: idempotent appends. The same event ids, in order, as the
+		// events already at want+1.. in this stream make a retry: success
+		// with the original result and nothing written. Anything else (the
+		// same ids elsewhere, a partial match, more events than stored) is
+		// a wrong expected version.
+		if want < current && l.isRetry(st, want, evs) {
+			last := st.recs[want+int64(len(evs))]
+			return appendOutcome{ok: true, revision: last.revision, position: last.position}
+		}
+		return appendOutcome{current: uint64(current), hasCurrent: current >= 0}
+	}
+	if st == nil {
+		st = &streamLog{}
+		l.streams[stream] = st
+	}
+	created := l.now().UnixNano() / 100
+	var last *record
+	for _, e := range evs {
+		last = &record{
+			id:          e.id,
+			stream:      stream,
+			revision:    uint64(len(st.recs)),
+			position:    l.next,
+			eventType:   e.eventType,
+			contentType: e.contentType,
+			created:     created,
+			data:        e.data,
+			meta:        e.meta,
+		}
+		// Positions are byte offsets in a real log: strictly increasing,
+		// not contiguous. Mimic that so no client can assume +1.
+		l.next += uint64(64 + len(stream) + len(e.eventType) + len(e.data) + len(e.meta))
+		st.recs = append(st.recs, last)
+		l.all = append(l.all, last)
+	}
+	close(l.wake)
+	l.wake = make(chan struct{})
+	return appendOutcome{ok: true, revision: last.revision, position: last.position}
+}
+
+func (l *memlog) isRetry(st *streamLog, want int64, evs []proposed) bool {
+	for i, e := range evs {
+		rev := want + 1 + int64(i)
+		if rev >= int64(len(st.recs)) || st.recs[rev].id != e.id {
+			return false
+		}
+	}
+	return true
+}
+
+// softDelete hides every current event of stream from stream reads and
+// records the new truncate-before in the stream's metadata stream, as the
+// server does. It reports false when the stream has no visible events.
+func (l *memlog) softDelete(stream string) bool {
+	l.mu.Lock()
+	st := l.streams[stream]
+	if !st.visible() {
+		l.mu.Unlock()
+		return false
+	}
+	st.truncateBefore = uint64(len(st.recs))
+	tb := st.truncateBefore
+	l.mu.Unlock()
+	// Rule: deleting a stream writes a $metadata event to "$$<stream>",
+	// which $all shows like any other event.
+	meta := []byte(`{"$tb":` + strconv.FormatUint(tb, 10) + `}`)
+	l.append("$$"+stream, expectation{kind: expAny}, []proposed{{
+		id: uuid.New(), eventType: "$metadata", contentType: "application/json", data: meta,
+	}})
+	return true
+}
+
+// readStream returns up to count visible events of stream, from revision
+// from (fromEnd: the last) in the given direction. found is false when a
+// read finds no stream (missing or soft-deleted with nothing after).
+func (l *memlog) readStream(stream string, from uint64, fromEnd, backwards bool, count uint64) (recs []*record, found bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	st := l.streams[stream]
+	if !st.visible() {
+		return nil, false
+	}
+	lo, hi := st.truncateBefore, uint64(len(st.recs)) // visible: [lo, hi)
+	if !backwards {
+		start := max(from, lo)
+		if fromEnd {
+			start = hi
+		}
+		for r := start; r < hi && uint64(len(recs)) < count; r++ {
+			recs = append(recs, st.recs[r])
+		}
+		return recs, true
+	}
+	start := hi - 1
+	if !fromEnd {
+		if from < lo {
+			return nil, true
+		}
+		start = min(from, hi-1)
+	}
+	for r := int64(start); r >= int64(lo) && uint64(len(recs)) < count; r-- {
+		recs = append(recs, st.recs[r])
+	}
+	return recs, true
+}
+
+// since returns the records at index >= i of the global log and the channel
+// closed at the next commit, taken together so that no commit is missed.
+func (l *memlog) since(i int) ([]*record, <-chan struct{}) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if i >= len(l.all) {
+		return nil, l.wake
+	}
+	return l.all[i:len(l.all):len(l.all)], l.wake
+}
+
+// indexAfter returns the index in the global log of the first record with a
+// position > pos.
+func (l *memlog) indexAfter(pos uint64) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.searchLocked(pos + 1)
+}
+
+// indexAtOrAfter returns the index of the first record with position >= pos.
+func (l *memlog) indexAtOrAfter(pos uint64) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.searchLocked(pos)
+}
+
+func (l *memlog) searchLocked(pos uint64) int {
+	lo, hi := 0, len(l.all)
+	for lo < hi {
+		m := (lo + hi) / 2
+		if l.all[m].position < pos {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
+}
+
+// length returns the number of records in the global log.
+func (l *memlog) length() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.all)
+}
+
+// at returns the record at index i of the global log.
+func (l *memlog) at(i int) *record {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.all[i]
+}

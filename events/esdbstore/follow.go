@@ -1,0 +1,243 @@
+package esdbstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
+	"github.com/cenkalti/backoff/v5"
+
+	"github.com/icpservice/icp/events"
+)
+
+// Follow delivers, in global order and in batches of at most batchSize,
+// every event of this service's streams with Position > after: first those
+// stored, then new ones as they are committed. It runs a catch-up
+// subscription to $all, filtered by the server on the stream name prefix,
+// starting after the position (start positions are exclusive).
+//
+// When the subscription drops or the server is unreachable, Follow
+// resubscribes after the last event fn accepted, with exponential backoff
+// (Options.ResubscribeMin..Max) for as long as the server stays
+// unreachable: fn sees no gap and no event twice. Events received but not
+// yet handed to fn are dropped and received again.
+//
+// It returns ctx.Err() when ctx ends, fn's error when fn fails, ErrClosed
+// when the store closes, and any other error (an event it cannot decode, a
+// refused subscription) as it is. A batch is delivered only after fn
+// returned for the previous one.
+func (s *Store) Follow(ctx context.Context, after uint64, batchSize int, fn func([]events.Recorded) error) error {
+	if batchSize <= 0 {
+		return fmt.Errorf("esdbstore: follow: batch size %d, want > 0", batchSize)
+	}
+	if fn == nil {
+		return errors.New("esdbstore: follow: nil fn")
+	}
+	// fctx ends with ctx or when the store closes.
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-s.closing:
+			cancel()
+		case <-fctx.Done():
+		}
+	}()
+	end := func() error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return ErrClosed
+	}
+
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval = s.opts.ResubscribeMin, s.opts.ResubscribeMax
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	last := after
+	for {
+		delivered, err := s.subscribe(fctx, &last, batchSize, fn)
+		var fe fnError
+		switch {
+		case errors.As(err, &fe):
+			return fe.err
+		case fctx.Err() != nil:
+			return end()
+		case !transient(err) && (!errors.Is(err, events.ErrUnavailable) || errors.Is(err, ErrClosed)):
+			return s.failed(fctx, fmt.Sprintf("follow after %d", last), err)
+		}
+		if delivered {
+			b.Reset()
+		}
+		wait := b.NextBackOff()
+		if timer == nil {
+			timer = time.NewTimer(wait)
+		} else {
+			timer.Reset(wait)
+		}
+		select {
+		case <-fctx.Done():
+			return end()
+		case <-timer.C:
+		}
+	}
+}
+
+// fnError carries the error of Follow's fn.
+type fnError struct{ err error }
+
+func (e fnError) Error() string { return e.err.Error() }
+
+// item is what the receiving goroutine hands to subscribe: an event, the
+// news that the subscription caught up with the stored events, or the error
+// that ended the subscription.
+type item struct {
+	rec      events.Recorded
+	caughtUp bool
+	err      error
+}
+
+// catchUpLinger bounds how long a batch waits to fill before the server said
+// it caught up. Servers before 23.10 never say so: with them every batch may
+// wait this long.
+const catchUpLinger = 100 * time.Millisecond
+
+// subscribe runs one subscription after *last and delivers its events until
+// it ends, advancing *last past every batch fn accepted. It reports whether
+// it delivered anything. While catching up it fills each batch (the events
+// are stored, they come at once); once live it hands over what has arrived.
+func (s *Store) subscribe(ctx context.Context, last *uint64, batchSize int, fn func([]events.Recorded) error) (delivered bool, err error) {
+	g, err := s.acquire(ctx)
+	if err != nil {
+		return false, err
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel() // ends the receiving goroutine, which releases g
+	items := make(chan item, batchSize)
+	go func() {
+		err := s.receive(sctx, g.client, *last, items)
+		s.release(g, err)
+	}()
+	live := false
+	linger := time.NewTimer(catchUpLinger)
+	defer linger.Stop()
+	for {
+		var it item
+		select {
+		case it = <-items:
+		case <-ctx.Done():
+			return delivered, ctx.Err()
+		}
+		switch {
+		case it.err != nil:
+			return delivered, it.err
+		case it.caughtUp:
+			live = true
+			continue
+		}
+		batch := []events.Recorded{it.rec}
+		var pending error
+		linger.Reset(catchUpLinger)
+	fill:
+		for len(batch) < batchSize {
+			var it item
+			if live {
+				select {
+				case it = <-items:
+				default:
+					break fill
+				}
+			} else {
+				select {
+				case it = <-items:
+				case <-linger.C:
+					break fill
+				case <-ctx.Done():
+					return delivered, ctx.Err()
+				}
+			}
+			switch {
+			case it.err != nil:
+				pending = it.err
+				break fill
+			case it.caughtUp:
+				live = true
+			default:
+				batch = append(batch, it.rec)
+			}
+		}
+		if err := fn(batch); err != nil {
+			return delivered, fnError{err}
+		}
+		*last = batch[len(batch)-1].Position
+		delivered = true
+		if pending != nil {
+			return delivered, pending
+		}
+	}
+}
+
+// receive subscribes to $all after position after and sends every event of
+// this service's streams to out, in order, until the subscription ends; it
+// sends and returns the error that ended it.
+func (s *Store) receive(ctx context.Context, c *esdb.Client, after uint64, out chan<- item) error {
+	send := func(it item) bool {
+		select {
+		case out <- it:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	sub, err := c.SubscribeToAll(ctx, esdb.SubscribeToAllOptions{
+		From:   allPosition(after),
+		Filter: &esdb.SubscriptionFilter{Type: esdb.StreamFilterType, Prefixes: []string{s.opts.StreamPrefix}},
+	})
+	if err != nil {
+		send(item{err: err})
+		return err
+	}
+	defer sub.Close()
+	for {
+		ev := sub.Recv()
+		switch {
+		case ev.EventAppeared != nil:
+			e := ev.EventAppeared.OriginalEvent()
+			// The server excludes the start position and filters by
+			// prefix; checking again keeps a server that did not from
+			// making us deliver an event twice or another stream's.
+			if e == nil || e.Position.Commit <= after || !s.ours(e.StreamID) {
+				continue
+			}
+			r, err := recorded(e)
+			if err != nil {
+				send(item{err: err})
+				return err
+			}
+			after = r.Position
+			if !send(item{rec: r}) {
+				return ctx.Err()
+			}
+		case ev.SubscriptionDropped != nil:
+			err := ev.SubscriptionDropped.Error
+			if err == nil {
+				err = errors.New("subscription dropped")
+			}
+			send(item{err: err})
+			return err
+		case ev.CaughtUp != nil:
+			if !send(item{caughtUp: true}) {
+				return ctx.Err()
+			}
+		default:
+			// Checkpoints and fell-behind carry nothing to deliver:
+			// resuming from the last delivered event is exact.
+		}
+	}
+}
