@@ -111,6 +111,7 @@ type api struct {
 //
 //	GET    /healthz                   200 while the process serves
 //	GET    /readyz                    200 when Deps.Ready is nil or returns nil, else 503
+//	GET    /openapi.json              the OpenAPI 3.1 document of these routes (no auth)
 //	POST   /api/v1/entities/icps      create (201)
 //	GET    /api/v1/entities/icps      list the caller's ICPs
 //	GET    /api/v1/entities/icps/:id  get one ICP
@@ -166,6 +167,7 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 
 	r.GET("/healthz", a.healthz)
 	r.GET("/readyz", a.readyz)
+	r.GET("/openapi.json", a.openAPI)
 	r.POST(BasePath, a.authenticated(a.create))
 	r.GET(BasePath, a.authenticated(a.list))
 	r.GET(BasePath+"/:id", a.authenticated(a.get))

@@ -53,7 +53,10 @@ func startService(t *testing.T) *service {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &service{t: t, base: "http://" + a.Addr(), key: key, http: &http.Client{Timeout: 30 * time.Second}}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	t.Cleanup(tr.CloseIdleConnections)
+	client := &http.Client{Timeout: 30 * time.Second, Transport: validatingTransport{t: t, base: tr, c: mustContract(t)}}
+	s := &service{t: t, base: "http://" + a.Addr(), key: key, http: client}
 	deadline := time.Now().Add(30 * time.Second)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()

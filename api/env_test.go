@@ -91,7 +91,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, store: st, model: rm, handler: h}
+	return &env{t: t, store: st, model: rm, handler: validating(t, h)}
 }
 
 // startProjecting folds every stored event into its ICP's state and applies
