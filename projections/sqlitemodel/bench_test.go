@@ -5,7 +5,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/icpservice/icp/projections"
 	"github.com/icpservice/icp/projections/sqlitemodel"
@@ -25,6 +27,7 @@ func BenchmarkApplyConcurrent(b *testing.B) {
 	var n atomic.Uint64
 	b.SetParallelism(128)
 	b.ResetTimer()
+	cpu0 := cpuTime(b)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			i := n.Add(1)
@@ -35,8 +38,18 @@ func BenchmarkApplyConcurrent(b *testing.B) {
 			}
 		}
 	})
+	cpu := cpuTime(b) - cpu0
 	b.StopTimer()
 	s := m.Stats()
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/view")
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "views/s")
 	b.ReportMetric(float64(s.Written)/float64(s.Commits), "views/commit")
+}
+
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

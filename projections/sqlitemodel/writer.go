@@ -216,20 +216,18 @@ func (w *writer) commit(batch []*applyReq) {
 // Applied false), which keeps "nil means durable" simple to reason about.
 func (w *writer) write(batch []*applyReq) (err error) {
 	ctx := context.Background() // a caller leaving must not abort others' writes
-	tx, err := w.conn.BeginTx(ctx, nil)
-	if err != nil {
+	// The transaction is opened with plain statements on the writer's own
+	// connection rather than with database/sql's Tx: Tx.Stmt re-prepares
+	// every statement that was prepared on a Conn, once per batch.
+	if _, err := w.conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
 		return unavailable("begin", err)
 	}
 	defer func() {
 		if err != nil {
-			_ = tx.Rollback()
+			_, _ = w.conn.ExecContext(ctx, `ROLLBACK`)
 		}
 	}()
-	st := txStmts{
-		insert: tx.StmtContext(ctx, w.insert), update: tx.StmtContext(ctx, w.update),
-		current: tx.StmtContext(ctx, w.current), delMember: tx.StmtContext(ctx, w.delMember),
-		insMember: tx.StmtContext(ctx, w.insMember),
-	}
+	st := txStmts{insert: w.insert, update: w.update, current: w.current, delMember: w.delMember, insMember: w.insMember}
 	for _, r := range batch {
 		r.out = make([]projections.Outcome, len(r.views))
 		for i, v := range r.views {
@@ -238,7 +236,7 @@ func (w *writer) write(batch []*applyReq) (err error) {
 			}
 		}
 	}
-	if err := tx.Commit(); err != nil {
+	if _, err := w.conn.ExecContext(ctx, `COMMIT`); err != nil {
 		return unavailable("commit", err)
 	}
 	return nil
