@@ -63,6 +63,8 @@ type envOpts struct {
 	cfg     api.Config
 	project bool
 	ready   func(context.Context) error
+	// verifier replaces testTokens when set.
+	verifier auth.Verifier
 }
 
 func newEnv(t *testing.T, o envOpts) *env {
@@ -82,10 +84,14 @@ func newEnv(t *testing.T, o envOpts) *env {
 	if o.project {
 		startProjecting(t, st, rm)
 	}
+	var verifier auth.Verifier = testTokens
+	if o.verifier != nil {
+		verifier = o.verifier
+	}
 	h, err := api.New(o.cfg, api.Deps{
 		Commands:  commands.NewHandler(st),
 		ReadModel: rm,
-		Verifier:  testTokens,
+		Verifier:  verifier,
 		Ready:     o.ready,
 	})
 	if err != nil {
