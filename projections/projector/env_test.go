@@ -25,6 +25,7 @@ const budget = 20 * time.Second
 // a read model, all real, in t.TempDir().
 type env struct {
 	t     testing.TB
+	url   string
 	nc    *nats.Conn
 	js    nats.JetStreamContext
 	store *sqlitestore.Store
@@ -66,7 +67,7 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = rm.Close() })
-	return &env{t: t, nc: nc, js: js, store: store, rm: rm}
+	return &env{t: t, url: srv.ClientURL(), nc: nc, js: js, store: store, rm: rm}
 }
 
 func (e *env) config() projector.Config {

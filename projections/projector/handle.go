@@ -101,6 +101,8 @@ func (p *Projector) deadLetter(ctx context.Context, msg *message.Message, reason
 	dl.Metadata.Set(events.HeaderDLQReason, headerSafe(reason))
 	if err := p.dlq.Publish(p.dlqSubject, dl); err != nil {
 		p.stats.retried.Add(1)
+		p.log.Warn("projector: dead-letter publish failed, retried later", "subject", p.dlqSubject,
+			"reason", reason, "stream_seq", msg.Metadata.Get(mdStreamSeq), "err", err)
 		return fmt.Errorf("dead-letter publish: %w", err)
 	}
 	p.stats.deadLettered.Add(1)

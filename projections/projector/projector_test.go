@@ -290,11 +290,13 @@ func TestRestartMidStreamAppliesEveryEventOnce(t *testing.T) {
 }
 
 // Replicas with the same durable name share the stream; together they write
-// each version once.
+// each version once. One of them connects by URL and owns its connections.
 func TestReplicasShareTheWork(t *testing.T) {
 	e := newEnv(t)
 	a := e.start(e.config())
-	b := e.start(e.config())
+	byURL := e.config()
+	byURL.Conn, byURL.URL = nil, e.url
+	b := e.start(byURL)
 	const icps = 100
 	var ids []string
 	for range icps {
