@@ -258,6 +258,16 @@ func (e *env) consumer(durable string) *nats.ConsumerInfo {
 	return info
 }
 
+// drained waits until the consumer has delivered every message of the stream
+// and every delivery was acked: the projector's stats are then final.
+func (e *env) drained(durable string) {
+	e.t.Helper()
+	eventually(e.t, "consumer drained", func() bool {
+		info := e.consumer(durable)
+		return info.NumPending == 0 && info.NumAckPending == 0
+	})
+}
+
 func (e *env) dlqCount() uint64 {
 	e.t.Helper()
 	info, err := e.js.StreamInfo(events.DLQStream)
