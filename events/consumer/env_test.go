@@ -1,0 +1,310 @@
+package consumer_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/icpservice/icp/api/auth"
+	"github.com/icpservice/icp/commands"
+	"github.com/icpservice/icp/events"
+	"github.com/icpservice/icp/events/consumer"
+	"github.com/icpservice/icp/events/relay"
+	"github.com/icpservice/icp/events/sqlitestore"
+	"github.com/icpservice/icp/internal/natsserver"
+)
+
+const budget = 30 * time.Second
+
+// env is the real pipeline a worker sees: an SQLite event store, an
+// embedded NATS server with the bus streams, and the relay publishing the
+// store to the bus.
+type env struct {
+	t     testing.TB
+	srv   *natsserver.Server
+	store *sqlitestore.Store
+	cmds  *commands.Handler
+	nc    *nats.Conn
+	js    jetstream.JetStream
+}
+
+var caller = auth.Principal{UserID: "user_worker", OrgID: "org_worker"}
+
+func newEnv(t testing.TB) *env {
+	t.Helper()
+	dir := t.TempDir()
+	srv, err := natsserver.Start(natsserver.Config{StoreDir: filepath.Join(dir, "nats")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	store, err := sqlitestore.Open(context.Background(), filepath.Join(dir, "events.db"), sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close() })
+	e := &env{t: t, srv: srv, store: store, cmds: commands.NewHandler(store)}
+	e.nc = e.connect("test")
+	if e.js, err = jetstream.New(e.nc); err != nil {
+		t.Fatal(err)
+	}
+	if err := relay.EnsureStreams(context.Background(), e.nc, relay.StreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := relay.New(relay.Config{Store: store, Conn: e.connect("relay"), InstanceID: "relay-" + uuid.NewString()[:8],
+		LeaseTTL: time.Second, RetryMax: 100 * time.Millisecond, Logger: testLogger(t, "relay")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("relay: %v", err)
+		}
+	})
+	return e
+}
+
+func (e *env) connect(name string) *nats.Conn {
+	e.t.Helper()
+	nc, err := nats.Connect(e.srv.ClientURL(), nats.Name(name), nats.MaxReconnects(-1))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(nc.Close)
+	return nc
+}
+
+func testLogger(t testing.TB, part string) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})).With("part", part)
+}
+
+// create records n ICPs through the command handler and returns their
+// ICPCreated events as stored, in store order.
+func (e *env) create(n int) []events.Recorded {
+	e.t.Helper()
+	ctx := context.Background()
+	var out []events.Recorded
+	for i := range n {
+		body := fmt.Sprintf(`{"name":"ICP %d","leadProviderCriteria":[{"provider":"baseProvider","type":"company","filters":{"n":%d}}],"leadsPerList":%d}`, i, i, i%50+1)
+		cmd, err := commands.ParseCreate([]byte(body), caller.UserID)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		res, err := e.cmds.Create(ctx, caller, cmd, "", commands.RequestMeta{CorrelationID: fmt.Sprintf("req-%d", i)})
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		out = append(out, e.last(res.State.ICP.ID))
+	}
+	return out
+}
+
+// last returns the last stored event of an ICP.
+func (e *env) last(id string) events.Recorded {
+	e.t.Helper()
+	recs, err := e.store.ReadStream(context.Background(), events.StreamID(id), 0)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return recs[len(recs)-1]
+}
+
+// appendRaw appends one event with any payload and schema version, as a
+// release with other code (or a bug) could have written it.
+func (e *env) appendRaw(id string, expected uint64, typ string, schemaVersion int, data string) events.Recorded {
+	e.t.Helper()
+	p := events.Proposed{ID: uuid.NewString(), Type: typ, SchemaVersion: schemaVersion, Data: []byte(data),
+		Metadata: events.Metadata{Tenant: "org_worker", UserID: "user_worker"}.Encode()}
+	if _, err := e.store.Append(context.Background(), events.StreamID(id), expected, []events.Proposed{p}); err != nil {
+		e.t.Fatal(err)
+	}
+	return e.last(id)
+}
+
+// waitPublished waits until the relay has put the store's last event on the
+// bus.
+func (e *env) waitPublished() {
+	e.t.Helper()
+	ctx := context.Background()
+	head, err := e.store.Head(ctx)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	eventually(e.t, "the relay to publish the store", func() bool {
+		p, err := relay.BusPosition(ctx, e.nc)
+		return err == nil && p == head
+	})
+}
+
+// config is a consumer configuration for tests: fast retries.
+func (e *env) config(durable string) consumer.Config {
+	return consumer.Config{
+		URL:           e.srv.ClientURL(),
+		Durable:       durable,
+		AckWait:       2 * time.Second,
+		RetryDelay:    20 * time.Millisecond,
+		MaxRetryDelay: 200 * time.Millisecond,
+		Logger:        testLogger(e.t, durable),
+	}
+}
+
+// running is a consumer whose Run goroutine the test controls.
+type running struct {
+	*consumer.Consumer
+	cancel context.CancelFunc
+	done   chan error
+	once   sync.Once
+	err    error
+}
+
+// start runs c until stop (or the end of the test) and waits until it
+// consumes.
+func (e *env) start(c *consumer.Consumer) *running {
+	e.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{Consumer: c, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- c.Run(ctx) }()
+	e.t.Cleanup(func() {
+		if err := r.stop(); err != nil {
+			e.t.Errorf("Run: %v", err)
+		}
+	})
+	eventually(e.t, "the consumer to be ready", func() bool {
+		select {
+		case err := <-r.done:
+			e.t.Fatalf("Run returned early: %v", err)
+		default:
+		}
+		return c.Ready()
+	})
+	return r
+}
+
+// stop cancels Run and returns what it returned.
+func (r *running) stop() error {
+	r.once.Do(func() {
+		r.cancel()
+		select {
+		case r.err = <-r.done:
+		case <-time.After(budget):
+			r.err = fmt.Errorf("Run did not return within %s of cancel", budget)
+		}
+	})
+	return r.err
+}
+
+// durableState returns the durable's state on the server. (nats.go's
+// newer jetstream API only looks up pull consumers; the durable is a push
+// consumer.)
+func (e *env) durableState(durable string) *nats.ConsumerInfo {
+	e.t.Helper()
+	js, err := e.nc.JetStream()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	info, err := js.ConsumerInfo(events.BusStream, durable)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return info
+}
+
+// settled waits until the durable has nothing pending, delivered or not:
+// every message on the bus was acknowledged, so no further handler call can
+// come.
+func (e *env) settled(durable string) *nats.ConsumerInfo {
+	e.t.Helper()
+	var info *nats.ConsumerInfo
+	eventually(e.t, "the durable to acknowledge everything", func() bool {
+		info = e.durableState(durable)
+		return info.NumPending == 0 && info.NumAckPending == 0
+	})
+	return info
+}
+
+// deadLetters returns the messages on icp.dlq.<durable>.
+func (e *env) deadLetters(durable string) []*jetstream.RawStreamMsg {
+	e.t.Helper()
+	ctx := context.Background()
+	s, err := e.js.Stream(ctx, events.DLQStream)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	st := s.CachedInfo().State
+	var out []*jetstream.RawStreamMsg
+	for seq := st.FirstSeq; seq <= st.LastSeq && st.Msgs > 0; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if m.Subject == events.DLQSubject(durable) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// recorder collects handler calls.
+type recorder struct {
+	mu    sync.Mutex
+	calls []consumer.Envelope
+	names map[string]string // ICP id -> name of its ICPCreated payload
+}
+
+func (r *recorder) add(env consumer.Envelope) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = append(r.calls, env)
+}
+
+func (r *recorder) snapshot() []consumer.Envelope {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.calls)
+}
+
+func (r *recorder) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.calls)
+}
+
+// eventually polls cond until it holds, failing the test after budget.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(budget)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", budget, what)
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
+	}
+}
+
+func mustJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+func natsMsg(subject string, headers map[string]string, data []byte) *nats.Msg {
+	m := nats.NewMsg(subject)
+	for k, v := range headers {
+		m.Header.Set(k, v)
+	}
+	m.Data = data
+	return m
+}

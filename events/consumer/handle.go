@@ -1,0 +1,139 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/google/uuid"
+
+	"github.com/icpservice/icp/events"
+)
+
+// Headers a dead-letter copy carries besides the original's headers and
+// events.HeaderDLQReason.
+const (
+	// HeaderDLQConsumer names the durable that dead-lettered the message.
+	HeaderDLQConsumer = "icp-dlq-consumer"
+	// HeaderDLQDeliveries is how many times the original was delivered.
+	HeaderDLQDeliveries = "icp-dlq-deliveries"
+	// HeaderDLQStreamSeq is the original's sequence in ICP_EVENTS.
+	HeaderDLQStreamSeq = "icp-dlq-stream-seq"
+	// HeaderDLQSubject is the original's subject.
+	HeaderDLQSubject = "icp-dlq-subject"
+)
+
+// handle is the router's handler for one bus message. Returning nil acks the
+// message; returning an error naks it with the backoff delay of its delivery
+// count. The rules are in the package documentation.
+func (c *Consumer) handle(msg *message.Message) error {
+	if reason := msg.Metadata.Get(mdMalformed); reason != "" {
+		return c.deadLetter(msg, "malformed message: "+reason)
+	}
+	rec, err := events.FromHeaders(msg.Metadata.Get, msg.Payload)
+	if err != nil {
+		return c.deadLetter(msg, err.Error())
+	}
+	h := c.handlers[rec.Type]
+	if h == nil {
+		c.stats.skipped.Add(1)
+		return nil
+	}
+	payload, err := c.dec.decode(rec)
+	if errors.Is(err, events.ErrUnknownVersion) {
+		c.stats.deferred.Add(1)
+		c.log.Warn("consumer: event of a schema version this code does not know; delivered again later (upgrade this worker)",
+			"event", rec.ID, "type", rec.Type, "schema_version", rec.SchemaVersion, "delivery", deliveries(msg), "err", err)
+		return err
+	}
+	if err != nil {
+		return c.deadLetter(msg, err.Error())
+	}
+	md, err := events.DecodeMetadata(rec.Metadata)
+	if err != nil {
+		return c.deadLetter(msg, fmt.Sprintf("%v: %s is not a JSON object: %v", events.ErrCorrupt, events.HeaderMetadata, err))
+	}
+	env := Envelope{
+		ID: rec.ID, ICPID: rec.ICPID(), Type: rec.Type, SchemaVersion: rec.SchemaVersion,
+		Version: rec.Version, Position: rec.Position, Time: rec.Time, Metadata: md,
+		Delivery: deliveries(msg), StreamSequence: streamSeq(msg),
+	}
+	err = c.call(msg.Context(), h, env, payload)
+	if err == nil {
+		c.stats.handled.Add(1)
+		return nil
+	}
+	if env.Delivery >= c.cfg.MaxAttempts {
+		return c.deadLetter(msg, fmt.Sprintf("handler failed on delivery %d of at most %d: %v", env.Delivery, c.cfg.MaxAttempts, err))
+	}
+	c.stats.retried.Add(1)
+	c.log.Warn("consumer: handler failed; delivered again later", "event", env.ID, "icp", env.ICPID,
+		"version", env.Version, "delivery", env.Delivery, "max_attempts", c.cfg.MaxAttempts, "err", err)
+	return err
+}
+
+// call runs the handler with its deadline and turns a panic into an error.
+func (c *Consumer) call(parent context.Context, h dispatch, env Envelope, payload any) (err error) {
+	ctx, cancel := context.WithTimeout(parent, c.cfg.AckWait*4/5)
+	defer cancel()
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("handler panicked: %v", p)
+		}
+	}()
+	return h(ctx, env, payload)
+}
+
+// deadLetter publishes the message's body and headers, with the reason, to
+// icp.dlq.<Durable> and returns nil so the original is acknowledged. If the
+// publish fails it returns an error: the original is delivered again and
+// dead-lettered again (JetStream drops the duplicate copy by its id).
+func (c *Consumer) deadLetter(msg *message.Message, reason string) error {
+	dl := message.NewMessage(c.deadLetterID(msg), msg.Payload)
+	for k, v := range msg.Metadata {
+		if !strings.HasPrefix(k, internalPrefix) {
+			dl.Metadata.Set(k, v)
+		}
+	}
+	dl.Metadata.Set(events.HeaderDLQReason, headerSafe(reason))
+	dl.Metadata.Set(HeaderDLQConsumer, c.cfg.Durable)
+	dl.Metadata.Set(HeaderDLQDeliveries, strconv.Itoa(deliveries(msg)))
+	dl.Metadata.Set(HeaderDLQStreamSeq, msg.Metadata.Get(mdStreamSeq))
+	dl.Metadata.Set(HeaderDLQSubject, msg.Metadata.Get(mdSubject))
+	if err := c.dlq.Publish(c.dlqSubject, dl); err != nil {
+		c.stats.retried.Add(1)
+		c.log.Error("consumer: dead-letter publish failed; delivered again later", "reason", reason, "err", err)
+		return fmt.Errorf("dead-letter publish: %w", err)
+	}
+	c.stats.deadLettered.Add(1)
+	c.log.Error("consumer: message dead-lettered", slog.String("subject", c.dlqSubject),
+		slog.String("reason", reason), slog.String("stream_seq", msg.Metadata.Get(mdStreamSeq)),
+		slog.String("event", msg.Metadata.Get(events.HeaderID)))
+	return nil
+}
+
+func (c *Consumer) deadLetterID(msg *message.Message) string {
+	if seq := msg.Metadata.Get(mdStreamSeq); seq != "" {
+		return c.cfg.Durable + "-" + events.BusStream + "-" + seq
+	}
+	return c.cfg.Durable + "-" + uuid.NewString()
+}
+
+// headerSafe makes s fit a NATS header value: one line, bounded length.
+func headerSafe(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r == '\r' || r == '\n' {
+			return ' '
+		}
+		return r
+	}, s)
+	const maxLen = 1024
+	if len(s) > maxLen {
+		s = strings.ToValidUTF8(s[:maxLen], "")
+	}
+	return s
+}

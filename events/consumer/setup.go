@@ -1,0 +1,127 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/icpservice/icp/events"
+)
+
+// The JetStream management calls below use nats.go directly: watermill-nats
+// can only create consumers and streams named after a topic, without the
+// settings the contract needs (explicit ack, MaxAckPending, MaxDeliver,
+// deliver policy).
+
+// ensureDLQStream creates the dead-letter stream when it does not exist. An
+// existing stream is left alone: the service's setup owns its configuration.
+func ensureDLQStream(ctx context.Context, js nats.JetStreamContext) error {
+	_, err := js.StreamInfo(events.DLQStream, nats.Context(ctx))
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, nats.ErrStreamNotFound) {
+		return fmt.Errorf("consumer: dead-letter stream %s: %w", events.DLQStream, err)
+	}
+	_, err = js.AddStream(&nats.StreamConfig{
+		Name:        events.DLQStream,
+		Description: "ICP messages that a consumer could never handle, with the reason in " + events.HeaderDLQReason,
+		Subjects:    []string{events.DLQSubjects},
+		Storage:     nats.FileStorage,
+		Retention:   nats.LimitsPolicy,
+		Duplicates:  2 * time.Minute,
+	}, nats.Context(ctx))
+	if err != nil && !errors.Is(err, nats.ErrStreamNameAlreadyInUse) {
+		return fmt.Errorf("consumer: create dead-letter stream %s: %w", events.DLQStream, err)
+	}
+	return nil
+}
+
+// waitForBusStream waits until ICP_EVENTS exists; the consumer never creates
+// it (the service's relay owns it). It returns ctx.Err() when ctx ends first.
+func (c *Consumer) waitForBusStream(ctx context.Context, js nats.JetStreamContext) error {
+	logged := false
+	for {
+		_, err := js.StreamInfo(events.BusStream, nats.Context(ctx))
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if !errors.Is(err, nats.ErrStreamNotFound) {
+			return fmt.Errorf("consumer: stream %s: %w", events.BusStream, err)
+		}
+		if !logged {
+			c.log.Info("consumer: waiting for the event stream", "stream", events.BusStream)
+			logged = true
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// deliverSubject is where JetStream pushes the durable's messages.
+func deliverSubject(durable string) string { return "icp.deliver." + durable }
+
+// ensureConsumer creates the durable push consumer, or updates an existing
+// one to this configuration. An existing durable keeps its start point (a
+// deliver policy cannot change once created). Processes sharing Durable
+// build the same configuration, so starting them together is safe.
+func (c *Consumer) ensureConsumer(ctx context.Context, js nats.JetStreamContext) error {
+	cfg := &nats.ConsumerConfig{
+		Durable:        c.cfg.Durable,
+		Description:    "ICP event worker " + c.cfg.Durable,
+		DeliverSubject: deliverSubject(c.cfg.Durable),
+		DeliverGroup:   c.cfg.Durable,
+		DeliverPolicy:  nats.DeliverAllPolicy,
+		AckPolicy:      nats.AckExplicitPolicy,
+		AckWait:        c.cfg.AckWait,
+		// Never give up on a message in the server: what fails too often is
+		// dead-lettered by the handler, with its reason; anything else
+		// (an unknown newer version) must not be dropped.
+		MaxDeliver: -1,
+		// 1 (the default Concurrency) keeps a single message outstanding
+		// across every process of the durable: strict bus order.
+		MaxAckPending: c.cfg.Concurrency,
+		FilterSubject: events.BusSubjects,
+		ReplayPolicy:  nats.ReplayInstantPolicy,
+	}
+	if c.cfg.StartAt == StartAtNew {
+		cfg.DeliverPolicy = nats.DeliverNewPolicy
+	}
+	info, err := js.ConsumerInfo(events.BusStream, c.cfg.Durable, nats.Context(ctx))
+	switch {
+	case errors.Is(err, nats.ErrConsumerNotFound):
+		_, err = js.AddConsumer(events.BusStream, cfg, nats.Context(ctx))
+		if err == nil {
+			return nil
+		}
+		var apiErr *nats.APIError
+		if !errors.Is(err, nats.ErrConsumerNameAlreadyInUse) && (!errors.As(err, &apiErr) || apiErr.ErrorCode != nats.JSErrCodeConsumerAlreadyExists) {
+			return fmt.Errorf("consumer: create durable %s: %w", c.cfg.Durable, err)
+		}
+		// Another process created it meanwhile: update it below.
+		if info, err = js.ConsumerInfo(events.BusStream, c.cfg.Durable, nats.Context(ctx)); err != nil {
+			return fmt.Errorf("consumer: durable %s: %w", c.cfg.Durable, err)
+		}
+	case err != nil:
+		return fmt.Errorf("consumer: durable %s: %w", c.cfg.Durable, err)
+	}
+	if info.Config.DeliverSubject == "" {
+		return fmt.Errorf("consumer: durable %s exists as a pull consumer; choose another Durable or delete it", c.cfg.Durable)
+	}
+	cfg.DeliverPolicy = info.Config.DeliverPolicy
+	cfg.OptStartSeq = info.Config.OptStartSeq
+	cfg.OptStartTime = info.Config.OptStartTime
+	if _, err := js.UpdateConsumer(events.BusStream, cfg, nats.Context(ctx)); err != nil {
+		return fmt.Errorf("consumer: update durable %s: %w", c.cfg.Durable, err)
+	}
+	return nil
+}
