@@ -122,3 +122,29 @@ func TestDeleteRemovesTheICPAtOnce(t *testing.T) {
 	}
 	assertError(t, e.do(req{method: http.MethodDelete, path: api.BasePath + "/x", token: "alice"}), 404, "NOT_FOUND")
 }
+
+func TestAMemberMayLeaveButAnICPKeepsAMember(t *testing.T) {
+	e := newEnv(t, envOpts{project: true})
+	id := idOf(t, e.create("alice", `{"name":"Handed over","leadProviderCriteria":[]}`).body)
+	path := api.BasePath + "/" + id
+
+	r := e.do(req{method: http.MethodPatch, path: path, token: "alice", body: `{"userIds":[]}`})
+	if got := assertError(t, r, 400, "BAD_REQUEST"); len(got.Details) != 1 || got.Details[0].Path != "userIds" {
+		t.Fatalf("details %+v, want one on userIds", got.Details)
+	}
+	// alice hands the ICP over to bob and leaves it.
+	r = e.do(req{method: http.MethodPatch, path: path, token: "alice", body: `{"userIds":["user_bob"]}`})
+	if r.status != http.StatusOK || !strings.Contains(r.body, `"userIds":["user_bob"]`) {
+		t.Fatalf("hand over: %d %s", r.status, r.body)
+	}
+	assertError(t, e.do(req{method: http.MethodGet, path: path, token: "alice"}), 403, "FORBIDDEN")
+	if l := e.do(req{method: http.MethodGet, path: api.BasePath, token: "alice"}); l.body != "[]" {
+		t.Errorf("alice's list after leaving: %s", l.body)
+	}
+	if l := e.do(req{method: http.MethodGet, path: api.BasePath, token: "bob"}); l.body != "["+r.body+"]" {
+		t.Errorf("bob's list: %s", l.body)
+	}
+	if g := e.do(req{method: http.MethodGet, path: path, token: "admin"}); g.status != http.StatusOK || g.body != r.body {
+		t.Errorf("an admin's get: %d %s", g.status, g.body)
+	}
+}

@@ -3,12 +3,12 @@ package api_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +17,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/legacy"
+	"github.com/santhosh-tekuri/jsonschema/v6"
 
 	"github.com/icpservice/icp/api/openapi"
 )
@@ -25,10 +26,24 @@ import (
 // Every HTTP test in this package goes through it (newEnv wraps the handler,
 // startService the client), so a response the document does not describe
 // fails the test that received it.
+//
+// kin-openapi routes the request and checks the status and the declared
+// headers. Bodies are checked with the JSON Schema 2020-12 validator that
+// kin-openapi itself uses for OpenAPI 3.1 documents, but with each schema
+// compiled once: kin-openapi compiles the schema again for every response
+// (about 2 ms each, 8 under -race), which made the checks most of the
+// package's test time.
 type contract struct {
 	doc    *openapi3.T
 	router routers.Router
+
+	mu       sync.Mutex
+	compiler *jsonschema.Compiler
+	schemas  map[string]*jsonschema.Schema // by JSON pointer into the document
 }
+
+// docURL names the document for the schema compiler.
+const docURL = "file:///openapi.json"
 
 // watchedHeaders are the response headers the document must declare
 // wherever they are sent.
@@ -48,8 +63,56 @@ var loadContract = sync.OnceValues(func() (*contract, error) {
 	if err != nil {
 		return nil, fmt.Errorf("route the OpenAPI document: %w", err)
 	}
-	return &contract{doc: doc, router: r}, nil
+	raw, err := jsonschema.UnmarshalJSON(bytes.NewReader(openapi.Document()))
+	if err != nil {
+		return nil, err
+	}
+	comp := jsonschema.NewCompiler()
+	comp.DefaultDraft(jsonschema.Draft2020)
+	comp.AssertFormat()
+	if err := comp.AddResource(docURL, raw); err != nil {
+		return nil, err
+	}
+	return &contract{doc: doc, router: r, compiler: comp, schemas: map[string]*jsonschema.Schema{}}, nil
 })
+
+// schema returns the compiled schema at pointer (such as
+// "/components/schemas/Error") in the document.
+func (c *contract) schema(pointer string) (*jsonschema.Schema, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s, ok := c.schemas[pointer]; ok {
+		return s, nil
+	}
+	s, err := c.compiler.Compile(docURL + "#" + pointer)
+	if err != nil {
+		return nil, fmt.Errorf("compile %s: %w", pointer, err)
+	}
+	c.schemas[pointer] = s
+	return s, nil
+}
+
+// validateBody checks body, which must be one JSON value, against the schema
+// at pointer.
+func (c *contract) validateBody(pointer string, body []byte) (any, error) {
+	s, err := c.schema(pointer)
+	if err != nil {
+		return nil, err
+	}
+	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("body is not one JSON value: %w", err)
+	}
+	if err := s.Validate(v); err != nil {
+		return nil, fmt.Errorf("body does not match %s: %w", pointer, err)
+	}
+	return v, nil
+}
+
+// escapePointer escapes one JSON pointer token (RFC 6901).
+func escapePointer(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
+}
 
 func mustContract(t testing.TB) *contract {
 	t.Helper()
@@ -83,9 +146,8 @@ func (c *contract) check(req *http.Request, status int, header http.Header, body
 		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route},
 		Status:                 status,
 		Header:                 header,
-		Options:                &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true},
+		Options:                &openapi3filter.Options{IncludeResponseStatus: true, ExcludeResponseBody: true, MultiError: true},
 	}
-	in.SetBodyBytes(body)
 	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
 		return err
 	}
@@ -105,10 +167,27 @@ func (c *contract) check(req *http.Request, status int, header http.Header, body
 			return fmt.Errorf("header %s: %q is sent but not declared for %d", h, header.Get(h), status)
 		}
 	}
-	if len(resp.Value.Content) == 0 && len(body) > 0 {
-		return fmt.Errorf("a body is sent where %d declares none: %q", status, body)
+	if len(resp.Value.Content) == 0 {
+		if len(body) > 0 {
+			return fmt.Errorf("a body is sent where %d declares none: %q", status, body)
+		}
+		return nil
 	}
-	return nil
+	mt := resp.Value.Content.Get(header.Get("Content-Type"))
+	if mt == nil {
+		return fmt.Errorf("Content-Type %q is not declared for %d", header.Get("Content-Type"), status)
+	}
+	pointer := "/paths/" + escapePointer(route.Path) + "/" + strings.ToLower(route.Method) + "/responses/" + strconv.Itoa(status)
+	if strings.HasPrefix(resp.Ref, "#/") {
+		pointer = resp.Ref[1:]
+	}
+	for key, v := range resp.Value.Content {
+		if v == mt {
+			pointer += "/content/" + escapePointer(key) + "/schema"
+		}
+	}
+	_, err = c.validateBody(pointer, body)
+	return err
 }
 
 // sameShape reports whether path matches the template exactly: the same
@@ -140,14 +219,9 @@ func (c *contract) checkUnrouted(status int, header http.Header, body []byte) er
 	if ct := header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
 		return fmt.Errorf("Content-Type %q", ct)
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return fmt.Errorf("body is not JSON: %w", err)
-	}
-	if err := c.doc.Components.Schemas["Error"].Value.VisitJSON(v, openapi3.EnableJSONSchema2020()); err != nil {
-		return fmt.Errorf("body does not match the Error schema: %w", err)
+	v, err := c.validateBody("/components/schemas/Error", body)
+	if err != nil {
+		return err
 	}
 	if code := v.(map[string]any)["error"].(map[string]any)["code"]; code != want {
 		return fmt.Errorf("code %v with status %d, want %s", code, status, want)
@@ -258,6 +332,9 @@ func TestTheContractCheckRefusesWhatTheDocumentDoesNotAllow(t *testing.T) {
 		"a body on a 204":                        {http.MethodDelete, one, 204, jsonCT, "{}"},
 		"a list that is not an array":            {http.MethodGet, "/api/v1/entities/icps", 200, jsonCT, icp},
 		"a 200 for an unknown route":             {http.MethodGet, "/nope", 200, jsonCT, "{}"},
+		"another Content-Type":                   {http.MethodGet, one, 200, http.Header{"Content-Type": {"text/plain"}, "Etag": {`"1"`}}, icp},
+		"a body that is not JSON":                {http.MethodGet, one, 200, with("ETag", `"1"`), icp + "}"},
+		"an id that is not lowercase":            {http.MethodGet, one, 200, with("ETag", `"1"`), strings.Replace(icp, "550e8400-e29b", "550E8400-E29B", 1)},
 		"a bad Retry-After":                      {http.MethodGet, one, 503, with("Retry-After", "soon"), errBody("UNAVAILABLE")},
 	} {
 		if err := c.check(httptest.NewRequest(bad.method, bad.path, nil), bad.status, bad.header, []byte(bad.body)); err == nil {

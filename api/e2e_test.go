@@ -23,9 +23,11 @@ import (
 // this API, on a temporary data directory, in development-token mode.
 type service struct {
 	t    *testing.T
+	dir  string // the data directory
 	base string
 	key  *auth.DevKey
 	http *http.Client
+	stop func() // shuts the service down and waits; safe to call again
 }
 
 func startService(t *testing.T) *service {
@@ -43,12 +45,13 @@ func startService(t *testing.T) *service {
 	}
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
+	stop := sync.OnceFunc(func() {
 		cancel()
 		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
 			t.Errorf("service stopped with: %v", err)
 		}
 	})
+	t.Cleanup(stop)
 	key, err := auth.LoadOrCreateDevKey(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +59,7 @@ func startService(t *testing.T) *service {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	t.Cleanup(tr.CloseIdleConnections)
 	client := &http.Client{Timeout: 30 * time.Second, Transport: validatingTransport{t: t, base: tr, c: mustContract(t)}}
-	s := &service{t: t, base: "http://" + a.Addr(), key: key, http: client}
+	s := &service{t: t, dir: dir, base: "http://" + a.Addr(), key: key, http: client, stop: stop}
 	deadline := time.Now().Add(30 * time.Second)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
