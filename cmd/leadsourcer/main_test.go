@@ -89,7 +89,9 @@ func TestLogsWhatItWouldSourceForEachNewICP(t *testing.T) {
 	var stdout, stderr syncBuffer
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan int, 1)
-	go func() { done <- run(runCtx, []string{"--nats-url=" + srv.ClientURL(), "--ack-wait=5s"}, &stdout, &stderr) }()
+	go func() {
+		done <- run(runCtx, []string{"--nats-url=" + srv.ClientURL(), "--ack-wait=5s"}, &stdout, &stderr)
+	}()
 	deadline := time.Now().Add(30 * time.Second)
 	for strings.Count(stderr.String(), `"msg":"would source leads"`)+strings.Count(stderr.String(), `"msg":"nothing to source`) < 2 {
 		if time.Now().After(deadline) {
