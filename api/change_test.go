@@ -148,3 +148,46 @@ func TestAMemberMayLeaveButAnICPKeepsAMember(t *testing.T) {
 		t.Errorf("an admin's get: %d %s", g.status, g.body)
 	}
 }
+
+func TestUpdateReplacesArraysWholeAndReportsEveryProblem(t *testing.T) {
+	e := newEnv(t, envOpts{project: true})
+	id := idOf(t, e.create("alice", dach).body)
+	path := api.BasePath + "/" + id
+
+	r := e.do(req{method: http.MethodPatch, path: path, token: "alice", body: `{"name":" ","leadsPerList":0,"userIds":["user_bob",""],"activeUntil":"tomorrow",
+		"leadProviderCriteria":[{"provider":"baseProvider","type":"robot","filters":{}}],"crmFilters":{"filters":[{"path":"p","value":1}]},"description":7}`})
+	got := assertError(t, r, 400, "BAD_REQUEST")
+	want := []string{"name", "description", "leadProviderCriteria[0].type", "crmFilters.filters[0].mode", "userIds[1]", "leadsPerList", "activeUntil"}
+	if len(got.Details) != len(want) {
+		t.Fatalf("details %+v, want paths %v", got.Details, want)
+	}
+	for i, p := range want {
+		if got.Details[i].Path != p {
+			t.Errorf("detail %d = %+v, want path %s", i, got.Details[i], p)
+		}
+	}
+
+	r = e.do(req{method: http.MethodPatch, path: path, token: "alice", body: `{"customFilterCriteria":[{"type":"minDaysUntilReuse","value":5}],"userIds":["user_carol","user_alice"],
+		"leadProviderCriteria":[{"provider":"baseProvider","filters":{"skills":["go"]}}]}`})
+	if r.status != http.StatusOK {
+		t.Fatalf("patch: %d %s", r.status, r.body)
+	}
+	var after map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(r.body), &after); err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]string{
+		"customFilterCriteria": `[{"type":"minDaysUntilReuse","value":5}]`,
+		"userIds":              `["user_carol","user_alice"]`,
+		"leadProviderCriteria": `[{"provider":"baseProvider","filters":{"skills":["go"]}}]`,
+		"leadsPerList":         `20`,
+		"activeUntil":          `"2030-01-01T00:00:00.000Z"`,
+	} {
+		if string(after[k]) != want {
+			t.Errorf("%s = %s, want %s", k, after[k], want)
+		}
+	}
+	if l := e.do(req{method: http.MethodGet, path: api.BasePath, token: "bob"}); l.body != "[]" {
+		t.Errorf("bob was replaced in userIds but still lists the ICP: %s", l.body)
+	}
+}
