@@ -43,8 +43,9 @@ type Config struct {
 	// Required.
 	URL string
 	// NatsOptions are added to the connection's options (credentials, TLS,
-	// reconnect policy). The consumer owns its connection: it drains and
-	// closes it when Run returns.
+	// reconnect policy; by default it reconnects forever). The consumer owns
+	// its connection: it drains and closes it when Run returns, and sets its
+	// name and closed handler.
 	NatsOptions []nats.Option
 
 	// Durable names the JetStream consumer, its queue group and the
