@@ -105,7 +105,10 @@ func (s *Store) streamVersion(ctx context.Context, stream string) (uint64, error
 		version = ev.OriginalEvent().EventNumber + 1
 		return nil
 	})
-	return version, err
+	if err != nil {
+		return 0, err // version may still be written by an abandoned call
+	}
+	return version, nil
 }
 
 // positions reads the positions of the events just appended at versions
@@ -137,5 +140,8 @@ func (s *Store) positions(ctx context.Context, stream string, expected uint64, b
 			positions = append(positions, e.Position.Commit)
 		}
 	})
-	return positions, err
+	if err != nil {
+		return nil, err // positions may still be written by an abandoned call
+	}
+	return positions, nil
 }

@@ -136,7 +136,9 @@ func (s *Store) release(g *generation, err error) {
 
 // do runs fn with a connected client on its own goroutine and returns its
 // error, or an error wrapping events.ErrUnavailable and ctx.Err() as soon
-// as ctx ends. fn must honour ctx in the client calls it makes.
+// as ctx ends. fn must honour ctx in the client calls it makes. When do
+// returns an error, fn may still be running: read what fn writes only after
+// do returned nil.
 func (s *Store) do(ctx context.Context, fn func(c *esdb.Client) error) error {
 	s.mu.Lock()
 	if s.closed {

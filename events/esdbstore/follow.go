@@ -103,16 +103,22 @@ type item struct {
 	err      error
 }
 
-// catchUpLinger bounds how long a batch waits to fill before the server said
-// it caught up. Servers before 23.10 never say so: with them every batch may
-// wait this long.
-const catchUpLinger = 100 * time.Millisecond
+// catchUpLinger bounds how long a batch waits to fill while catching up. It
+// is a safety net: catching up ends at the head read before subscribing, or
+// at the server's caught-up message, whichever comes first; only a head
+// event that vanished meanwhile (scavenged) leaves it to the linger.
+const catchUpLinger = time.Second
 
 // subscribe runs one subscription after *last and delivers its events until
 // it ends, advancing *last past every batch fn accepted. It reports whether
-// it delivered anything. While catching up it fills each batch (the events
-// are stored, they come at once); once live it hands over what has arrived.
+// it delivered anything. While catching up (up to this service's head as it
+// was when subscribing) it fills each batch, since those events are stored
+// and come at once; once live it hands over what has arrived.
 func (s *Store) subscribe(ctx context.Context, last *uint64, batchSize int, fn func([]events.Recorded) error) (delivered bool, err error) {
+	head, err := s.Head(ctx)
+	if err != nil {
+		return false, err
+	}
 	g, err := s.acquire(ctx)
 	if err != nil {
 		return false, err
@@ -124,9 +130,20 @@ func (s *Store) subscribe(ctx context.Context, last *uint64, batchSize int, fn f
 		err := s.receive(sctx, g.client, *last, items)
 		s.release(g, err)
 	}()
-	live := false
+	live := head <= *last
 	linger := time.NewTimer(catchUpLinger)
 	defer linger.Stop()
+	// take applies a received item: an event joins the batch.
+	take := func(it item, batch []events.Recorded) []events.Recorded {
+		if it.caughtUp {
+			live = true
+			return batch
+		}
+		if it.rec.Position >= head {
+			live = true
+		}
+		return append(batch, it.rec)
+	}
 	for {
 		var it item
 		select {
@@ -134,19 +151,17 @@ func (s *Store) subscribe(ctx context.Context, last *uint64, batchSize int, fn f
 		case <-ctx.Done():
 			return delivered, ctx.Err()
 		}
-		switch {
-		case it.err != nil:
+		if it.err != nil {
 			return delivered, it.err
-		case it.caughtUp:
-			live = true
+		}
+		batch := take(it, nil)
+		if len(batch) == 0 {
 			continue
 		}
-		batch := []events.Recorded{it.rec}
 		var pending error
 		linger.Reset(catchUpLinger)
 	fill:
 		for len(batch) < batchSize {
-			var it item
 			if live {
 				select {
 				case it = <-items:
@@ -162,15 +177,11 @@ func (s *Store) subscribe(ctx context.Context, last *uint64, batchSize int, fn f
 					return delivered, ctx.Err()
 				}
 			}
-			switch {
-			case it.err != nil:
+			if it.err != nil {
 				pending = it.err
-				break fill
-			case it.caughtUp:
-				live = true
-			default:
-				batch = append(batch, it.rec)
+				break
 			}
+			batch = take(it, batch)
 		}
 		if err := fn(batch); err != nil {
 			return delivered, fnError{err}

@@ -100,8 +100,10 @@ func (l *memlog) append(stream string, exp expectation, evs []proposed) appendOu
 	st := l.streams[stream]
 	current := int64(-1) // -1: no stream
 	if st != nil {
-		// Rule: a soft-deleted stream keeps its revision; the next append
+		// Rule: a soft-deleted stream keeps its revision; an append
 		// continues from where it left off (the client's DeleteStream doc).
+		// Here it must expect that last revision; whether a real server
+		// also accepts NoStream on a soft-deleted stream is not modelled.
 		current = int64(len(st.recs)) - 1
 	}
 	want := current
