@@ -3,6 +3,7 @@ package events
 import (
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // The bus topology: one JetStream stream carries every event; dead letters go
@@ -90,25 +91,13 @@ func FromHeaders(get func(string) string, body []byte) (Recorded, error) {
 	if r.ID == "" {
 		return r, fmt.Errorf("%w: missing %s", ErrCorrupt, HeaderID)
 	}
-	var typ string
-	var sv int
-	if _, err := fmt.Sscanf(get(HeaderType), "icp.%s", &typ); err != nil {
-		return r, fmt.Errorf("%w: bad %s %q", ErrCorrupt, HeaderType, get(HeaderType))
+	ceType := get(HeaderType)
+	typ, ver, ok := strings.Cut(strings.TrimPrefix(ceType, "icp."), ".v")
+	n, err := strconv.Atoi(ver)
+	if !ok || !strings.HasPrefix(ceType, "icp.") || typ == "" || err != nil || n < 1 {
+		return r, fmt.Errorf("%w: bad %s %q", ErrCorrupt, HeaderType, ceType)
 	}
-	// typ is "<Type>.v<N>"
-	i := len(typ) - 1
-	for i >= 0 && typ[i] != '.' {
-		i--
-	}
-	if i <= 0 || i+2 > len(typ) || typ[i+1] != 'v' {
-		return r, fmt.Errorf("%w: bad %s %q", ErrCorrupt, HeaderType, get(HeaderType))
-	}
-	n, err := strconv.Atoi(typ[i+2:])
-	if err != nil || n < 1 {
-		return r, fmt.Errorf("%w: bad %s %q", ErrCorrupt, HeaderType, get(HeaderType))
-	}
-	r.Type, sv = typ[:i], n
-	r.SchemaVersion = sv
+	r.Type, r.SchemaVersion = typ, n
 	if r.Version, err = strconv.ParseUint(get(HeaderICPVersion), 10, 64); err != nil || r.Version == 0 {
 		return r, fmt.Errorf("%w: bad %s %q", ErrCorrupt, HeaderICPVersion, get(HeaderICPVersion))
 	}

@@ -65,22 +65,22 @@ func Decode(typ string, schemaVersion int, data []byte) (any, error) {
 	case TypeICPCreated:
 		var v ICPCreatedV1
 		err = strictUnmarshal(data, &v)
-		if err == nil && (v.ICP.ID == "" || v.Tenant == "") {
-			err = errors.New("missing icp.id or tenant")
+		if err == nil && (v.ICP.ID == "" || v.Tenant == "" || v.ICP.CreatedAt.IsZero()) {
+			err = errors.New("missing icp.id, icp.createdAt or tenant")
 		}
 		p = v
 	case TypeICPUpdated:
 		var v ICPUpdatedV1
 		err = strictUnmarshal(data, &v)
-		if err == nil && v.ID == "" {
-			err = errors.New("missing id")
+		if err == nil {
+			err = v.check()
 		}
 		p = v
 	case TypeICPDeleted:
 		var v ICPDeletedV1
 		err = strictUnmarshal(data, &v)
-		if err == nil && v.ID == "" {
-			err = errors.New("missing id")
+		if err == nil && (v.ID == "" || v.DeletedAt.IsZero()) {
+			err = errors.New("missing id or deletedAt")
 		}
 		p = v
 	}
@@ -114,4 +114,26 @@ func MarshalJSON(v any) ([]byte, error) {
 		return nil, err
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// check refuses an update that no release could have written: one without
+// id or updatedAt, or one that clears a field that cannot be cleared (only
+// description, crmFilters and activeUntil can be null).
+func (u ICPUpdatedV1) check() error {
+	if u.ID == "" || u.UpdatedAt.IsZero() {
+		return errors.New("missing id or updatedAt")
+	}
+	c := u.Changes
+	for name, null := range map[string]bool{
+		"name":                 c.Name.Null,
+		"leadProviderCriteria": c.LeadProviderCriteria.Null,
+		"customFilterCriteria": c.CustomFilterCriteria.Null,
+		"userIds":              c.UserIDs.Null,
+		"leadsPerList":         c.LeadsPerList.Null,
+	} {
+		if null {
+			return fmt.Errorf("changes.%s cannot be null", name)
+		}
+	}
+	return nil
 }
