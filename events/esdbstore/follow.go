@@ -16,7 +16,9 @@ import (
 // every event of this service's streams with Position > after: first those
 // stored, then new ones as they are committed. It runs a catch-up
 // subscription to $all, filtered by the server on the stream name prefix,
-// starting after the position (start positions are exclusive).
+// starting after the position (start positions are exclusive). Each
+// subscription first reads Head: up to it the events are stored, and
+// batches are filled; after it each batch holds what has arrived.
 //
 // When the subscription drops or the server is unreachable, Follow
 // resubscribes after the last event fn accepted, with exponential backoff
