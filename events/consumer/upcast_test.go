@@ -30,7 +30,7 @@ func TestOlderSchemaVersionsAreUpcastBeforeDecoding(t *testing.T) {
 	d := decoder{up: map[upcastKey]upcaster{{events.TypeICPCreated, 0}: v0to1}, current: events.CurrentSchema}
 	id := uuid.NewString()
 	rec := events.Recorded{Type: events.TypeICPCreated, SchemaVersion: 0, StreamID: events.StreamID(id),
-		Data: []byte(`{"icp":{"id":"` + id + `","name":"Old","userIds":["user_1"]},"tenant":"org_1","owner":"user_1"}`)}
+		Data: []byte(`{"icp":{"id":"` + id + `","name":"Old","createdAt":"2024-01-01T00:00:00Z","userIds":["user_1"]},"tenant":"org_1","owner":"user_1"}`)}
 	got, err := d.decode(rec)
 	if err != nil {
 		t.Fatal(err)
@@ -55,7 +55,7 @@ func TestOlderSchemaVersionsAreUpcastBeforeDecoding(t *testing.T) {
 		t.Errorf("v2: %v, want ErrUnknownVersion", err)
 	}
 	// The current version passes through untouched.
-	rec.SchemaVersion, rec.Data = 1, []byte(`{"icp":{"id":"`+id+`","name":"New"},"tenant":"org_1","createdBy":"user_2"}`)
+	rec.SchemaVersion, rec.Data = 1, []byte(`{"icp":{"id":"`+id+`","name":"New","createdAt":"2024-01-01T00:00:00Z"},"tenant":"org_1","createdBy":"user_2"}`)
 	if got, err := d.decode(rec); err != nil || got.(events.ICPCreatedV1).CreatedBy != "user_2" {
 		t.Errorf("v1: %#v, %v", got, err)
 	}

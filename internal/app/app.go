@@ -1,7 +1,7 @@
 // Package app wires the parts of the service into one process: the event
-// store, the bus, the relay, the projector, the read model and the HTTP API.
-// It owns start-up order, readiness and graceful shutdown; each part's logic
-// lives in its own package.
+// store, the bus, the relay, the projector, the read model and the HTTP API,
+// each only when this process runs its role. It owns start-up order,
+// readiness and graceful shutdown; each part's logic lives in its own package.
 package app
 
 import (
@@ -22,9 +22,11 @@ import (
 	"github.com/icpservice/icp/api/auth"
 	"github.com/icpservice/icp/commands"
 	"github.com/icpservice/icp/events"
+	"github.com/icpservice/icp/events/esdbstore"
 	"github.com/icpservice/icp/events/relay"
 	"github.com/icpservice/icp/events/sqlitestore"
 	"github.com/icpservice/icp/internal/config"
+	"github.com/icpservice/icp/internal/metrics"
 	"github.com/icpservice/icp/internal/natsserver"
 	"github.com/icpservice/icp/projections"
 	"github.com/icpservice/icp/projections/mongomodel"
@@ -39,20 +41,23 @@ const (
 	NATSDir       = "nats"
 )
 
-// App is a running service. New starts every part; Run serves until its
-// context ends and then shuts down gracefully.
+// App is a running service. New starts every part of its roles; Run serves
+// until its context ends and then shuts down gracefully.
 type App struct {
-	cfg config.Config
-	log *slog.Logger
+	cfg     config.Config
+	log     *slog.Logger
+	metrics *metrics.Metrics
 
 	store     events.Store
 	model     projections.ReadModel
-	bus       *natsserver.Server
+	bus       *natsserver.Server // nil with --nats
 	conns     []*nats.Conn
+	projConn  *nats.Conn
 	relay     *relay.Relay
 	projector *projector.Projector
-	server    *http.Server
-	listener  net.Listener
+
+	server, admin     *http.Server
+	listener, adminLn net.Listener
 
 	// partsCtx runs the relay and projector; cancelled on shutdown after the
 	// HTTP server stopped accepting and drained.
@@ -64,14 +69,14 @@ type App struct {
 	closeResult error
 }
 
-// New opens the stores, starts the embedded NATS server, the relay, the
-// projector and the HTTP listener. On error everything already started is
-// closed again.
+// New opens the stores, connects to (or starts) NATS, and starts the relay,
+// the projector and the listeners of this process's roles. On error
+// everything already started is closed again.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger) (a *App, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	a = &App{cfg: cfg, log: log, partsErr: make(chan error, 2)}
+	a = &App{cfg: cfg, log: log, metrics: metrics.New(), partsErr: make(chan error, 2)}
 	defer func() {
 		if err != nil {
 			a.closeAll()
@@ -80,95 +85,65 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (a *App, err 
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
+	a.partsCtx, a.stopParts = context.WithCancel(context.WithoutCancel(ctx))
 
-	verifier, err := newVerifier(ctx, cfg, log)
-	if err != nil {
-		return nil, err
-	}
-
-	st, err := sqlitestore.Open(ctx, filepath.Join(cfg.DataDir, EventsFile), sqlitestore.Options{})
-	if err != nil {
+	// Every role needs the event store: the API appends, the relay tails,
+	// the projector fills gaps from it.
+	if a.store, err = openEventStore(ctx, cfg, log); err != nil {
 		return nil, fmt.Errorf("event store: %w", err)
 	}
-	a.store = st
+	a.store = a.metrics.Store(a.store)
+	a.watchReachable(a.partsCtx, "event store", a.store.Ping)
 
-	a.model, err = openReadModel(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("read model: %w", err)
-	}
-	a.watchReachable(ctx, "read model", a.model.Ping)
-
-	a.bus, err = natsserver.Start(natsserver.Config{StoreDir: filepath.Join(cfg.DataDir, NATSDir)})
-	if err != nil {
-		return nil, fmt.Errorf("embedded NATS: %w", err)
-	}
-	relayConn, err := a.connect("icpd-relay")
-	if err != nil {
-		return nil, err
-	}
-	projConn, err := a.connect("icpd-projector")
-	if err != nil {
-		return nil, err
-	}
-	if err := relay.EnsureStreams(ctx, relayConn, relay.StreamConfig{}); err != nil {
-		return nil, fmt.Errorf("bus streams: %w", err)
+	if cfg.Runs(config.RoleAPI) || cfg.Runs(config.RoleProjector) {
+		if a.model, err = openReadModel(ctx, cfg); err != nil {
+			return nil, fmt.Errorf("read model: %w", err)
+		}
+		a.watchReachable(a.partsCtx, "read model", a.model.Ping)
 	}
 
-	hostname, _ := os.Hostname()
-	a.relay, err = relay.New(relay.Config{
-		Store:      a.store,
-		Conn:       relayConn,
-		Logger:     log.With("part", "relay"),
-		InstanceID: fmt.Sprintf("%s-%d", hostname, os.Getpid()),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("relay: %w", err)
+	if cfg.Runs(config.RoleRelay) || cfg.Runs(config.RoleProjector) {
+		if err := a.startBus(ctx); err != nil {
+			return nil, err
+		}
 	}
-	a.projector, err = projector.New(projector.Config{
-		Conn:      projConn,
-		ReadModel: a.model,
-		Store:     a.store,
-		Logger:    log.With("part", "projector"),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("projector: %w", err)
+	if cfg.Runs(config.RoleRelay) {
+		if err := a.startRelay(ctx); err != nil {
+			return nil, err
+		}
 	}
-
-	handler, err := api.New(api.Config{
-		ConsistencyWait: cfg.ConsistencyWait,
-		MaxBodyBytes:    cfg.MaxBodyBytes,
-	}, api.Deps{
-		Commands:  commands.NewHandler(a.store),
-		ReadModel: a.model,
-		Verifier:  verifier,
-		Ready:     a.Ready,
-		Logger:    log.With("part", "api"),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("api: %w", err)
+	if cfg.Runs(config.RoleProjector) {
+		if err := a.startProjector(); err != nil {
+			return nil, err
+		}
 	}
-	a.listener, err = net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen %s: %w", cfg.Addr, err)
+	if cfg.Runs(config.RoleAPI) {
+		if err := a.startAPI(ctx); err != nil {
+			return nil, err
+		}
 	}
-	a.server = &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      cfg.ConsistencyWait + 30*time.Second,
-		IdleTimeout:       2 * time.Minute,
+	if cfg.AdminAddr != "" {
+		if err := a.startAdmin(); err != nil {
+			return nil, err
+		}
 	}
-
-	a.partsCtx, a.stopParts = context.WithCancel(context.WithoutCancel(ctx))
-	a.startPart("relay", a.relay.Run)
-	a.startPart("projector", a.projector.Run)
+	a.registerMetrics()
 	return a, nil
 }
 
-// openReadModel opens the configured read model: MongoDB when --read-model is
-// set, else the embedded SQLite file. MongoDB is opened lazily so that a
-// server that is not reachable yet does not stop the process: /readyz stays
-// 503 until it answers (see watchReachable).
+// openEventStore opens EventStoreDB when --event-store is set, else the
+// embedded SQLite file. EventStoreDB is opened without contacting the server,
+// so one that is not reachable yet does not stop the process: /readyz stays
+// 503 until it answers.
+func openEventStore(ctx context.Context, cfg config.Config, log *slog.Logger) (events.Store, error) {
+	if cfg.EventStore != "" {
+		return esdbstore.Open(ctx, cfg.EventStore, esdbstore.Options{Logger: log.With("part", "esdb")})
+	}
+	return sqlitestore.Open(ctx, filepath.Join(cfg.DataDir, EventsFile), sqlitestore.Options{})
+}
+
+// openReadModel opens MongoDB when --read-model is set, else the embedded
+// SQLite file. MongoDB is opened lazily for the same reason as the store.
 func openReadModel(ctx context.Context, cfg config.Config) (projections.ReadModel, error) {
 	if cfg.ReadModel != "" {
 		return mongomodel.Open(ctx, cfg.ReadModel, mongomodel.Options{Lazy: true})
@@ -191,6 +166,9 @@ func (a *App) watchReachable(ctx context.Context, name string, ping func(context
 				}
 				return
 			}
+			if ctx.Err() != nil {
+				return
+			}
 			a.log.Warn(name+" not reachable; retrying (readyz answers 503 until it is)", "err", err, "retry_in", delay)
 			select {
 			case <-ctx.Done():
@@ -200,6 +178,115 @@ func (a *App) watchReachable(ctx context.Context, name string, ping func(context
 			delay = min(delay*2, 30*time.Second)
 		}
 	}()
+}
+
+// startBus starts the embedded NATS server unless --nats names one.
+func (a *App) startBus(ctx context.Context) error {
+	if a.cfg.NATSURL != "" {
+		return nil
+	}
+	var err error
+	a.bus, err = natsserver.Start(natsserver.Config{StoreDir: filepath.Join(a.cfg.DataDir, NATSDir)})
+	if err != nil {
+		return fmt.Errorf("embedded NATS: %w", err)
+	}
+	return nil
+}
+
+// connect opens a NATS connection that reconnects for ever.
+func (a *App) connect(name string) (*nats.Conn, error) {
+	opts := []nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.RetryOnFailedConnect(true),
+	}
+	url := a.cfg.NATSURL
+	if a.bus != nil {
+		opts = append(opts, nats.InProcessServer(a.bus.Inner()))
+		url = ""
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS: %w", err)
+	}
+	a.conns = append(a.conns, nc)
+	return nc, nil
+}
+
+func (a *App) startRelay(ctx context.Context) error {
+	nc, err := a.connect("icpd-relay")
+	if err != nil {
+		return err
+	}
+	streams := relay.StreamConfig{MaxAge: a.cfg.StreamMaxAge, Duplicates: a.cfg.StreamDuplicates}
+	if err := relay.EnsureStreams(ctx, nc, streams); err != nil {
+		return fmt.Errorf("bus streams: %w", err)
+	}
+	hostname, _ := os.Hostname()
+	a.relay, err = relay.New(relay.Config{
+		Store:      a.store,
+		Conn:       nc,
+		Logger:     a.log.With("part", "relay"),
+		InstanceID: fmt.Sprintf("%s-%d", hostname, os.Getpid()),
+		LeaseTTL:   a.cfg.RelayLeaseTTL,
+		Streams:    streams,
+	})
+	if err != nil {
+		return fmt.Errorf("relay: %w", err)
+	}
+	a.startPart("relay", a.relay.Run)
+	return nil
+}
+
+func (a *App) startProjector() error {
+	nc, err := a.connect("icpd-projector")
+	if err != nil {
+		return err
+	}
+	a.projConn = nc
+	a.projector, err = projector.New(projector.Config{
+		Conn:      nc,
+		ReadModel: a.model,
+		Store:     a.store,
+		Logger:    a.log.With("part", "projector"),
+	})
+	if err != nil {
+		return fmt.Errorf("projector: %w", err)
+	}
+	a.startPart("projector", a.projector.Run)
+	return nil
+}
+
+func (a *App) startAPI(ctx context.Context) error {
+	verifier, err := newVerifier(a.partsCtx, a.cfg, a.log)
+	if err != nil {
+		return err
+	}
+	handler, err := api.New(api.Config{
+		ConsistencyWait: a.cfg.ConsistencyWait,
+		MaxBodyBytes:    a.cfg.MaxBodyBytes,
+	}, api.Deps{
+		Commands:  commands.NewHandler(a.store),
+		ReadModel: a.model,
+		Verifier:  verifier,
+		Ready:     a.Ready,
+		Logger:    a.log.With("part", "api"),
+	})
+	if err != nil {
+		return fmt.Errorf("api: %w", err)
+	}
+	if a.listener, err = net.Listen("tcp", a.cfg.Addr); err != nil {
+		return fmt.Errorf("listen %s: %w", a.cfg.Addr, err)
+	}
+	a.server = &http.Server{
+		Handler:           a.metrics.HTTP(handler),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      a.cfg.ConsistencyWait + 30*time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	return nil
 }
 
 func newVerifier(ctx context.Context, cfg config.Config, log *slog.Logger) (auth.Verifier, error) {
@@ -225,19 +312,6 @@ func newVerifier(ctx context.Context, cfg config.Config, log *slog.Logger) (auth
 	return v, nil
 }
 
-func (a *App) connect(name string) (*nats.Conn, error) {
-	nc, err := nats.Connect("",
-		nats.InProcessServer(a.bus.Inner()),
-		nats.Name(name),
-		nats.MaxReconnects(-1),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("connect to embedded NATS: %w", err)
-	}
-	a.conns = append(a.conns, nc)
-	return nc, nil
-}
-
 func (a *App) startPart(name string, run func(context.Context) error) {
 	a.parts.Add(1)
 	go func() {
@@ -250,42 +324,70 @@ func (a *App) startPart(name string, run func(context.Context) error) {
 	}()
 }
 
-// NATSURL is the client URL of the embedded NATS server (loopback only).
-func (a *App) NATSURL() string { return a.bus.ClientURL() }
+// Addr is the address the API listens on (useful with port 0); "" when this
+// process does not run the API.
+func (a *App) Addr() string {
+	if a.listener == nil {
+		return ""
+	}
+	return a.listener.Addr().String()
+}
 
-// Addr is the address the API listens on (useful with port 0).
-func (a *App) Addr() string { return a.listener.Addr().String() }
+// AdminAddr is the address of the admin listener ("" when disabled).
+func (a *App) AdminAddr() string {
+	if a.adminLn == nil {
+		return ""
+	}
+	return a.adminLn.Addr().String()
+}
 
-// Ready reports nil once store, bus, relay, projector and read model are all
-// up; otherwise the first part that is not, by name.
+// NATSURL is the client URL of the bus: the embedded server's (loopback
+// only) or the configured one.
+func (a *App) NATSURL() string {
+	if a.bus != nil {
+		return a.bus.ClientURL()
+	}
+	return a.cfg.NATSURL
+}
+
+// Ready reports nil once every part this process runs is up: event store,
+// read model, bus connections, relay (active or a healthy spare), projector.
+// Otherwise it names the first part that is not.
 func (a *App) Ready(ctx context.Context) error {
 	if err := a.store.Ping(ctx); err != nil {
 		return fmt.Errorf("event store: %w", err)
 	}
-	if err := a.model.Ping(ctx); err != nil {
-		return fmt.Errorf("read model: %w", err)
+	if a.model != nil {
+		if err := a.model.Ping(ctx); err != nil {
+			return fmt.Errorf("read model: %w", err)
+		}
 	}
 	for _, c := range a.conns {
 		if !c.IsConnected() {
 			return errors.New("bus: not connected")
 		}
 	}
-	if !a.relay.Ready() {
+	if a.relay != nil && !a.relay.Ready() {
 		return errors.New("relay: not ready")
 	}
-	if !a.projector.Ready() {
+	if a.projector != nil && !a.projector.Ready() {
 		return errors.New("projector: not ready")
 	}
 	return nil
 }
 
-// Run serves the API until ctx ends or a part fails, then shuts down: stop
-// accepting and finish in-flight requests, let the relay and the projector
-// finish their current batch, then close the bus and the stores.
+// Run serves until ctx ends or a part fails, then shuts down: stop accepting
+// and finish in-flight requests, let the relay and the projector finish their
+// current batch, then close the bus and the stores.
 func (a *App) Run(ctx context.Context) error {
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- a.server.Serve(a.listener) }()
-	a.log.Info("icpd ready to serve", "addr", a.Addr(), "data_dir", a.cfg.DataDir)
+	serveErr := make(chan error, 2)
+	if a.server != nil {
+		go func() { serveErr <- a.server.Serve(a.listener) }()
+	}
+	if a.admin != nil {
+		go func() { serveErr <- a.admin.Serve(a.adminLn) }()
+	}
+	a.log.Info("icpd running", "roles", a.cfg.Roles, "addr", a.Addr(), "admin_addr", a.AdminAddr(), "nats", a.NATSURL(), "data_dir", a.cfg.DataDir)
 
 	var runErr error
 	select {
@@ -316,6 +418,9 @@ func (a *App) Shutdown() error {
 			}
 		}
 		errs = append(errs, a.closeAll())
+		if a.admin != nil {
+			_ = a.admin.Shutdown(ctx)
+		}
 		a.closeResult = errors.Join(errs...)
 		a.log.Info("stopped")
 	})

@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 // runChild runs icpd on dir, port 0, and prints "ICPD <api addr> <nats url>"
 // on stdout once it serves.
 func runChild(dir string) int {
-	cfg, err := config.Load([]string{"--dev", "--addr=127.0.0.1:0", "--data-dir=" + dir, "--log-level=warn"})
+	cfg, err := config.Load([]string{"--dev", "--addr=127.0.0.1:0", "--admin-addr=127.0.0.1:0", "--data-dir=" + dir, "--log-level=warn"})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2

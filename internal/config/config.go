@@ -33,6 +33,31 @@ type Config struct {
 	MaxBodyBytes    int64         `name:"max-body-bytes" env:"ICP_MAX_BODY_BYTES" default:"1048576" help:"Largest accepted request body."`
 	ShutdownTimeout time.Duration `name:"shutdown-timeout" env:"ICP_SHUTDOWN_TIMEOUT" default:"20s" help:"How long a graceful shutdown waits for in-flight work."`
 	LogLevel        string        `name:"log-level" env:"ICP_LOG_LEVEL" default:"info" enum:"debug,info,warn,error" help:"Log level."`
+
+	Roles     []string `name:"roles" env:"ICP_ROLES" default:"api,relay,projector" help:"Parts this process runs: any of api, relay, projector. A subset needs a shared NATS (--nats)."`
+	NATSURL   string   `name:"nats" env:"ICP_NATS_URL" help:"NATS server URL(s), comma separated; empty runs an embedded NATS server under --data-dir."`
+	AdminAddr string   `name:"admin-addr" env:"ICP_ADMIN_ADDR" default:"127.0.0.1:9090" help:"Listen address of the admin endpoints (/metrics, /healthz, /readyz, /debug/pprof); empty disables them."`
+
+	StreamMaxAge     time.Duration `name:"stream-max-age" env:"ICP_STREAM_MAX_AGE" default:"0s" help:"How long JetStream keeps published events (0: forever). The event store keeps them regardless."`
+	StreamDuplicates time.Duration `name:"stream-duplicates" env:"ICP_STREAM_DUPLICATES" default:"2m" help:"JetStream's deduplication window for Nats-Msg-Id."`
+	RelayLeaseTTL    time.Duration `name:"relay-lease-ttl" env:"ICP_RELAY_LEASE_TTL" default:"10s" help:"How long a crashed active relay keeps the lease before a spare takes over."`
+}
+
+// Role names.
+const (
+	RoleAPI       = "api"
+	RoleRelay     = "relay"
+	RoleProjector = "projector"
+)
+
+// Runs reports whether this process runs role.
+func (c Config) Runs(role string) bool {
+	for _, r := range c.Roles {
+		if r == role {
+			return true
+		}
+	}
+	return false
 }
 
 // Validate reports every invalid setting at once, one per line.
@@ -94,6 +119,40 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBodyBytes < 1024 || c.MaxBodyBytes > 64<<20 {
 		add("--max-body-bytes/ICP_MAX_BODY_BYTES %d: want 1024 to 67108864", c.MaxBodyBytes)
+	}
+	if len(c.Roles) == 0 {
+		add("--roles/ICP_ROLES: name at least one of api, relay, projector")
+	}
+	for _, r := range c.Roles {
+		if r != RoleAPI && r != RoleRelay && r != RoleProjector {
+			add("--roles/ICP_ROLES: unknown role %q (want api, relay, projector)", r)
+		}
+	}
+	if c.NATSURL == "" && !(c.Runs(RoleAPI) && c.Runs(RoleRelay) && c.Runs(RoleProjector)) {
+		add("--roles/ICP_ROLES %s: a process running only some roles needs a NATS server shared with the others (--nats/ICP_NATS_URL)", strings.Join(c.Roles, ","))
+	}
+	if c.NATSURL != "" {
+		for _, u := range strings.Split(c.NATSURL, ",") {
+			if pu, perr := url.Parse(strings.TrimSpace(u)); perr != nil || (pu.Scheme != "nats" && pu.Scheme != "tls") || pu.Host == "" {
+				add("--nats/ICP_NATS_URL: %q is not a nats:// URL", u)
+			}
+		}
+	}
+	if c.AdminAddr != "" {
+		if _, _, aerr := net.SplitHostPort(c.AdminAddr); aerr != nil {
+			add("--admin-addr/ICP_ADMIN_ADDR %q: want host:port", c.AdminAddr)
+		} else if c.AdminAddr == c.Addr && c.Runs(RoleAPI) && !strings.HasSuffix(c.Addr, ":0") {
+			add("--admin-addr/ICP_ADMIN_ADDR must differ from --addr")
+		}
+	}
+	if c.StreamMaxAge < 0 {
+		add("--stream-max-age/ICP_STREAM_MAX_AGE %s: must not be negative", c.StreamMaxAge)
+	}
+	if c.StreamDuplicates < time.Second || (c.StreamMaxAge > 0 && c.StreamDuplicates > c.StreamMaxAge) {
+		add("--stream-duplicates/ICP_STREAM_DUPLICATES %s: want at least 1s and at most --stream-max-age", c.StreamDuplicates)
+	}
+	if c.RelayLeaseTTL < time.Second || c.RelayLeaseTTL > 10*time.Minute {
+		add("--relay-lease-ttl/ICP_RELAY_LEASE_TTL %s: want 1s to 10m", c.RelayLeaseTTL)
 	}
 	if c.ShutdownTimeout <= 0 {
 		add("--shutdown-timeout/ICP_SHUTDOWN_TIMEOUT %s: must be positive", c.ShutdownTimeout)

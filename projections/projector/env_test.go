@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -206,6 +207,14 @@ func (e *env) publish(rec events.Recorded, msgID ...string) {
 	if len(msgID) > 0 {
 		m.Header.Set(nats.MsgIdHdr, msgID[0])
 	}
+	// Like the relay, pin the stream sequence the message must follow: the
+	// projector must not carry such JetStream control headers into copies
+	// it publishes (dead letters).
+	info, err := e.js.StreamInfo(events.BusStream)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	m.Header.Set(nats.ExpectedLastSeqHdr, strconv.FormatUint(info.State.LastSeq, 10))
 	m.Data = rec.Data
 	if _, err := e.js.PublishMsg(m); err != nil {
 		e.t.Fatal(err)

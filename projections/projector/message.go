@@ -37,7 +37,11 @@ func (unmarshaler) Unmarshal(m *nats.Msg) (*message.Message, error) {
 	var problems []string
 	for k, vs := range m.Header {
 		switch {
-		case k == nats.MsgIdHdr || k == wmnats.WatermillUUIDHdr || strings.HasPrefix(k, internalPrefix):
+		case strings.HasPrefix(k, "Nats-") || k == wmnats.WatermillUUIDHdr || strings.HasPrefix(k, internalPrefix):
+			// JetStream control headers (Nats-Msg-Id,
+			// Nats-Expected-Last-Sequence, ...) speak of the original
+			// publish; carried into a dead-letter copy they would make
+			// JetStream refuse it.
 			continue
 		case len(vs) > 1:
 			problems = append(problems, fmt.Sprintf("header %s has %d values", k, len(vs)))

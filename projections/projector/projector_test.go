@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
@@ -224,7 +225,7 @@ func TestGapTheStoreCannotFillIsDeadLetteredAfterRetries(t *testing.T) {
 	// An update on the bus for a stream the store has never seen.
 	src := e.create(uuid.NewString())
 	ghost := uuid.NewString()
-	upd, err := events.Encode(uuid.NewString(), events.ICPUpdatedV1{ID: ghost, Changes: events.ICPChanges{Name: events.Some("x")}}, events.Metadata{})
+	upd, err := events.Encode(uuid.NewString(), events.ICPUpdatedV1{ID: ghost, UpdatedAt: events.NewTime(time.Now()), Changes: events.ICPChanges{Name: events.Some("x")}}, events.Metadata{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,141 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/icpservice/icp/events"
+	"github.com/icpservice/icp/projections/projector"
+	"github.com/icpservice/icp/projections/sqlitemodel"
+)
+
+// startAdmin listens on --admin-addr for operators: Prometheus metrics, the
+// health endpoints and pprof. It is separate from the API port so that it can
+// stay on a private interface.
+func (a *App) startAdmin() error {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}`))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		w.Header().Set("Content-Type", "application/json")
+		if err := a.Ready(ctx); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = fmt.Fprintf(w, `{"status":"unavailable","reason":%q}`, err.Error())
+			return
+		}
+		_, _ = w.Write([]byte(`{"status":"ready"}`))
+	})
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	var err error
+	if a.adminLn, err = net.Listen("tcp", a.cfg.AdminAddr); err != nil {
+		return fmt.Errorf("admin listen %s: %w", a.cfg.AdminAddr, err)
+	}
+	a.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	return nil
+}
+
+// registerMetrics adds the gauges read from each part at scrape time.
+func (a *App) registerMetrics() {
+	m := a.metrics
+	bool01 := func(b bool) float64 {
+		if b {
+			return 1
+		}
+		return 0
+	}
+	m.GaugeFunc("icp_nats_connected", "1 while every NATS connection of this process is connected.", func() float64 {
+		for _, c := range a.conns {
+			if !c.IsConnected() {
+				return 0
+			}
+		}
+		return 1
+	})
+	m.GaugeFunc("icp_event_store_head_position", "Global position of the last event in the store.", func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		h, _ := a.store.Head(ctx)
+		return float64(h)
+	})
+	if r := a.relay; r != nil {
+		m.GaugeFunc("icp_relay_active", "1 while this relay holds the lease and publishes.", func() float64 { return bool01(r.Stats().Active) })
+		m.CounterFunc("icp_relay_published_total", "Events JetStream acknowledged to this relay.", func() float64 { return float64(r.Stats().Published) })
+		m.GaugeFunc("icp_relay_lag_positions", "Store head position minus the last position on the bus (active relay only).", func() float64 {
+			lag, _ := a.relayLag()
+			return float64(lag)
+		})
+		m.GaugeFunc("icp_relay_lag_seconds", "Age of the oldest stored event not yet on the bus (active relay only).", func() float64 {
+			_, age := a.relayLag()
+			return age.Seconds()
+		})
+	}
+	if p := a.projector; p != nil {
+		m.CounterFunc("icp_projector_applied_total", "Bus events written to the read model.", func() float64 { return float64(p.Stats().Applied) })
+		m.CounterFunc("icp_projector_already_applied_total", "Bus events the read model already held (redeliveries).", func() float64 { return float64(p.Stats().AlreadyApplied) })
+		m.CounterFunc("icp_projector_gap_filled_total", "Events read from the store to fill a gap.", func() float64 { return float64(p.Stats().GapFilled) })
+		m.CounterFunc("icp_projector_dead_lettered_total", "Messages dead-lettered by the projector.", func() float64 { return float64(p.Stats().DeadLettered) })
+		m.CounterFunc("icp_projector_retried_total", "Messages handed back for a later redelivery.", func() float64 { return float64(p.Stats().Retried) })
+		m.GaugeFunc("icp_projector_lag_messages", "Messages of the projector's durable consumer not yet acknowledged (pending plus in flight).", func() float64 {
+			return float64(a.projectorLag())
+		})
+	}
+	if sm, ok := a.model.(*sqlitemodel.Model); ok {
+		m.CounterFunc("icp_read_model_commits_total", "Read model group-commit transactions; written/commits is the mean batch size.", func() float64 { return float64(sm.Stats().Commits) })
+		m.CounterFunc("icp_read_model_written_total", "Views written to the read model.", func() float64 { return float64(sm.Stats().Written) })
+	}
+}
+
+// relayLag is how far the bus is behind the store, in positions and in the
+// age of the oldest unpublished event. Zero on a spare relay.
+func (a *App) relayLag() (uint64, time.Duration) {
+	st := a.relay.Stats()
+	if !st.Active {
+		return 0, 0
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	head, err := a.store.Head(ctx)
+	if err != nil || head <= st.LastPosition {
+		return 0, 0
+	}
+	next, err := a.store.ReadAll(ctx, st.LastPosition, 1)
+	if err != nil || len(next) == 0 {
+		return head - st.LastPosition, 0
+	}
+	return head - st.LastPosition, time.Since(next[0].Time)
+}
+
+// projectorLag reads the durable consumer's backlog from JetStream.
+func (a *App) projectorLag() uint64 {
+	js, err := jetstream.New(a.projConn)
+	if err != nil {
+		return 0
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	c, err := js.Consumer(ctx, events.BusStream, projector.DefaultDurable)
+	if err != nil {
+		return 0
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return 0
+	}
+	return info.NumPending + uint64(info.NumAckPending)
+}
