@@ -33,7 +33,7 @@ type service struct {
 func startService(t *testing.T) *service {
 	t.Helper()
 	dir := t.TempDir()
-	cfg, err := config.Load([]string{"--dev", "--addr=127.0.0.1:0", "--data-dir=" + dir, "--log-level=warn"})
+	cfg, err := config.Load([]string{"--dev", "--addr=127.0.0.1:0", "--admin-addr=127.0.0.1:0", "--data-dir=" + dir, "--log-level=warn"})
 	if err != nil {
 		t.Fatal(err)
 	}
