@@ -1,0 +1,109 @@
+package app_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/icpservice/icp/api/auth"
+	"github.com/icpservice/icp/internal/app"
+	"github.com/icpservice/icp/internal/config"
+)
+
+// TestMetricsExistAndMove scrapes the admin listener before and after a few
+// creates: every documented metric is exposed, and the ones on the create
+// path grow.
+func TestMetricsExistAndMove(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := config.Load([]string{"--dev", "--addr=127.0.0.1:0", "--admin-addr=127.0.0.1:0", "--data-dir=" + dir, "--log-level=warn"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := app.New(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	}()
+
+	scrape := func() string {
+		resp, err := http.Get("http://" + a.AdminAddr() + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	value := func(text, series string) float64 {
+		m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` ([0-9.e+-]+)$`).FindStringSubmatch(text)
+		if m == nil {
+			return -1
+		}
+		v, _ := strconv.ParseFloat(m[1], 64)
+		return v
+	}
+	waitFor(t, 30*time.Second, "admin readyz", func() bool {
+		resp, err := http.Get("http://" + a.AdminAddr() + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+
+	before := scrape()
+	for _, name := range []string{
+		"icp_nats_connected", "icp_event_store_head_position", "icp_relay_active", "icp_relay_published_total",
+		"icp_relay_lag_positions", "icp_relay_lag_seconds", "icp_projector_applied_total",
+		"icp_projector_dead_lettered_total", "icp_projector_lag_messages", "icp_read_model_commits_total",
+		"icp_read_model_written_total", "icp_read_your_writes_timeouts_total",
+		"icp_event_store_append_conflicts_total", "icp_event_store_append_duration_seconds_count",
+	} {
+		if value(before, name) < 0 {
+			t.Errorf("metric %s is not exposed", name)
+		}
+	}
+	if value(before, "icp_nats_connected") != 1 {
+		t.Error("icp_nats_connected should be 1")
+	}
+
+	key, err := auth.LoadOrCreateDevKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, _ := key.Mint(auth.DevClaims{UserID: "user_m", TTL: time.Hour})
+	client := &http.Client{Timeout: 10 * time.Second}
+	for i := 0; i < 3; i++ {
+		if _, ok := create(client, "http://"+a.Addr(), token, "metrics"); !ok {
+			t.Fatal("create failed")
+		}
+	}
+	after := scrape()
+	for _, series := range []string{
+		"icp_event_store_head_position", "icp_relay_published_total", "icp_projector_applied_total",
+		"icp_read_model_written_total", "icp_event_store_append_duration_seconds_count",
+		`icp_http_requests_total{method="POST",route="/api/v1/entities/icps",status="201"}`,
+		`icp_http_request_duration_seconds_count{method="POST",route="/api/v1/entities/icps"}`,
+	} {
+		b, a := max(value(before, series), 0), value(after, series)
+		if a < b+3 {
+			t.Errorf("%s went from %v to %v after 3 creates", series, b, a)
+		}
+	}
+	if value(after, "icp_relay_active") != 1 {
+		t.Error("the only relay should be active")
+	}
+}
