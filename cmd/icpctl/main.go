@@ -12,8 +12,9 @@ import (
 // CLI lists the subcommands. A subcommand is a struct with kong tags and a
 // Run(*Globals) error method.
 type CLI struct {
-	Token TokenCmd `cmd:"" help:"Print a development-mode bearer token signed with the key in the data directory."`
-	Load  LoadCmd  `cmd:"" help:"Create ICPs against a running icpd and report creates/s and latency percentiles."`
+	Token  TokenCmd  `cmd:"" help:"Print a development-mode bearer token signed with the key in the data directory."`
+	Load   LoadCmd   `cmd:"" help:"Create ICPs against a running icpd and report creates/s and latency percentiles."`
+	Health HealthCmd `cmd:"" help:"Exit 0 when a health URL answers 200 (container health checks)."`
 }
 
 // Globals are what every subcommand's Run receives.
