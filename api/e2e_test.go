@@ -18,9 +18,10 @@ import (
 	"github.com/icpservice/icp/internal/config"
 )
 
-// service is the whole pipeline in this process: the SQLite event store, the
-// embedded NATS server, the relay, the projector, the SQLite read model and
-// this API, on a temporary data directory, in development-token mode.
+// service is the whole pipeline in this process: the event store, the
+// embedded NATS server, the relay, the projector, the read model and this
+// API, on a temporary data directory, in development-token mode. The stores
+// are the embedded SQLite files unless engines names production ones.
 type service struct {
 	t    *testing.T
 	dir  string // the data directory
@@ -28,12 +29,42 @@ type service struct {
 	key  *auth.DevKey
 	http *http.Client
 	stop func() // shuts the service down and waits; safe to call again
+	// orgSuffix is appended to every organisation a token names.
+	orgSuffix string
 }
 
+// engines selects the stores icpd runs on; the zero value is the embedded
+// SQLite event store and read model.
+type engines struct {
+	eventStore string // --event-store: an EventStoreDB connection string
+	readModel  string // --read-model: a MongoDB URI
+	// orgSuffix is appended to every organisation the service's tokens
+	// name, so that runs sharing one real server across test runs each see
+	// only their own tenants (ICP ids derive from the tenant, too).
+	orgSuffix string
+}
+
+// startService starts the service on the embedded stores.
 func startService(t *testing.T) *service {
 	t.Helper()
+	return startServiceOn(t, engines{})
+}
+
+// startServiceOn starts the service on the given stores and returns once
+// /readyz answers 200; it stops when the test ends. Servers the engines name
+// must outlive the service: start them before calling this, so that their
+// cleanups run after its own.
+func startServiceOn(t *testing.T, e engines) *service {
+	t.Helper()
 	dir := t.TempDir()
-	cfg, err := config.Load([]string{"--dev", "--addr=127.0.0.1:0", "--admin-addr=127.0.0.1:0", "--data-dir=" + dir, "--log-level=warn"})
+	args := []string{"--dev", "--addr=127.0.0.1:0", "--admin-addr=127.0.0.1:0", "--data-dir=" + dir, "--log-level=warn"}
+	if e.eventStore != "" {
+		args = append(args, "--event-store="+e.eventStore)
+	}
+	if e.readModel != "" {
+		args = append(args, "--read-model="+e.readModel)
+	}
+	cfg, err := config.Load(args)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +90,7 @@ func startService(t *testing.T) *service {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	t.Cleanup(tr.CloseIdleConnections)
 	client := &http.Client{Timeout: 30 * time.Second, Transport: validatingTransport{t: t, base: tr, c: mustContract(t)}}
-	s := &service{t: t, dir: dir, base: "http://" + a.Addr(), key: key, http: client, stop: stop}
+	s := &service{t: t, dir: dir, base: "http://" + a.Addr(), key: key, http: client, stop: stop, orgSuffix: e.orgSuffix}
 	deadline := time.Now().Add(30 * time.Second)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
@@ -77,6 +108,9 @@ func startService(t *testing.T) *service {
 
 func (s *service) token(user, org string, admin bool) string {
 	s.t.Helper()
+	if org != "" {
+		org += s.orgSuffix
+	}
 	tok, err := s.key.Mint(auth.DevClaims{UserID: user, OrgID: org, Admin: admin, TTL: time.Hour})
 	if err != nil {
 		s.t.Fatal(err)
@@ -117,7 +151,16 @@ func (s *service) call(method, path, token, body string, header map[string]strin
 }
 
 func TestEndToEnd(t *testing.T) {
-	s := startService(t)
+	endToEnd(t, startService(t))
+}
+
+// endToEnd drives creates, gets, lists, updates and deletes through the
+// running service s: a create is served at once, byte for byte, by get and
+// list (read-your-writes, also under concurrency); tenancy and membership
+// decide who sees it; retries with one idempotency key create one ICP. It
+// returns the id and the 201 body of the first ICP it created, which nothing
+// changes afterwards.
+func endToEnd(t *testing.T, s *service) (firstID, firstBody string) {
 	alice := s.token("user_alice", "org_acme", false)
 	bob := s.token("user_bob", "org_acme", false)
 	admin := s.token("user_root", "org_acme", true)
@@ -129,6 +172,7 @@ func TestEndToEnd(t *testing.T) {
 			t.Fatalf("create: %d (consistency %q) %s", c.status, c.header.Get(api.HeaderConsistency), c.body)
 		}
 		id := idOf(t, c.body)
+		firstID, firstBody = id, c.body
 		g := s.call(http.MethodGet, api.BasePath+"/"+id, alice, "", nil)
 		if g.status != http.StatusOK || g.body != c.body || g.header.Get("ETag") != `"1"` {
 			t.Fatalf("get: %d %s\nwant %s", g.status, g.body, c.body)
@@ -246,4 +290,5 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("WWW-Authenticate %q", r.header.Get("WWW-Authenticate"))
 		}
 	})
+	return firstID, firstBody
 }
