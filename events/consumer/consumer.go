@@ -47,6 +47,8 @@ import (
 	wmnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/icpservice/icp/events"
 )
@@ -62,8 +64,9 @@ type Consumer struct {
 	mu       sync.Mutex
 	handlers map[string]dispatch
 
-	dlq   message.Publisher
-	stats counters
+	dlq    message.Publisher
+	stats  counters
+	tracer trace.Tracer
 
 	started  atomic.Bool
 	ready    atomic.Bool
@@ -93,7 +96,10 @@ type Stats struct {
 	DeadLettered uint64
 }
 
-// New checks cfg and returns a consumer that is not running yet.
+// New checks cfg and returns a consumer that is not running yet. Each message
+// is one consumer span from the global tracer provider as it is when New runs
+// (see internal/telemetry.Setup), a child of the request that recorded the
+// event; the handler's ctx carries that span.
 func New(cfg Config) (*Consumer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -105,6 +111,7 @@ func New(cfg Config) (*Consumer, error) {
 		dlqSubject: events.DLQSubject(cfg.Durable),
 		dec:        newDecoder(),
 		handlers:   map[string]dispatch{},
+		tracer:     otel.GetTracerProvider().Tracer("github.com/icpservice/icp/events/consumer"),
 	}, nil
 }
 

@@ -54,5 +54,7 @@ type Event[P any] struct {
 // Config.MaxAttempts deliveries, after which it is dead-lettered.
 //
 // ctx ends at four fifths of Config.AckWait; it is not cancelled by a
-// graceful shutdown, which waits for the handler instead.
+// graceful shutdown, which waits for the handler instead. It carries the
+// message's consumer span, a child of the request that recorded the event:
+// spans the handler starts from ctx join that trace.
 type Handler[P any] func(ctx context.Context, ev Event[P]) error

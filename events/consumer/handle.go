@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/icpservice/icp/events"
+	"github.com/icpservice/icp/internal/telemetry"
 )
 
 // Headers a dead-letter copy carries besides the original's headers and
@@ -30,13 +31,18 @@ const (
 // handle is the router's handler for one bus message. Returning nil acks the
 // message; returning an error naks it with the backoff delay of its delivery
 // count. The rules are in the package documentation.
-func (c *Consumer) handle(msg *message.Message) error {
+//
+// Each message is one consumer span, a child of the request that recorded
+// the event (the message's traceparent); the handler's ctx carries it.
+func (c *Consumer) handle(msg *message.Message) (err error) {
+	ctx, span := telemetry.StartMessageSpan(msg.Context(), c.tracer, c.cfg.Durable, msg.Metadata.Get)
+	defer func() { telemetry.EndSpan(span, err) }()
 	if reason := msg.Metadata.Get(mdMalformed); reason != "" {
-		return c.deadLetter(msg, "malformed message: "+reason)
+		return c.deadLetter(ctx, msg, "malformed message: "+reason)
 	}
 	rec, err := events.FromHeaders(msg.Metadata.Get, msg.Payload)
 	if err != nil {
-		return c.deadLetter(msg, err.Error())
+		return c.deadLetter(ctx, msg, err.Error())
 	}
 	h := c.handlers[rec.Type]
 	if h == nil {
@@ -51,24 +57,24 @@ func (c *Consumer) handle(msg *message.Message) error {
 		return err
 	}
 	if err != nil {
-		return c.deadLetter(msg, err.Error())
+		return c.deadLetter(ctx, msg, err.Error())
 	}
 	md, err := events.DecodeMetadata(rec.Metadata)
 	if err != nil {
-		return c.deadLetter(msg, fmt.Sprintf("%v: %s is not a JSON object: %v", events.ErrCorrupt, events.HeaderMetadata, err))
+		return c.deadLetter(ctx, msg, fmt.Sprintf("%v: %s is not a JSON object: %v", events.ErrCorrupt, events.HeaderMetadata, err))
 	}
 	env := Envelope{
 		ID: rec.ID, ICPID: rec.ICPID(), Type: rec.Type, SchemaVersion: rec.SchemaVersion,
 		Version: rec.Version, Position: rec.Position, Time: rec.Time, Metadata: md,
 		Delivery: deliveries(msg), StreamSequence: streamSeq(msg),
 	}
-	err = c.call(msg.Context(), h, env, payload)
+	err = c.call(ctx, h, env, payload)
 	if err == nil {
 		c.stats.handled.Add(1)
 		return nil
 	}
 	if env.Delivery >= c.cfg.MaxAttempts {
-		return c.deadLetter(msg, fmt.Sprintf("handler failed on delivery %d of at most %d: %v", env.Delivery, c.cfg.MaxAttempts, err))
+		return c.deadLetter(ctx, msg, fmt.Sprintf("handler failed on delivery %d of at most %d: %v", env.Delivery, c.cfg.MaxAttempts, err))
 	}
 	c.stats.retried.Add(1)
 	c.log.Warn("consumer: handler failed; delivered again later", "event", env.ID, "icp", env.ICPID,
@@ -92,7 +98,8 @@ func (c *Consumer) call(parent context.Context, h dispatch, env Envelope, payloa
 // icp.dlq.<Durable> and returns nil so the original is acknowledged. If the
 // publish fails it returns an error: the original is delivered again and
 // dead-lettered again (JetStream drops the duplicate copy by its id).
-func (c *Consumer) deadLetter(msg *message.Message, reason string) error {
+func (c *Consumer) deadLetter(ctx context.Context, msg *message.Message, reason string) error {
+	telemetry.DeadLettered(ctx, headerSafe(reason))
 	dl := message.NewMessage(c.deadLetterID(msg), msg.Payload)
 	for k, v := range msg.Metadata {
 		if !strings.HasPrefix(k, internalPrefix) {

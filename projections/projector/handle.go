@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/icpservice/icp/events"
+	"github.com/icpservice/icp/internal/telemetry"
 )
 
 // handle is the router's handler for one bus message. Returning nil acks the
@@ -24,8 +25,13 @@ import (
 //     fold onto its stream: a copy goes to the dead-letter subject with the
 //     reason, is counted, and the original is acked.
 //   - Read model or event store unavailable: nak, retried later.
-func (p *Projector) handle(msg *message.Message) error {
-	ctx, cancel := context.WithTimeout(msg.Context(), p.cfg.AckWait)
+//
+// Each message is one consumer span, a child of the request that recorded
+// the event (the message's traceparent).
+func (p *Projector) handle(msg *message.Message) (err error) {
+	ctx, span := telemetry.StartMessageSpan(msg.Context(), p.tracer, p.cfg.Durable, msg.Metadata.Get)
+	defer func() { telemetry.EndSpan(span, err) }()
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.AckWait)
 	defer cancel()
 
 	if reason := msg.Metadata.Get(mdMalformed); reason != "" {
@@ -99,6 +105,7 @@ func (p *Projector) deadLetter(ctx context.Context, msg *message.Message, reason
 		}
 	}
 	dl.Metadata.Set(events.HeaderDLQReason, headerSafe(reason))
+	telemetry.DeadLettered(ctx, headerSafe(reason))
 	if err := p.dlq.Publish(p.dlqSubject, dl); err != nil {
 		p.stats.retried.Add(1)
 		p.log.Warn("projector: dead-letter publish failed, retried later", "subject", p.dlqSubject,

@@ -20,6 +20,8 @@ import (
 	wmnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/projections"
@@ -34,8 +36,9 @@ type Projector struct {
 	log        *slog.Logger
 	dlqSubject string
 
-	dlq   message.Publisher
-	stats counters
+	dlq    message.Publisher
+	stats  counters
+	tracer trace.Tracer
 
 	started  atomic.Bool
 	ready    atomic.Bool
@@ -63,7 +66,8 @@ type Stats struct {
 	Retried uint64
 }
 
-// New checks cfg and returns a projector that is not yet running.
+// New checks cfg and returns a projector that is not yet running. Its spans
+// go to the global tracer provider as it is when New runs.
 func New(cfg Config) (*Projector, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -75,6 +79,7 @@ func New(cfg Config) (*Projector, error) {
 		store:      cfg.Store,
 		log:        cfg.Logger.With("component", "projector", "durable", cfg.Durable),
 		dlqSubject: events.DLQSubject(cfg.Durable),
+		tracer:     otel.GetTracerProvider().Tracer("github.com/icpservice/icp/projections/projector"),
 	}, nil
 }
 
