@@ -8,10 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/icpservice/icp/api/auth"
 	"github.com/icpservice/icp/commands"
@@ -24,6 +28,11 @@ const (
 	DefaultMaxBodyBytes    = 1 << 20
 	DefaultReadyTimeout    = 2 * time.Second
 	DefaultRetryAfter      = time.Second
+	// DefaultMaxInflightWrites stays well below the embedded event store's
+	// queue (4096), so that an admitted append never waits for room there.
+	DefaultMaxInflightWrites = 1024
+	DefaultWriteQueueWait    = time.Second
+	DefaultRateLimitUsers    = 100_000
 )
 
 // BasePath is where the ICP resource lives.
@@ -41,6 +50,37 @@ type Config struct {
 	// RetryAfter is what 503 answers put in Retry-After (whole seconds, at
 	// least 1).
 	RetryAfter time.Duration
+
+	// MaxInflightWrites bounds the creates, updates and deletes being
+	// recorded at once (0: default 1024). Keep it at or below the event
+	// store's queue (sqlitestore Options.QueueSize, 4096 by default) so
+	// that the wait happens here, where nothing was recorded yet.
+	MaxInflightWrites int
+	// WriteQueueWait bounds how long a write waits for one of those slots;
+	// past it the answer is 503 UNAVAILABLE with Retry-After and nothing
+	// was recorded (0: default 1s).
+	WriteQueueWait time.Duration
+
+	// RateLimit is each user's sustained rate, in requests per second over
+	// every authenticated route (0: no per-user limit). Over it the answer
+	// is 429 RATE_LIMITED with Retry-After.
+	RateLimit float64
+	// RateBurst is how many requests a user may send at once before
+	// RateLimit applies (0: RateLimit rounded up, at least 1). Only with
+	// RateLimit.
+	RateBurst int
+	// RateLimitUsers bounds how many users' buckets are kept (least
+	// recently seen evicted first; 0: default 100000).
+	RateLimitUsers int
+
+	// CORSOrigins are the browser origins (https://app.example.com) allowed
+	// to call the API from another origin. Empty: no CORS answers, and
+	// browsers refuse cross-origin calls. Requests that carry another
+	// origin are answered 403.
+	CORSOrigins []string
+	// CORSMaxAge is how long a browser may reuse a preflight answer (0:
+	// default 10m).
+	CORSMaxAge time.Duration
 }
 
 // Validate reports every invalid setting at once.
@@ -57,6 +97,31 @@ func (c Config) Validate() error {
 	}
 	if c.RetryAfter < 0 {
 		errs = append(errs, fmt.Errorf("RetryAfter must be >= 0 (0: default %s), got %s", DefaultRetryAfter, c.RetryAfter))
+	}
+	if c.MaxInflightWrites < 0 {
+		errs = append(errs, fmt.Errorf("MaxInflightWrites must be >= 0 (0: default %d), got %d", DefaultMaxInflightWrites, c.MaxInflightWrites))
+	}
+	if c.WriteQueueWait < 0 {
+		errs = append(errs, fmt.Errorf("WriteQueueWait must be >= 0 (0: default %s), got %s", DefaultWriteQueueWait, c.WriteQueueWait))
+	}
+	if c.RateLimit < 0 || math.IsNaN(c.RateLimit) || math.IsInf(c.RateLimit, 0) {
+		errs = append(errs, fmt.Errorf("RateLimit must be a finite number of requests per second >= 0 (0: off), got %v", c.RateLimit))
+	}
+	if c.RateBurst < 0 {
+		errs = append(errs, fmt.Errorf("RateBurst must be >= 0 (0: RateLimit rounded up), got %d", c.RateBurst))
+	} else if c.RateBurst > 0 && c.RateLimit == 0 {
+		errs = append(errs, fmt.Errorf("RateBurst %d is set without RateLimit: set RateLimit too, or leave RateBurst 0", c.RateBurst))
+	}
+	if c.RateLimitUsers < 0 {
+		errs = append(errs, fmt.Errorf("RateLimitUsers must be >= 0 (0: default %d), got %d", DefaultRateLimitUsers, c.RateLimitUsers))
+	}
+	for _, o := range c.CORSOrigins {
+		if _, err := normaliseOrigin(o); err != nil {
+			errs = append(errs, fmt.Errorf("CORSOrigins: %w", err))
+		}
+	}
+	if c.CORSMaxAge < 0 {
+		errs = append(errs, fmt.Errorf("CORSMaxAge must be >= 0 (0: default %s), got %s", DefaultCORSMaxAge, c.CORSMaxAge))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("api: invalid config: %w", errors.Join(errs...))
@@ -77,6 +142,21 @@ func (c Config) withDefaults() Config {
 	if c.RetryAfter == 0 {
 		c.RetryAfter = DefaultRetryAfter
 	}
+	if c.MaxInflightWrites == 0 {
+		c.MaxInflightWrites = DefaultMaxInflightWrites
+	}
+	if c.WriteQueueWait == 0 {
+		c.WriteQueueWait = DefaultWriteQueueWait
+	}
+	if c.RateLimit > 0 && c.RateBurst == 0 {
+		c.RateBurst = max(1, int(math.Ceil(c.RateLimit)))
+	}
+	if c.RateLimitUsers == 0 {
+		c.RateLimitUsers = DefaultRateLimitUsers
+	}
+	if c.CORSMaxAge == 0 {
+		c.CORSMaxAge = DefaultCORSMaxAge
+	}
 	return c
 }
 
@@ -92,8 +172,10 @@ type Deps struct {
 	// Ready reports whether the service can serve (GET /readyz); nil:
 	// always ready.
 	Ready func(ctx context.Context) error
-	// Logger receives unexpected errors and panics (never tokens or
-	// bodies); nil: discard.
+	// Logger receives one access-log line per request at Info, and
+	// unexpected errors and panics, each line with the request's
+	// request_id, correlation_id and trace_id (never tokens or bodies);
+	// nil: discard.
 	Logger *slog.Logger
 }
 
@@ -105,6 +187,10 @@ type api struct {
 	ready      func(ctx context.Context) error
 	log        *slog.Logger
 	retryAfter int
+	tracer     trace.Tracer
+	writes     *writeSlots
+	users      *userLimits // nil: no per-user limit
+	corsPolicy *corsPolicy // nil: no CORS
 }
 
 // New returns the HTTP handler of the service:
@@ -119,8 +205,11 @@ type api struct {
 //	DELETE /api/v1/entities/icps/:id  delete (204), If-Match optional
 //
 // Every other path or method, and every error, answers
-// {"error":{"code","message"[,"details"]}}. New sets Gin's global mode to
-// release.
+// {"error":{"code","message"[,"details"]}}. Every answer carries
+// X-Request-Id and X-Correlation-Id; every request is one server span that
+// continues the caller's W3C trace context, taken from the global tracer
+// provider as it is when New runs (see internal/telemetry.Setup). New sets
+// Gin's global mode to release.
 func New(cfg Config, deps Deps) (http.Handler, error) {
 	var errs []error
 	if err := cfg.Validate(); err != nil {
@@ -147,9 +236,17 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 		ready:      deps.Ready,
 		log:        deps.Logger,
 		retryAfter: max(1, int((cfg.RetryAfter+time.Second-1)/time.Second)),
+		tracer:     otel.GetTracerProvider().Tracer(tracerName),
+		writes:     &writeSlots{sem: semaphore.NewWeighted(int64(cfg.MaxInflightWrites)), wait: cfg.WriteQueueWait},
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.RateLimit > 0 {
+		a.users = newUserLimits(cfg.RateLimit, cfg.RateBurst, cfg.RateLimitUsers)
+	}
+	if len(cfg.CORSOrigins) > 0 {
+		a.corsPolicy = newCORSPolicy(cfg.CORSOrigins, cfg)
 	}
 
 	gin.SetMode(gin.ReleaseMode)
@@ -157,7 +254,10 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 	r.HandleMethodNotAllowed = true
 	r.RedirectTrailingSlash = false
 	r.RedirectFixedPath = false
-	r.Use(a.recoverPanics)
+	r.Use(a.observe, a.recoverPanics)
+	if a.corsPolicy != nil {
+		r.Use(a.cors)
+	}
 	r.NoRoute(func(c *gin.Context) {
 		a.abort(c, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "no such route: " + c.Request.Method + " " + c.Request.URL.Path}, "")
 	})

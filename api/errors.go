@@ -72,8 +72,9 @@ func notFound(id string) *Error {
 
 // errorFor is the one mapping from what went wrong to the answer. id is the
 // ICP the request was about ("" if none), for the not-found message. Errors
-// that are not part of the catalogue become 500 without their text.
-func (a *api) errorFor(err error, id string) *Error {
+// that are not part of the catalogue become 500 without their text; those
+// and unavailable stores are logged to log.
+func (a *api) errorFor(log *slog.Logger, err error, id string) *Error {
 	var (
 		e  *Error
 		ve *commands.ValidationError
@@ -99,10 +100,10 @@ func (a *api) errorFor(err error, id string) *Error {
 		// The client went away; nobody reads this answer.
 		return a.unavailable("the request was cancelled")
 	case errors.Is(err, events.ErrUnavailable), errors.Is(err, projections.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
-		a.log.Warn("backing store unavailable", "err", err)
+		log.Warn("backing store unavailable", "err", err)
 		return a.unavailable("a backing store is unavailable; retry later")
 	default:
-		a.log.Error("unexpected error", "err", err)
+		log.Error("unexpected error", "err", err)
 		return &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error"}
 	}
 }
@@ -113,7 +114,8 @@ func (a *api) unavailable(msg string) *Error {
 
 // abort answers err (through errorFor) and stops the handler chain.
 func (a *api) abort(c *gin.Context, err error, id string) {
-	e := a.errorFor(err, id)
+	log := a.logger(c)
+	e := a.errorFor(log, err, id)
 	h := c.Writer.Header()
 	if e.RetryAfter > 0 {
 		h.Set("Retry-After", strconv.Itoa(e.RetryAfter))
@@ -123,7 +125,7 @@ func (a *api) abort(c *gin.Context, err error, id string) {
 	}
 	body, merr := jsonBytes(errorBody{Error: errorFields{Code: e.Code, Message: e.Message, Details: e.Details}})
 	if merr != nil { // cannot happen: strings only
-		a.log.Error("encode error body", "err", merr)
+		log.Error("encode error body", "err", merr)
 		body = []byte(`{"error":{"code":"INTERNAL_ERROR","message":"internal error"}}`)
 	}
 	c.Abort()

@@ -51,8 +51,9 @@ func (a *api) create(c *gin.Context, p auth.Principal) {
 		a.abort(c, err, "")
 		return
 	}
-	ctx := c.Request.Context()
-	res, err := a.cmds.Create(ctx, p, cmd, key, requestMeta(c.Request))
+	res, err := a.write(c, func(ctx context.Context) (commands.Result, error) {
+		return a.cmds.Create(ctx, p, cmd, key, requestMeta(ctx))
+	})
 	if err != nil {
 		a.abort(c, err, "")
 		return
@@ -62,7 +63,7 @@ func (a *api) create(c *gin.Context, p auth.Principal) {
 	id := res.State.ICP.ID
 	body, err := events.MarshalJSON(res.State.ICP)
 	if err != nil { // cannot happen: the same value was just encoded into the event
-		a.log.Error("encode created ICP", "id", id, "err", err)
+		a.logger(c).Error("encode created ICP", "id", id, "err", err)
 		body = []byte(`{"id":"` + id + `"}`)
 	}
 	a.awaitReadModel(c, id, res.State.Version)
@@ -82,7 +83,7 @@ func (a *api) awaitReadModel(c *gin.Context, id string, version uint64) {
 	cancel()
 	if err != nil {
 		if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
-			a.log.Warn("read model wait failed after a change", "id", id, "err", err)
+			a.logger(c).Warn("read model wait failed after a change", "id", id, "err", err)
 		}
 		c.Writer.Header().Set(HeaderConsistency, "pending")
 	}
@@ -109,7 +110,9 @@ func (a *api) update(c *gin.Context, p auth.Principal) {
 		a.abort(c, err, raw)
 		return
 	}
-	res, err := a.cmds.Update(c.Request.Context(), p, id, cmd, ifMatch, requestMeta(c.Request))
+	res, err := a.write(c, func(ctx context.Context) (commands.Result, error) {
+		return a.cmds.Update(ctx, p, id, cmd, ifMatch, requestMeta(ctx))
+	})
 	if err != nil {
 		a.abort(c, err, raw)
 		return
@@ -117,7 +120,7 @@ func (a *api) update(c *gin.Context, p auth.Principal) {
 	// Durable from here on (or nothing to change): answer 200.
 	body, err := events.MarshalJSON(res.State.ICP)
 	if err != nil { // cannot happen: the same value was just encoded into the event
-		a.log.Error("encode updated ICP", "id", id, "err", err)
+		a.logger(c).Error("encode updated ICP", "id", id, "err", err)
 		body = []byte(`{"id":"` + id + `"}`)
 	}
 	a.awaitReadModel(c, id, res.State.Version)
@@ -135,7 +138,10 @@ func (a *api) remove(c *gin.Context, p auth.Principal) {
 		a.abort(c, commands.ErrNotFound, raw)
 		return
 	}
-	res, err := a.cmds.Delete(c.Request.Context(), p, id, parseIfMatch(c.Request.Header), requestMeta(c.Request))
+	ifMatch := parseIfMatch(c.Request.Header)
+	res, err := a.write(c, func(ctx context.Context) (commands.Result, error) {
+		return a.cmds.Delete(ctx, p, id, ifMatch, requestMeta(ctx))
+	})
 	if err != nil {
 		a.abort(c, err, raw)
 		return

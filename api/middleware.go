@@ -10,7 +10,6 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/icpservice/icp/api/auth"
-	"github.com/icpservice/icp/commands"
 )
 
 const contentTypeJSON = "application/json; charset=utf-8"
@@ -24,7 +23,7 @@ func (a *api) recoverPanics(c *gin.Context) {
 			if v == http.ErrAbortHandler { //nolint:errorlint // compared as net/http does
 				panic(v)
 			}
-			a.log.Error("panic while serving a request", append(logAttrs(c), slog.Any("panic", v), slog.String("stack", string(debug.Stack())))...)
+			a.logger(c).Error("panic while serving a request", append(logAttrs(c), slog.Any("panic", v), slog.String("stack", string(debug.Stack())))...)
 			if !c.Writer.Written() {
 				a.abort(c, &Error{Status: http.StatusInternalServerError, Code: CodeInternal, Message: "internal error"}, "")
 			}
@@ -34,8 +33,9 @@ func (a *api) recoverPanics(c *gin.Context) {
 }
 
 // authenticated runs h with the caller's Principal, or answers 401 (missing,
-// malformed or refused token, with WWW-Authenticate: Bearer) or 503 (the
-// verifier could not check the token).
+// malformed or refused token, with WWW-Authenticate: Bearer), 503 (the
+// verifier could not check the token) or 429 (the caller is over the
+// per-user rate limit).
 func (a *api) authenticated(h func(c *gin.Context, p auth.Principal)) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		token, ok := bearerToken(c.Request.Header.Get("Authorization"))
@@ -49,11 +49,13 @@ func (a *api) authenticated(h func(c *gin.Context, p auth.Principal)) gin.Handle
 		case err == nil && p.UserID == "":
 			a.abort(c, &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: "the token names no user", Challenge: `Bearer error="invalid_token"`}, "")
 		case err == nil:
-			h(c, p)
+			if !a.rateLimited(c, p.UserID) {
+				h(c, p)
+			}
 		case errors.Is(err, auth.ErrUnauthorized):
 			a.abort(c, err, "")
 		default:
-			a.log.Warn("token verification could not be attempted", "err", err)
+			a.logger(c).Warn("token verification could not be attempted", "err", err)
 			a.abort(c, a.unavailable("the token could not be verified now; retry later"), "")
 		}
 	}
@@ -84,20 +86,4 @@ func printable(s string, max int) bool {
 		}
 	}
 	return true
-}
-
-// requestMeta takes the tracing headers that are well formed; others are
-// dropped, never refused.
-func requestMeta(r *http.Request) commands.RequestMeta {
-	var m commands.RequestMeta
-	if v := r.Header.Get("X-Request-Id"); printable(v, 128) {
-		m.CorrelationID = v
-	}
-	if v := r.Header.Get("Traceparent"); printable(v, 128) {
-		m.TraceParent = v
-	}
-	if v := r.Header.Get("Tracestate"); printable(v, 512) {
-		m.TraceState = v
-	}
-	return m
 }
