@@ -7,9 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
-	wmnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
-	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -23,24 +20,6 @@ import (
 // it.
 var errTailMoved = errors.New("bus tail is not where this relay left it")
 
-// newPublisher builds the watermill-nats publisher of the relay: JetStream
-// with TrackMsgId, so Nats-Msg-Id is the watermill message UUID (the event
-// id) and a re-published event inside the Duplicates window is dropped.
-// NATSMarshaler puts the message metadata into NATS headers (plus its own
-// _watermill_message_uuid header). The publisher must never be closed: its
-// Close closes the caller's connection.
-func newPublisher(nc *nats.Conn, timeout time.Duration, log watermill.LoggerAdapter) (*wmnats.Publisher, error) {
-	return wmnats.NewPublisherWithNatsConn(nc, wmnats.PublisherPublishConfig{
-		Marshaler:         &wmnats.NATSMarshaler{},
-		SubjectCalculator: wmnats.DefaultSubjectCalculator,
-		JetStream: wmnats.JetStreamConfig{
-			TrackMsgId:     true,
-			ConnectOptions: []nats.JSOpt{nats.MaxWait(timeout)},
-			PublishOptions: []nats.PubOpt{nats.ExpectStream(events.BusStream)},
-		},
-	}, log)
-}
-
 // tailWriter appends events to ICP_EVENTS strictly after a known tail.
 //
 // Every message carries Nats-Expected-Last-Sequence: the stream sequence it
@@ -51,64 +30,69 @@ func newPublisher(nc *nats.Conn, timeout time.Duration, log watermill.LoggerAdap
 //   - a second relay publishing (the sequence moved on without us);
 //   - a retried publish that had in fact been stored (ditto).
 //
-// Publishing is sequential, one acknowledged message at a time: order on
-// the bus is store order, and a failure leaves nothing in flight. Trade-off,
-// measured with BenchmarkRelayPublish (in-process embedded NATS, file store,
-// 600-byte events, 2 cores shared with other work): 6,000 to 10,000
-// events/s, most of it the publish round trip (about 70 us with our dozen
-// headers; 35 us without them), against the service's 5,000 creates/s
-// target. Pipelining with nats.go's PublishAsync
-// would stay safe, because the expected sequence makes every message after
-// a failed one fail too (what lands is always a prefix), and would be
-// several times faster; watermill's publisher only publishes synchronously.
-//
-// The expected sequence is set through the message metadata, which
-// NATSMarshaler copies into headers: watermill's publisher has no per-message
-// publish options and does not return the PubAck.
+// A batch is pipelined with nats.go's PublishMsgAsync and its acks are read
+// in order. That is safe because of the expected sequence: message i of a
+// batch can only be stored at sequence base+i, directly after message i-1, so
+// what lands is always a prefix of the batch, in store order, whatever fails
+// or times out; the session then re-reads the tail from the bus and resumes
+// after what really landed. Watermill's publisher is not used here: it
+// publishes one message at a time, waits for each ack, and hides the ack's
+// sequence and duplicate flag that this check reads. Measured with
+// BenchmarkRelayPublish (embedded NATS, file store, 600-byte events, 2 cores
+// shared with other work): one acknowledged publish at a time through
+// watermill gave 6,000 to 10,000 events/s; see the benchmark for the
+// pipelined figure.
 type tailWriter struct {
-	pub     *wmnats.Publisher
 	js      jetstream.JetStream
 	timeout time.Duration
 	// lastSeq is the sequence the next publish expects to follow.
 	lastSeq uint64
 }
 
-// publish appends one event. It returns nil when JetStream acknowledged the
-// message; an error wrapping errTailMoved when the stream's last sequence was
-// not the expected one; any other error when the outcome is unknown.
-func (w *tailWriter) publish(r events.Recorded) error {
-	msg := message.NewMessage(r.ID, r.Data)
-	msg.Metadata = events.Headers(r)
-	msg.Metadata[nats.ExpectedLastSeqHdr] = strconv.FormatUint(w.lastSeq, 10)
-	if err := w.pub.Publish(events.Subject(r.Type), msg); err != nil {
-		var apiErr *nats.APIError
-		if errors.As(err, &apiErr) && (apiErr.ErrorCode == nats.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == nats.JSErrCodeStreamWrongLastSequenceConstant) {
-			return fmt.Errorf("%w: publish of event %s at position %d expected last sequence %d: %w", errTailMoved, r.ID, r.Position, w.lastSeq, err)
+// publishBatch publishes batch in order and returns how many of its events
+// JetStream acknowledged as stored (always a prefix). An error wrapping
+// errTailMoved means the stream's last sequence was not the expected one
+// (or a message was acknowledged as a duplicate, i.e. not stored); any other
+// error means the outcome of the rest is unknown. Either way the caller must
+// re-read the tail before publishing again.
+func (w *tailWriter) publishBatch(ctx context.Context, batch []events.Recorded) (int, error) {
+	futures := make([]jetstream.PubAckFuture, 0, len(batch))
+	var sendErr error
+	for i, r := range batch {
+		m := nats.NewMsg(events.Subject(r.Type))
+		for k, v := range events.Headers(r) {
+			m.Header.Set(k, v)
 		}
-		return fmt.Errorf("publish event %s at position %d: %w", r.ID, r.Position, err)
+		m.Header.Set(nats.MsgIdHdr, r.ID)
+		m.Header.Set(nats.ExpectedStreamHdr, events.BusStream)
+		m.Header.Set(nats.ExpectedLastSeqHdr, strconv.FormatUint(w.lastSeq+uint64(i), 10))
+		m.Data = r.Data
+		f, err := w.js.PublishMsgAsync(m)
+		if err != nil {
+			sendErr = fmt.Errorf("publish event %s at position %d: %w", r.ID, r.Position, err)
+			break
+		}
+		futures = append(futures, f)
 	}
-	w.lastSeq++
-	return nil
-}
-
-// confirm checks that the stream ends where this session's publishes put it.
-//
-// An acknowledged publish can still be missing: JetStream acknowledges a
-// message whose Nats-Msg-Id it saw within the Duplicates window as a
-// duplicate without storing it, even when the first copy has since been
-// removed. The next publish notices (its expected sequence no longer
-// matches); confirm covers the last publish of a batch, after which the
-// relay may sit idle. One stream info request per batch; watermill does
-// not expose the ack's duplicate flag, hence nats.go here.
-func (w *tailWriter) confirm(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, w.timeout)
-	defer cancel()
-	s, err := w.js.Stream(ctx, events.BusStream)
-	if err != nil {
-		return fmt.Errorf("confirm stream tail: %w", err)
+	deadline := time.NewTimer(w.timeout)
+	defer deadline.Stop()
+	for i, f := range futures {
+		r := batch[i]
+		select {
+		case ack := <-f.Ok():
+			if ack.Duplicate || ack.Sequence != w.lastSeq+1 {
+				return i, fmt.Errorf("%w: event %s at position %d acknowledged at sequence %d (duplicate %t), expected %d", errTailMoved, r.ID, r.Position, ack.Sequence, ack.Duplicate, w.lastSeq+1)
+			}
+			w.lastSeq = ack.Sequence
+		case err := <-f.Err():
+			var apiErr *jetstream.APIError
+			if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+				return i, fmt.Errorf("%w: publish of event %s at position %d expected last sequence %d: %w", errTailMoved, r.ID, r.Position, w.lastSeq, err)
+			}
+			return i, fmt.Errorf("publish event %s at position %d: %w", r.ID, r.Position, err)
+		case <-deadline.C:
+			return i, fmt.Errorf("publish event %s at position %d: no acknowledgement within %s", r.ID, r.Position, w.timeout)
+		}
 	}
-	if got := s.CachedInfo().State.LastSeq; got != w.lastSeq {
-		return fmt.Errorf("%w: stream ends at sequence %d after publishing up to %d", errTailMoved, got, w.lastSeq)
-	}
-	return nil
+	return len(futures), sendErr
 }

@@ -34,8 +34,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
-	wmnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
 	"github.com/cenkalti/backoff/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -101,7 +99,6 @@ type Relay struct {
 	store events.Store
 	nc    *nats.Conn
 	js    jetstream.JetStream
-	pub   *wmnats.Publisher
 	log   *slog.Logger
 
 	running   atomic.Bool
@@ -118,17 +115,17 @@ func New(cfg Config) (*Relay, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	// nats.go's JetStream API for what watermill cannot do: the lease in KV,
-	// reading the stream's tail and state.
-	js, err := jetstream.New(cfg.Conn, jetstream.WithDefaultTimeout(cfg.PublishTimeout))
+	// nats.go's JetStream API throughout: the lease in KV, reading the
+	// stream's tail, and pipelined publishing (see tailWriter for why not
+	// watermill's publisher).
+	js, err := jetstream.New(cfg.Conn,
+		jetstream.WithDefaultTimeout(cfg.PublishTimeout),
+		jetstream.WithPublishAsyncMaxPending(max(cfg.BatchSize*2, 256)),
+		jetstream.WithPublishAsyncTimeout(cfg.PublishTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("relay: jetstream: %w", err)
 	}
-	pub, err := newPublisher(cfg.Conn, cfg.PublishTimeout, watermill.NewSlogLogger(cfg.Logger))
-	if err != nil {
-		return nil, fmt.Errorf("relay: publisher: %w", err)
-	}
-	r := &Relay{cfg: cfg, store: cfg.Store, nc: cfg.Conn, js: js, pub: pub, log: cfg.Logger.With("instance", cfg.InstanceID)}
+	r := &Relay{cfg: cfg, store: cfg.Store, nc: cfg.Conn, js: js, log: cfg.Logger.With("instance", cfg.InstanceID)}
 	r.state.Store(StateStopped)
 	r.lastErr.Store("")
 	return r, nil
@@ -257,7 +254,7 @@ func (r *Relay) session(ctx context.Context, ls *lease) (progressed bool, err er
 		wg.Wait()
 	}()
 
-	w := &tailWriter{pub: r.pub, js: r.js, timeout: r.cfg.PublishTimeout, lastSeq: t.LastSeq}
+	w := &tailWriter{js: r.js, timeout: r.cfg.PublishTimeout, lastSeq: t.LastSeq}
 	last := t.Position
 	err = r.store.Follow(sctx, t.Position, r.cfg.BatchSize, func(batch []events.Recorded) error {
 		// A batch is started only while the session is valid; once started
@@ -269,24 +266,26 @@ func (r *Relay) session(ctx context.Context, ls *lease) (progressed bool, err er
 		if err := ls.ensure(sctx); err != nil {
 			return err
 		}
+		if c := context.Cause(sctx); errors.Is(c, errLeaseLost) || errors.Is(c, errReconnected) {
+			return c
+		}
+		prev := last
 		for _, ev := range batch {
-			if c := context.Cause(sctx); errors.Is(c, errLeaseLost) || errors.Is(c, errReconnected) {
-				return c
-			}
-			if ev.Position <= last {
-				return fmt.Errorf("event store delivered position %d after %d: refusing to publish out of order", ev.Position, last)
+			if ev.Position <= prev {
+				return fmt.Errorf("event store delivered position %d after %d: refusing to publish out of order", ev.Position, prev)
 			}
 			if err := checkSubject(ev.Type); err != nil {
 				return fmt.Errorf("event %s at position %d: %w", ev.ID, ev.Position, err)
 			}
-			if err := w.publish(ev); err != nil {
-				return err
-			}
-			last = ev.Position
-			r.lastPos.Store(ev.Position)
-			r.published.Add(1)
+			prev = ev.Position
 		}
-		if err := w.confirm(context.WithoutCancel(sctx)); err != nil {
+		n, err := w.publishBatch(sctx, batch)
+		if n > 0 {
+			last = batch[n-1].Position
+			r.lastPos.Store(last)
+			r.published.Add(uint64(n))
+		}
+		if err != nil {
 			return err
 		}
 		progressed = true
