@@ -378,11 +378,18 @@ func (h *Handler) append(ctx context.Context, stream string, expected uint64, pr
 	if err == nil || !errors.Is(err, events.ErrUnavailable) || h.unavailable <= 1 {
 		return res, err
 	}
+	// The first attempt's outcome is unknown (the store may hold it): retry
+	// the same event ids, which the store treats as the same append, on a
+	// context the caller's end cannot cut short, so that a durable append is
+	// answered as recorded rather than as an error that would invite a second
+	// create.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval = 20 * time.Millisecond
 	b.MaxInterval = 200 * time.Millisecond
-	res, err = backoff.Retry(ctx, func() (events.AppendResult, error) {
-		res, err := h.store.Append(ctx, stream, expected, proposed)
+	res, err = backoff.Retry(rctx, func() (events.AppendResult, error) {
+		res, err := h.store.Append(rctx, stream, expected, proposed)
 		if err != nil && !errors.Is(err, events.ErrUnavailable) {
 			return res, backoff.Permanent(err)
 		}
