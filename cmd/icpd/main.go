@@ -1,6 +1,7 @@
 // Command icpd runs the ICP service: the HTTP API, the command handler, the
-// relay and the projector, on the embedded default (SQLite files and an
-// in-process NATS server under --data-dir).
+// relay and the projector (all of them, or the roles given), on the embedded
+// default (SQLite files and an in-process NATS server under --data-dir) or on
+// EventStoreDB, NATS and MongoDB.
 package main
 
 import (
@@ -9,35 +10,56 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/alecthomas/kong"
 
 	"github.com/icpservice/icp/internal/app"
 	"github.com/icpservice/icp/internal/config"
+	"github.com/icpservice/icp/internal/telemetry"
 )
 
 func main() {
 	var cfg config.Config
+	// kong runs cfg.Validate and exits listing every invalid setting.
 	kong.Parse(&cfg,
 		kong.Name("icpd"),
-		kong.Description("The ICP service: API, command handler, relay and projector in one process."),
+		kong.Description("The ICP service: API, command handler, relay and projector."),
 	)
-	if err := cfg.Validate(); err != nil {
-		fmt.Fprintf(os.Stderr, "icpd: invalid configuration:\n%s\n", err)
-		os.Exit(2)
-	}
-	log := app.NewLogger(cfg, os.Stderr)
+	os.Exit(run(cfg))
+}
 
+func run(cfg config.Config) int {
+	log := app.NewLogger(cfg, os.Stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+
+	// Tracing first: the API, relay and projector take their tracer from the
+	// global provider when they are built.
+	shutdownTracing, err := telemetry.Setup(ctx, telemetry.Config{
+		OTLPEndpoint: cfg.OTLPEndpoint,
+		ServiceName:  "icpd",
+		SampleRatio:  cfg.TraceSampleRatio,
+		Logger:       log,
+	})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "icpd: tracing: %v\n", err)
+		return 2
+	}
+	defer func() {
+		tctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = shutdownTracing(tctx)
+	}()
 
 	a, err := app.New(ctx, cfg, log)
 	if err != nil {
 		log.Error("start failed", "err", err)
-		os.Exit(1)
+		return 1
 	}
 	if err := a.Run(ctx); err != nil {
 		log.Error("stopped with an error", "err", err)
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }

@@ -263,9 +263,18 @@ func (a *App) startAPI(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	cors := a.cfg.CORSOrigins
+	if len(cors) == 0 {
+		cors = a.cfg.AuthAuthorizedParties
+	}
 	handler, err := api.New(api.Config{
-		ConsistencyWait: a.cfg.ConsistencyWait,
-		MaxBodyBytes:    a.cfg.MaxBodyBytes,
+		ConsistencyWait:   a.cfg.ConsistencyWait,
+		MaxBodyBytes:      a.cfg.MaxBodyBytes,
+		MaxInflightWrites: a.cfg.MaxInflightWrites,
+		WriteQueueWait:    a.cfg.WriteQueueWait,
+		RateLimit:         a.cfg.RateLimit,
+		RateBurst:         a.cfg.RateBurst,
+		CORSOrigins:       cors,
 	}, api.Deps{
 		Commands:  commands.NewHandler(a.store),
 		ReadModel: a.model,
@@ -281,10 +290,10 @@ func (a *App) startAPI(ctx context.Context) error {
 	}
 	a.server = &http.Server{
 		Handler:           a.metrics.HTTP(handler),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      a.cfg.ConsistencyWait + 30*time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: a.cfg.ReadHeaderTimeout,
+		ReadTimeout:       a.cfg.ReadTimeout,
+		WriteTimeout:      a.cfg.WriteTimeout,
+		IdleTimeout:       a.cfg.IdleTimeout,
 	}
 	return nil
 }

@@ -41,6 +41,20 @@ type Config struct {
 	StreamMaxAge     time.Duration `name:"stream-max-age" env:"ICP_STREAM_MAX_AGE" default:"0s" help:"How long JetStream keeps published events (0: forever). The event store keeps them regardless."`
 	StreamDuplicates time.Duration `name:"stream-duplicates" env:"ICP_STREAM_DUPLICATES" default:"2m" help:"JetStream's deduplication window for Nats-Msg-Id."`
 	RelayLeaseTTL    time.Duration `name:"relay-lease-ttl" env:"ICP_RELAY_LEASE_TTL" default:"10s" help:"How long a crashed active relay keeps the lease before a spare takes over."`
+
+	MaxInflightWrites int           `name:"max-inflight-writes" env:"ICP_MAX_INFLIGHT_WRITES" default:"1024" help:"Writes (create, update, delete) being recorded at once; more wait up to --write-queue-wait, then 503 before anything is recorded."`
+	WriteQueueWait    time.Duration `name:"write-queue-wait" env:"ICP_WRITE_QUEUE_WAIT" default:"1s" help:"How long a write waits for a slot before 503 with Retry-After."`
+	RateLimit         float64       `name:"rate-limit" env:"ICP_RATE_LIMIT" default:"0" help:"Requests per second per user (0: no limit); above it 429 RATE_LIMITED with Retry-After."`
+	RateBurst         int           `name:"rate-burst" env:"ICP_RATE_BURST" default:"0" help:"Burst of the per-user rate limit (0: the limit rounded up)."`
+	CORSOrigins       []string      `name:"cors-origins" env:"ICP_CORS_ORIGINS" help:"Browser origins allowed by CORS, comma separated (empty: the authorized parties)."`
+
+	ReadHeaderTimeout time.Duration `name:"read-header-timeout" env:"ICP_READ_HEADER_TIMEOUT" default:"10s" help:"HTTP server: time to read a request's headers."`
+	ReadTimeout       time.Duration `name:"read-timeout" env:"ICP_READ_TIMEOUT" default:"30s" help:"HTTP server: time to read a whole request."`
+	WriteTimeout      time.Duration `name:"write-timeout" env:"ICP_WRITE_TIMEOUT" default:"60s" help:"HTTP server: time to write a response, from the end of the request headers (keep above --consistency-wait)."`
+	IdleTimeout       time.Duration `name:"idle-timeout" env:"ICP_IDLE_TIMEOUT" default:"2m" help:"HTTP server: how long an idle keep-alive connection stays open."`
+
+	OTLPEndpoint     string  `name:"otlp-endpoint" env:"ICP_OTLP_ENDPOINT" help:"OTLP/HTTP collector for traces, e.g. http://otel-collector:4318 (empty: no export; trace context is still propagated)."`
+	TraceSampleRatio float64 `name:"trace-sample-ratio" env:"ICP_TRACE_SAMPLE_RATIO" default:"1" help:"Share of new traces sampled when exporting (0 to 1); a caller's decision is followed."`
 }
 
 // Role names.
@@ -153,6 +167,36 @@ func (c Config) Validate() error {
 	}
 	if c.RelayLeaseTTL < time.Second || c.RelayLeaseTTL > 10*time.Minute {
 		add("--relay-lease-ttl/ICP_RELAY_LEASE_TTL %s: want 1s to 10m", c.RelayLeaseTTL)
+	}
+	if c.MaxInflightWrites < 1 || (c.EventStore == "" && c.MaxInflightWrites > 4096) {
+		add("--max-inflight-writes/ICP_MAX_INFLIGHT_WRITES %d: want 1 to 4096 (the embedded store's queue)", c.MaxInflightWrites)
+	}
+	if c.WriteQueueWait < 0 {
+		add("--write-queue-wait/ICP_WRITE_QUEUE_WAIT %s: must not be negative", c.WriteQueueWait)
+	}
+	if c.RateLimit < 0 || c.RateBurst < 0 || (c.RateBurst > 0 && c.RateLimit == 0) {
+		add("--rate-limit/--rate-burst: want a non-negative limit, and a burst only with a limit")
+	}
+	for _, o := range c.CORSOrigins {
+		if u, perr := url.Parse(o); perr != nil || u.Scheme == "" || u.Host == "" {
+			add("--cors-origins/ICP_CORS_ORIGINS: %q is not an origin like https://app.example.com", o)
+		}
+	}
+	for name, d := range map[string]time.Duration{"--read-header-timeout": c.ReadHeaderTimeout, "--read-timeout": c.ReadTimeout, "--idle-timeout": c.IdleTimeout} {
+		if d <= 0 {
+			add("%s: must be positive", name)
+		}
+	}
+	if c.WriteTimeout <= c.ConsistencyWait {
+		add("--write-timeout/ICP_WRITE_TIMEOUT %s: must exceed --consistency-wait %s, or a create could be cut off after it was recorded", c.WriteTimeout, c.ConsistencyWait)
+	}
+	if c.OTLPEndpoint != "" {
+		if u, perr := url.Parse(c.OTLPEndpoint); perr != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add("--otlp-endpoint/ICP_OTLP_ENDPOINT %q: want http(s)://host:port", c.OTLPEndpoint)
+		}
+	}
+	if c.TraceSampleRatio < 0 || c.TraceSampleRatio > 1 {
+		add("--trace-sample-ratio/ICP_TRACE_SAMPLE_RATIO %v: want 0 to 1", c.TraceSampleRatio)
 	}
 	if c.ShutdownTimeout <= 0 {
 		add("--shutdown-timeout/ICP_SHUTDOWN_TIMEOUT %s: must be positive", c.ShutdownTimeout)
