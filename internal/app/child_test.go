@@ -18,8 +18,12 @@ import (
 	"github.com/icpservice/icp/internal/config"
 )
 
-// childEnv names the data directory when the test binary runs as icpd.
-const childEnv = "ICPD_TEST_CHILD_DIR"
+// childEnv names the data directory when the test binary runs as icpd;
+// childFlagsEnv holds further icpd flags for it, one per line.
+const (
+	childEnv      = "ICPD_TEST_CHILD_DIR"
+	childFlagsEnv = "ICPD_TEST_CHILD_FLAGS"
+)
 
 // TestMain lets a test start this binary as an icpd process (to kill it with
 // SIGKILL): with childEnv set it runs the service instead of the tests.
@@ -30,10 +34,14 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// runChild runs icpd on dir, port 0, and prints "ICPD <api addr> <nats url>"
-// on stdout once it serves.
+// runChild runs icpd on dir, port 0, with the flags in childFlagsEnv, and
+// prints "ICPD <api addr> <nats url>" on stdout once it serves.
 func runChild(dir string) int {
-	cfg, err := config.Load([]string{"--dev", "--addr=127.0.0.1:0", "--admin-addr=127.0.0.1:0", "--data-dir=" + dir, "--log-level=warn"})
+	args := []string{"--dev", "--addr=127.0.0.1:0", "--admin-addr=127.0.0.1:0", "--data-dir=" + dir, "--log-level=warn"}
+	if flags := os.Getenv(childFlagsEnv); flags != "" {
+		args = append(args, strings.Split(flags, "\n")...)
+	}
+	cfg, err := config.Load(args)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
@@ -62,10 +70,12 @@ type child struct {
 	err     error // exit status, set before exited closes
 }
 
-func startChild(t *testing.T, dir string) *child {
+// startChild starts icpd on the data directory dir with the extra flags
+// and returns once it serves.
+func startChild(t *testing.T, dir string, flags ...string) *child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+dir)
+	cmd.Env = append(os.Environ(), childEnv+"="+dir, childFlagsEnv+"="+strings.Join(flags, "\n"))
 	cmd.Stderr = &prefixWriter{t: t}
 	out, err := cmd.StdoutPipe()
 	if err != nil {

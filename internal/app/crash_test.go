@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -30,8 +31,58 @@ import (
 // the bus exactly once and in store order, and in the read model at the
 // version of its stream; and that a final SIGTERM shuts down cleanly.
 func TestKilledMidStreamLosesNoAcknowledgedCreate(t *testing.T) {
+	t.Parallel()
+	killMidStream(t, embedded)
+}
+
+// backing is where a crash test's icpd keeps its events and its read model:
+// the icpd flags that select them, and how the test opens each afterwards,
+// given the data directory, to check what was kept. What it opens is closed
+// when the test ends.
+type backing struct {
+	flags []string
+	// perKill is how many creates are acknowledged before each kill
+	// (default 100).
+	perKill   int
+	openStore func(t *testing.T, dir string) events.Store
+	openModel func(t *testing.T, dir string) projections.ReadModel
+}
+
+// embedded is icpd's default: the SQLite event store and read model in the
+// data directory.
+var embedded = backing{
+	openStore: func(t *testing.T, dir string) events.Store {
+		st, err := sqlitestore.Open(context.Background(), filepath.Join(dir, app.EventsFile), sqlitestore.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = st.Close() })
+		return st
+	},
+	openModel: func(t *testing.T, dir string) projections.ReadModel {
+		m, err := sqlitemodel.Open(context.Background(), filepath.Join(dir, app.ReadModelFile), sqlitemodel.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = m.Close() })
+		return m
+	},
+}
+
+// killMidStream is TestKilledMidStreamLosesNoAcknowledgedCreate on the
+// stores b names. Servers b's flags point at must outlive the kills: they
+// run in this process. The variants run in parallel, as most of their time
+// is spent waiting: for a killed relay's lease to expire, and for JetStream
+// to redeliver, after the projector's AckWait (30s), the messages a killed
+// projector had received but not acknowledged.
+func killMidStream(t *testing.T, b backing) {
 	dir := t.TempDir()
-	c := startChild(t, dir)
+	// A killed icpd's relay keeps the lease for its TTL, and the restarted
+	// one publishes only once it expired: a short TTL keeps this test from
+	// spending most of its time waiting (the default is 10s).
+	flags := append([]string{"--relay-lease-ttl=2s"}, b.flags...)
+	c := startChild(t, dir, flags...)
+	perKill := cmp.Or(b.perKill, 100)
 	key, err := auth.LoadOrCreateDevKey(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -66,25 +117,17 @@ func TestKilledMidStreamLosesNoAcknowledgedCreate(t *testing.T) {
 				}
 			}()
 		}
-		waitFor(t, 60*time.Second, "100 acknowledged creates", func() bool { return nAcked.Load() >= 100 })
+		waitFor(t, 60*time.Second, strconv.Itoa(perKill)+" acknowledged creates", func() bool { return nAcked.Load() >= int64(perKill) })
 		c.kill() // mid-stream: clients are still sending
 		stop.Store(true)
 		wg.Wait()
-		c = startChild(t, dir)
+		c = startChild(t, dir, flags...)
 	}
 
 	// Everything the store holds reaches the bus and the read model.
 	ctx := context.Background()
-	store, err := sqlitestore.Open(ctx, filepath.Join(dir, app.EventsFile), sqlitestore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	model, err := sqlitemodel.Open(ctx, filepath.Join(dir, app.ReadModelFile), sqlitemodel.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer model.Close()
+	store := b.openStore(t, dir)
+	model := b.openModel(t, dir)
 	nc, err := nats.Connect(c.NATSURL)
 	if err != nil {
 		t.Fatal(err)
