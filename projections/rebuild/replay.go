@@ -1,0 +1,473 @@
+package rebuild
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/icpservice/icp/events"
+	"github.com/icpservice/icp/projections"
+)
+
+const (
+	// readPage is how many events one store read returns; readChunk how
+	// many are folded between two looks at the cache's size.
+	readPage  = 4096
+	readChunk = 8192
+	// putViews bounds the views written in one Put: each Put is one write
+	// transaction, during which the live projector's writes to the same
+	// file wait. 8192 views take a few tens of milliseconds.
+	putViews = 8192
+	// ageChunks is how many chunks a dirty state stays unwritten after its
+	// last event (see ageOut).
+	ageChunks = 4
+)
+
+// replayer folds the history into a write-back cache of ICP states and
+// writes each state when it leaves the cache: an ICP whose events all fall
+// within the cache's life is written once, with its final state, as a
+// plain insert. Three goroutines overlap on the machine's cores: one reads
+// and decodes the store's events, one folds them, one writes.
+//
+// The cache is bounded (Options.MaxStates); the least recently touched
+// states leave first. A state needed again after it left is read back from
+// the target; the writes in flight are consulted first, since the target
+// does not show them yet.
+type replayer struct {
+	store  events.Store
+	target Target
+	opts   Options
+	f      *folder
+
+	cache map[string]*entry
+	// touched lists, per chunk sequence number, the ids folded in that
+	// chunk: the eviction order. An id appears under every chunk that
+	// touched it; only the entry's latest counts.
+	touched [][]string
+	first   uint64 // sequence number of touched[0]
+	seq     uint64 // sequence number of the chunk being folded
+
+	start  time.Time
+	events uint64
+	views  uint64
+	last   uint64
+}
+
+// entry is one ICP's state in the cache.
+type entry struct {
+	state *events.State
+	// inTarget: the target holds a view of this ICP (maybe an older one),
+	// or a write in flight will put one there.
+	inTarget bool
+	// dirty: state is newer than what the target holds.
+	dirty bool
+	seq   uint64 // last chunk that folded an event of this ICP
+}
+
+func newReplayer(store events.Store, target Target, opts Options) (*replayer, error) {
+	if store == nil || target == nil {
+		return nil, errors.New("rebuild: store and target are required")
+	}
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return &replayer{store: store, target: target, opts: o, f: newFolder(), cache: map[string]*entry{}, start: time.Now()}, nil
+}
+
+func (r *replayer) result() Result {
+	return Result{
+		Events:   r.events,
+		Last:     r.last,
+		Views:    r.views,
+		Skipped:  r.f.nProblem,
+		Problems: slices.Clone(r.f.problems),
+		Elapsed:  time.Since(r.start),
+	}
+}
+
+// chunk is a run of decoded events in global order, or the error that ended
+// the reading.
+type chunk struct {
+	evs []decoded
+	err error
+}
+
+// batch is one Put for the writing goroutine.
+type batch struct {
+	created, replaced []projections.View
+}
+
+// replay folds the events in (after, to] and writes every state they
+// changed before it returns; it returns the position of the last event
+// (after, when there were none).
+func (r *replayer) replay(ctx context.Context, phase Phase, after, to uint64) (last uint64, err error) {
+	if to <= after {
+		return after, nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	chunks := make(chan chunk, 1)
+	go r.read(ctx, after, to, chunks)
+	w := r.startWriter(ctx)
+	defer func() {
+		if werr := w.stop(); err == nil {
+			err = werr
+		}
+	}()
+	last = after
+	for c := range chunks {
+		if c.err != nil {
+			return last, c.err
+		}
+		if err := r.fold(ctx, w, c.evs); err != nil {
+			return last, err
+		}
+		if err := r.ageOut(w); err != nil {
+			return last, err
+		}
+		if err := r.evict(w, r.opts.MaxStates); err != nil {
+			return last, err
+		}
+		last = c.evs[len(c.evs)-1].rec.Position
+		r.last = last
+		r.events += uint64(len(c.evs))
+		if r.opts.Progress != nil {
+			r.opts.Progress(Progress{Phase: phase, Position: last, Head: to, Events: r.events, Elapsed: time.Since(r.start)})
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return last, err
+	}
+	if err := r.flush(w); err != nil {
+		return last, err
+	}
+	return last, w.wait()
+}
+
+// read sends the events in (after, to], decoded, in chunks, then closes out.
+// It stops early when ctx ends.
+func (r *replayer) read(ctx context.Context, after, to uint64, out chan<- chunk) {
+	defer close(out)
+	send := func(c chunk) bool {
+		select {
+		case out <- c:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	cur := make([]decoded, 0, readChunk)
+	for after < to {
+		recs, err := r.store.ReadAll(ctx, after, readPage)
+		if err != nil {
+			send(chunk{err: fmt.Errorf("rebuild: read the event store after position %d: %w", after, err)})
+			return
+		}
+		if len(recs) == 0 {
+			break // the store holds nothing up to to after all
+		}
+		for _, rec := range recs {
+			if rec.Position <= after {
+				send(chunk{err: fmt.Errorf("rebuild: event store returned position %d after %d", rec.Position, after)})
+				return
+			}
+			if rec.Position > to {
+				after = to
+				break
+			}
+			after = rec.Position
+			cur = append(cur, decode(rec))
+			if len(cur) == readChunk {
+				if !send(chunk{evs: cur}) {
+					return
+				}
+				cur = make([]decoded, 0, readChunk)
+			}
+		}
+	}
+	if len(cur) > 0 {
+		send(chunk{evs: cur})
+	}
+}
+
+// fold folds one chunk into the cache, reading back from the target the
+// states of ICPs that left the cache earlier.
+func (r *replayer) fold(ctx context.Context, w *writer, evs []decoded) error {
+	r.seq++
+	ids := make([]string, 0, len(evs))
+	var missing []string
+	for _, d := range evs {
+		if d.id == "" || r.f.broken[d.id] {
+			continue
+		}
+		e, ok := r.cache[d.id]
+		if ok && e.seq == r.seq {
+			continue
+		}
+		if !ok {
+			if e, ok = w.inflight[d.id]; ok {
+				r.cache[d.id] = e // its write is queued: the target will hold it
+			}
+		}
+		if ok {
+			e.seq = r.seq
+			ids = append(ids, d.id)
+			continue
+		}
+		// Not known here. A create needs nothing; anything else needs the
+		// ICP's stored state (a create of an ICP already stored would be
+		// refused by Evolve, like any event out of order).
+		e = &entry{seq: r.seq}
+		r.cache[d.id] = e
+		ids = append(ids, d.id)
+		if d.rec.Version > 1 {
+			missing = append(missing, d.id)
+		}
+	}
+	if len(missing) > 0 {
+		// The target is read on the writer's connection, and must show
+		// every write queued so far.
+		if err := w.wait(); err != nil {
+			return err
+		}
+		loaded, err := r.target.Load(ctx, missing)
+		if err != nil {
+			return err
+		}
+		for id, v := range loaded {
+			s, err := projections.StateOf(v)
+			if err != nil {
+				return fmt.Errorf("rebuild: %w", err)
+			}
+			e := r.cache[id]
+			e.state, e.inTarget = s, true
+		}
+	}
+	r.touched = append(r.touched, ids)
+	for _, d := range evs {
+		if d.id == "" {
+			continue
+		}
+		e := r.cache[d.id]
+		if e == nil { // broken before this chunk
+			continue
+		}
+		n, err := r.f.fold(e.state, d)
+		if err != nil {
+			return err
+		}
+		if n != e.state {
+			e.state, e.dirty = n, true
+		}
+	}
+	return nil
+}
+
+// ageOut writes the dirty states last touched ageChunks chunks ago and
+// keeps them, clean: writing goes on while folding does, and an ICP whose
+// events come close together is still written once.
+func (r *replayer) ageOut(w *writer) error {
+	if r.seq <= ageChunks || r.seq-ageChunks <= r.first {
+		return nil
+	}
+	old := r.seq - ageChunks
+	var ids []string
+	var es []*entry
+	for _, id := range r.touched[old-r.first-1] {
+		if e, ok := r.cache[id]; ok && e.seq == old && e.dirty {
+			ids, es = append(ids, id), append(es, e)
+		}
+	}
+	return r.write(w, ids, es)
+}
+
+// evict writes and drops the least recently touched states until at most
+// an eighth below max remain, when there are more than max.
+func (r *replayer) evict(w *writer, max int) error {
+	if len(r.cache) <= max {
+		return nil
+	}
+	keep := max - max/8
+	var out []*entry
+	var outIDs []string
+	for len(r.cache) > keep && len(r.touched) > 0 {
+		for _, id := range r.touched[0] {
+			e, ok := r.cache[id]
+			if !ok || e.seq != r.first+1 {
+				continue // touched again since, or gone already
+			}
+			delete(r.cache, id)
+			if e.dirty {
+				out, outIDs = append(out, e), append(outIDs, id)
+			}
+		}
+		r.touched = r.touched[1:]
+		r.first++
+	}
+	return r.write(w, outIDs, out)
+}
+
+// flush writes every dirty state and keeps it in the cache, clean.
+func (r *replayer) flush(w *writer) error {
+	var ids []string
+	var es []*entry
+	for id, e := range r.cache {
+		if e.dirty {
+			ids, es = append(ids, id), append(es, e)
+		}
+	}
+	return r.write(w, ids, es)
+}
+
+// write queues the states of es (of ICPs ids) for writing, in batches of
+// putViews, in id order within a batch (the read model's primary key order).
+func (r *replayer) write(w *writer, ids []string, es []*entry) error {
+	if len(es) == 0 {
+		return nil
+	}
+	idx := make([]int, len(ids))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int {
+		switch {
+		case ids[a] < ids[b]:
+			return -1
+		case ids[a] > ids[b]:
+			return 1
+		}
+		return 0
+	})
+	var b batch
+	var bEntries []*entry
+	send := func() error {
+		if len(bEntries) == 0 {
+			return nil
+		}
+		err := w.send(b, bEntries)
+		r.views += uint64(len(bEntries))
+		b, bEntries = batch{}, nil
+		return err
+	}
+	for _, i := range idx {
+		e := es[i]
+		if e.state == nil {
+			continue
+		}
+		v, err := projections.ViewOf(e.state)
+		if err != nil {
+			return fmt.Errorf("rebuild: view of %s: %w", ids[i], err)
+		}
+		if e.inTarget {
+			b.replaced = append(b.replaced, v)
+		} else {
+			b.created = append(b.created, v)
+		}
+		e.inTarget, e.dirty = true, false
+		bEntries = append(bEntries, e)
+		if len(bEntries) == putViews {
+			if err := send(); err != nil {
+				return err
+			}
+		}
+	}
+	return send()
+}
+
+// writer is the goroutine that Puts batches, in the order they were sent.
+// Only the folding goroutine calls its methods.
+type writer struct {
+	in   chan batch
+	done chan error
+	// inflight holds the entries of batches sent but not yet confirmed,
+	// by ICP id, with the number of the last batch that carries each.
+	inflight map[string]*entry
+	lastIn   map[string]uint64
+	pending  [][]string // ids per batch sent and not confirmed, oldest first
+	sent     uint64     // batches sent
+	failed   error
+}
+
+func (r *replayer) startWriter(ctx context.Context) *writer {
+	w := &writer{in: make(chan batch, 1), done: make(chan error, 2), inflight: map[string]*entry{}, lastIn: map[string]uint64{}}
+	go func() {
+		defer close(w.done)
+		for b := range w.in {
+			err := r.target.Put(ctx, b.created, b.replaced)
+			w.done <- err
+			if err != nil {
+				for range w.in { // the folding goroutine stops at the error
+				}
+				return
+			}
+		}
+	}()
+	return w
+}
+
+// send queues one batch of the states es; it blocks while the writer is
+// two batches behind.
+func (w *writer) send(b batch, es []*entry) error {
+	if w.failed != nil {
+		return w.failed
+	}
+	for len(w.pending) >= 2 {
+		if err := w.confirm(); err != nil {
+			return err
+		}
+	}
+	w.sent++
+	ids := make([]string, len(es))
+	for i, e := range es {
+		id := e.state.ICP.ID
+		ids[i] = id
+		w.inflight[id] = e
+		w.lastIn[id] = w.sent
+	}
+	w.pending = append(w.pending, ids)
+	w.in <- b
+	return nil
+}
+
+// confirm waits for the oldest batch in flight to be written.
+func (w *writer) confirm() error {
+	err, ok := <-w.done
+	if !ok && err == nil {
+		err = errors.New("rebuild: writer stopped")
+	}
+	if err != nil {
+		w.failed = err
+		return err
+	}
+	n := w.sent - uint64(len(w.pending)) + 1 // number of the batch confirmed
+	for _, id := range w.pending[0] {
+		if w.lastIn[id] == n {
+			delete(w.inflight, id)
+			delete(w.lastIn, id)
+		}
+	}
+	w.pending = w.pending[1:]
+	return nil
+}
+
+// wait waits until every batch sent is written.
+func (w *writer) wait() error {
+	for len(w.pending) > 0 {
+		if err := w.confirm(); err != nil {
+			return err
+		}
+	}
+	return w.failed
+}
+
+// stop ends the writing goroutine after the batches sent.
+func (w *writer) stop() error {
+	err := w.wait()
+	close(w.in)
+	for range w.done {
+	}
+	return err
+}

@@ -1,0 +1,263 @@
+package rebuild
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/icpservice/icp/events"
+	"github.com/icpservice/icp/projections"
+)
+
+// Scanner walks a read model in id order, page by page
+// (sqlitemodel.Model.Scan).
+type Scanner interface {
+	// Scan returns up to limit views, tombstones included, with ids sorting
+	// bytewise after after, in that order.
+	Scan(ctx context.Context, after string, limit int) ([]projections.View, error)
+}
+
+// Live is the read model an audit checks.
+type Live interface {
+	Scanner
+	Get(ctx context.Context, id string) (projections.View, error)
+}
+
+// Kind classifies a difference between the history and the read model.
+type Kind string
+
+// Kinds of difference.
+const (
+	// Missing: the history has the ICP, the read model does not.
+	Missing Kind = "missing"
+	// Extra: the read model has an ICP the history does not (or one whose
+	// creation could never be applied).
+	Extra Kind = "extra"
+	// WrongVersion: both have it, at different versions.
+	WrongVersion Kind = "version"
+	// Tombstone: same version, but only one of them has it deleted.
+	Tombstone Kind = "tombstone"
+	// Content: same version and deletion, different fields or document.
+	Content Kind = "content"
+)
+
+// Difference is one ICP on which the read model and the history disagree.
+type Difference struct {
+	ID     string
+	Kind   Kind
+	Detail string
+}
+
+func (d Difference) String() string { return fmt.Sprintf("%s %s: %s", d.Kind, d.ID, d.Detail) }
+
+// VerifyOptions tune Verify. The zero value is valid.
+type VerifyOptions struct {
+	// Settle is how long a difference may take to go away before it is
+	// reported: a running projector applies events after the history was
+	// replayed, and a read model that is merely behind catches up. 0
+	// rechecks each difference once.
+	Settle time.Duration
+	// PollInterval is the pause between rechecks (default 100ms).
+	PollInterval time.Duration
+	// PageSize is the number of views read per Scan (default 2048).
+	PageSize int
+}
+
+// VerifyResult is the outcome of an audit.
+type VerifyResult struct {
+	// Compared counts the ICPs looked at (in either model).
+	Compared uint64
+	// Differences lists the ICPs that still differed after settling, by id.
+	Differences []Difference
+}
+
+// Verify compares replayed, a read model rebuilt from the history (up to
+// some head), with live, ICP by ICP, in one pass over both in id order.
+// Each ICP on which they differ is then checked again against the history
+// as the store holds it now (its stream folded with the replay's rules) and
+// the live read model as it is now, until they agree or opts.Settle has
+// passed: so events recorded after the replay, and a projector catching up,
+// are not reported. An error means the audit could not be completed.
+func Verify(ctx context.Context, store events.Store, replayed Scanner, live Live, opts VerifyOptions) (VerifyResult, error) {
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = 100 * time.Millisecond
+	}
+	if opts.PageSize <= 0 {
+		opts.PageSize = 2048
+	}
+	var res VerifyResult
+	var candidates []string
+	want := &pager{s: replayed, size: opts.PageSize}
+	got := &pager{s: live, size: opts.PageSize}
+	for {
+		w, err := want.peek(ctx)
+		if err != nil {
+			return res, fmt.Errorf("verify: replayed read model: %w", err)
+		}
+		g, err := got.peek(ctx)
+		if err != nil {
+			return res, fmt.Errorf("verify: live read model: %w", err)
+		}
+		if w == nil && g == nil {
+			break
+		}
+		res.Compared++
+		switch {
+		case g == nil || (w != nil && w.ID < g.ID):
+			candidates = append(candidates, w.ID)
+			want.next()
+		case w == nil || g.ID < w.ID:
+			candidates = append(candidates, g.ID)
+			got.next()
+		default:
+			if _, _, same := Compare(w, g); !same {
+				candidates = append(candidates, w.ID)
+			}
+			want.next()
+			got.next()
+		}
+	}
+	deadline := time.Now().Add(opts.Settle)
+	for {
+		var still []Difference
+		for _, id := range candidates {
+			d, err := recheck(ctx, store, live, id)
+			if err != nil {
+				return res, err
+			}
+			if d != nil {
+				still = append(still, *d)
+			}
+		}
+		res.Differences = still
+		if len(still) == 0 || !time.Now().Before(deadline) {
+			break
+		}
+		candidates = candidates[:0]
+		for _, d := range still {
+			candidates = append(candidates, d.ID)
+		}
+		t := time.NewTimer(opts.PollInterval)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return res, ctx.Err()
+		case <-t.C:
+		}
+	}
+	slices.SortFunc(res.Differences, func(a, b Difference) int { return strings.Compare(a.ID, b.ID) })
+	return res, nil
+}
+
+// recheck compares one ICP as the store and the live read model hold it now.
+func recheck(ctx context.Context, store events.Store, live Live, id string) (*Difference, error) {
+	var want *projections.View
+	recs, err := store.ReadStream(ctx, events.StreamID(id), 0)
+	switch {
+	case errors.Is(err, events.ErrStreamNotFound):
+	case err != nil:
+		return nil, fmt.Errorf("verify: read the history of %s: %w", id, err)
+	default:
+		s, err := FoldStream(recs)
+		if err != nil {
+			return nil, fmt.Errorf("verify: %s: %w", id, err)
+		}
+		if s != nil {
+			v, err := projections.ViewOf(s)
+			if err != nil {
+				return nil, fmt.Errorf("verify: view of %s: %w", id, err)
+			}
+			want = &v
+		}
+	}
+	var got *projections.View
+	v, err := live.Get(ctx, id)
+	switch {
+	case errors.Is(err, projections.ErrNotFound):
+	case err != nil:
+		return nil, fmt.Errorf("verify: read %s from the read model: %w", id, err)
+	default:
+		got = &v
+	}
+	kind, detail, same := Compare(want, got)
+	if same {
+		return nil, nil
+	}
+	return &Difference{ID: id, Kind: kind, Detail: detail}, nil
+}
+
+// Compare reports whether the read model's view got (nil: none) is what the
+// history says, want (nil: no ICP), and if not, how they differ.
+func Compare(want, got *projections.View) (kind Kind, detail string, same bool) {
+	switch {
+	case want == nil && got == nil:
+		return "", "", true
+	case got == nil:
+		return Missing, fmt.Sprintf("the history has it at version %d, the read model does not", want.Version), false
+	case want == nil:
+		return Extra, fmt.Sprintf("the read model has it at version %d, the history has no such ICP", got.Version), false
+	case want.Version != got.Version:
+		return WrongVersion, fmt.Sprintf("the read model has version %d, the history version %d", got.Version, want.Version), false
+	case want.Deleted != got.Deleted:
+		return Tombstone, fmt.Sprintf("at version %d the read model says deleted=%t, the history deleted=%t", got.Version, got.Deleted, want.Deleted), false
+	}
+	var fields []string
+	if want.Tenant != got.Tenant {
+		fields = append(fields, fmt.Sprintf("tenant (read model %q, history %q)", got.Tenant, want.Tenant))
+	}
+	if want.Position != got.Position {
+		fields = append(fields, fmt.Sprintf("position (read model %d, history %d)", got.Position, want.Position))
+	}
+	if want.CreatedBy != got.CreatedBy {
+		fields = append(fields, fmt.Sprintf("createdBy (read model %q, history %q)", got.CreatedBy, want.CreatedBy))
+	}
+	if !want.Deleted && !slices.Equal(want.UserIDs, got.UserIDs) {
+		fields = append(fields, fmt.Sprintf("members (read model %q, history %q)", got.UserIDs, want.UserIDs))
+	}
+	if !bytes.Equal(want.Doc, got.Doc) {
+		fields = append(fields, "document")
+	}
+	if len(fields) == 0 {
+		return "", "", true
+	}
+	return Content, fmt.Sprintf("at version %d these differ: %s", got.Version, strings.Join(fields, "; ")), false
+}
+
+// pager reads a Scanner one page ahead.
+type pager struct {
+	s     Scanner
+	size  int
+	page  []projections.View
+	i     int
+	after string
+	done  bool
+}
+
+// peek returns the current view, nil at the end.
+func (p *pager) peek(ctx context.Context) (*projections.View, error) {
+	if p.i < len(p.page) {
+		return &p.page[p.i], nil
+	}
+	if p.done {
+		return nil, nil
+	}
+	page, err := p.s.Scan(ctx, p.after, p.size)
+	if err != nil {
+		return nil, err
+	}
+	p.page, p.i = page, 0
+	if len(page) < p.size {
+		p.done = true
+	}
+	if len(page) == 0 {
+		return nil, nil
+	}
+	p.after = page[len(page)-1].ID
+	return &p.page[0], nil
+}
+
+func (p *pager) next() { p.i++ }
