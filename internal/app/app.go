@@ -249,6 +249,7 @@ func (a *App) startProjector() error {
 		Conn:      nc,
 		ReadModel: a.model,
 		Store:     a.store,
+		AckWait:   a.cfg.ProjectorAckWait,
 		Logger:    a.log.With("part", "projector"),
 	})
 	if err != nil {

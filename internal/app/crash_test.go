@@ -80,7 +80,7 @@ func killMidStream(t *testing.T, b backing) {
 	// A killed icpd's relay keeps the lease for its TTL, and the restarted
 	// one publishes only once it expired: a short TTL keeps this test from
 	// spending most of its time waiting (the default is 10s).
-	flags := append([]string{"--relay-lease-ttl=2s"}, b.flags...)
+	flags := append([]string{"--relay-lease-ttl=2s", "--projector-ack-wait=5s"}, b.flags...)
 	c := startChild(t, dir, flags...)
 	perKill := cmp.Or(b.perKill, 100)
 	key, err := auth.LoadOrCreateDevKey(dir)

@@ -40,6 +40,7 @@ type Config struct {
 
 	StreamMaxAge     time.Duration `name:"stream-max-age" env:"ICP_STREAM_MAX_AGE" default:"0s" help:"How long JetStream keeps published events (0: forever). The event store keeps them regardless."`
 	StreamDuplicates time.Duration `name:"stream-duplicates" env:"ICP_STREAM_DUPLICATES" default:"2m" help:"JetStream's deduplication window for Nats-Msg-Id."`
+	ProjectorAckWait time.Duration `name:"projector-ack-wait" env:"ICP_PROJECTOR_ACK_WAIT" default:"30s" help:"How long JetStream waits for the projector to acknowledge a message before delivering it again (after a projector crash, its in-flight messages return after this)."`
 	RelayLeaseTTL    time.Duration `name:"relay-lease-ttl" env:"ICP_RELAY_LEASE_TTL" default:"10s" help:"How long a crashed active relay keeps the lease before a spare takes over."`
 
 	MaxInflightWrites int           `name:"max-inflight-writes" env:"ICP_MAX_INFLIGHT_WRITES" default:"1024" help:"Writes (create, update, delete) being recorded at once; more wait up to --write-queue-wait, then 503 before anything is recorded."`
@@ -164,6 +165,9 @@ func (c Config) Validate() error {
 	}
 	if c.StreamDuplicates < time.Second || (c.StreamMaxAge > 0 && c.StreamDuplicates > c.StreamMaxAge) {
 		add("--stream-duplicates/ICP_STREAM_DUPLICATES %s: want at least 1s and at most --stream-max-age", c.StreamDuplicates)
+	}
+	if c.ProjectorAckWait < time.Second || c.ProjectorAckWait > 10*time.Minute {
+		add("--projector-ack-wait/ICP_PROJECTOR_ACK_WAIT %s: want 1s to 10m", c.ProjectorAckWait)
 	}
 	if c.RelayLeaseTTL < time.Second || c.RelayLeaseTTL > 10*time.Minute {
 		add("--relay-lease-ttl/ICP_RELAY_LEASE_TTL %s: want 1s to 10m", c.RelayLeaseTTL)
