@@ -162,7 +162,7 @@ func (p *Projector) Run(ctx context.Context) (err error) {
 		Unmarshaler:      unmarshaler{},
 		SubscribersCount: p.cfg.Concurrency,
 		AckWaitTimeout:   p.cfg.AckWait,
-		CloseTimeout:     p.cfg.ShutdownTimeout,
+		CloseTimeout:     closeAfterDrain,
 		NakDelay:         backoff{first: p.cfg.RetryDelay, max: p.cfg.MaxRetryDelay},
 		QueueGroupPrefix: p.cfg.Durable,
 		JetStream: wmnats.JetStreamConfig{
@@ -181,7 +181,7 @@ func (p *Projector) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("projector: subscriber: %w", err)
 	}
-	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: p.cfg.ShutdownTimeout}, wlog)
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: closeAfterDrain}, wlog)
 	if err != nil {
 		return fmt.Errorf("projector: router: %w", err)
 	}
@@ -227,14 +227,20 @@ func (p *Projector) Run(ctx context.Context) (err error) {
 	case <-time.After(p.cfg.ShutdownTimeout + time.Second):
 		p.log.Warn("projector: drain did not finish in time")
 	}
+	cancelRun()
 	if err := router.Close(); err != nil {
 		p.log.Warn("projector: router close", "err", err)
 	}
-	cancelRun()
 	<-routerDone
 	p.log.Info("projector: stopped", "stats", fmt.Sprintf("%+v", p.Stats()))
 	return runErr
 }
+
+// closeAfterDrain bounds the router's and the subscriber's Close. They run
+// after the drain above, which already waited (up to ShutdownTimeout) for
+// every delivered message to be handled and acked; what is left is stopping
+// idle goroutines, and their longer timeouts only delayed the exit.
+const closeAfterDrain = 2 * time.Second
 
 // publishConn returns the connection for dead letters and stream setup:
 // Config.Conn when given (not owned), else a new owned connection.
