@@ -15,6 +15,12 @@ type CLI struct {
 	Token  TokenCmd  `cmd:"" help:"Print a development-mode bearer token signed with the key in the data directory."`
 	Load   LoadCmd   `cmd:"" help:"Create ICPs against a running icpd and report creates/s and latency percentiles."`
 	Health HealthCmd `cmd:"" help:"Exit 0 when a health URL answers 200 (container health checks)."`
+
+	// Audit tools: they read the event store and the read model directly.
+	Events    EventsCmd    `cmd:"" help:"Export the event history as JSON Lines, optionally filtered; --follow streams new events."`
+	Rebuild   RebuildCmd   `cmd:"" help:"Rebuild the SQLite read model from the event history and swap it in atomically (icpd running or stopped)."`
+	Verify    VerifyCmd    `cmd:"" help:"Replay the event history and compare it with the live read model; exit non-zero listing the ICPs that differ."`
+	Republish RepublishCmd `cmd:"" help:"Publish a range of the history again to the ICP_REPLAY stream for a downstream that lost data."`
 }
 
 // Globals are what every subcommand's Run receives.

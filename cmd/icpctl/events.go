@@ -1,0 +1,250 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"slices"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/icpservice/icp/events"
+)
+
+// EventsCmd exports the event history as JSON Lines: one event per line, in
+// global (position) order.
+//
+// Each line is an object with id, type, schemaVersion, stream, icpId,
+// version, position, time (when the store recorded it, RFC 3339 UTC),
+// metadata and payload. metadata and payload are the stored JSON, byte for
+// byte; only when the stored text spans several lines are its line breaks
+// (insignificant whitespace in JSON) removed, so that every event stays on
+// one line. Bytes that are not valid JSON (a corrupt event) are given as
+// metadataBase64 / payloadBase64 instead, with metadata / payload null.
+type EventsCmd struct {
+	StoreFlags `embed:""`
+	ICP        string `name:"icp" help:"Only the events of this ICP (its id)."`
+	Type       string `name:"type" help:"Only events of this type: ICPCreated, ICPUpdated or ICPDeleted."`
+	Since      string `name:"since" help:"Only events recorded at or after this time (RFC 3339)."`
+	Until      string `name:"until" help:"Only events recorded before this time (RFC 3339)."`
+	From       uint64 `name:"from" help:"Only events at this global position or later."`
+	To         uint64 `name:"to" help:"Only events at this global position or earlier; --follow stops once it is reached."`
+	Follow     bool   `name:"follow" short:"f" help:"After the history, keep streaming events as they are recorded, until interrupted (or --to)."`
+
+	since, until time.Time
+}
+
+// Validate is called by kong after parsing: every problem at once.
+func (c *EventsCmd) Validate() error {
+	var errs []error
+	if err := c.StoreFlags.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.ICP != "" {
+		if u, err := uuid.Parse(c.ICP); err != nil || u.String() != c.ICP {
+			errs = append(errs, fmt.Errorf("--icp %q: want an ICP id (a lowercase UUID)", c.ICP))
+		}
+	}
+	if c.Type != "" {
+		if _, ok := events.CurrentSchema[c.Type]; !ok {
+			errs = append(errs, fmt.Errorf("--type %q: want one of %s", c.Type, knownTypes()))
+		}
+	}
+	parse := func(flag, s string) time.Time {
+		if s == "" {
+			return time.Time{}
+		}
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--%s %q: want an RFC 3339 time, e.g. 2025-03-01T09:00:00Z", flag, s))
+		}
+		return t
+	}
+	c.since, c.until = parse("since", c.Since), parse("until", c.Until)
+	if !c.since.IsZero() && !c.until.IsZero() && !c.since.Before(c.until) {
+		errs = append(errs, fmt.Errorf("--since %s is not before --until %s", c.Since, c.Until))
+	}
+	if c.To != 0 && c.From > c.To {
+		errs = append(errs, fmt.Errorf("--from %d is after --to %d", c.From, c.To))
+	}
+	if c.Follow && c.Until != "" {
+		// Recording times need not grow with positions (clocks of several
+		// writers), so no event tells that --until has passed for good.
+		errs = append(errs, errors.New("--follow cannot end at --until: give --to (a position) to stop following"))
+	}
+	return errors.Join(errs...)
+}
+
+func knownTypes() string {
+	var ts []string
+	for t := range events.CurrentSchema {
+		ts = append(ts, t)
+	}
+	slices.Sort(ts)
+	return fmt.Sprint(ts)
+}
+
+// errReachedTo ends a Follow once --to is reached.
+var errReachedTo = errors.New("reached --to")
+
+// Run writes the matching events to stdout. It ends after the history (the
+// store's head when it started, or --to), or with --follow when interrupted
+// or when --to is reached.
+func (c *EventsCmd) Run(g *Globals) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	st, err := c.openStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	out := bufio.NewWriterSize(g.Stdout, 64<<10)
+	defer out.Flush()
+
+	after := c.From
+	if after > 0 {
+		after--
+	}
+	head, err := st.Head(ctx)
+	if err != nil {
+		return fmt.Errorf("event store head: %w", err)
+	}
+	emit := func(recs []events.Recorded) error {
+		for _, r := range recs {
+			if c.To != 0 && r.Position > c.To {
+				return errReachedTo
+			}
+			if c.matches(r) {
+				if err := writeEvent(out, r); err != nil {
+					return err
+				}
+			}
+			if c.To != 0 && r.Position == c.To {
+				return errReachedTo
+			}
+		}
+		return out.Flush()
+	}
+
+	// The history up to the head at start.
+	if c.ICP != "" {
+		recs, err := st.ReadStream(ctx, events.StreamID(c.ICP), 0)
+		switch {
+		case errors.Is(err, events.ErrStreamNotFound):
+		case err != nil:
+			return fmt.Errorf("read the events of %s: %w", c.ICP, err)
+		default:
+			recs = slices.DeleteFunc(recs, func(r events.Recorded) bool { return r.Position <= after || r.Position > head })
+			if err := emit(recs); err != nil {
+				return finish(err, out)
+			}
+		}
+		after = max(after, head)
+	} else {
+		for after < head {
+			recs, err := st.ReadAll(ctx, after, 1024)
+			if err != nil {
+				return fmt.Errorf("read the events after position %d: %w", after, err)
+			}
+			if len(recs) == 0 {
+				break
+			}
+			recs = slices.DeleteFunc(recs, func(r events.Recorded) bool { return r.Position > head })
+			if err := emit(recs); err != nil {
+				return finish(err, out)
+			}
+			if len(recs) == 0 {
+				break
+			}
+			after = recs[len(recs)-1].Position
+		}
+	}
+	if !c.Follow || (c.To != 0 && after >= c.To) {
+		return out.Flush()
+	}
+	err = st.Follow(ctx, after, 1024, emit)
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		err = nil // interrupted: the normal end of --follow
+	}
+	return finish(err, out)
+}
+
+// finish flushes out and turns the end markers into success.
+func finish(err error, out *bufio.Writer) error {
+	if errors.Is(err, errReachedTo) {
+		err = nil
+	}
+	return errors.Join(err, out.Flush())
+}
+
+func (c *EventsCmd) matches(r events.Recorded) bool {
+	switch {
+	case c.ICP != "" && r.ICPID() != c.ICP:
+		return false
+	case c.Type != "" && r.Type != c.Type:
+		return false
+	case !c.since.IsZero() && r.Time.Before(c.since):
+		return false
+	case !c.until.IsZero() && !r.Time.Before(c.until):
+		return false
+	}
+	return true
+}
+
+// writeEvent writes one JSON line. It is built by hand rather than through
+// encoding/json so that metadata and payload go out as stored: json.Marshal
+// re-encodes a json.RawMessage (and escapes '<', '>' and '&' in it).
+func writeEvent(w io.Writer, r events.Recorded) error {
+	var b bytes.Buffer
+	b.WriteString(`{"id":`)
+	writeString(&b, r.ID)
+	b.WriteString(`,"type":`)
+	writeString(&b, r.Type)
+	b.WriteString(`,"schemaVersion":`)
+	b.WriteString(strconv.Itoa(r.SchemaVersion))
+	b.WriteString(`,"stream":`)
+	writeString(&b, r.StreamID)
+	b.WriteString(`,"icpId":`)
+	writeString(&b, r.ICPID())
+	b.WriteString(`,"version":`)
+	b.WriteString(strconv.FormatUint(r.Version, 10))
+	b.WriteString(`,"position":`)
+	b.WriteString(strconv.FormatUint(r.Position, 10))
+	b.WriteString(`,"time":`)
+	writeString(&b, r.Time.UTC().Format(time.RFC3339Nano))
+	writeRaw(&b, "metadata", r.Metadata)
+	writeRaw(&b, "payload", r.Data)
+	b.WriteString("}\n")
+	_, err := w.Write(b.Bytes())
+	return err
+}
+
+func writeString(b *bytes.Buffer, s string) {
+	enc, _ := json.Marshal(s) // a string always encodes
+	b.Write(enc)
+}
+
+// writeRaw writes ,"name":<the stored JSON> (see EventsCmd).
+func writeRaw(b *bytes.Buffer, name string, raw []byte) {
+	b.WriteString(`,"` + name + `":`)
+	switch {
+	case len(raw) == 0:
+		b.WriteString("null")
+	case !json.Valid(raw):
+		b.WriteString(`null,"` + name + `Base64":"` + base64.StdEncoding.EncodeToString(raw) + `"`)
+	case bytes.ContainsAny(raw, "\r\n"):
+		_ = json.Compact(b, raw) // valid, checked above
+	default:
+		b.Write(raw)
+	}
+}

@@ -1,0 +1,247 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/icpservice/icp/events"
+	"github.com/icpservice/icp/events/relay"
+	"github.com/icpservice/icp/internal/app"
+	"github.com/icpservice/icp/internal/natsserver"
+)
+
+// The replay stream that republish writes to.
+const (
+	// ReplayStream holds republished events. It is not ICP_EVENTS: see
+	// RepublishCmd.
+	ReplayStream = "ICP_REPLAY"
+	// ReplaySubjectPrefix starts every republished event's subject:
+	// icp.replay.<EventType>.
+	ReplaySubjectPrefix = "icp.replay."
+	// ReplaySubjects is the subject filter of ReplayStream.
+	ReplaySubjects = "icp.replay.>"
+)
+
+// RepublishCmd publishes a range of the event history again, for a
+// downstream consumer that lost data, onto the JetStream stream ICP_REPLAY
+// (subjects icp.replay.<EventType>), in store order, with the headers the
+// relay gives them (events.Headers) and Nats-Msg-Id = event id.
+//
+// Why not onto ICP_EVENTS: the relay's resume point is the position in the
+// last message of ICP_EVENTS, and each of its publishes expects the stream's
+// last sequence (Nats-Expected-Last-Sequence). Old events appended there
+// would put an old position at the tail: the relay would fail its next
+// publish, re-read the tail and publish everything after that old position
+// again; the part within the Duplicates window would be dropped as
+// duplicates without moving the stream, so the relay would retry until the
+// window passed, publishing nothing new meanwhile. A separate stream leaves
+// the relay untouched whether icpd runs or not, and a downstream reads it
+// with a consumer of its own, filtered on icp.replay.>.
+//
+// Duplicates: within ICP_REPLAY's deduplication window (2 minutes) a
+// republished event that is already there (same Nats-Msg-Id) is dropped by
+// JetStream; beyond it, it is stored again. Consumers must stay idempotent
+// by event id and version, as they must for ICP_EVENTS.
+//
+// The bus: --nats when icpd runs (its embedded NATS listens on a loopback
+// port that it logs at start). With icpd stopped, icpctl starts the embedded
+// server on <data-dir>/nats itself, and refuses to when another process has
+// the data directory's event store open, since two servers on one JetStream
+// directory would corrupt it.
+type RepublishCmd struct {
+	StoreFlags   `embed:""`
+	FromPosition uint64        `name:"from-position" required:"" help:"First global position to publish again (>= 1)."`
+	ToPosition   uint64        `name:"to-position" help:"Last position to publish (default: the store's head when the command starts)."`
+	NATS         string        `name:"nats" env:"ICP_NATS_URL" help:"NATS URL of the bus (required while icpd runs; empty: start the embedded server on <data-dir>/nats)."`
+	MaxAge       time.Duration `name:"replay-max-age" default:"168h" help:"How long ICP_REPLAY keeps what is published to it."`
+	Timeout      time.Duration `name:"timeout" default:"10s" help:"How long one publish waits for JetStream's answer before it is sent again."`
+	Progress     string        `name:"progress" default:"auto" enum:"auto,bar,lines,none" help:"Progress on stderr: a bar on a terminal (auto), a bar, plain lines, or none."`
+}
+
+// Validate is called by kong after parsing.
+func (c *RepublishCmd) Validate() error {
+	var errs []error
+	if err := c.StoreFlags.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.FromPosition < 1 {
+		errs = append(errs, errors.New("--from-position must be at least 1"))
+	}
+	if c.ToPosition != 0 && c.ToPosition < c.FromPosition {
+		errs = append(errs, fmt.Errorf("--to-position %d is before --from-position %d", c.ToPosition, c.FromPosition))
+	}
+	if c.MaxAge < relay.DefaultDuplicates {
+		errs = append(errs, fmt.Errorf("--replay-max-age %s: want at least the deduplication window, %s", c.MaxAge, relay.DefaultDuplicates))
+	}
+	if c.Timeout <= 0 {
+		errs = append(errs, fmt.Errorf("--timeout %s: want > 0", c.Timeout))
+	}
+	if c.NATS == "" && c.EventStore != "" {
+		errs = append(errs, errors.New("--nats is required with --event-store"))
+	}
+	return errors.Join(errs...)
+}
+
+// Run publishes the range and prints what JetStream stored on stdout.
+func (c *RepublishCmd) Run(g *Globals) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	nc, closeBus, err := c.connect(g)
+	if err != nil {
+		return err
+	}
+	defer closeBus()
+	st, err := c.openStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	to := c.ToPosition
+	if to == 0 {
+		if to, err = st.Head(ctx); err != nil {
+			return fmt.Errorf("event store head: %w", err)
+		}
+	}
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(c.Timeout))
+	if err != nil {
+		return err
+	}
+	if err := ensureReplayStream(ctx, js, c.MaxAge); err != nil {
+		return err
+	}
+
+	p := newProgress(g.Stderr, c.Progress, "republish", "events")
+	start := time.Now()
+	var n, stored, dup uint64
+	after := c.FromPosition - 1
+	for after < to {
+		recs, err := st.ReadAll(ctx, after, 1024)
+		if err != nil {
+			return fmt.Errorf("read the events after position %d: %w", after, err)
+		}
+		if len(recs) == 0 {
+			break
+		}
+		for _, r := range recs {
+			if r.Position > to {
+				after = to
+				break
+			}
+			isDup, err := c.publish(ctx, js, r)
+			if err != nil {
+				p.done()
+				return fmt.Errorf("event %s at position %d: %w (positions %d to %d are published; rerun with --from-position %d)",
+					r.ID, r.Position, err, c.FromPosition, after, r.Position)
+			}
+			n++
+			if isDup {
+				dup++
+			} else {
+				stored++
+			}
+			after = r.Position
+		}
+		p.update("publish", after, to, n, time.Since(start))
+	}
+	p.done()
+	fmt.Fprintf(g.Stdout, "republished %d events (positions %d to %d) to %s on %s<EventType>: %d stored, %d already held there (same Nats-Msg-Id within its %s window)\n",
+		n, c.FromPosition, to, ReplayStream, ReplaySubjectPrefix, stored, dup, relay.DefaultDuplicates)
+	return nil
+}
+
+// publish sends one event and waits for JetStream's acknowledgement,
+// sending it again with the same Nats-Msg-Id (deduplicated) when no answer
+// came. It reports whether JetStream already held the message.
+//
+// nats.go's JetStream API rather than watermill: the acknowledgement's
+// duplicate flag is what tells the operator how much was really re-sent,
+// and watermill's publisher does not return it. One publish at a time keeps
+// store order on the stream whatever fails.
+func (c *RepublishCmd) publish(ctx context.Context, js jetstream.JetStream, r events.Recorded) (bool, error) {
+	msg := nats.NewMsg(ReplaySubjectPrefix + r.Type)
+	for k, v := range events.Headers(r) {
+		msg.Header.Set(k, v)
+	}
+	msg.Data = r.Data
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval = 100 * time.Millisecond
+	bo.MaxInterval = 2 * time.Second
+	return backoff.Retry(ctx, func() (bool, error) {
+		pctx, cancel := context.WithTimeout(ctx, c.Timeout)
+		defer cancel()
+		ack, err := js.PublishMsg(pctx, msg, jetstream.WithMsgID(r.ID), jetstream.WithExpectStream(ReplayStream))
+		if err != nil {
+			var apiErr *jetstream.APIError
+			if errors.As(err, &apiErr) {
+				return false, backoff.Permanent(err) // JetStream refused it: sending again cannot help
+			}
+			return false, err
+		}
+		return ack.Duplicate, nil
+	}, backoff.WithBackOff(bo), backoff.WithMaxTries(6))
+}
+
+// ensureReplayStream creates ICP_REPLAY, or updates its limits.
+func ensureReplayStream(ctx context.Context, js jetstream.JetStream, maxAge time.Duration) error {
+	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        ReplayStream,
+		Description: "ICP events published again by icpctl republish, for downstream consumers that lost data",
+		Subjects:    []string{ReplaySubjects},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		Duplicates:  relay.DefaultDuplicates,
+		MaxAge:      maxAge,
+	})
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", ReplayStream, err)
+	}
+	return nil
+}
+
+// connect returns a connection to the bus: --nats, or the embedded server on
+// the data directory when no other process has it open.
+func (c *RepublishCmd) connect(g *Globals) (*nats.Conn, func(), error) {
+	if c.NATS != "" {
+		nc, err := nats.Connect(c.NATS, nats.Name("icpctl-republish"), nats.Timeout(c.Timeout))
+		if err != nil {
+			return nil, nil, fmt.Errorf("connect to %s: %w", c.NATS, err)
+		}
+		return nc, nc.Close, nil
+	}
+	if err := mustExist(c.eventsPath(), "event store"); err != nil {
+		return nil, nil, err
+	}
+	busy, err := dbOpenElsewhere(c.eventsPath())
+	switch {
+	case err != nil:
+		return nil, nil, fmt.Errorf("%w; pass --nats (icpd logs its embedded NATS URL at start)", err)
+	case busy:
+		return nil, nil, fmt.Errorf("another process (a running icpd?) has %s open: pass --nats with the URL icpd logs for its embedded NATS, rather than start a second server on %s",
+			c.eventsPath(), filepath.Join(c.DataDir, app.NATSDir))
+	}
+	srv, err := natsserver.Start(natsserver.Config{StoreDir: filepath.Join(c.DataDir, app.NATSDir)})
+	if err != nil {
+		return nil, nil, fmt.Errorf("embedded NATS: %w", err)
+	}
+	nc, err := nats.Connect("", nats.InProcessServer(srv.Inner()), nats.Name("icpctl-republish"))
+	if err != nil {
+		srv.Shutdown()
+		return nil, nil, fmt.Errorf("connect to the embedded NATS: %w", err)
+	}
+	fmt.Fprintf(g.Stderr, "republish: started the embedded NATS server on %s\n", filepath.Join(c.DataDir, app.NATSDir))
+	// Every publish was acknowledged before the connection closes: nothing
+	// is in flight. Shutdown flushes JetStream's files.
+	return nc, func() { nc.Close(); srv.Shutdown() }, nil
+}

@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/icpservice/icp/projections/rebuild"
+	"github.com/icpservice/icp/projections/sqlitemodel"
+)
+
+// VerifyCmd replays the event history into a scratch read model and compares
+// it, ICP by ICP, with the live SQLite read model (icpd running or stopped).
+// It never writes to the live read model.
+//
+// Each ICP that differs is printed on stdout as one line: kind, id and
+// detail, tab separated. Kinds: missing (the history has it, the read model
+// not), extra (the other way round), version (different versions), tombstone
+// (one says deleted, the other not), content (same version, different
+// fields or document). The exit status is non-zero when any ICP differs.
+type VerifyCmd struct {
+	StoreFlags `embed:""`
+	Settle     time.Duration `name:"settle" default:"5s" help:"How long a difference may take to go away (a running projector catching up) before it is reported."`
+	ScratchDir string        `name:"scratch-dir" type:"path" help:"Directory for the scratch read model (default: the system's temporary directory); removed afterwards."`
+	Progress   string        `name:"progress" default:"auto" enum:"auto,bar,lines,none" help:"Progress on stderr: a bar on a terminal (auto), a bar, plain lines, or none."`
+}
+
+// Validate is called by kong after parsing.
+func (c *VerifyCmd) Validate() error {
+	var errs []error
+	if err := c.StoreFlags.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Settle < 0 || c.Settle > time.Hour {
+		errs = append(errs, fmt.Errorf("--settle %s: want 0 to 1h", c.Settle))
+	}
+	return errors.Join(errs...)
+}
+
+// Run audits the read model. It fails when the read model differs from the
+// history, or when the audit could not be completed.
+func (c *VerifyCmd) Run(g *Globals) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
+
+	livePath := c.readModelPath()
+	if err := mustExist(livePath, "read model"); err != nil {
+		return err
+	}
+	st, err := c.openStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	live, err := sqlitemodel.Open(ctx, livePath, sqlitemodel.Options{})
+	if err != nil {
+		return err
+	}
+	defer live.Close()
+
+	dir, err := os.MkdirTemp(c.ScratchDir, "icpctl-verify-")
+	if err != nil {
+		return fmt.Errorf("scratch directory: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	scratchPath := filepath.Join(dir, "replayed.db")
+	head, err := st.Head(ctx)
+	if err != nil {
+		return fmt.Errorf("event store head: %w", err)
+	}
+	b, err := sqlitemodel.OpenBuilder(ctx, scratchPath)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	p := newProgress(g.Stderr, c.Progress, "verify", "events")
+	res, err := rebuild.Replay(ctx, st, b, 0, head, rebuild.Options{
+		Progress: func(pr rebuild.Progress) {
+			p.update("replay", pr.Position, pr.Head, pr.Events, pr.Elapsed)
+		},
+	})
+	p.done()
+	if err != nil {
+		return fmt.Errorf("replay the history: %w", err)
+	}
+	reportProblems(g, "verify", res.Skipped, res.Problems)
+	if err := b.Swap(ctx, nil); err != nil {
+		return err
+	}
+	if err := b.Close(); err != nil {
+		return err
+	}
+	scratch, err := sqlitemodel.Open(ctx, scratchPath, sqlitemodel.Options{})
+	if err != nil {
+		return err
+	}
+	defer scratch.Close()
+
+	vr, err := rebuild.Verify(ctx, st, scratch, live, rebuild.VerifyOptions{Settle: c.Settle})
+	if err != nil {
+		return err
+	}
+	for _, d := range vr.Differences {
+		fmt.Fprintf(g.Stdout, "%s\t%s\t%s\n", d.Kind, d.ID, d.Detail)
+	}
+	fmt.Fprintf(g.Stderr, "verify: %d events up to position %d replayed, %d ICPs compared, %d differ\n", res.Events, head, vr.Compared, len(vr.Differences))
+	if len(vr.Differences) > 0 {
+		return fmt.Errorf("the read model %s differs from the history in %d ICPs", livePath, len(vr.Differences))
+	}
+	return nil
+}
