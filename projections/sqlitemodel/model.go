@@ -93,7 +93,7 @@ type Model struct {
 	closeErr   error
 
 	waitMu  sync.Mutex
-	waiters map[string][]chan struct{}
+	waiters map[string][]chan uint64
 
 	commits atomic.Uint64
 	written atomic.Uint64
@@ -158,7 +158,7 @@ func Open(ctx context.Context, path string, opts Options) (*Model, error) {
 		reqs:       make(chan *applyReq, 4096),
 		stop:       make(chan struct{}),
 		writerDone: make(chan struct{}),
-		waiters:    map[string][]chan struct{}{},
+		waiters:    map[string][]chan uint64{},
 	}
 	w8, err := newWriter(ctx, m)
 	if err != nil {

@@ -10,9 +10,11 @@ import (
 // WaitFor returns nil once the stored version of id is >= version
 // (tombstones count), or ctx.Err() when ctx ends first.
 //
-// The answer always comes from the stored data. A commit by this process
-// wakes only the waiters of the ids it touched (no broadcast to every
-// waiter); a poll every PollInterval catches writes made by another process.
+// The answer always comes from the stored data: a read of the file, or the
+// version a commit of this process has just made durable, which it hands to
+// the waiters of the ids it touched (no broadcast to every waiter, and no
+// second read on the hot path of read-your-writes). A poll every
+// PollInterval catches writes made by another process.
 // Read errors are retried at the next poll; after Close it returns an error
 // wrapping projections.ErrUnavailable.
 func (m *Model) WaitFor(ctx context.Context, id string, version uint64) error {
@@ -42,7 +44,10 @@ func (m *Model) WaitFor(ctx context.Context, id string, version uint64) error {
 		}
 		timer.Reset(m.opts.PollInterval)
 		select {
-		case <-ch:
+		case v := <-ch:
+			if v >= version {
+				return nil
+			}
 		case <-timer.C:
 			m.removeWaiter(id, ch)
 		case <-ctx.Done():
@@ -64,15 +69,23 @@ func (m *Model) storedVersion(ctx context.Context, id string) (uint64, error) {
 	return uint64(v), err
 }
 
-func (m *Model) addWaiter(id string) chan struct{} {
-	ch := make(chan struct{})
+// committed is an id and the version a commit made durable.
+type committed struct {
+	id      string
+	version uint64
+}
+
+// addWaiter registers a channel that receives the version of the next
+// commit of id (buffered: the writer never blocks on a waiter).
+func (m *Model) addWaiter(id string) chan uint64 {
+	ch := make(chan uint64, 1)
 	m.waitMu.Lock()
 	m.waiters[id] = append(m.waiters[id], ch)
 	m.waitMu.Unlock()
 	return ch
 }
 
-func (m *Model) removeWaiter(id string, ch chan struct{}) {
+func (m *Model) removeWaiter(id string, ch chan uint64) {
 	m.waitMu.Lock()
 	defer m.waitMu.Unlock()
 	ws := m.waiters[id]
@@ -89,9 +102,10 @@ func (m *Model) removeWaiter(id string, ch chan struct{}) {
 	}
 }
 
-// wake signals the waiters of ids after a commit that wrote them.
-func (m *Model) wake(ids []string) {
-	if len(ids) == 0 {
+// wake hands the committed versions to the waiters of their ids, after the
+// commit that wrote them.
+func (m *Model) wake(done []committed) {
+	if len(done) == 0 {
 		return
 	}
 	m.waitMu.Lock()
@@ -99,10 +113,10 @@ func (m *Model) wake(ids []string) {
 	if len(m.waiters) == 0 {
 		return
 	}
-	for _, id := range ids {
-		for _, ch := range m.waiters[id] {
-			close(ch)
+	for _, c := range done {
+		for _, ch := range m.waiters[c.id] {
+			ch <- c.version
 		}
-		delete(m.waiters, id)
+		delete(m.waiters, c.id)
 	}
 }

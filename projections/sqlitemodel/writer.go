@@ -191,14 +191,14 @@ func (w *writer) commit(batch []*applyReq) {
 		return
 	}
 	err := w.write(live)
-	var touched []string
+	var touched []committed
 	for _, r := range live {
 		if err != nil {
 			r.err, r.out = err, nil
 		} else {
 			for i, o := range r.out {
 				if o.Applied {
-					touched = append(touched, r.views[i].ID)
+					touched = append(touched, committed{r.views[i].ID, r.views[i].Version})
 				}
 			}
 		}
