@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/icpservice/icp/events"
@@ -109,8 +112,10 @@ func (r *replayer) replay(ctx context.Context, phase Phase, after, to uint64) (l
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	raw := make(chan rawChunk, 1)
 	chunks := make(chan chunk, 1)
-	go r.read(ctx, after, to, chunks)
+	go r.read(ctx, after, to, raw)
+	go decodeAll(ctx, raw, chunks)
 	w := r.startWriter(ctx)
 	defer func() {
 		if werr := w.stop(); err == nil {
@@ -147,11 +152,11 @@ func (r *replayer) replay(ctx context.Context, phase Phase, after, to uint64) (l
 	return last, w.wait()
 }
 
-// read sends the events in (after, to], decoded, in chunks, then closes out.
-// It stops early when ctx ends.
-func (r *replayer) read(ctx context.Context, after, to uint64, out chan<- chunk) {
+// read sends the events in (after, to] in chunks, then closes out. It stops
+// early when ctx ends.
+func (r *replayer) read(ctx context.Context, after, to uint64, out chan<- rawChunk) {
 	defer close(out)
-	send := func(c chunk) bool {
+	send := func(c rawChunk) bool {
 		select {
 		case out <- c:
 			return true
@@ -159,11 +164,11 @@ func (r *replayer) read(ctx context.Context, after, to uint64, out chan<- chunk)
 			return false
 		}
 	}
-	cur := make([]decoded, 0, readChunk)
+	cur := make([]events.Recorded, 0, readChunk)
 	for after < to {
 		recs, err := r.store.ReadAll(ctx, after, readPage)
 		if err != nil {
-			send(chunk{err: fmt.Errorf("rebuild: read the event store after position %d: %w", after, err)})
+			send(rawChunk{err: fmt.Errorf("rebuild: read the event store after position %d: %w", after, err)})
 			return
 		}
 		if len(recs) == 0 {
@@ -171,7 +176,7 @@ func (r *replayer) read(ctx context.Context, after, to uint64, out chan<- chunk)
 		}
 		for _, rec := range recs {
 			if rec.Position <= after {
-				send(chunk{err: fmt.Errorf("rebuild: event store returned position %d after %d", rec.Position, after)})
+				send(rawChunk{err: fmt.Errorf("rebuild: event store returned position %d after %d", rec.Position, after)})
 				return
 			}
 			if rec.Position > to {
@@ -179,17 +184,45 @@ func (r *replayer) read(ctx context.Context, after, to uint64, out chan<- chunk)
 				break
 			}
 			after = rec.Position
-			cur = append(cur, decode(rec))
+			cur = append(cur, rec)
 			if len(cur) == readChunk {
-				if !send(chunk{evs: cur}) {
+				if !send(rawChunk{recs: cur}) {
 					return
 				}
-				cur = make([]decoded, 0, readChunk)
+				cur = make([]events.Recorded, 0, readChunk)
 			}
 		}
 	}
 	if len(cur) > 0 {
-		send(chunk{evs: cur})
+		send(rawChunk{recs: cur})
+	}
+}
+
+// rawChunk is a run of recorded events, or the error that ended the reading.
+type rawChunk struct {
+	recs []events.Recorded
+	err  error
+}
+
+// decodeAll decodes the chunks from in, each with all cores (JSON decoding
+// is the largest single cost of a replay), and sends them on in order.
+func decodeAll(ctx context.Context, in <-chan rawChunk, out chan<- chunk) {
+	defer close(out)
+	for c := range in {
+		if c.err != nil {
+			select {
+			case out <- chunk{err: c.err}:
+			case <-ctx.Done():
+			}
+			return
+		}
+		evs := make([]decoded, len(c.recs))
+		parallel(len(c.recs), func(i int) { evs[i] = decode(c.recs[i]) })
+		select {
+		case out <- chunk{evs: evs}:
+		case <-ctx.Done():
+			return
+		}
 	}
 }
 
@@ -325,56 +358,67 @@ func (r *replayer) flush(w *writer) error {
 // write queues the states of es (of ICPs ids) for writing, in batches of
 // putViews, in id order within a batch (the read model's primary key order).
 func (r *replayer) write(w *writer, ids []string, es []*entry) error {
-	if len(es) == 0 {
+	type item struct {
+		id string
+		e  *entry
+		v  projections.View
+	}
+	items := make([]item, 0, len(es))
+	for i, e := range es {
+		if e.state != nil {
+			items = append(items, item{id: ids[i], e: e})
+		}
+	}
+	if len(items) == 0 {
 		return nil
 	}
-	idx := make([]int, len(ids))
-	for i := range idx {
-		idx[i] = i
-	}
-	slices.SortFunc(idx, func(a, b int) int {
-		switch {
-		case ids[a] < ids[b]:
-			return -1
-		case ids[a] > ids[b]:
-			return 1
-		}
-		return 0
+	slices.SortFunc(items, func(a, b item) int { return strings.Compare(a.id, b.id) })
+	// Encoding the documents is the folding goroutine's largest cost: use
+	// every core for it.
+	errs := make([]error, len(items))
+	parallel(len(items), func(i int) {
+		items[i].v, errs[i] = projections.ViewOf(items[i].e.state)
 	})
-	var b batch
-	var bEntries []*entry
-	send := func() error {
-		if len(bEntries) == 0 {
-			return nil
-		}
-		err := w.send(b, bEntries)
-		r.views += uint64(len(bEntries))
-		b, bEntries = batch{}, nil
-		return err
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("rebuild: %w", err)
 	}
-	for _, i := range idx {
-		e := es[i]
-		if e.state == nil {
-			continue
-		}
-		v, err := projections.ViewOf(e.state)
-		if err != nil {
-			return fmt.Errorf("rebuild: view of %s: %w", ids[i], err)
-		}
-		if e.inTarget {
-			b.replaced = append(b.replaced, v)
-		} else {
-			b.created = append(b.created, v)
-		}
-		e.inTarget, e.dirty = true, false
-		bEntries = append(bEntries, e)
-		if len(bEntries) == putViews {
-			if err := send(); err != nil {
-				return err
+	for len(items) > 0 {
+		n := min(len(items), putViews)
+		var b batch
+		es := make([]*entry, n)
+		for i, it := range items[:n] {
+			if it.e.inTarget {
+				b.replaced = append(b.replaced, it.v)
+			} else {
+				b.created = append(b.created, it.v)
 			}
+			it.e.inTarget, it.e.dirty = true, false
+			es[i] = it.e
 		}
+		if err := w.send(b, es); err != nil {
+			return err
+		}
+		r.views += uint64(n)
+		items = items[n:]
 	}
-	return send()
+	return nil
+}
+
+// parallel calls fn(0) ... fn(n-1), spread over the cores, and returns when
+// all have returned.
+func parallel(n int, fn func(i int)) {
+	workers := max(1, runtime.GOMAXPROCS(0))
+	per := (n + workers - 1) / workers
+	var wg sync.WaitGroup
+	for start := 0; start < n; start += per {
+		end := min(start+per, n)
+		wg.Go(func() {
+			for i := start; i < end; i++ {
+				fn(i)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // writer is the goroutine that Puts batches, in the order they were sent.
