@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/icpservice/icp/events/esdbstore"
+	"github.com/icpservice/icp/events/esdbstore/esdbtest"
 	"github.com/icpservice/icp/events/sqlitestore"
 	"github.com/icpservice/icp/internal/app"
 	"github.com/icpservice/icp/projections/rebuild/historytest"
@@ -181,5 +183,28 @@ func TestRebuildRefusesInvalidFlags(t *testing.T) {
 		if code == 0 || !strings.Contains(errOut, tc.want) {
 			t.Errorf("%v: exit %d, stderr %q; want it to mention %q", tc.args, code, errOut, tc.want)
 		}
+	}
+}
+
+// rebuild and verify read the history from EventStoreDB when asked (an
+// in-process server speaking its gRPC protocol); the read model stays the
+// SQLite file in --data-dir.
+func TestRebuildAndVerifyFromEventStoreDB(t *testing.T) {
+	srv := esdbtest.Start(t)
+	ctx := context.Background()
+	st, err := esdbstore.Open(ctx, srv.ConnString(), esdbstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := historytest.Write(ctx, st, historytest.Spec{ICPs: 40, UpdateEvery: 3, DeleteEvery: 5, Writers: 4}); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if code, out, errOut := icpctl(t, "rebuild", "--data-dir", dir, "--event-store", srv.ConnString(), "--progress", "none"); code != 0 || !strings.Contains(out, "from 76 events") {
+		t.Fatalf("rebuild: exit %d %q %q", code, out, errOut)
+	}
+	if code, out, errOut := icpctl(t, "verify", "--data-dir", dir, "--event-store", srv.ConnString(), "--settle", "0s", "--progress", "none"); code != 0 || !strings.Contains(errOut, "40 ICPs compared, 0 differ") {
+		t.Fatalf("verify: exit %d %q %q", code, out, errOut)
 	}
 }

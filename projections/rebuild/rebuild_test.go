@@ -131,8 +131,16 @@ func idsOf(icps []historytest.ICP) []string {
 // and List serves the members' ICPs in creation order. A cache far smaller
 // than the history makes states leave memory and come back from the target.
 func TestRebuildMatchesTheFoldOfEveryStream(t *testing.T) {
-	for _, maxStates := range []int{0, 40} {
-		t.Run(fmt.Sprintf("MaxStates=%d", maxStates), func(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		maxStates int
+		small     bool
+	}{{"defaults", 0, false}, {"small cache", 40, false}, {"small cache and steps", 40, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.small {
+				rebuild.SmallSteps(t)
+			}
+			maxStates := tc.maxStates
 			dir := t.TempDir()
 			st := openStore(t, dir)
 			icps := writeHistory(t, st, historytest.Spec{ICPs: 500, UpdateEvery: 3, DeleteEvery: 7})
@@ -202,6 +210,7 @@ func appendEvent(t *testing.T, st events.Store, id string, expected uint64, p ev
 // An event the projector would dead-letter leaves its ICP at its last good
 // version and skips the ICP's later events; other ICPs are not affected.
 func TestRebuildSkipsWhatTheProjectorDeadLetters(t *testing.T) {
+	rebuild.SmallSteps(t) // the bad events and those after them fall in different chunks
 	dir := t.TempDir()
 	st := openStore(t, dir)
 	ok, corrupt, misnamed, afterDelete, badCreate := uuid.NewString(), uuid.NewString(), uuid.NewString(), uuid.NewString(), uuid.NewString()

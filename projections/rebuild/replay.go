@@ -14,18 +14,22 @@ import (
 	"github.com/icpservice/icp/projections"
 )
 
-const (
+// Sizes of the pipeline's steps. Variables, not constants, so that tests
+// can make them small.
+var (
 	// readPage is how many events one store read returns; readChunk how
 	// many are folded between two looks at the cache's size.
 	readPage  = 4096
 	readChunk = 8192
 	// putViews bounds the views written in one Put: each Put is one write
 	// transaction, during which the live projector's writes to the same
-	// file wait. 8192 views take a few tens of milliseconds.
-	putViews = 8192
+	// file wait. 4096 views took 50-150 ms on the shared 2-core machine.
+	putViews = 4096
 	// ageChunks is how many chunks a dirty state stays unwritten after its
 	// last event (see ageOut).
-	ageChunks = 4
+	ageChunks uint64 = 4
+	// compactEvery is how often (in chunks) touched is compacted.
+	compactEvery uint64 = 64
 )
 
 // replayer folds the history into a write-back cache of ICP states and
@@ -280,12 +284,16 @@ func (r *replayer) fold(ctx context.Context, w *writer, evs []decoded) error {
 		}
 	}
 	r.touched = append(r.touched, ids)
+	r.compact()
 	for _, d := range evs {
 		if d.id == "" {
 			continue
 		}
 		e := r.cache[d.id]
-		if e == nil { // broken before this chunk
+		if e == nil { // broken before this chunk: the folder counts it
+			if _, err := r.f.fold(nil, d); err != nil {
+				return err
+			}
 			continue
 		}
 		n, err := r.f.fold(e.state, d)
@@ -297,6 +305,22 @@ func (r *replayer) fold(ctx context.Context, w *writer, evs []decoded) error {
 		}
 	}
 	return nil
+}
+
+// compact drops, every compactEvery chunks, the ids that no longer count
+// in touched (touched again later, or gone), so that touched stays in
+// proportion to the cache however long the history.
+func (r *replayer) compact() {
+	if r.seq%compactEvery != 0 {
+		return
+	}
+	for i, ids := range r.touched {
+		seq := r.first + 1 + uint64(i)
+		r.touched[i] = slices.DeleteFunc(ids, func(id string) bool {
+			e, ok := r.cache[id]
+			return !ok || e.seq != seq
+		})
+	}
 }
 
 // ageOut writes the dirty states last touched ageChunks chunks ago and
