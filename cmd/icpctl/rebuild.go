@@ -23,15 +23,19 @@ import (
 // version rule acknowledges what the rebuild already applied). See
 // projections/rebuild for why no event is lost or applied twice.
 type RebuildCmd struct {
-	StoreFlags `embed:""`
-	MaxStates  int    `name:"max-states" default:"100000" help:"ICP states held in memory while folding (about 1 KB each); more means fewer ICPs written twice."`
-	Progress   string `name:"progress" default:"auto" enum:"auto,bar,lines,none" help:"Progress on stderr: a bar on a terminal (auto), a bar, plain lines, or none."`
+	StoreFlags    `embed:""`
+	ReadModelFlag `embed:""`
+	MaxStates     int    `name:"max-states" default:"100000" help:"ICP states held in memory while folding (about 1 KB each); more means fewer ICPs written twice."`
+	Progress      string `name:"progress" default:"auto" enum:"auto,bar,lines,none" help:"Progress on stderr: a bar on a terminal (auto), a bar, plain lines, or none."`
 }
 
 // Validate is called by kong after parsing.
 func (c *RebuildCmd) Validate() error {
 	var errs []error
 	if err := c.StoreFlags.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.ReadModelFlag.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.MaxStates < 1000 || c.MaxStates > 100_000_000 {

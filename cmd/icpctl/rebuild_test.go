@@ -178,10 +178,11 @@ func TestRebuildRefusesInvalidFlags(t *testing.T) {
 		{[]string{"--data-dir", t.TempDir(), "--progress", "loud"}, "--progress"},
 		{[]string{"--data-dir", filepath.Join(t.TempDir(), "nope")}, "data directory"},
 		{[]string{"--data-dir", t.TempDir()}, "no event store at"},
+		{[]string{"--data-dir", t.TempDir(), "--read-model", "mongodb://u:secret@db:27017/icp"}, "only the embedded SQLite read model"},
 	} {
 		code, _, errOut := icpctl(t, append([]string{"rebuild"}, tc.args...)...)
-		if code == 0 || !strings.Contains(errOut, tc.want) {
-			t.Errorf("%v: exit %d, stderr %q; want it to mention %q", tc.args, code, errOut, tc.want)
+		if code == 0 || !strings.Contains(errOut, tc.want) || strings.Contains(errOut, "secret") {
+			t.Errorf("%v: exit %d, stderr %q; want it to mention %q (and no password)", tc.args, code, errOut, tc.want)
 		}
 	}
 }

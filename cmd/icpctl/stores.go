@@ -85,3 +85,26 @@ func mustExist(path, what string) error {
 	}
 	return nil
 }
+
+// ReadModelFlag names the read model the way icpd does, so that rebuild and
+// verify refuse to run against the embedded file when the service's read
+// model is elsewhere.
+type ReadModelFlag struct {
+	ReadModel string `name:"read-model" env:"ICP_READ_MODEL" help:"icpd's read model setting; rebuild and verify handle only the embedded SQLite read model in --data-dir (leave empty)."`
+}
+
+func (f *ReadModelFlag) validate() error {
+	if f.ReadModel != "" {
+		return fmt.Errorf("--read-model/ICP_READ_MODEL is %q: rebuild and verify handle only the embedded SQLite read model (the file in --data-dir)", redactURL(f.ReadModel))
+	}
+	return nil
+}
+
+// redactURL hides a password in a connection URL.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	return u.Redacted()
+}

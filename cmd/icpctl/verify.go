@@ -25,16 +25,20 @@ import (
 // (one says deleted, the other not), content (same version, different
 // fields or document). The exit status is non-zero when any ICP differs.
 type VerifyCmd struct {
-	StoreFlags `embed:""`
-	Settle     time.Duration `name:"settle" default:"5s" help:"How long a difference may take to go away (a running projector catching up) before it is reported."`
-	ScratchDir string        `name:"scratch-dir" type:"path" help:"Directory for the scratch read model (default: the system's temporary directory); removed afterwards."`
-	Progress   string        `name:"progress" default:"auto" enum:"auto,bar,lines,none" help:"Progress on stderr: a bar on a terminal (auto), a bar, plain lines, or none."`
+	StoreFlags    `embed:""`
+	ReadModelFlag `embed:""`
+	Settle        time.Duration `name:"settle" default:"5s" help:"How long a difference may take to go away (a running projector catching up) before it is reported."`
+	ScratchDir    string        `name:"scratch-dir" type:"path" help:"Directory for the scratch read model (default: the system's temporary directory); removed afterwards."`
+	Progress      string        `name:"progress" default:"auto" enum:"auto,bar,lines,none" help:"Progress on stderr: a bar on a terminal (auto), a bar, plain lines, or none."`
 }
 
 // Validate is called by kong after parsing.
 func (c *VerifyCmd) Validate() error {
 	var errs []error
 	if err := c.StoreFlags.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.ReadModelFlag.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.Settle < 0 || c.Settle > time.Hour {
