@@ -30,12 +30,34 @@ import (
 //     fold of its stream;
 //   - a read model rebuilt from the store alone, into an empty database, holds
 //     exactly what the live one held, and serves the same gets and lists.
+//
+// This one runs on the embedded SQLite store; lifecycle_engines_test.go runs
+// the same on EventStoreDB.
 func TestTheLifecycleServedLiveIsTheFoldOfTheEventStore(t *testing.T) {
-	s := startService(t)
-	alice := s.token("user_alice", "org_acme", false)
-	bob := s.token("user_bob", "org_acme", false)
-	root := s.token("user_root", "org_acme", true)
-	solo := s.token("user_alice", "", false) // alice in her personal scope
+	lifecycle(t, engines{}, func(t *testing.T, s *service) events.Store {
+		st, err := sqlitestore.Open(context.Background(), filepath.Join(s.dir, app.EventsFile), sqlitestore.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	})
+}
+
+// lifecycle runs the test above on a service using e's engines. Once the
+// service has stopped, openStore opens its event store (the caller's to
+// check where it lives); lifecycle closes it. On a store shared with other
+// runs (e.orgSuffix set), the users are this run's own as well, since a
+// personal tenant is named after its user, and only the ICPs of this run's
+// tenants are checked.
+func lifecycle(t *testing.T, e engines, openStore func(t *testing.T, s *service) events.Store) {
+	s := startServiceOn(t, e)
+	aliceID, bobID, rootID := "user_alice"+e.orgSuffix, "user_bob"+e.orgSuffix, "user_root"+e.orgSuffix
+	users := strings.NewReplacer(`"user_alice"`, `"`+aliceID+`"`, `"user_bob"`, `"`+bobID+`"`).Replace
+	alice := s.token(aliceID, "org_acme", false)
+	bob := s.token(bobID, "org_acme", false)
+	root := s.token(rootID, "org_acme", true)
+	solo := s.token(aliceID, "", false) // alice in her personal scope
+	org := "org_acme" + e.orgSuffix
 	create := func(token, body string, header map[string]string) string {
 		t.Helper()
 		r := s.call(http.MethodPost, api.BasePath, token, body, header)
@@ -54,7 +76,7 @@ func TestTheLifecycleServedLiveIsTheFoldOfTheEventStore(t *testing.T) {
 	}
 
 	// 50 concurrent PATCHes to one ICP, by members and an admin.
-	hot := create(alice, `{"name":"Hot","leadProviderCriteria":[],"userIds":["user_bob"]}`, nil)
+	hot := create(alice, users(`{"name":"Hot","leadProviderCriteria":[],"userIds":["user_bob"]}`), nil)
 	const n = 50
 	var (
 		wg    sync.WaitGroup
@@ -104,9 +126,9 @@ func TestTheLifecycleServedLiveIsTheFoldOfTheEventStore(t *testing.T) {
 	t.Logf("%d of %d concurrent PATCHes succeeded", len(won), n)
 
 	// Sequences of creates, updates and deletes in two tenants.
-	handedOver := create(alice, `{"name":"A1","description":"first","leadProviderCriteria":[{"provider":"baseProvider","filters":{"a.b":[1,2]}}],"userIds":["user_bob"]}`, nil)
+	handedOver := create(alice, users(`{"name":"A1","description":"first","leadProviderCriteria":[{"provider":"baseProvider","filters":{"a.b":[1,2]}}],"userIds":["user_bob"]}`), nil)
 	call(http.MethodPatch, handedOver, alice, `{"name":"A1 renamed","leadsPerList":33}`, nil, http.StatusOK)
-	call(http.MethodPatch, handedOver, alice, `{"userIds":["user_bob"]}`, nil, http.StatusOK)
+	call(http.MethodPatch, handedOver, alice, users(`{"userIds":["user_bob"]}`), nil, http.StatusOK)
 	call(http.MethodGet, handedOver, alice, "", nil, http.StatusForbidden)
 	call(http.MethodPatch, handedOver, bob, `{"description":null,"crmFilters":{"textSearch":null,"filters":[{"path":"x","mode":"eq","value":{"$gt":1}}]}}`, nil, http.StatusOK)
 
@@ -132,7 +154,7 @@ func TestTheLifecycleServedLiveIsTheFoldOfTheEventStore(t *testing.T) {
 	call(http.MethodDelete, conditional, alice, "", nil, http.StatusNotFound)
 	call(http.MethodPatch, conditional, alice, `{"name":"back"}`, nil, http.StatusNotFound)
 
-	kept := create(bob, `{"name":"B2","leadProviderCriteria":[],"userIds":["user_alice"]}`, nil)
+	kept := create(bob, users(`{"name":"B2","leadProviderCriteria":[],"userIds":["user_alice"]}`), nil)
 
 	// What the service served live, by the caller who sees it.
 	type served struct {
@@ -149,10 +171,10 @@ func TestTheLifecycleServedLiveIsTheFoldOfTheEventStore(t *testing.T) {
 		p     auth.Principal
 	}
 	listers := []lister{
-		{alice, auth.Principal{UserID: "user_alice", OrgID: "org_acme"}},
-		{bob, auth.Principal{UserID: "user_bob", OrgID: "org_acme"}},
-		{root, auth.Principal{UserID: "user_root", OrgID: "org_acme"}},
-		{solo, auth.Principal{UserID: "user_alice"}},
+		{alice, auth.Principal{UserID: aliceID, OrgID: org}},
+		{bob, auth.Principal{UserID: bobID, OrgID: org}},
+		{root, auth.Principal{UserID: rootID, OrgID: org}},
+		{solo, auth.Principal{UserID: aliceID}},
 	}
 	lists := make([]string, len(listers))
 	for i, l := range listers {
@@ -161,10 +183,7 @@ func TestTheLifecycleServedLiveIsTheFoldOfTheEventStore(t *testing.T) {
 
 	s.stop()
 	ctx := context.Background()
-	st, err := sqlitestore.Open(ctx, filepath.Join(s.dir, app.EventsFile), sqlitestore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := openStore(t, s)
 	defer st.Close()
 	live, err := sqlitemodel.Open(ctx, filepath.Join(s.dir, app.ReadModelFile), sqlitemodel.Options{})
 	if err != nil {
@@ -176,12 +195,13 @@ func TestTheLifecycleServedLiveIsTheFoldOfTheEventStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rebuilt.Close()
-	ids := rebuild(t, st, rebuilt)
-	if len(ids) != 7 {
-		t.Fatalf("the store holds %d ICPs, want 7", len(ids))
+	ours := map[string]bool{}
+	for _, l := range listers {
+		ours[l.p.Tenant()] = true
 	}
-
-	for _, id := range ids {
+	folds := map[string]*events.State{}
+	var ids []string
+	for _, id := range rebuild(t, st, rebuilt) {
 		evs, err := st.ReadStream(ctx, events.StreamID(id), 0)
 		if err != nil {
 			t.Fatal(err)
@@ -190,6 +210,17 @@ func TestTheLifecycleServedLiveIsTheFoldOfTheEventStore(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if ours[folded.Tenant] {
+			ids = append(ids, id)
+			folds[id] = folded
+		}
+	}
+	if len(ids) != 7 {
+		t.Fatalf("the store holds %d ICPs in this test's tenants, want 7", len(ids))
+	}
+
+	for _, id := range ids {
+		folded := folds[id]
 		want, err := projections.ViewOf(folded)
 		if err != nil {
 			t.Fatal(err)
