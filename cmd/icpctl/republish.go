@@ -107,11 +107,16 @@ func (c *RepublishCmd) Run(g *Globals) error {
 	}
 	defer st.Close()
 
+	head, err := st.Head(ctx)
+	if err != nil {
+		return fmt.Errorf("event store head: %w", err)
+	}
+	if c.FromPosition > head {
+		return fmt.Errorf("--from-position %d is beyond the event store's last position, %d", c.FromPosition, head)
+	}
 	to := c.ToPosition
-	if to == 0 {
-		if to, err = st.Head(ctx); err != nil {
-			return fmt.Errorf("event store head: %w", err)
-		}
+	if to == 0 || to > head {
+		to = head
 	}
 	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(c.Timeout))
 	if err != nil {

@@ -99,6 +99,10 @@ func TestRepublishWithTheServiceStopped(t *testing.T) {
 	if code != 0 || !strings.Contains(out, ": 0 stored, 8 already held") {
 		t.Fatalf("second run: exit %d, %q %q", code, out, errOut)
 	}
+	code, _, errOut = icpctl(t, "republish", "--data-dir", dir, "--from-position", strconv.Itoa(len(all)+1), "--progress", "none")
+	if code == 0 || !strings.Contains(errOut, "beyond the event store's last position") {
+		t.Fatalf("from beyond the head: exit %d, %q", code, errOut)
+	}
 
 	srv, err := natsserver.Start(natsserver.Config{StoreDir: filepath.Join(dir, app.NATSDir)})
 	if err != nil {
