@@ -203,11 +203,28 @@ func TestOneActiveRelayAndASpareThatTakesOverAfterACrash(t *testing.T) {
 	}
 	// Crash: the process dies with its connection; the lease is not released.
 	connA.Close()
-	_ = stopA()
+	crashed := time.Now()
 	if b.Stats().Active {
 		t.Fatal("the spare took over before the lease expired")
 	}
-	eventually(t, waitLong, func() bool { return b.Stats().Active }, func() string { return "the spare never took over" })
+	tookOver := make(chan time.Duration, 1)
+	go func() {
+		for !b.Stats().Active {
+			time.Sleep(5 * time.Millisecond) // polling interval of the observer
+		}
+		tookOver <- time.Since(crashed)
+	}()
+	_ = stopA()
+	select {
+	case took := <-tookOver:
+		// The lease was last renewed at most a third of its TTL before
+		// the crash, so the spare cannot take over sooner than this.
+		if took < ttl/2 {
+			t.Errorf("the spare took over %s after the crash, before the lease could expire", took)
+		}
+	case <-time.After(waitLong):
+		t.Fatal("the spare never took over")
+	}
 	if err := wait(); err != nil {
 		t.Fatal(err)
 	}
