@@ -82,9 +82,8 @@ type Progress struct {
 // Options tune a replay. The zero value is valid.
 type Options struct {
 	// MaxStates bounds the ICP states held in memory (default
-	// DefaultMaxStates; a state takes about 1 KB). An ICP whose events
-	// all arrive while its state is held is written once; a larger cache
-	// writes fewer ICPs twice.
+	// DefaultMaxStates; a state takes about 1 KB). A state that left the
+	// cache is read back from the target when its ICP has another event.
 	MaxStates int
 	// SwapBelow: Rebuild swaps once a catch-up round found fewer new events
 	// than this (default DefaultSwapBelow). The events of the last round
@@ -113,8 +112,8 @@ type Result struct {
 	// Events is the number of events read; Last the position of the last.
 	Events uint64
 	Last   uint64
-	// Views is the number of views written (an ICP touched in several
-	// chunks counts once per chunk).
+	// Views is the number of views written (an ICP written several times
+	// counts each time).
 	Views uint64
 	// Skipped counts the events that could not be applied; Problems lists
 	// the first of them.

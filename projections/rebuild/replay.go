@@ -23,8 +23,11 @@ var (
 	readChunk = 8192
 	// putViews bounds the views written in one Put: each Put is one write
 	// transaction, during which the live projector's writes to the same
-	// file wait. 4096 views took 50-150 ms on the shared 2-core machine.
-	putViews = 4096
+	// file wait (the API's read-your-writes wait absorbs it). Trade-off,
+	// measured with BenchmarkRebuild on the shared 2-core machine: 8192
+	// views hold the lock 0.15-0.3 s and rebuild the mixed history at
+	// about 40,000 events/s; 4096 views, 0.05-0.15 s and about 35,000.
+	putViews = 8192
 	// ageChunks is how many chunks a dirty state stays unwritten after its
 	// last event (see ageOut).
 	ageChunks uint64 = 4
@@ -32,11 +35,12 @@ var (
 	compactEvery uint64 = 64
 )
 
-// replayer folds the history into a write-back cache of ICP states and
-// writes each state when it leaves the cache: an ICP whose events all fall
-// within the cache's life is written once, with its final state, as a
-// plain insert. Three goroutines overlap on the machine's cores: one reads
-// and decodes the store's events, one folds them, one writes.
+// replayer folds the history into a write-back cache of ICP states. A
+// state is written when no event touched it for ageChunks chunks, when it
+// leaves the cache, or at the end of the replay: an ICP whose events come
+// close together in the history is written once, with its final state, as a
+// plain insert. Reading, decoding (on every core), folding and encoding (on
+// every core), and writing overlap: each has a goroutine of its own.
 //
 // The cache is bounded (Options.MaxStates); the least recently touched
 // states leave first. A state needed again after it left is read back from
@@ -53,7 +57,7 @@ type replayer struct {
 	// chunk: the eviction order. An id appears under every chunk that
 	// touched it; only the entry's latest counts.
 	touched [][]string
-	first   uint64 // sequence number of touched[0]
+	first   uint64 // touched[0] is the chunk with sequence number first+1
 	seq     uint64 // sequence number of the chunk being folded
 
 	start  time.Time
