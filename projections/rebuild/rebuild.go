@@ -11,6 +11,16 @@
 // projector's dead-lettering does; an event written by a newer release stops
 // the replay (ErrNewerRelease), where the projector would wait for the
 // upgrade.
+//
+// Speed: BenchmarkRebuild, SQLite store into the SQLite read model on the
+// shared 2-core reference machine, about 700-byte events: 54,000-61,000
+// events/s for a history whose ICPs have three events each, 40,000-42,000
+// for a history of mostly creates (1.45 events per ICP), at 23-27 and 36-43
+// µs of CPU per event. The bound is the read model's single writer: a row
+// with its two membership rows costs about 19 µs to insert with
+// modernc.org/sqlite here, so histories of creates cannot pass about 50,000
+// ICPs/s whatever the rest does; folding in memory and writing each ICP's
+// state once is what lets histories with updates go faster.
 package rebuild
 
 import (
