@@ -1,5 +1,5 @@
 // Package api is the HTTP interface of the service: the routes of the ICP
-// contract (the ICP HTTP contract; see README "API decisions beyond the contract"), the mapping between
+// contract (served as an OpenAPI document at /openapi.json), the mapping between
 // requests, commands and read-model documents, and the error catalogue.
 package api
 
