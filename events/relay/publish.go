@@ -31,11 +31,13 @@ var errTailMoved = errors.New("bus tail is not where this relay left it")
 //   - a retried publish that had in fact been stored (ditto).
 //
 // A batch is pipelined with nats.go's PublishMsgAsync and its acks are read
-// in order. That is safe because of the expected sequence: message i of a
-// batch can only be stored at sequence base+i, directly after message i-1, so
-// what lands is always a prefix of the batch, in store order, whatever fails
-// or times out; the session then re-reads the tail from the bus and resumes
-// after what really landed. Watermill's publisher is not used here: it
+// in order. That is safe because of the expected sequence: the bus is a
+// dense prefix of the store in store order, so every publisher maps stream
+// sequence base+i to the same store event, and message i of a batch can only
+// be stored at sequence base+i+1, directly after the event that precedes it
+// in the store, whoever published that one. Whatever fails or times out, the
+// stream stays the store's prefix; the session then re-reads the tail from
+// the bus and resumes after what really landed. Watermill's publisher is not used here: it
 // publishes one message at a time, waits for each ack, and hides the ack's
 // sequence and duplicate flag that this check reads. Measured with
 // BenchmarkRelayPublish (embedded NATS, file store, 600-byte events, 2 cores
@@ -49,13 +51,15 @@ type tailWriter struct {
 	lastSeq uint64
 }
 
-// publishBatch publishes batch in order and returns how many of its events
-// JetStream acknowledged as stored (always a prefix). An error wrapping
-// errTailMoved means the stream's last sequence was not the expected one
-// (or a message was acknowledged as a duplicate, i.e. not stored); any other
-// error means the outcome of the rest is unknown. Either way the caller must
-// re-read the tail before publishing again.
-func (w *tailWriter) publishBatch(ctx context.Context, batch []events.Recorded) (int, error) {
+// publishBatch publishes batch in order and returns how many of its first
+// events JetStream acknowledged as stored in a row (n), and how many of the
+// events after the first failure were stored all the same (later: possible
+// only when another relay filled the gap in between, see tailWriter). An
+// error wrapping errTailMoved means the stream's last sequence was not the
+// expected one (or a message was acknowledged as a duplicate, i.e. not
+// stored); any other error means the outcome of the rest is unknown. Either
+// way the caller must re-read the tail before publishing again.
+func (w *tailWriter) publishBatch(ctx context.Context, batch []events.Recorded) (n, later int, err error) {
 	futures := make([]jetstream.PubAckFuture, 0, len(batch))
 	var sendErr error
 	for i, r := range batch {
@@ -81,18 +85,41 @@ func (w *tailWriter) publishBatch(ctx context.Context, batch []events.Recorded) 
 		select {
 		case ack := <-f.Ok():
 			if ack.Duplicate || ack.Sequence != w.lastSeq+1 {
-				return i, fmt.Errorf("%w: event %s at position %d acknowledged at sequence %d (duplicate %t), expected %d", errTailMoved, r.ID, r.Position, ack.Sequence, ack.Duplicate, w.lastSeq+1)
+				err = fmt.Errorf("%w: event %s at position %d acknowledged at sequence %d (duplicate %t), expected %d", errTailMoved, r.ID, r.Position, ack.Sequence, ack.Duplicate, w.lastSeq+1)
+			} else {
+				w.lastSeq = ack.Sequence
 			}
-			w.lastSeq = ack.Sequence
-		case err := <-f.Err():
+		case perr := <-f.Err():
 			var apiErr *jetstream.APIError
-			if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
-				return i, fmt.Errorf("%w: publish of event %s at position %d expected last sequence %d: %w", errTailMoved, r.ID, r.Position, w.lastSeq, err)
+			if errors.As(perr, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+				err = fmt.Errorf("%w: publish of event %s at position %d expected last sequence %d: %w", errTailMoved, r.ID, r.Position, w.lastSeq, perr)
+			} else {
+				err = fmt.Errorf("publish event %s at position %d: %w", r.ID, r.Position, perr)
 			}
-			return i, fmt.Errorf("publish event %s at position %d: %w", r.ID, r.Position, err)
 		case <-deadline.C:
-			return i, fmt.Errorf("publish event %s at position %d: no acknowledgement within %s", r.ID, r.Position, w.timeout)
+			err = fmt.Errorf("publish event %s at position %d: no acknowledgement within %s", r.ID, r.Position, w.timeout)
+		}
+		if err != nil {
+			return i, w.landedAfter(futures[i+1:], deadline.C), err
 		}
 	}
-	return len(futures), sendErr
+	return len(futures), 0, sendErr
+}
+
+// landedAfter counts the futures acknowledged as stored (not duplicates),
+// waiting at most until deadline fires.
+func (w *tailWriter) landedAfter(futures []jetstream.PubAckFuture, deadline <-chan time.Time) int {
+	n := 0
+	for _, f := range futures {
+		select {
+		case ack := <-f.Ok():
+			if !ack.Duplicate {
+				n++
+			}
+		case <-f.Err():
+		case <-deadline:
+			return n
+		}
+	}
+	return n
 }

@@ -279,12 +279,12 @@ func (r *Relay) session(ctx context.Context, ls *lease) (progressed bool, err er
 			}
 			prev = ev.Position
 		}
-		n, err := w.publishBatch(sctx, batch)
+		n, later, err := w.publishBatch(sctx, batch)
 		if n > 0 {
 			last = batch[n-1].Position
 			r.lastPos.Store(last)
-			r.published.Add(uint64(n))
 		}
+		r.published.Add(uint64(n + later))
 		if err != nil {
 			return err
 		}
