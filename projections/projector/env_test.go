@@ -271,9 +271,16 @@ func (e *env) consumer(durable string) *nats.ConsumerInfo {
 // and every delivery was acked: the projector's stats are then final.
 func (e *env) drained(durable string) {
 	e.t.Helper()
+	// Nothing pending is not enough right after a publish: the consumer may
+	// not have taken the new message into account yet. Drained means every
+	// message the stream holds is acknowledged.
 	eventually(e.t, "consumer drained", func() bool {
+		stream, err := e.js.StreamInfo(events.BusStream)
+		if err != nil {
+			return false
+		}
 		info := e.consumer(durable)
-		return info.NumPending == 0 && info.NumAckPending == 0
+		return info.NumPending == 0 && info.NumAckPending == 0 && info.AckFloor.Stream >= stream.State.LastSeq
 	})
 }
 

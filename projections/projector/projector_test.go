@@ -267,6 +267,9 @@ func TestRestartMidStreamAppliesEveryEventOnce(t *testing.T) {
 
 	cfg := e.config()
 	cfg.Concurrency = 4
+	// Messages the server had already sent when the drain began reach no
+	// handler; they stay pending until AckWait and are then redelivered.
+	cfg.AckWait = 2 * time.Second
 	first := e.start(cfg)
 	eventually(t, "some progress", func() bool { return first.Stats().Applied >= total/5 })
 	first.stop(t)
@@ -275,9 +278,9 @@ func TestRestartMidStreamAppliesEveryEventOnce(t *testing.T) {
 	if handled1 >= total {
 		t.Fatalf("the first projector handled everything (%+v): not a mid-stream stop", s1)
 	}
-	// A graceful stop acks what it handled: nothing stays pending (no
-	// subscriber is left to take a redelivery, so this waits for the acks
-	// already sent, not for new work).
+	// A graceful stop acks what it handled; what was still on its way to it
+	// returns to the consumer after AckWait (no subscriber is left to take a
+	// redelivery, so this waits for acks and expiries, not for new work).
 	eventually(t, "the first projector's acks", func() bool {
 		return e.consumer(projector.DefaultDurable).NumAckPending == 0
 	})
