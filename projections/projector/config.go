@@ -37,8 +37,10 @@ type Config struct {
 	// dead-letter subject icp.dlq.<Durable> (default "projector").
 	// Replicas with the same Durable share the work.
 	Durable string
-	// Concurrency is how many messages are handled at once by this replica
-	// (default 256). Many in flight let the read model batch their writes.
+	// Concurrency bounds one batch and the messages this replica pulls
+	// ahead of it (default 256). A batch is what arrived while the previous
+	// one was being written, so batches grow with the load; each costs one
+	// read model commit.
 	Concurrency int
 	// MaxAckPending caps the messages delivered and not yet acked, across
 	// all replicas (default 2 × Concurrency).

@@ -5,19 +5,35 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 
-	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/internal/telemetry"
 )
 
-// handle is the router's handler for one bus message. Returning nil acks the
-// message; returning an error naks it with the backoff delay.
+// verdict is what becomes of one message once its batch is handled.
+type verdict int
+
+const (
+	// pending: decoded, not yet projected.
+	pending verdict = iota
+	// ack: applied, or already applied, durably.
+	ack
+	// retry: nak with the backoff delay; delivered again later.
+	retry
+	// deadLetter: copied to the dead-letter subject with the reason, then
+	// acked.
+	deadLetter
+)
+
+// item is one message on its way through a batch.
 //
-//   - Applied, or already applied: nil, only after the read model reported
+//   - Applied, or already applied: acked, only after the read model reported
 //     the write durable.
 //   - Unknown event type or schema version (a newer release wrote it): nak,
 //     retried later, never dead-lettered.
@@ -28,39 +44,99 @@ import (
 //
 // Each message is one consumer span, a child of the request that recorded
 // the event (the message's traceparent).
-func (p *Projector) handle(msg *message.Message) (err error) {
-	ctx, span := telemetry.StartMessageSpan(msg.Context(), p.tracer, p.cfg.Durable, msg.Metadata.Get)
-	defer func() { telemetry.EndSpan(span, err) }()
-	ctx, cancel := context.WithTimeout(ctx, p.cfg.AckWait)
-	defer cancel()
+type item struct {
+	d       delivery
+	ctx     context.Context
+	span    trace.Span
+	rec     events.Recorded
+	payload any
 
-	if reason := msg.Metadata.Get(mdMalformed); reason != "" {
-		return p.deadLetter(ctx, msg, "malformed message: "+reason)
+	verdict verdict
+	// reason is the dead-letter reason or the retried error.
+	reason error
+}
+
+// inspect reads and decodes one message. Messages that cannot be projected
+// leave with their verdict set; the others are pending.
+func (p *Projector) inspect(ctx context.Context, m jetstream.Msg) *item {
+	it := &item{d: newDelivery(m)}
+	it.ctx, it.span = telemetry.StartMessageSpan(ctx, p.tracer, p.cfg.Durable, it.d.header)
+	if it.d.malformed != "" {
+		it.deadLetter(errors.New("malformed message: " + it.d.malformed))
+		return it
 	}
-	rec, err := events.FromHeaders(msg.Metadata.Get, msg.Payload)
+	rec, err := events.FromHeaders(it.d.header, m.Data())
 	if err != nil {
-		return p.deadLetter(ctx, msg, err.Error())
+		it.deadLetter(err)
+		return it
 	}
+	it.rec = rec
 	payload, err := events.DecodeRecorded(rec)
 	if err == nil {
 		err = checkPayloadID(rec, payload)
 	}
-	if err != nil {
-		if errors.Is(err, events.ErrUnknownVersion) {
-			return p.retry(msg, rec, err)
-		}
-		return p.deadLetter(ctx, msg, err.Error())
+	switch {
+	case errors.Is(err, events.ErrUnknownVersion):
+		it.verdict, it.reason = retry, err
+	case err != nil:
+		it.deadLetter(err)
+	default:
+		it.payload = payload
 	}
-	err = p.project(ctx, rec, payload)
+	return it
+}
+
+func (it *item) deadLetter(reason error) { it.verdict, it.reason = deadLetter, reason }
+
+// judge sets the verdict from what project returned for the item.
+func (p *Projector) judge(it *item, err error) {
 	switch {
 	case err == nil:
-		return nil
+		it.verdict = ack
 	case errors.Is(err, errPermanent):
-		return p.deadLetter(ctx, msg, err.Error())
-	case errors.Is(err, errMissingInStore) && deliveries(msg) >= p.cfg.MissingEventDeliveries:
-		return p.deadLetter(ctx, msg, fmt.Sprintf("%v (after %d deliveries)", err, deliveries(msg)))
+		it.deadLetter(err)
+	case errors.Is(err, errMissingInStore) && it.d.delivered >= uint64(p.cfg.MissingEventDeliveries):
+		it.deadLetter(fmt.Errorf("%w (after %d deliveries)", err, it.d.delivered))
 	default:
-		return p.retry(msg, rec, err)
+		it.verdict, it.reason = retry, err
+	}
+}
+
+// settle acks, naks or dead-letters the message as its verdict says and ends
+// its span.
+func (p *Projector) settle(ctx context.Context, it *item) {
+	var spanErr error
+	switch it.verdict {
+	case ack:
+		p.ackOrLog(it.d.msg.Ack())
+	case deadLetter:
+		if err := p.deadLetter(ctx, it); err != nil {
+			spanErr = err
+			p.stats.retried.Add(1)
+			p.log.Warn("projector: dead-letter publish failed, retried later", "subject", p.dlqSubject,
+				"reason", it.reason, "stream_seq", it.d.streamSeq, "err", err)
+			p.ackOrLog(it.d.msg.NakWithDelay(p.backoff.wait(it.d.delivered)))
+			break
+		}
+		p.ackOrLog(it.d.msg.Ack())
+	default: // retry, or pending left by an error of the batch
+		spanErr = it.reason
+		if spanErr == nil {
+			spanErr = errors.New("not handled")
+		}
+		p.stats.retried.Add(1)
+		p.log.Warn("projector: event retried later", "event", it.rec.ID, "stream", it.rec.StreamID,
+			"version", it.rec.Version, "delivery", it.d.delivered, "err", spanErr)
+		p.ackOrLog(it.d.msg.NakWithDelay(p.backoff.wait(it.d.delivered)))
+	}
+	telemetry.EndSpan(it.span, spanErr)
+}
+
+// ackOrLog logs a failed ack or nak: the message then comes back after
+// AckWait, and the version guard makes its second handling an ack.
+func (p *Projector) ackOrLog(err error) {
+	if err != nil && !p.stopping.Load() {
+		p.log.Warn("projector: ack or nak not sent; the message is delivered again after AckWait", "err", err)
 	}
 }
 
@@ -82,51 +158,41 @@ func checkPayloadID(rec events.Recorded, payload any) error {
 	return nil
 }
 
-func (p *Projector) retry(msg *message.Message, rec events.Recorded, err error) error {
-	p.stats.retried.Add(1)
-	p.log.Warn("projector: event retried later", "event", rec.ID, "stream", rec.StreamID,
-		"version", rec.Version, "delivery", deliveries(msg), "err", err)
-	return err
-}
-
 // deadLetter publishes the message's body and headers, plus the reason, to
-// the dead-letter subject and returns nil so the original is acked. If the
-// publish fails it returns an error: the original is redelivered and dead-
-// lettered again (the copy's message id is derived from the original's
-// stream sequence, so JetStream drops a duplicate copy).
-func (p *Projector) deadLetter(ctx context.Context, msg *message.Message, reason string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	dl := message.NewMessage(p.deadLetterID(msg), msg.Payload)
-	for k, v := range msg.Metadata {
-		if !strings.HasPrefix(k, internalPrefix) {
-			dl.Metadata.Set(k, v)
+// the dead-letter subject. When it fails the original is redelivered and
+// dead-lettered again: the copy's message id is derived from the original's
+// stream sequence, so JetStream drops a duplicate copy.
+func (p *Projector) deadLetter(ctx context.Context, it *item) error {
+	reason := headerSafe(it.reason.Error())
+	dl := nats.NewMsg(p.dlqSubject)
+	for k, vs := range it.d.msg.Headers() {
+		// JetStream control headers (Nats-Msg-Id,
+		// Nats-Expected-Last-Sequence, ...) speak of the original
+		// publish; carried into the copy they would make JetStream
+		// refuse it.
+		if strings.HasPrefix(k, "Nats-") {
+			continue
 		}
+		dl.Header[k] = vs
 	}
-	dl.Metadata.Set(events.HeaderDLQReason, headerSafe(reason))
-	telemetry.DeadLettered(ctx, headerSafe(reason))
-	if err := p.dlq.Publish(p.dlqSubject, dl); err != nil {
-		p.stats.retried.Add(1)
-		p.log.Warn("projector: dead-letter publish failed, retried later", "subject", p.dlqSubject,
-			"reason", reason, "stream_seq", msg.Metadata.Get(mdStreamSeq), "err", err)
+	dl.Header.Set(events.HeaderDLQReason, reason)
+	dl.Data = it.d.msg.Data()
+	telemetry.DeadLettered(it.ctx, reason)
+	if _, err := p.pubJS.PublishMsg(ctx, dl, jetstream.WithMsgID(p.deadLetterID(it))); err != nil {
 		return fmt.Errorf("dead-letter publish: %w", err)
 	}
 	p.stats.deadLettered.Add(1)
 	p.log.Error("projector: message dead-lettered", slog.String("subject", p.dlqSubject),
-		slog.String("reason", reason), slog.String("stream_seq", msg.Metadata.Get(mdStreamSeq)),
-		slog.String("event", msg.Metadata.Get(events.HeaderID)))
+		slog.String("reason", reason), slog.Uint64("stream_seq", it.d.streamSeq),
+		slog.String("event", it.d.header(events.HeaderID)))
 	return nil
 }
 
-func (p *Projector) deadLetterID(msg *message.Message) string {
-	if seq := msg.Metadata.Get(mdStreamSeq); seq != "" {
-		return p.cfg.Durable + "-" + events.BusStream + "-" + seq
+func (p *Projector) deadLetterID(it *item) string {
+	if it.d.streamSeq != 0 {
+		return p.cfg.Durable + "-" + events.BusStream + "-" + strconv.FormatUint(it.d.streamSeq, 10)
 	}
-	if msg.UUID != "" {
-		return p.cfg.Durable + "-" + msg.UUID
-	}
-	return p.cfg.Durable + "-" + uuid.NewString()
+	return p.cfg.Durable + "-" + it.d.header(nats.MsgIdHdr)
 }
 
 // headerSafe makes s fit a NATS header value: one line, bounded length.

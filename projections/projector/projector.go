@@ -1,11 +1,11 @@
 // Package projector keeps the read model up to date from the bus: it consumes
-// ICP_EVENTS with a durable JetStream consumer through a watermill router and
-// applies each ICP's events in version order (see project for the rule), so
-// that every event is applied exactly once whatever the bus redelivers,
-// reorders or loses.
+// ICP_EVENTS with a durable JetStream pull consumer, in batches, and applies
+// each ICP's events in version order (see project for the rule), so that
+// every event is applied exactly once whatever the bus redelivers, reorders
+// or loses.
 //
-// Replicas with the same Durable share one consumer (a queue group); the
-// version guard of the read model keeps them from applying an event twice.
+// Replicas with the same Durable share one consumer; the version guard of the
+// read model keeps them from applying an event twice.
 package projector
 
 import (
@@ -16,10 +16,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
-	wmnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
-	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
 
@@ -36,9 +34,10 @@ type Projector struct {
 	log        *slog.Logger
 	dlqSubject string
 
-	dlq    message.Publisher
-	stats  counters
-	tracer trace.Tracer
+	pubJS   jetstream.JetStream
+	stats   counters
+	tracer  trace.Tracer
+	backoff backoff
 
 	started  atomic.Bool
 	ready    atomic.Bool
@@ -80,6 +79,7 @@ func New(cfg Config) (*Projector, error) {
 		log:        cfg.Logger.With("component", "projector", "durable", cfg.Durable),
 		dlqSubject: events.DLQSubject(cfg.Durable),
 		tracer:     otel.GetTracerProvider().Tracer("github.com/icpservice/icp/projections/projector"),
+		backoff:    backoff{first: cfg.RetryDelay, max: cfg.MaxRetryDelay},
 	}, nil
 }
 
@@ -101,12 +101,13 @@ func (p *Projector) Ready() bool {
 	return p.ready.Load() && c != nil && c.IsConnected()
 }
 
-// Run consumes until ctx ends, then stops gracefully: it stops taking new
-// messages, lets the messages in flight finish and be acked (within
-// ShutdownTimeout), and returns nil. It returns an error if the setup fails
-// (the bus stream does not appear before ctx ends is not an error: Run keeps
-// waiting for it) or if the consuming connection is closed for good. Run may
-// be called once.
+// Run consumes until ctx ends, then stops gracefully: it stops pulling new
+// messages, lets the batch in flight and the messages already pulled be
+// handled and acked (within ShutdownTimeout), and returns nil. Messages the
+// server had sent that reach no batch are delivered again after AckWait. It
+// returns an error if the setup fails (the bus stream not appearing before
+// ctx ends is not an error: Run keeps waiting for it) or if consuming stops
+// for good (connection closed, consumer deleted). Run may be called once.
 func (p *Projector) Run(ctx context.Context) (err error) {
 	if !p.started.CompareAndSwap(false, true) {
 		return errors.New("projector: Run called twice")
@@ -118,36 +119,27 @@ func (p *Projector) Run(ctx context.Context) (err error) {
 	if ownPub {
 		defer pubConn.Close()
 	}
-	js, err := pubConn.JetStream()
-	if err != nil {
+	if p.pubJS, err = jetstream.New(pubConn); err != nil {
 		return fmt.Errorf("projector: %w", err)
 	}
-	if err := ensureDLQStream(js); err != nil {
-		return err
-	}
-	if err := p.waitForBusStream(ctx, js); err != nil {
+	if err := ensureDLQStream(ctx, p.pubJS); err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
 		return err
 	}
-	if err := p.ensureConsumer(js); err != nil {
+	if err := p.waitForBusStream(ctx, p.pubJS); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return err
 	}
-
-	wlog := &quietLogger{
-		LoggerAdapter: watermill.NewSlogLoggerWithLevelMapping(p.log, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug}),
-		quiet:         &p.stopping,
-	}
-	p.dlq, err = wmnats.NewPublisherWithNatsConn(pubConn, wmnats.PublisherPublishConfig{
-		Marshaler:         &wmnats.NATSMarshaler{},
-		SubjectCalculator: wmnats.DefaultSubjectCalculator,
-		// The copy's message id comes from the original's stream sequence:
-		// a redelivered message that is dead-lettered again is deduplicated.
-		JetStream: wmnats.JetStreamConfig{TrackMsgId: true},
-	}, wlog)
+	cons, err := p.ensureConsumer(ctx, p.pubJS)
 	if err != nil {
-		return fmt.Errorf("projector: dead-letter publisher: %w", err)
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
 	}
 
 	closed := make(chan struct{})
@@ -157,90 +149,140 @@ func (p *Projector) Run(ctx context.Context) (err error) {
 	}
 	p.subConn.Store(subConn)
 	defer subConn.Close()
-
-	sub, err := wmnats.NewSubscriberWithNatsConn(subConn, wmnats.SubscriberSubscriptionConfig{
-		Unmarshaler:      unmarshaler{},
-		SubscribersCount: p.cfg.Concurrency,
-		AckWaitTimeout:   p.cfg.AckWait,
-		CloseTimeout:     closeAfterDrain,
-		NakDelay:         backoff{first: p.cfg.RetryDelay, max: p.cfg.MaxRetryDelay},
-		QueueGroupPrefix: p.cfg.Durable,
-		JetStream: wmnats.JetStreamConfig{
-			DurablePrefix: p.cfg.Durable,
-			AckAsync:      true,
-			SubscribeOptions: []nats.SubOpt{
-				// Bind to the consumer ensureConsumer made: a consumer the
-				// client library creates itself is deleted when the
-				// subscription is drained, which would restart the
-				// durable from the first message.
-				nats.Bind(events.BusStream, p.cfg.Durable),
-				nats.ManualAck(),
-			},
-		},
-	}, wlog)
+	subJS, err := jetstream.New(subConn)
 	if err != nil {
-		return fmt.Errorf("projector: subscriber: %w", err)
+		return fmt.Errorf("projector: %w", err)
 	}
-	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: closeAfterDrain}, wlog)
-	if err != nil {
-		return fmt.Errorf("projector: router: %w", err)
+	if cons, err = subJS.Consumer(ctx, events.BusStream, cons.CachedInfo().Name); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("projector: consumer %s: %w", p.cfg.Durable, err)
 	}
-	router.AddConsumerHandler("projector", events.BusSubjects, sub, p.handle)
 
-	// The router runs on its own context: cancelling it would abandon the
-	// messages in flight before their acks. Shutdown goes through a drain
-	// of the consuming connection instead (below).
-	runCtx, cancelRun := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelRun()
-	routerDone := make(chan error, 1)
-	go func() { routerDone <- router.Run(runCtx) }()
+	// The pull subscription hands messages to one batching loop: whatever
+	// arrived while the previous batch was being written is the next
+	// batch, so batches grow with the load and each costs one read model
+	// commit. watermill's router hands a handler one message at a time,
+	// which is why the projector consumes with nats.go directly.
+	in := make(chan jetstream.Msg, p.cfg.Concurrency)
+	loopDone := make(chan struct{})
+	stopLoop := make(chan struct{})
+	consumeErr := make(chan error, 1)
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		select {
+		case in <- m:
+		case <-loopDone:
+			// Shutdown gave up on this message: it is delivered
+			// again after AckWait.
+		}
+	},
+		jetstream.PullMaxMessages(p.cfg.Concurrency),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+				select {
+				case consumeErr <- err:
+				default:
+				}
+				return
+			}
+			if !p.stopping.Load() {
+				p.log.Warn("projector: consuming", "err", err)
+			}
+		}))
+	if err != nil {
+		return fmt.Errorf("projector: consume %s: %w", p.cfg.Durable, err)
+	}
+	// Batches are handled on a context that outlives ctx: cancelling it
+	// would abandon the batch in flight before its acks.
+	batchCtx := context.WithoutCancel(ctx)
+	go p.batchLoop(batchCtx, in, stopLoop, loopDone)
+	p.ready.Store(true)
+	p.log.Info("projector: consuming", "stream", events.BusStream, "max_batch", p.cfg.Concurrency)
 
 	var runErr error
 	select {
-	case <-router.Running():
-		p.ready.Store(true)
-		p.log.Info("projector: consuming", "stream", events.BusStream, "concurrency", p.cfg.Concurrency)
-		select {
-		case <-ctx.Done():
-		case <-closed:
-			runErr = errors.New("projector: NATS connection closed")
-		case err := <-routerDone:
-			routerDone <- err
-			runErr = fmt.Errorf("projector: router stopped: %v", err)
-		}
 	case <-ctx.Done():
-	case err := <-routerDone:
-		routerDone <- err
-		runErr = fmt.Errorf("projector: router did not start: %v", err)
+	case <-closed:
+		runErr = errors.New("projector: NATS connection closed")
+	case err := <-consumeErr:
+		runErr = fmt.Errorf("projector: consumer %s gone: %w", p.cfg.Durable, err)
 	}
 
-	// Graceful stop: draining the consuming connection stops deliveries,
-	// lets every message already delivered run through its handler and be
-	// acked, then closes the connection.
 	p.ready.Store(false)
 	p.stopping.Store(true)
-	if err := subConn.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-		p.log.Warn("projector: drain", "err", err)
-	}
+	cc.Drain()
+	deadline := time.After(p.cfg.ShutdownTimeout)
 	select {
-	case <-closed:
-	case <-time.After(p.cfg.ShutdownTimeout + time.Second):
-		p.log.Warn("projector: drain did not finish in time")
+	case <-cc.Closed():
+	case <-deadline:
 	}
-	cancelRun()
-	if err := router.Close(); err != nil {
-		p.log.Warn("projector: router close", "err", err)
+	close(stopLoop)
+	select {
+	case <-loopDone:
+	case <-deadline:
+		p.log.Warn("projector: the batch in flight did not finish in time; it is delivered again after AckWait")
 	}
-	<-routerDone
+	// Acks are published without waiting for the server's answer: flush
+	// them before the connection closes.
+	if err := subConn.FlushTimeout(time.Second); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		p.log.Warn("projector: flush acks", "err", err)
+	}
 	p.log.Info("projector: stopped", "stats", fmt.Sprintf("%+v", p.Stats()))
 	return runErr
 }
 
-// closeAfterDrain bounds the router's and the subscriber's Close. They run
-// after the drain above, which already waited (up to ShutdownTimeout) for
-// every delivered message to be handled and acked; what is left is stopping
-// idle goroutines, and their longer timeouts only delayed the exit.
-const closeAfterDrain = 2 * time.Second
+// batchLoop handles what the subscription delivers until stop is closed and
+// everything delivered before it is handled. It reads and decodes messages
+// while the previous batch is being written, and the next batch is all that
+// was decoded meanwhile (at most Concurrency messages): batches grow with the
+// load, and are written strictly one after another, in delivery order.
+func (p *Projector) batchLoop(ctx context.Context, in <-chan jetstream.Msg, stop <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	decoded := make(chan []*item)
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		for items := range decoded {
+			p.handleBatch(ctx, items)
+		}
+	}()
+	defer func() {
+		close(decoded)
+		<-written
+	}()
+	max := cap(in)
+	var ready []*item
+	for {
+		recv, send := in, decoded
+		if len(ready) >= max {
+			recv = nil
+		}
+		if len(ready) == 0 {
+			send = nil
+		}
+		select {
+		case m := <-recv:
+			ready = append(ready, p.inspect(ctx, m))
+		case send <- ready:
+			ready = nil
+		case <-stop:
+			for {
+				select {
+				case m := <-in:
+					ready = append(ready, p.inspect(ctx, m))
+					continue
+				default:
+				}
+				break
+			}
+			if len(ready) > 0 {
+				decoded <- ready
+			}
+			return
+		}
+	}
+}
 
 // publishConn returns the connection for dead letters and stream setup:
 // Config.Conn when given (not owned), else a new owned connection.
@@ -280,26 +322,4 @@ func (p *Projector) connect(name string, onClosed nats.ConnHandler) (*nats.Conn,
 		return nil, fmt.Errorf("projector: connect to NATS: %w", err)
 	}
 	return c, nil
-}
-
-// quietLogger logs watermill's errors at debug level once shutdown started
-// (the drain closes the connection before the router stops, so watermill
-// reports the unsubscribes it can no longer send), and the router's report of
-// a handler error, which the handler has already logged with more context.
-type quietLogger struct {
-	watermill.LoggerAdapter
-	quiet *atomic.Bool
-}
-
-func (l *quietLogger) Error(msg string, err error, fields watermill.LogFields) {
-	// The handler logs every error it returns, with the event's details.
-	if l.quiet.Load() || msg == "Handler returned error" {
-		l.LoggerAdapter.Debug(msg+": "+err.Error(), fields)
-		return
-	}
-	l.LoggerAdapter.Error(msg, err, fields)
-}
-
-func (l *quietLogger) With(fields watermill.LogFields) watermill.LoggerAdapter {
-	return &quietLogger{LoggerAdapter: l.LoggerAdapter.With(fields), quiet: l.quiet}
 }

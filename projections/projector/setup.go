@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/icpservice/icp/events"
 )
@@ -14,23 +14,23 @@ import (
 // ensureDLQStream creates the dead-letter stream if it does not exist. It
 // leaves an existing stream's configuration alone: whoever created it (the
 // relay's setup, an operator) owns it.
-func ensureDLQStream(js nats.JetStreamContext) error {
-	_, err := js.StreamInfo(events.DLQStream)
+func ensureDLQStream(ctx context.Context, js jetstream.JetStream) error {
+	_, err := js.Stream(ctx, events.DLQStream)
 	if err == nil {
 		return nil
 	}
-	if !errors.Is(err, nats.ErrStreamNotFound) {
+	if !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return fmt.Errorf("projector: dead-letter stream: %w", err)
 	}
-	_, err = js.AddStream(&nats.StreamConfig{
+	_, err = js.CreateStream(ctx, jetstream.StreamConfig{
 		Name:        events.DLQStream,
 		Description: "ICP messages that can never be applied, with the reason in " + events.HeaderDLQReason,
 		Subjects:    []string{events.DLQSubjects},
-		Storage:     nats.FileStorage,
-		Retention:   nats.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
 		Duplicates:  2 * time.Minute,
 	})
-	if err != nil && !errors.Is(err, nats.ErrStreamNameAlreadyInUse) {
+	if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 		return fmt.Errorf("projector: create dead-letter stream: %w", err)
 	}
 	return nil
@@ -38,17 +38,17 @@ func ensureDLQStream(js nats.JetStreamContext) error {
 
 // waitForBusStream waits until the event stream exists. The projector does
 // not create it: its configuration belongs to the relay that fills it.
-func (p *Projector) waitForBusStream(ctx context.Context, js nats.JetStreamContext) error {
+func (p *Projector) waitForBusStream(ctx context.Context, js jetstream.JetStream) error {
 	logged := false
 	for {
-		_, err := js.StreamInfo(events.BusStream, nats.Context(ctx))
+		_, err := js.Stream(ctx, events.BusStream)
 		if err == nil {
 			return nil
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if !errors.Is(err, nats.ErrStreamNotFound) {
+		if !errors.Is(err, jetstream.ErrStreamNotFound) {
 			return fmt.Errorf("projector: stream %s: %w", events.BusStream, err)
 		}
 		if !logged {
@@ -63,44 +63,62 @@ func (p *Projector) waitForBusStream(ctx context.Context, js nats.JetStreamConte
 	}
 }
 
-// ensureConsumer creates or updates the durable push consumer the replicas
-// share. Its settings are deterministic, so replicas starting together
-// create the same consumer.
-func (p *Projector) ensureConsumer(js nats.JetStreamContext) error {
-	cfg := &nats.ConsumerConfig{
-		Durable:        p.cfg.Durable,
-		Description:    "ICP read model projector",
-		DeliverSubject: "icp.deliver." + p.cfg.Durable,
-		DeliverGroup:   p.cfg.Durable,
-		DeliverPolicy:  nats.DeliverAllPolicy,
-		AckPolicy:      nats.AckExplicitPolicy,
-		AckWait:        p.cfg.AckWait,
+// ensureConsumer creates or updates the durable pull consumer the replicas
+// share and returns it. Its settings are deterministic, so replicas starting
+// together create the same consumer.
+//
+// Releases before the batching projector used a push consumer of the same
+// name, which cannot be turned into a pull consumer in place. Such a consumer
+// is replaced by a pull consumer that starts after its ack floor: every
+// message it had not acknowledged is delivered again, and the read model's
+// version guard turns what was in fact applied into an ack.
+func (p *Projector) ensureConsumer(ctx context.Context, js jetstream.JetStream) (jetstream.Consumer, error) {
+	cfg := jetstream.ConsumerConfig{
+		Durable:       p.cfg.Durable,
+		Description:   "ICP read model projector",
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       p.cfg.AckWait,
 		// Never give up on a message: what can never succeed is
-		// dead-lettered by the handler, everything else is retried.
-		MaxDeliver:    -1,
-		MaxAckPending: p.cfg.MaxAckPending,
-		FilterSubject: events.BusSubjects,
-		ReplayPolicy:  nats.ReplayInstantPolicy,
+		// dead-lettered by the projector, everything else is retried.
+		MaxDeliver:     -1,
+		MaxAckPending:  p.cfg.MaxAckPending,
+		MaxWaiting:     512,
+		FilterSubjects: []string{events.BusSubjects},
+		ReplayPolicy:   jetstream.ReplayInstantPolicy,
 	}
-	_, err := js.ConsumerInfo(events.BusStream, p.cfg.Durable)
+	c, err := js.Consumer(ctx, events.BusStream, p.cfg.Durable)
 	switch {
-	case errors.Is(err, nats.ErrConsumerNotFound):
-		_, err = js.AddConsumer(events.BusStream, cfg)
-		if err == nil {
-			return nil
+	case err == nil:
+		// The start position of an existing consumer cannot change:
+		// keep whatever it was created with.
+		info := c.CachedInfo()
+		cfg.DeliverPolicy, cfg.OptStartSeq = info.Config.DeliverPolicy, info.Config.OptStartSeq
+	case errors.Is(err, jetstream.ErrNotPullConsumer):
+		push, err := js.PushConsumer(ctx, events.BusStream, p.cfg.Durable)
+		if err != nil {
+			return nil, fmt.Errorf("projector: consumer %s: %w", p.cfg.Durable, err)
 		}
-		// Another replica created it meanwhile: update it below.
-		if !errors.Is(err, nats.ErrConsumerNameAlreadyInUse) {
-			var apiErr *nats.APIError
-			if !errors.As(err, &apiErr) || apiErr.ErrorCode != nats.JSErrCodeConsumerAlreadyExists {
-				return fmt.Errorf("projector: create consumer %s: %w", p.cfg.Durable, err)
-			}
+		floor := push.CachedInfo().AckFloor.Stream
+		if floor > 0 {
+			cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+			cfg.OptStartSeq = floor + 1
 		}
-	case err != nil:
-		return fmt.Errorf("projector: consumer %s: %w", p.cfg.Durable, err)
+		p.log.Info("projector: replacing the push consumer of an earlier release", "ack_floor", floor)
+		if err := js.DeleteConsumer(ctx, events.BusStream, p.cfg.Durable); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return nil, fmt.Errorf("projector: delete push consumer %s: %w", p.cfg.Durable, err)
+		}
+	case errors.Is(err, jetstream.ErrConsumerNotFound):
+	default:
+		return nil, fmt.Errorf("projector: consumer %s: %w", p.cfg.Durable, err)
 	}
-	if _, err := js.UpdateConsumer(events.BusStream, cfg); err != nil {
-		return fmt.Errorf("projector: update consumer %s: %w", p.cfg.Durable, err)
+	return p.createConsumer(ctx, js, cfg)
+}
+
+func (p *Projector) createConsumer(ctx context.Context, js jetstream.JetStream, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	c, err := js.CreateOrUpdateConsumer(ctx, events.BusStream, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("projector: create consumer %s: %w", p.cfg.Durable, err)
 	}
-	return nil
+	return c, nil
 }

@@ -53,3 +53,38 @@ func cpuTime(b *testing.B) time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkApplyBatches measures the writer alone as the projector drives it:
+// one caller applying batches of 256 creates with documents of the load
+// generator's size (about 1 KiB), each batch one commit.
+func BenchmarkApplyBatches(b *testing.B) {
+	m, err := sqlitemodel.Open(context.Background(), filepath.Join(b.TempDir(), "rm.db"), sqlitemodel.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	doc := []byte(`{"id":"x","name":"DACH Tech Leaders","description":"Technology leaders in German-speaking regions",` +
+		`"createdAt":"2024-01-15T10:30:00.000Z","updatedAt":"2024-01-15T10:30:00.000Z",` +
+		`"leadProviderCriteria":[{"provider":"baseProvider","type":"person","filters":{"job_title":["CTO","VP Engineering","Head of Engineering"],` +
+		`"location":{"country":["Germany","Austria","Switzerland"]},"company":{"employee_size":{"min":50,"max":5000}},"skills":["go","kubernetes"]}}],` +
+		`"customFilterCriteria":[{"type":"maxPeoplePerCompany","value":2},{"type":"minDaysUntilReuse","value":30}],` +
+		`"crmFilters":{"provider":"bullhorn","textSearch":"Marketing*","filters":[{"path":"status","mode":"equals","value":"active","exclude":false}]},` +
+		`"leadsPerList":20,"activeUntil":null,"userIds":["user_1"]}`)
+	const batch = 256
+	views := make([]projections.View, batch)
+	b.ResetTimer()
+	cpu0 := cpuTime(b)
+	for i := 0; i < b.N; i += batch {
+		n := min(batch, b.N-i)
+		for j := range n {
+			pos := uint64(i + j + 1)
+			views[j] = projections.View{ID: "00000000-0000-4000-8000-" + strconv.FormatUint(1e11+pos, 10), Tenant: "org_1",
+				Version: 1, Position: pos, UserIDs: []string{"user_1"}, Doc: doc, CreatedBy: "user_1"}
+		}
+		if _, err := m.Apply(context.Background(), views[:n]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cpu := cpuTime(b) - cpu0
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/view")
+}
