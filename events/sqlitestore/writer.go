@@ -27,6 +27,9 @@ import (
 	"fmt"
 	"time"
 
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
 	"github.com/icpservice/icp/events"
 )
 
@@ -270,6 +273,14 @@ func (w *writer) commitTx() error {
 // recognise it as a retry of events already stored, or refuse it.
 func (w *writer) appendOne(ctx context.Context, st *stmts, r *appendReq, now time.Time) (events.AppendResult, error) {
 	cur, ok := w.versions[r.stream]
+	if !ok && r.expected == events.NoStream && len(r.evs) == 1 {
+		// A create: the UNIQUE (stream, version) index refuses it if the
+		// stream exists, so the stream's version is read only then.
+		res, err := w.insertOne(ctx, st, r, 0, now)
+		if err == nil || !isUniqueViolation(err) {
+			return res, err
+		}
+	}
 	if !ok {
 		var v int64
 		if err := st.maxVersion.QueryRowContext(ctx, r.stream).Scan(&v); err != nil {
@@ -287,30 +298,24 @@ func (w *writer) appendOne(ctx context.Context, st *stmts, r *appendReq, now tim
 		}
 		return events.AppendResult{}, &events.ConflictError{Stream: r.stream, Expected: r.expected, Actual: cur}
 	}
+	if len(r.evs) == 1 {
+		res, err := w.insertOne(ctx, st, r, cur, now)
+		if err != nil && w.broken == nil {
+			// The version was checked above in this transaction, and
+			// this writer is the only one: the index cannot refuse it.
+			w.broken = err
+		}
+		return res, err
+	}
 
 	if _, err := st.savepoint.ExecContext(ctx); err != nil {
 		return events.AppendResult{}, w.stmtErr(r, "savepoint", err)
 	}
 	res := events.AppendResult{Positions: make([]uint64, len(r.evs))}
 	for i, e := range r.evs {
-		v := cur + uint64(i) + 1
-		data, meta := e.Data, e.Metadata
-		if data == nil { // NOT NULL columns: keep "no bytes" as an empty blob
-			data = []byte{}
-		}
-		if meta == nil {
-			meta = []byte{}
-		}
-		out, err := st.insert.ExecContext(ctx, r.stream, int64(v), e.ID, e.Type, e.SchemaVersion, data, meta, now.UnixNano())
-		var pos int64
-		if err == nil {
-			pos, err = out.LastInsertId()
-		}
+		pos, err := w.insert(ctx, st, r.stream, cur+uint64(i)+1, e, now)
 		if err != nil {
 			err = w.stmtErr(r, fmt.Sprintf("insert event %d", i), err)
-			// SQLite may already have rolled back the whole transaction
-			// (I/O error, full disk): then undoing the savepoint fails too,
-			// and the batch must fail rather than commit half of it.
 			if _, rbErr := st.rollbackTo.ExecContext(ctx); rbErr != nil {
 				w.broken = errors.Join(err, rbErr)
 			} else if _, relErr := st.release.ExecContext(ctx); relErr != nil {
@@ -318,7 +323,7 @@ func (w *writer) appendOne(ctx context.Context, st *stmts, r *appendReq, now tim
 			}
 			return events.AppendResult{}, err
 		}
-		res.Positions[i] = uint64(pos)
+		res.Positions[i] = pos
 	}
 	if _, err := st.release.ExecContext(ctx); err != nil {
 		w.broken = w.stmtErr(r, "release savepoint", err)
@@ -329,9 +334,47 @@ func (w *writer) appendOne(ctx context.Context, st *stmts, r *appendReq, now tim
 	return res, nil
 }
 
-// retryOf reports whether r is a retry of an append already stored: its event
-// ids equal, in order, the ids at versions expected+1.. of the stream. It then
-// returns the original result.
+// insertOne appends the request's only event at version cur+1 without a
+// savepoint: one statement is atomic on its own. A unique violation (the
+// version is taken) leaves the transaction as it was and is returned as is;
+// any other failure may have undone the transaction and breaks the batch.
+func (w *writer) insertOne(ctx context.Context, st *stmts, r *appendReq, cur uint64, now time.Time) (events.AppendResult, error) {
+	pos, err := w.insert(ctx, st, r.stream, cur+1, r.evs[0], now)
+	if err != nil {
+		if isUniqueViolation(err) {
+			return events.AppendResult{}, err
+		}
+		w.broken = w.stmtErr(r, "insert event 0", err)
+		return events.AppendResult{}, w.broken
+	}
+	w.versions[r.stream] = cur + 1
+	return events.AppendResult{Version: cur + 1, Positions: []uint64{pos}}, nil
+}
+
+// insert writes one event at version v and returns its position.
+func (w *writer) insert(ctx context.Context, st *stmts, stream string, v uint64, e events.Proposed, now time.Time) (uint64, error) {
+	data, meta := e.Data, e.Metadata
+	if data == nil { // NOT NULL columns: keep "no bytes" as an empty blob
+		data = []byte{}
+	}
+	if meta == nil {
+		meta = []byte{}
+	}
+	out, err := st.insert.ExecContext(ctx, stream, int64(v), e.ID, e.Type, e.SchemaVersion, data, meta, now.UnixNano())
+	if err != nil {
+		return 0, err
+	}
+	pos, err := out.LastInsertId()
+	return uint64(pos), err
+}
+
+// isUniqueViolation reports whether err is SQLite refusing a row that would
+// break a UNIQUE constraint: here, a stream version already taken.
+func isUniqueViolation(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE
+}
+
 func (w *writer) retryOf(ctx context.Context, st *stmts, r *appendReq) (events.AppendResult, bool, error) {
 	last := r.expected + uint64(len(r.evs))
 	rows, err := st.readIDs.QueryContext(ctx, r.stream, int64(r.expected), int64(last))
