@@ -94,6 +94,9 @@ type Model struct {
 
 	waitMu  sync.Mutex
 	waiters map[string][]chan uint64
+	recent  recentCommits // guarded by waitMu
+	// lastCommit is when this process's writer last committed (Unix ns).
+	lastCommit atomic.Int64
 
 	commits atomic.Uint64
 	written atomic.Uint64

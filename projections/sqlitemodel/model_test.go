@@ -176,3 +176,34 @@ func TestOpenValidatesOptions(t *testing.T) {
 		t.Fatal("empty path accepted")
 	}
 }
+
+// A wait that starts after this process committed the version ends at once,
+// even with polling off: the writer keeps what it made durable for later
+// waiters.
+func TestWaitForAfterTheCommitEndsWithoutPolling(t *testing.T) {
+	m := open(t, filepath.Join(t.TempDir(), "rm.db"), sqlitemodel.Options{PollInterval: time.Hour})
+	mustApply(t, m, view("c", 1))
+	mustApply(t, m, view("c", 2))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, v := range []uint64{1, 2} {
+		if err := m.WaitFor(ctx, "c", v); err != nil {
+			t.Fatalf("WaitFor v%d after its commit: %v", v, err)
+		}
+	}
+}
+
+// While this process's writer is busy, a version written by another process
+// is still found (by the poll).
+func TestWaitForSeesAnotherWriterWhileWritingItself(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "rm.db")
+	other := open(t, path, sqlitemodel.Options{})
+	local := open(t, path, sqlitemodel.Options{PollInterval: 200 * time.Millisecond})
+	mustApply(t, other, view("x", 1))
+	mustApply(t, local, view("busy", 1))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := local.WaitFor(ctx, "x", 1); err != nil {
+		t.Fatalf("WaitFor of another process's write: %v", err)
+	}
+}

@@ -11,9 +11,11 @@ import (
 // (tombstones count), or ctx.Err() when ctx ends first.
 //
 // The answer always comes from the stored data: a read of the file, or the
-// version a commit of this process has just made durable, which it hands to
-// the waiters of the ids it touched (no broadcast to every waiter, and no
-// second read on the hot path of read-your-writes). A poll every
+// version a commit of this process has made durable, which it hands to the
+// waiters of the ids it touched and keeps for the waiters that come later
+// (no broadcast to every waiter, and no read of the file on the hot path of
+// read-your-writes). While this process's writer is committing, the first
+// read of the file is skipped: the writer's answer comes sooner. A poll every
 // PollInterval catches writes made by another process.
 // Read errors are retried at the next poll; after Close it returns an error
 // wrapping projections.ErrUnavailable.
@@ -23,14 +25,20 @@ func (m *Model) WaitFor(ctx context.Context, id string, version uint64) error {
 	}
 	timer := time.NewTimer(m.opts.PollInterval)
 	defer timer.Stop()
-	for {
+	for first := true; ; first = false {
 		// Register before reading, so a commit between the read and the
 		// wait cannot be missed.
-		ch := m.addWaiter(id)
-		stored, err := m.storedVersion(ctx, id)
-		if err == nil && stored >= version {
+		ch, recent := m.addWaiter(id)
+		if recent >= version {
 			m.removeWaiter(id, ch)
 			return nil
+		}
+		if !first || !m.writingNow() {
+			stored, err := m.storedVersion(ctx, id)
+			if err == nil && stored >= version {
+				m.removeWaiter(id, ch)
+				return nil
+			}
 		}
 		if cerr := ctx.Err(); cerr != nil {
 			m.removeWaiter(id, ch)
@@ -60,6 +68,13 @@ func (m *Model) WaitFor(ctx context.Context, id string, version uint64) error {
 	}
 }
 
+// writingNow reports whether this process's writer committed within the
+// last PollInterval.
+func (m *Model) writingNow() bool {
+	last := m.lastCommit.Load()
+	return last != 0 && time.Since(time.Unix(0, last)) < m.opts.PollInterval
+}
+
 func (m *Model) storedVersion(ctx context.Context, id string) (uint64, error) {
 	var v int64
 	err := m.rdb.QueryRowContext(ctx, `SELECT version FROM icps WHERE id = ?`, id).Scan(&v)
@@ -75,14 +90,42 @@ type committed struct {
 	version uint64
 }
 
+// recentCommits remembers the versions the last commits of this process
+// made durable (at most recentSize of them), for the waiters that register
+// after the commit.
+type recentCommits struct {
+	ring     []committed
+	next     int
+	versions map[string]uint64
+}
+
+const recentSize = 16384
+
+func (r *recentCommits) add(c committed) {
+	if r.versions == nil {
+		r.versions = make(map[string]uint64, recentSize)
+		r.ring = make([]committed, recentSize)
+	}
+	if old := r.ring[r.next]; old.id != "" && r.versions[old.id] == old.version {
+		delete(r.versions, old.id)
+	}
+	r.ring[r.next] = c
+	r.next = (r.next + 1) % recentSize
+	if c.version > r.versions[c.id] {
+		r.versions[c.id] = c.version
+	}
+}
+
 // addWaiter registers a channel that receives the version of the next
-// commit of id (buffered: the writer never blocks on a waiter).
-func (m *Model) addWaiter(id string) chan uint64 {
+// commit of id (buffered: the writer never blocks on a waiter), and returns
+// the version a recent commit of this process made durable (0: none known).
+func (m *Model) addWaiter(id string) (chan uint64, uint64) {
 	ch := make(chan uint64, 1)
 	m.waitMu.Lock()
 	m.waiters[id] = append(m.waiters[id], ch)
+	recent := m.recent.versions[id]
 	m.waitMu.Unlock()
-	return ch
+	return ch, recent
 }
 
 func (m *Model) removeWaiter(id string, ch chan uint64) {
@@ -102,18 +145,17 @@ func (m *Model) removeWaiter(id string, ch chan uint64) {
 	}
 }
 
-// wake hands the committed versions to the waiters of their ids, after the
-// commit that wrote them.
+// wake hands the committed versions to the waiters of their ids and keeps
+// them for later waiters, after the commit that wrote them.
 func (m *Model) wake(done []committed) {
 	if len(done) == 0 {
 		return
 	}
+	m.lastCommit.Store(time.Now().UnixNano())
 	m.waitMu.Lock()
 	defer m.waitMu.Unlock()
-	if len(m.waiters) == 0 {
-		return
-	}
 	for _, c := range done {
+		m.recent.add(c)
 		for _, ch := range m.waiters[c.id] {
 			ch <- c.version
 		}
