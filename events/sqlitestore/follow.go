@@ -28,6 +28,10 @@ func (s *Store) Follow(ctx context.Context, after uint64, batchSize int, fn func
 			timer.Stop()
 		}
 	}()
+	// caughtUp: the last read returned less than a batch. If this
+	// process's writer has committed nothing beyond it since, the next read
+	// would find nothing: skip it and wait.
+	caughtUp := false
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -35,20 +39,24 @@ func (s *Store) Follow(ctx context.Context, after uint64, batchSize int, fn func
 		// Take the wake-up channel before reading, so a commit that lands
 		// after the read still wakes this loop.
 		wake := s.note.wait()
-		recs, err := s.ReadAll(ctx, after, batchSize)
-		if err != nil {
-			if ctxErr := ctx.Err(); ctxErr != nil {
-				return ctxErr
-			}
-			return err
-		}
-		if len(recs) > 0 {
-			if err := fn(recs); err != nil {
+		if !caughtUp || after < s.head.Load() {
+			recs, err := s.ReadAll(ctx, after, batchSize)
+			if err != nil {
+				if ctxErr := ctx.Err(); ctxErr != nil {
+					return ctxErr
+				}
 				return err
 			}
-			after = recs[len(recs)-1].Position
-			continue
+			if len(recs) > 0 {
+				if err := fn(recs); err != nil {
+					return err
+				}
+				after = recs[len(recs)-1].Position
+				caughtUp = len(recs) < batchSize
+				continue
+			}
 		}
+		caughtUp = false
 		if timer == nil {
 			timer = time.NewTimer(s.opts.PollInterval)
 		} else {

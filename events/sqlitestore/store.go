@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/icpservice/icp/events"
 
@@ -44,6 +45,9 @@ type Store struct {
 	closing chan struct{}
 	written chan struct{} // closed when the writer goroutine has finished
 	note    notifier
+	// head is the last position this process's writer committed (0: none
+	// yet). Another process sharing the file may have committed more.
+	head atomic.Uint64
 
 	closeOnce sync.Once
 	closeErr  error

@@ -226,6 +226,11 @@ func (w *writer) commit() {
 	clear(w.versions)
 	err := w.commitTx()
 	if err == nil {
+		for _, a := range w.answers {
+			if n := len(a.res.Positions); a.err == nil && n > 0 && a.res.Positions[n-1] > w.s.head.Load() {
+				w.s.head.Store(a.res.Positions[n-1])
+			}
+		}
 		// Visibility: the transaction is committed, so followers may read.
 		w.s.note.broadcast()
 	}
