@@ -17,8 +17,10 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/icpservice/icp/events"
+	"github.com/icpservice/icp/internal/sqlitewal"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
@@ -39,12 +41,13 @@ type Store struct {
 	wdb  *sql.DB // exactly one connection: the writer's
 	rdb  *sql.DB // read-only connections
 
-	queue   chan *appendReq
-	sendMu  sync.RWMutex // held for reading while an Append hands its request to queue
-	closed  bool         // under sendMu: queue no longer accepts requests
-	closing chan struct{}
-	written chan struct{} // closed when the writer goroutine has finished
-	note    notifier
+	queue       chan *appendReq
+	sendMu      sync.RWMutex // held for reading while an Append hands its request to queue
+	closed      bool         // under sendMu: queue no longer accepts requests
+	closing     chan struct{}
+	written     chan struct{} // closed when the writer goroutine has finished
+	note        notifier
+	checkpoints *sqlitewal.Checkpointer
 	// head is the last position this process's writer committed (0: none
 	// yet). Another process sharing the file may have committed more.
 	head atomic.Uint64
@@ -54,6 +57,9 @@ type Store struct {
 }
 
 var _ events.Store = (*Store)(nil)
+
+// checkpointEvery is how often the WAL is copied into the database file.
+const checkpointEvery = 200 * time.Millisecond
 
 // Open opens (creating it if needed) the event store in the SQLite file at
 // path, applies any pending schema migrations and starts the writer. It
@@ -75,8 +81,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	// than read as a URI parameter.
 	base := (&url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}).String()
 
+	// The writer never checkpoints: s.checkpoints does, off its path.
 	wdsn := base + "?_txlock=immediate&_busy_timeout=" + busy +
-		"&_journal_mode=WAL&_synchronous=FULL"
+		"&_journal_mode=WAL&_synchronous=FULL&_pragma=wal_autocheckpoint(0)"
 	wdb, err := sql.Open("sqlite", wdsn)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
@@ -116,8 +123,15 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		written: make(chan struct{}),
 		note:    newNotifier(),
 	}
+	s.checkpoints, err = sqlitewal.Start(base+"?_busy_timeout="+busy, checkpointEvery, nil)
+	if err != nil {
+		wdb.Close()
+		rdb.Close()
+		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
+	}
 	w, err := newWriter(s)
 	if err != nil {
+		s.checkpoints.Close()
 		wdb.Close()
 		rdb.Close()
 		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
@@ -158,7 +172,7 @@ func (s *Store) Close() error {
 		close(s.queue)
 		s.sendMu.Unlock()
 		<-s.written
-		s.closeErr = errors.Join(s.wdb.Close(), s.rdb.Close())
+		s.closeErr = errors.Join(s.checkpoints.Close(), s.wdb.Close(), s.rdb.Close())
 	})
 	return s.closeErr
 }

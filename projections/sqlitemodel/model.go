@@ -28,6 +28,7 @@ import (
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
+	"github.com/icpservice/icp/internal/sqlitewal"
 	"github.com/icpservice/icp/projections"
 )
 
@@ -95,6 +96,8 @@ type Model struct {
 	waitMu  sync.Mutex
 	waiters map[string][]chan uint64
 	recent  recentCommits // guarded by waitMu
+
+	checkpoints *sqlitewal.Checkpointer
 	// lastCommit is when this process's writer last committed (Unix ns).
 	lastCommit atomic.Int64
 
@@ -105,6 +108,9 @@ type Model struct {
 }
 
 var _ projections.ReadModel = (*Model)(nil)
+
+// checkpointEvery is how often the WAL is copied into the database file.
+const checkpointEvery = 200 * time.Millisecond
 
 // ErrClosed is returned (wrapped in projections.ErrUnavailable) by calls made
 // after Close.
@@ -132,7 +138,8 @@ func Open(ctx context.Context, path string, opts Options) (*Model, error) {
 	w.Set("_txlock", "immediate")
 	w.Add("_pragma", "journal_mode(WAL)")
 	w.Add("_pragma", "synchronous(FULL)")
-	w.Add("_pragma", "cache_size(-65536)") // 64 MiB: the hot b-tree pages stay in memory
+	w.Add("_pragma", "cache_size(-65536)")    // 64 MiB: the hot b-tree pages stay in memory
+	w.Add("_pragma", "wal_autocheckpoint(0)") // m.checkpoints does it, off the writer's path
 	wdb, err := sql.Open("sqlite", dsn(w))
 	if err != nil {
 		return nil, fmt.Errorf("sqlitemodel: %w", err)
@@ -163,8 +170,15 @@ func Open(ctx context.Context, path string, opts Options) (*Model, error) {
 		writerDone: make(chan struct{}),
 		waiters:    map[string][]chan uint64{},
 	}
+	m.checkpoints, err = sqlitewal.Start(dsn(url.Values{}), checkpointEvery, nil)
+	if err != nil {
+		_ = rdb.Close()
+		_ = wdb.Close()
+		return nil, fmt.Errorf("sqlitemodel: open %s: %w", path, err)
+	}
 	w8, err := newWriter(ctx, m)
 	if err != nil {
+		_ = m.checkpoints.Close()
 		_ = rdb.Close()
 		_ = wdb.Close()
 		return nil, fmt.Errorf("sqlitemodel: open %s: %w", path, err)
@@ -293,7 +307,7 @@ func (m *Model) Close() error {
 	m.closeOnce.Do(func() {
 		close(m.stop)
 		<-m.writerDone
-		m.closeErr = errors.Join(m.rdb.Close(), m.wdb.Close())
+		m.closeErr = errors.Join(m.checkpoints.Close(), m.rdb.Close(), m.wdb.Close())
 	})
 	return m.closeErr
 }

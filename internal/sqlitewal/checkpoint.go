@@ -1,0 +1,103 @@
+// Package sqlitewal moves the WAL checkpoints of an SQLite database off its
+// writer's path.
+//
+// By default the connection whose commit pushes the WAL past 1,000 pages
+// copies the WAL back into the database file inside that commit, with two
+// fsyncs: every append or projection queued behind it waits, and on a slow
+// disk that wait is the worst latency the service shows. With the writer's
+// automatic checkpoints off (PRAGMA wal_autocheckpoint=0 on its connection),
+// a Checkpointer runs PASSIVE checkpoints from its own connection instead:
+// they copy what no reader still needs while the writer goes on committing,
+// and the WAL starts over from its beginning once a checkpoint has caught
+// up. Durability does not change: a commit is durable when its WAL frames
+// are synced, whether or not they have been copied yet.
+//
+// database/sql gives no access to sqlite3_wal_hook, so the Checkpointer
+// polls on an interval instead of reacting to each commit.
+package sqlitewal
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Checkpointer runs PRAGMA wal_checkpoint(PASSIVE) every interval on its
+// own connection until Close.
+type Checkpointer struct {
+	db    *sql.DB
+	every time.Duration
+	warn  func(error)
+	stop  chan struct{}
+	done  chan struct{}
+}
+
+// Start opens a connection with dsn (a read-write DSN of the database, for
+// the "sqlite" driver) and checkpoints every interval. warn receives the
+// errors of failed checkpoints (the next one tries again); nil ignores them.
+func Start(dsn string, every time.Duration, warn func(error)) (*Checkpointer, error) {
+	if every <= 0 {
+		return nil, errors.New("sqlitewal: interval must be > 0")
+	}
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitewal: %w", err)
+	}
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+	if err := db.Ping(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("sqlitewal: %w", err)
+	}
+	if warn == nil {
+		warn = func(error) {}
+	}
+	c := &Checkpointer{db: db, every: every, warn: warn, stop: make(chan struct{}), done: make(chan struct{})}
+	go c.run()
+	return c, nil
+}
+
+func (c *Checkpointer) run() {
+	defer close(c.done)
+	t := time.NewTicker(c.every)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+		}
+		if _, err := c.Checkpoint(context.Background()); err != nil {
+			c.warn(err)
+		}
+	}
+}
+
+// Checkpoint runs one PASSIVE checkpoint now and returns how many WAL frames
+// it copied into the database file.
+func (c *Checkpointer) Checkpoint(ctx context.Context) (int, error) {
+	var busy, logFrames, copied int
+	if err := c.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &logFrames, &copied); err != nil {
+		return 0, fmt.Errorf("sqlitewal: checkpoint: %w", err)
+	}
+	return copied, nil
+}
+
+// Close stops the checkpoints, runs a last one (what it cannot copy is
+// copied by the next open), and closes the connection. Call it before the
+// writer's connection closes.
+func (c *Checkpointer) Close() error {
+	select {
+	case <-c.stop:
+		return nil
+	default:
+	}
+	close(c.stop)
+	<-c.done
+	_, err := c.Checkpoint(context.Background())
+	return errors.Join(err, c.db.Close())
+}

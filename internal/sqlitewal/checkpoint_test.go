@@ -1,0 +1,76 @@
+package sqlitewal_test
+
+import (
+	"context"
+	"database/sql"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	_ "modernc.org/sqlite"
+
+	"github.com/icpservice/icp/internal/sqlitewal"
+)
+
+// A writer that never checkpoints keeps a bounded WAL when a Checkpointer
+// runs beside it, and everything it committed is in the database file.
+func TestCheckpointsKeepTheWriterWALBounded(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db.sqlite")
+	w, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=wal_autocheckpoint(0)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	w.SetMaxOpenConns(1)
+	ctx := context.Background()
+	if _, err := w.ExecContext(ctx, `CREATE TABLE t (v BLOB)`); err != nil {
+		t.Fatal(err)
+	}
+	// An interval the test never reaches: it checkpoints explicitly.
+	c, err := sqlitewal.Start("file:"+path, time.Hour, func(err error) { t.Error(err) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := []byte(strings.Repeat("x", 4000))
+	const rounds, perRound = 20, 250 // 1 MiB per round, 20 MiB in all
+	var copied int
+	for range rounds {
+		for range perRound {
+			if _, err := w.ExecContext(ctx, `INSERT INTO t VALUES (?)`, row); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n, err := c.Checkpoint(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		copied += n
+	}
+	if copied < rounds*perRound {
+		t.Fatalf("checkpoints copied %d frames, want at least one per row (%d)", copied, rounds*perRound)
+	}
+	info, err := os.Stat(path + "-wal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Without checkpoints the WAL would hold all 20 MiB; with them it
+	// starts over after each round.
+	if info.Size() > 4<<20 {
+		t.Fatalf("WAL is %d bytes after checkpoints, want it reused (< 4 MiB)", info.Size())
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := w.QueryRowContext(ctx, `SELECT COUNT(*) FROM t`).Scan(&n); err != nil || n != rounds*perRound {
+		t.Fatalf("rows = %d, %v; want %d", n, err, rounds*perRound)
+	}
+}
+
+func TestStartRefusesAZeroInterval(t *testing.T) {
+	if _, err := sqlitewal.Start("file:"+filepath.Join(t.TempDir(), "x.db"), 0, nil); err == nil {
+		t.Fatal("zero interval accepted")
+	}
+}
