@@ -24,7 +24,8 @@ func Route(path string) string {
 }
 
 // HTTP records every request's route, method, status and latency, and counts
-// answers that carry ICP-Consistency: pending (read-your-writes timeouts).
+// answers that carry ICP-Consistency: pending to a client still waiting for
+// them (read-your-writes timeouts).
 func (m *Metrics) HTTP(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -33,7 +34,9 @@ func (m *Metrics) HTTP(next http.Handler) http.Handler {
 		route := Route(r.URL.Path)
 		m.httpRequests.WithLabelValues(route, r.Method, strconv.Itoa(rec.status)).Inc()
 		m.httpDuration.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
-		if rec.Header().Get("ICP-Consistency") == "pending" {
+		// A client that left before the answer did not see it: its
+		// request is not a timeout of the read model.
+		if rec.Header().Get("ICP-Consistency") == "pending" && r.Context().Err() == nil {
 			m.consistencyDue.Inc()
 		}
 	})
