@@ -11,7 +11,7 @@ import (
 
 // Follow delivers every event with Position > after in global order, in
 // batches of at most batchSize: first those stored, then new ones as they are
-// committed. Appends of this process wake it at once; appends of another
+// committed (those of this process's commits from memory, see tail). Appends of this process wake it at once; appends of another
 // process sharing the file are seen within PollInterval. It returns ctx.Err()
 // when ctx ends, fn's error when fn fails, ErrClosed when the store closes,
 // and an error wrapping events.ErrUnavailable when the file cannot be read.
@@ -40,7 +40,11 @@ func (s *Store) Follow(ctx context.Context, after uint64, batchSize int, fn func
 		// after the read still wakes this loop.
 		wake := s.note.wait()
 		if !caughtUp || after < s.head.Load() {
-			recs, err := s.ReadAll(ctx, after, batchSize)
+			recs, ok := s.tail.after(after, batchSize)
+			var err error
+			if !ok {
+				recs, err = s.ReadAll(ctx, after, batchSize)
+			}
 			if err != nil {
 				if ctxErr := ctx.Err(); ctxErr != nil {
 					return ctxErr

@@ -368,3 +368,55 @@ func TestOpenPathWithURICharacters(t *testing.T) {
 		t.Fatalf("the store did not create %q: %v", path, err)
 	}
 }
+
+// A follower on a store whose own commits it takes from memory still gets
+// every event of the file, in order and once, when another process writes
+// the same file between those commits.
+func TestFollowInterleavedWithAnotherWriterHasNoHole(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "events.db")
+	local := openStore(t, path, sqlitestore.Options{PollInterval: 10 * time.Millisecond})
+	other := openStore(t, path, sqlitestore.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make(chan events.Recorded, 1000)
+	done := make(chan error, 1)
+	go func() {
+		done <- local.Follow(ctx, 0, 7, func(b []events.Recorded) error {
+			for _, r := range b {
+				got <- r
+			}
+			return nil
+		})
+	}()
+	const rounds = 40
+	want := map[uint64]string{}
+	for i := range rounds {
+		w := local
+		if i%3 == 2 {
+			w = other
+		}
+		ev := event(i)
+		res, err := w.Append(ctx, "icp-"+strconv.Itoa(i), events.NoStream, []events.Proposed{ev, event(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[res.Positions[0]] = ev.ID
+	}
+	var last uint64
+	for n := 0; n < 2*rounds; n++ {
+		select {
+		case r := <-got:
+			if r.Position != last+1 {
+				t.Fatalf("after position %d the follower got %d", last, r.Position)
+			}
+			if id, ok := want[r.Position]; ok && r.ID != id {
+				t.Fatalf("position %d holds event %s, want %s", r.Position, r.ID, id)
+			}
+			last = r.Position
+		case err := <-done:
+			t.Fatalf("Follow returned: %v", err)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("only %d of %d events delivered", n, 2*rounds)
+		}
+	}
+}

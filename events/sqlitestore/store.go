@@ -51,6 +51,7 @@ type Store struct {
 	// head is the last position this process's writer committed (0: none
 	// yet). Another process sharing the file may have committed more.
 	head atomic.Uint64
+	tail tail
 
 	closeOnce sync.Once
 	closeErr  error

@@ -176,6 +176,8 @@ type writer struct {
 	batch    []*appendReq
 	answers  []appendAns
 	versions map[string]uint64 // stream versions inside the open transaction
+	// fresh are the events the open transaction inserted, in position order.
+	fresh []events.Recorded
 	// broken is set when the open transaction can no longer be trusted
 	// (a savepoint could not be undone or released): the batch fails.
 	broken error
@@ -224,13 +226,15 @@ func (w *writer) commit() {
 	w.answers = w.answers[:0]
 	w.broken = nil
 	clear(w.versions)
+	w.fresh = w.fresh[:0]
 	err := w.commitTx()
-	if err == nil {
-		for _, a := range w.answers {
-			if n := len(a.res.Positions); a.err == nil && n > 0 && a.res.Positions[n-1] > w.s.head.Load() {
-				w.s.head.Store(a.res.Positions[n-1])
-			}
+	if err == nil && len(w.fresh) > 0 {
+		w.s.tail.add(w.fresh)
+		if last := w.fresh[len(w.fresh)-1].Position; last > w.s.head.Load() {
+			w.s.head.Store(last)
 		}
+	}
+	if err == nil {
 		// Visibility: the transaction is committed, so followers may read.
 		w.s.note.broadcast()
 	}
@@ -336,6 +340,9 @@ func (w *writer) appendOne(ctx context.Context, st *stmts, r *appendReq, now tim
 	}
 	res.Version = cur + uint64(len(r.evs))
 	w.versions[r.stream] = res.Version
+	for i, e := range r.evs {
+		w.fresh = append(w.fresh, recorded(r.stream, cur+uint64(i)+1, res.Positions[i], e, now))
+	}
 	return res, nil
 }
 
@@ -353,7 +360,21 @@ func (w *writer) insertOne(ctx context.Context, st *stmts, r *appendReq, cur uin
 		return events.AppendResult{}, w.broken
 	}
 	w.versions[r.stream] = cur + 1
+	w.fresh = append(w.fresh, recorded(r.stream, cur+1, pos, r.evs[0], now))
 	return events.AppendResult{Version: cur + 1, Positions: []uint64{pos}}, nil
+}
+
+// recorded is the event as a read of the file would return it.
+func recorded(stream string, v, pos uint64, e events.Proposed, now time.Time) events.Recorded {
+	data, meta := e.Data, e.Metadata
+	if data == nil {
+		data = []byte{}
+	}
+	if meta == nil {
+		meta = []byte{}
+	}
+	return events.Recorded{ID: e.ID, Type: e.Type, SchemaVersion: e.SchemaVersion, Data: data, Metadata: meta,
+		StreamID: stream, Version: v, Position: pos, Time: time.Unix(0, now.UnixNano()).UTC()}
 }
 
 // insert writes one event at version v and returns its position.
