@@ -138,7 +138,7 @@ func Open(ctx context.Context, path string, opts Options) (*Model, error) {
 	w.Set("_txlock", "immediate")
 	w.Add("_pragma", "journal_mode(WAL)")
 	w.Add("_pragma", "synchronous(FULL)")
-	w.Add("_pragma", "cache_size(-65536)")    // 64 MiB: the hot b-tree pages stay in memory
+	w.Add("_pragma", "cache_size(-16384)")    // 16 MiB: the id index and the pages being filled stay in memory
 	w.Add("_pragma", "wal_autocheckpoint(0)") // m.checkpoints does it, off the writer's path
 	wdb, err := sql.Open("sqlite", dsn(w))
 	if err != nil {
