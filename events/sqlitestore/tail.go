@@ -6,8 +6,9 @@ import (
 	"github.com/icpservice/icp/events"
 )
 
-// tailSize bounds the events the tail keeps.
-const tailSize = 8192
+// tailSize bounds the events the tail keeps: enough for a follower that
+// keeps up, without holding megabytes of payloads.
+const tailSize = 1024
 
 // tail keeps the events of this process's latest commits, as committed, so
 // that a follower that has caught up takes them from memory instead of
