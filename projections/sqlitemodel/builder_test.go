@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -140,5 +141,106 @@ func TestBuilderPutIsAtomicAndUnswappedWorkIsDropped(t *testing.T) {
 	}
 	if err := b.Put(ctx, []projections.View{view("late", 1)}, nil); !errors.Is(err, sqlitemodel.ErrSwapped) {
 		t.Fatalf("Put after Swap: %v", err)
+	}
+}
+
+// tableRows is every row of the read model's tables at path (the tables
+// named with suffix), in key order, as text.
+func tableRows(t *testing.T, path, suffix string) string {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var out []string
+	for _, q := range []string{
+		`SELECT id, tenant, version, position, deleted, created_by, user_ids, hex(doc) FROM icps` + suffix + ` ORDER BY id`,
+		`SELECT tenant, hex(user_id), position, id, '', '', '', '' FROM icp_members` + suffix + ` ORDER BY tenant, user_id, position, id`,
+	} {
+		rows, err := db.Query(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			c := make([]string, 8)
+			if err := rows.Scan(&c[0], &c[1], &c[2], &c[3], &c[4], &c[5], &c[6], &c[7]); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, strings.Join(c, " | "))
+		}
+		if err := rows.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// A rebuild writes the rows the live writer writes for the same views,
+// whatever the member ids hold: quotes, HTML characters, control
+// characters, NUL, non-ASCII, U+2028, invalid UTF-8, an id listed twice.
+func TestBuilderWritesWhatTheLiveWriterWrites(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	odd := [][]string{
+		{"user_1", "user_2"},
+		{`q"b\s`, "<&>"},
+		{"tab\tnl\n\x01\x1f\x7f", "a\x00b"},
+		{"ü日本🎉", "\u2028\u2029"},
+		{"user_1", "user_1"},
+		{"\xff bad"},
+		{},
+	}
+	var created, replaced []projections.View
+	for i, users := range odd {
+		v := view(fmt.Sprintf("icp_%d", i), 1)
+		v.Position = uint64(10 + i)
+		v.UserIDs = users
+		created = append(created, v)
+		r := v
+		r.Version = 2
+		r.UserIDs = append([]string{"user_new"}, users[min(1, len(users)):]...)
+		if i == 3 || i == 6 {
+			r.Deleted, r.Doc, r.UserIDs = true, nil, nil
+		}
+		replaced = append(replaced, r)
+	}
+	live := filepath.Join(dir, "live.db")
+	m := open(t, live, sqlitemodel.Options{})
+	rebuilt := filepath.Join(dir, "rebuilt.db")
+	b, err := sqlitemodel.OpenBuilder(ctx, rebuilt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for _, c := range [][]projections.View{created[:4], created[4:]} {
+		for _, v := range c {
+			mustApply(t, m, v)
+		}
+		if err := b.Put(ctx, c, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, want := tableRows(t, rebuilt, "_rebuild"), tableRows(t, live, ""); got != want {
+		t.Fatalf("rebuilt rows after the creates:\n%s\nlive writer's rows:\n%s", got, want)
+	}
+	for _, v := range replaced {
+		mustApply(t, m, v)
+	}
+	if err := b.Put(ctx, nil, replaced[:3]); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Swap(ctx, func(ctx context.Context) error { return b.Put(ctx, nil, replaced[3:]) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got, want := tableRows(t, rebuilt, ""), tableRows(t, live, "")
+	if got != want {
+		t.Fatalf("rebuilt rows after the updates:\n%s\nlive writer's rows:\n%s", got, want)
+	}
+	if n := strings.Count(want, "\n"); n < 2*len(odd) {
+		t.Fatalf("only %d rows written", n+1)
 	}
 }
