@@ -474,7 +474,7 @@ const (
 // builderStmts are the statements of Put and Load on the shadow tables.
 // Multi-row statements are prepared per row count on first use.
 type builderStmts struct {
-	insert, members, load, old, update, delMembers map[int]*sql.Stmt
+	insert, members, load, old, update, delMembers, delDerived, insDerived map[int]*sql.Stmt
 }
 
 // prepare readies the statement caches; statements are prepared on first
@@ -482,6 +482,7 @@ type builderStmts struct {
 func (s *builderStmts) prepare() {
 	s.insert, s.members, s.load = map[int]*sql.Stmt{}, map[int]*sql.Stmt{}, map[int]*sql.Stmt{}
 	s.old, s.update, s.delMembers = map[int]*sql.Stmt{}, map[int]*sql.Stmt{}, map[int]*sql.Stmt{}
+	s.delDerived, s.insDerived = map[int]*sql.Stmt{}, map[int]*sql.Stmt{}
 }
 
 // multi returns the statement of cache for n rows, preparing it with
@@ -510,7 +511,7 @@ func placeholders(n, cols int) string {
 
 func (s *builderStmts) close() error {
 	var errs []error
-	for _, m := range []map[int]*sql.Stmt{s.insert, s.members, s.load, s.old, s.update, s.delMembers} {
+	for _, m := range []map[int]*sql.Stmt{s.insert, s.members, s.load, s.old, s.update, s.delMembers, s.delDerived, s.insDerived} {
 		for n, st := range m {
 			errs = append(errs, st.Close())
 			delete(m, n)
@@ -647,9 +648,59 @@ func (s *builderStmts) insertMembers(ctx context.Context, conn *sql.Conn, ms []m
 
 // replaceAll overwrites the stored views of views' ids in place, with
 // multi-row statements: the rows are updated, and their membership rows
-// change by difference, as the live writer keeps them. Every id must be
-// stored.
+// change as the live writer changes them (it drops the members listed in
+// the old user_ids that the new view lacks and adds the new ones). Every id
+// must be stored.
+//
+// When the new member ids are valid UTF-8, SQLite does it from the rows
+// themselves: the rows of the members the old user_ids list go, the rows of
+// the new ones come, with the ids bound once per view rather than four
+// values per member. The result is the live writer's: a member kept is
+// deleted and inserted again, and a row the old user_ids cannot name (an
+// id that was not valid UTF-8) stays, as it does there.
 func (s *builderStmts) replaceAll(ctx context.Context, conn *sql.Conn, views []projections.View, users [][]byte) error {
+	if !validMembers(views) {
+		return s.replaceByDifference(ctx, conn, views, users)
+	}
+	for start := 0; start < len(views); start += loadRows {
+		part := views[start:min(len(views), start+loadRows)]
+		ids := make([]any, len(part))
+		for i, v := range part {
+			ids[i] = v.ID
+		}
+		del, err := s.multi(ctx, conn, &s.delDerived, len(part), func(n int) string {
+			return `DELETE FROM icp_members` + rebuildSuffix + ` WHERE (tenant, user_id, position, id) IN (
+				SELECT i.tenant, j.value, i.position, i.id FROM icps` + rebuildSuffix + ` AS i, json_each(i.user_ids) AS j
+				WHERE i.id IN (` + placeholders(n, 1) + `) AND i.deleted = 0)`
+		})
+		if err != nil {
+			return err
+		}
+		if _, err := del.ExecContext(ctx, ids...); err != nil {
+			return err
+		}
+		if err := s.updateViews(ctx, conn, part, users[start:]); err != nil {
+			return err
+		}
+		ins, err := s.multi(ctx, conn, &s.insDerived, len(part), func(n int) string {
+			return `INSERT OR IGNORE INTO icp_members` + rebuildSuffix + ` (tenant, user_id, position, id)
+				SELECT i.tenant, j.value, i.position, i.id FROM icps` + rebuildSuffix + ` AS i, json_each(i.user_ids) AS j
+				WHERE i.id IN (` + placeholders(n, 1) + `) AND i.deleted = 0
+				ORDER BY 1, 2, 3, 4`
+		})
+		if err != nil {
+			return err
+		}
+		if _, err := ins.ExecContext(ctx, ids...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// replaceByDifference is replaceAll with the membership rows changed by
+// difference from Go, the live writer's way, member by member.
+func (s *builderStmts) replaceByDifference(ctx context.Context, conn *sql.Conn, views []projections.View, users [][]byte) error {
 	var gone, added []member
 	for start := 0; start < len(views); start += loadRows {
 		part := views[start:min(len(views), start+loadRows)]
@@ -695,25 +746,11 @@ func (s *builderStmts) replaceAll(ctx context.Context, conn *sql.Conn, views []p
 		if len(olds) != len(part) {
 			return fmt.Errorf("%d of %d views to replace are not stored", len(part)-len(olds), len(part))
 		}
-		upd, err := s.multi(ctx, conn, &s.update, len(part), func(n int) string {
-			return `UPDATE icps` + rebuildSuffix + ` AS i SET tenant = v.column2, version = v.column3, position = v.column4,
-				deleted = v.column5, created_by = v.column6, user_ids = v.column7, doc = v.column8
-				FROM (VALUES ` + placeholders(n, 8) + `) AS v WHERE i.id = v.column1`
-		})
-		if err != nil {
-			return err
-		}
-		args := make([]any, 0, 8*len(part))
-		for i, v := range part {
-			var doc []byte
-			deleted := 0
+		for _, v := range part {
 			var keep []string
-			if v.Deleted {
-				deleted = 1
-			} else {
-				doc, keep = v.Doc, v.UserIDs
+			if !v.Deleted {
+				keep = v.UserIDs
 			}
-			args = append(args, v.ID, v.Tenant, int64(v.Version), int64(v.Position), deleted, v.CreatedBy, users[start+i], doc)
 			o := olds[v.ID]
 			g, a := o.users, keep
 			if o.tenant == v.Tenant && uint64(o.position) == v.Position {
@@ -726,12 +763,8 @@ func (s *builderStmts) replaceAll(ctx context.Context, conn *sql.Conn, views []p
 				added = append(added, member{v.Tenant, u, int64(v.Position), v.ID})
 			}
 		}
-		res, err := upd.ExecContext(ctx, args...)
-		if err != nil {
+		if err := s.updateViews(ctx, conn, part, users[start:]); err != nil {
 			return err
-		}
-		if n, err := res.RowsAffected(); err != nil || n != int64(len(part)) {
-			return fmt.Errorf("%d of %d views replaced (%v)", n, len(part), err)
 		}
 	}
 	sortMembers(gone)
@@ -749,6 +782,38 @@ func (s *builderStmts) replaceAll(ctx context.Context, conn *sql.Conn, views []p
 		gone = gone[n:]
 	}
 	return s.insertMembers(ctx, conn, added)
+}
+
+// updateViews overwrites the stored rows of views (users[i] is the user_ids
+// column of views[i]) with one statement; every id must be stored.
+func (s *builderStmts) updateViews(ctx context.Context, conn *sql.Conn, views []projections.View, users [][]byte) error {
+	upd, err := s.multi(ctx, conn, &s.update, len(views), func(n int) string {
+		return `UPDATE icps` + rebuildSuffix + ` AS i SET tenant = v.column2, version = v.column3, position = v.column4,
+			deleted = v.column5, created_by = v.column6, user_ids = v.column7, doc = v.column8
+			FROM (VALUES ` + placeholders(n, 8) + `) AS v WHERE i.id = v.column1`
+	})
+	if err != nil {
+		return err
+	}
+	args := make([]any, 0, 8*len(views))
+	for i, v := range views {
+		var doc []byte
+		deleted := 0
+		if v.Deleted {
+			deleted = 1
+		} else {
+			doc = v.Doc
+		}
+		args = append(args, v.ID, v.Tenant, int64(v.Version), int64(v.Position), deleted, v.CreatedBy, users[i], doc)
+	}
+	res, err := upd.ExecContext(ctx, args...)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n != int64(len(views)) {
+		return fmt.Errorf("%d of %d views replaced (%v)", n, len(views), err)
+	}
+	return nil
 }
 
 // checkpointer copies the WAL's pages into the database file (a PASSIVE
