@@ -9,19 +9,25 @@ import (
 	"math"
 	"slices"
 
+	"github.com/icpservice/icp/internal/groupcommit"
 	"github.com/icpservice/icp/projections"
 )
 
 const maxInt64 = math.MaxInt64
 
 // applyReq is one Apply call waiting for the writer.
-type applyReq struct {
-	ctx   context.Context
-	views []projections.View
-	users [][]byte // JSON of each view's UserIDs, encoded by the caller's goroutine
-	out   []projections.Outcome
-	err   error
-	done  chan struct{}
+type applyReq = groupcommit.Request[item, projections.Outcome]
+
+// item is one view to write, with the JSON of its UserIDs, encoded by the
+// caller's goroutine rather than the writer's.
+type item struct {
+	view  projections.View
+	users []byte
+}
+
+// queue joins Apply to the writer goroutine.
+func (m *Model) queue() groupcommit.Queue[item, projections.Outcome] {
+	return groupcommit.Queue[item, projections.Outcome]{Requests: m.reqs, Closed: m.stop, Exited: m.writerDone}
 }
 
 // Apply writes each view only onto stored version view.Version-1 (nothing
@@ -34,7 +40,7 @@ func (m *Model) Apply(ctx context.Context, views []projections.View) ([]projecti
 	if len(views) == 0 {
 		return []projections.Outcome{}, nil
 	}
-	req := &applyReq{ctx: ctx, views: views, users: make([][]byte, len(views)), done: make(chan struct{})}
+	items := make([]item, len(views))
 	for i, v := range views {
 		if err := validate(v); err != nil {
 			return nil, fmt.Errorf("sqlitemodel: view %d (%q v%d): %w", i, v.ID, v.Version, err)
@@ -47,34 +53,13 @@ func (m *Model) Apply(ctx context.Context, views []projections.View) ([]projecti
 		if err != nil {
 			return nil, err
 		}
-		req.users[i] = b
+		items[i] = item{view: v, users: b}
 	}
-	if m.closed() {
+	out, err := m.queue().Call(ctx, items)
+	if errors.Is(err, groupcommit.ErrClosed) {
 		return nil, unavailable("apply", ErrClosed)
 	}
-	select {
-	case m.reqs <- req:
-	case <-m.stop:
-		return nil, unavailable("apply", ErrClosed)
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	select {
-	case <-req.done:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-m.writerDone:
-		// The writer exited; it may have answered this request just before.
-		select {
-		case <-req.done:
-		default:
-			return nil, unavailable("apply", ErrClosed)
-		}
-	}
-	if req.err != nil {
-		return nil, req.err
-	}
-	return req.out, nil
+	return out, err
 }
 
 // validate refuses views no event fold can produce, before they reach the
@@ -137,90 +122,45 @@ func newWriter(ctx context.Context, m *Model) (*writer, error) {
 	return w, nil
 }
 
-// run is the group-commit loop: it takes every request queued while the
+// run is the group-commit loop: it takes every call queued while the
 // previous transaction was committing (up to MaxBatch views) and writes them
 // in one transaction, so one fsync serves them all. After Close it finishes
 // what is queued, then exits.
 func (w *writer) run() {
 	defer close(w.m.writerDone)
 	defer func() { _ = w.conn.Close() }()
-	for {
-		var first *applyReq
-		select {
-		case first = <-w.m.reqs:
-		case <-w.m.stop:
-			for {
-				select {
-				case r := <-w.m.reqs:
-					w.commit(w.collect(r))
-				default:
-					return
-				}
-			}
-		}
-		w.commit(w.collect(first))
-	}
+	w.m.queue().Serve(groupcommit.Writer[item, projections.Outcome]{
+		MaxBatch:  w.m.opts.MaxBatch,
+		Write:     w.write,
+		Committed: w.committed,
+		Took:      func(calls int) { w.m.taken.Add(uint64(calls)) },
+	})
 }
 
-func (w *writer) collect(first *applyReq) []*applyReq {
-	batch := []*applyReq{first}
-	defer func() { w.m.taken.Add(uint64(len(batch))) }()
-	for n := len(first.views); n < w.m.opts.MaxBatch; {
-		select {
-		case r := <-w.m.reqs:
-			batch = append(batch, r)
-			n += len(r.views)
-		default:
-			return batch
-		}
-	}
-	return batch
-}
-
-func (w *writer) commit(batch []*applyReq) {
-	live := batch[:0:0]
-	for _, r := range batch {
-		if err := r.ctx.Err(); err != nil {
-			r.err = err
-			close(r.done)
-			continue
-		}
-		live = append(live, r)
-	}
-	if len(live) == 0 {
-		return
-	}
-	err := w.write(live)
+// committed counts a commit and hands the versions it made durable to
+// their waiters.
+func (w *writer) committed(items []item, out []projections.Outcome) {
 	var touched []committed
-	for _, r := range live {
-		if err != nil {
-			r.err, r.out = err, nil
-		} else {
-			for i, o := range r.out {
-				if o.Applied {
-					touched = append(touched, committed{r.views[i].ID, r.views[i].Version})
-				}
-			}
+	for i, o := range out {
+		if o.Applied {
+			touched = append(touched, committed{items[i].view.ID, items[i].view.Version})
 		}
-		close(r.done)
 	}
-	if err == nil {
-		w.m.commits.Add(1)
-		w.m.written.Add(uint64(len(touched)))
-		w.m.wake(touched)
-	}
+	w.m.commits.Add(1)
+	w.m.written.Add(uint64(len(touched)))
+	w.m.wake(touched)
 }
 
 // write runs the batch in one transaction. Any engine error fails the whole
 // batch: every caller gets it and retries (already-applied views then report
 // Applied false), which keeps "nil means durable" simple to reason about.
-func (w *writer) write(batch []*applyReq) (err error) {
+func (w *writer) write(items []item) (out []projections.Outcome, err error) {
 	ctx := context.Background() // a caller leaving must not abort others' writes
 	// The transaction is opened with plain statements on the writer's own
 	// connection rather than with database/sql's Tx: Tx.Stmt re-prepares
 	// every statement that was prepared on a Conn, once per batch.
 	if _, err := w.conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
-		return unavailable("begin", err)
+		return nil, unavailable("begin", err)
 	}
 	defer func() {
 		if err != nil {
@@ -228,18 +168,16 @@ func (w *writer) write(batch []*applyReq) (err error) {
 		}
 	}()
 	st := txStmts{insert: w.insert, update: w.update, current: w.current, delMember: w.delMember, insMember: w.insMember}
-	for _, r := range batch {
-		r.out = make([]projections.Outcome, len(r.views))
-		for i, v := range r.views {
-			if r.out[i], err = st.apply(ctx, v, r.users[i]); err != nil {
-				return err
-			}
+	out = make([]projections.Outcome, len(items))
+	for i, it := range items {
+		if out[i], err = st.apply(ctx, it.view, it.users); err != nil {
+			return nil, err
 		}
 	}
 	if _, err := w.conn.ExecContext(ctx, `COMMIT`); err != nil {
-		return unavailable("commit", err)
+		return nil, unavailable("commit", err)
 	}
-	return nil
+	return out, nil
 }
 
 type txStmts struct {
