@@ -85,6 +85,10 @@ type Writer[T, R any] struct {
 // still be written if the writer had taken them), ErrClosed after the
 // queue was closed, or the error of the batch's write. A call without
 // items returns an empty result at once.
+//
+// The writer reads items until their batch is written, which may be after
+// Call returned ctx.Err(): the caller must not change them after such a
+// return.
 func (q Queue[T, R]) Call(ctx context.Context, items []T) ([]R, error) {
 	if len(items) == 0 {
 		return []R{}, nil

@@ -12,6 +12,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/icpservice/icp/internal/groupcommit"
 	"github.com/icpservice/icp/projections"
 )
 
@@ -30,12 +31,11 @@ const maxRounds = 8
 var errContention = errors.New("concurrent writers kept changing the same ICPs")
 
 // applyReq is one Apply call waiting for the writer.
-type applyReq struct {
-	ctx   context.Context
-	views []projections.View
-	out   []projections.Outcome
-	err   error
-	done  chan struct{}
+type applyReq = groupcommit.Request[projections.View, projections.Outcome]
+
+// queue joins Apply to the writer goroutine.
+func (m *Model) queue() groupcommit.Queue[projections.View, projections.Outcome] {
+	return groupcommit.Queue[projections.View, projections.Outcome]{Requests: m.reqs, Closed: m.stop, Exited: m.writerDone}
 }
 
 // Apply writes each view only onto stored version view.Version-1 (nothing
@@ -63,33 +63,11 @@ func (m *Model) Apply(ctx context.Context, views []projections.View) ([]projecti
 			return nil, fmt.Errorf("mongomodel: view %d (%q v%d): %w", i, v.ID, v.Version, err)
 		}
 	}
-	if m.closed() {
+	out, err := m.queue().Call(ctx, views)
+	if errors.Is(err, groupcommit.ErrClosed) {
 		return nil, unavailable("apply", ErrClosed)
 	}
-	req := &applyReq{ctx: ctx, views: views, done: make(chan struct{})}
-	select {
-	case m.reqs <- req:
-	case <-m.stop:
-		return nil, unavailable("apply", ErrClosed)
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	select {
-	case <-req.done:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-m.writerDone:
-		// The writer exited; it may have answered this request just before.
-		select {
-		case <-req.done:
-		default:
-			return nil, unavailable("apply", ErrClosed)
-		}
-	}
-	if req.err != nil {
-		return nil, req.err
-	}
-	return req.out, nil
+	return out, err
 }
 
 // validate refuses views no event fold can produce, before they reach a
@@ -124,76 +102,29 @@ func validate(v projections.View) error {
 	return nil
 }
 
-// runWriter is the coalescing loop: it takes every request queued while the
+// runWriter is the coalescing loop: it takes every call queued while the
 // previous bulk write ran (up to MaxBatch views) and writes them together.
 // After Close it finishes what is queued, then exits.
 func (m *Model) runWriter() {
 	defer close(m.writerDone)
-	for {
-		var first *applyReq
-		select {
-		case first = <-m.reqs:
-		case <-m.stop:
-			for {
-				select {
-				case r := <-m.reqs:
-					m.commit(m.collect(r))
-				default:
-					return
-				}
-			}
-		}
-		m.commit(m.collect(first))
-	}
+	m.queue().Serve(groupcommit.Writer[projections.View, projections.Outcome]{
+		MaxBatch: m.opts.MaxBatch,
+		// The caller that leaves must not abort the others' writes: the
+		// batch runs on its own context, each call bounded by OpTimeout.
+		Write: func(views []projections.View) ([]projections.Outcome, error) {
+			return m.write(context.Background(), views)
+		},
+		Committed: m.committed,
+	})
 }
 
-func (m *Model) collect(first *applyReq) []*applyReq {
-	batch := []*applyReq{first}
-	for n := len(first.views); n < m.opts.MaxBatch; {
-		select {
-		case r := <-m.reqs:
-			batch = append(batch, r)
-			n += len(r.views)
-		default:
-			return batch
-		}
-	}
-	return batch
-}
-
-func (m *Model) commit(batch []*applyReq) {
-	var live []*applyReq
-	var views []projections.View
-	for _, r := range batch {
-		if err := r.ctx.Err(); err != nil {
-			r.err = err
-			close(r.done)
-			continue
-		}
-		live = append(live, r)
-		views = append(views, r.views...)
-	}
-	if len(live) == 0 {
-		return
-	}
-	// The caller that leaves must not abort the others' writes: the
-	// batch runs on its own context, each call bounded by OpTimeout.
-	out, err := m.write(context.Background(), views)
+// committed wakes the waiters of the ICPs a batch wrote.
+func (m *Model) committed(views []projections.View, out []projections.Outcome) {
 	var touched []string
-	off := 0
-	for _, r := range live {
-		if err != nil {
-			r.err = err
-		} else {
-			r.out = out[off : off+len(r.views) : off+len(r.views)] // no caller can append into another's
-			for i, o := range r.out {
-				if o.Applied {
-					touched = append(touched, r.views[i].ID)
-				}
-			}
+	for i, o := range out {
+		if o.Applied {
+			touched = append(touched, views[i].ID)
 		}
-		off += len(r.views)
-		close(r.done)
 	}
 	m.wake(touched)
 }
