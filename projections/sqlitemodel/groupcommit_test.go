@@ -14,11 +14,12 @@ import (
 	"github.com/icpservice/icp/projections"
 )
 
-// openHeld opens a read model whose writer gets stuck on its next
-// transaction until release is called: the file's write lock is held from
-// another connection, so calls queue up behind the stuck one and what
-// happens to them is deterministic.
-func openHeld(t *testing.T) (m *Model, path string, release func()) {
+// queueHeld opens a read model whose writer is stuck on its next
+// transaction until release is called (the file's write lock is held from
+// another connection), and returns once n creates, applied each on a
+// goroutine of its own, are in the stuck batch or queued behind it: what
+// happens to them is then deterministic. Each call reports on errs.
+func queueHeld(t *testing.T, n int) (m *Model, path string, release func(), errs <-chan error) {
 	t.Helper()
 	path = filepath.Join(t.TempDir(), "rm.db")
 	m, err := Open(context.Background(), path, Options{BusyTimeout: 30 * time.Second})
@@ -44,13 +45,18 @@ func openHeld(t *testing.T) (m *Model, path string, release func()) {
 		})
 	}
 	t.Cleanup(release)
-	return m, path, release
-}
 
-// waitTakenOrQueued returns once n Apply calls are in the writer's stuck
-// batch or queued behind it.
-func waitTakenOrQueued(t *testing.T, m *Model, n int) {
-	t.Helper()
+	ch := make(chan error, n)
+	for i := range n {
+		go func() {
+			v := create(i)
+			out, err := m.Apply(context.Background(), []projections.View{v})
+			if err == nil && !out[0].Applied {
+				err = fmt.Errorf("%s not applied: %+v", v.ID, out[0])
+			}
+			ch <- err
+		}()
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for int(m.taken.Load())+len(m.reqs) < n {
 		if time.Now().After(deadline) {
@@ -58,6 +64,7 @@ func waitTakenOrQueued(t *testing.T, m *Model, n int) {
 		}
 		runtime.Gosched()
 	}
+	return m, path, release, ch
 }
 
 func create(i int) projections.View {
@@ -65,29 +72,11 @@ func create(i int) projections.View {
 		UserIDs: []string{"u"}, Doc: []byte(`{}`)}
 }
 
-// applyAsync applies views on a goroutine of its own and reports on errs.
-func applyAsync(m *Model, errs chan<- error, views ...projections.View) {
-	go func() {
-		out, err := m.Apply(context.Background(), views)
-		for i := 0; err == nil && i < len(out); i++ {
-			if !out[i].Applied {
-				err = fmt.Errorf("%s not applied: %+v", views[i].ID, out[i])
-			}
-		}
-		errs <- err
-	}()
-}
-
 // Calls that arrive while a commit is in progress are written together in the
 // next transaction, and the statistics count them by the time Apply returns.
 func TestGroupCommitCoalescesQueuedCalls(t *testing.T) {
-	m, _, release := openHeld(t)
 	const callers = 50
-	errs := make(chan error, callers)
-	for i := range callers {
-		applyAsync(m, errs, create(i))
-	}
-	waitTakenOrQueued(t, m, callers)
+	m, _, release, errs := queueHeld(t, callers)
 	release()
 	for range callers {
 		if err := <-errs; err != nil {
@@ -103,13 +92,8 @@ func TestGroupCommitCoalescesQueuedCalls(t *testing.T) {
 // Close writes the calls already queued before it closes the file; a call
 // made after Close is refused with ErrClosed and not written.
 func TestCloseFinishesQueuedApplies(t *testing.T) {
-	m, path, release := openHeld(t)
 	const queued = 5
-	errs := make(chan error, queued)
-	for i := range queued {
-		applyAsync(m, errs, create(i))
-	}
-	waitTakenOrQueued(t, m, queued)
+	m, path, release, errs := queueHeld(t, queued)
 	closed := make(chan error, 1)
 	go func() { closed <- m.Close() }()
 	deadline := time.Now().Add(10 * time.Second)
