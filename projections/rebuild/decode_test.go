@@ -79,12 +79,18 @@ func FuzzDecodePayload(f *testing.F) {
 
 func checkDecodeAgrees(t *testing.T, i int, r events.Recorded) {
 	t.Helper()
-	got, gotErr := decodePayload(r)
+	got, doc, gotErr := decodePayload(r)
 	want, wantErr := events.DecodeRecorded(r)
 	if (gotErr == nil) != (wantErr == nil) || (gotErr != nil && gotErr.Error() != wantErr.Error()) {
 		t.Fatalf("case %d (%s v%d %q): error %v, events.Decode says %v", i, r.Type, r.SchemaVersion, r.Data, gotErr, wantErr)
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("case %d (%q): decoded\n%#v\nevents.Decode gives\n%#v", i, r.Data, got, want)
+	}
+	if doc != nil {
+		enc, err := events.MarshalJSON(want.(events.ICPCreatedV1).ICP)
+		if err != nil || string(enc) != string(doc) {
+			t.Fatalf("case %d (%q): doc %s, events.MarshalJSON gives %s (%v)", i, r.Data, doc, enc, err)
+		}
 	}
 }

@@ -75,6 +75,9 @@ type entry struct {
 	// dirty: state is newer than what the target holds.
 	dirty bool
 	seq   uint64 // last chunk that folded an event of this ICP
+	// doc is the JSON of state.ICP when state is the fold of a create whose
+	// payload gave it (decoded.doc), until it is written.
+	doc []byte
 }
 
 func newReplayer(store events.Store, target Target, opts Options) (*replayer, error) {
@@ -305,6 +308,10 @@ func (r *replayer) fold(ctx context.Context, w *writer, evs []decoded) error {
 			return err
 		}
 		if n != e.state {
+			e.doc = nil
+			if e.state == nil {
+				e.doc = d.doc
+			}
 			e.state, e.dirty = n, true
 		}
 	}
@@ -405,7 +412,7 @@ func (r *replayer) write(w *writer, ids []string, es []*entry) error {
 	// every core for it.
 	errs := make([]error, len(items))
 	parallel(len(items), func(i int) {
-		items[i].v, errs[i] = projections.ViewOf(items[i].e.state)
+		items[i].v, errs[i] = viewOf(items[i].e.state, items[i].e.doc)
 	})
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("rebuild: %w", err)
@@ -420,7 +427,7 @@ func (r *replayer) write(w *writer, ids []string, es []*entry) error {
 			} else {
 				b.created = append(b.created, it.v)
 			}
-			it.e.inTarget, it.e.dirty = true, false
+			it.e.inTarget, it.e.dirty, it.e.doc = true, false, nil
 			es[i] = it.e
 		}
 		if err := w.send(b, es); err != nil {
@@ -430,6 +437,23 @@ func (r *replayer) write(w *writer, ids []string, es []*entry) error {
 		items = items[n:]
 	}
 	return nil
+}
+
+// viewOf is projections.ViewOf(s), with the doc taken as it is when doc is
+// set (the JSON of s.ICP, see decoded.doc) rather than encoded again.
+func viewOf(s *events.State, doc []byte) (projections.View, error) {
+	if doc == nil || s.Deleted {
+		return projections.ViewOf(s)
+	}
+	return projections.View{
+		ID:        s.ICP.ID,
+		Tenant:    s.Tenant,
+		Version:   s.Version,
+		Position:  s.CreatedPosition,
+		CreatedBy: s.CreatedBy,
+		Doc:       doc,
+		UserIDs:   append([]string(nil), s.ICP.UserIDs...),
+	}, nil
 }
 
 // parallel calls fn(0) ... fn(n-1), spread over the cores, and returns when

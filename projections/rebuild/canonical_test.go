@@ -1,0 +1,233 @@
+package rebuild
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/icpservice/icp/events"
+	"github.com/icpservice/icp/projections"
+)
+
+// canonicalSamples are create payloads as events.Encode writes them, with
+// whether parseCanonicalCreate must take each (it declines strings that
+// the encoder escapes, and values json.Marshal escapes inside an Opt).
+func canonicalSamples(t testing.TB) (payloads [][]byte, accept []bool) {
+	t.Helper()
+	at := events.NewTime(time.Date(2025, 3, 1, 9, 0, 0, 123e6, time.UTC))
+	desc := "Entscheider in der DACH-Region: Größe ≥ 50 <&>"
+	until := events.NewTime(at.Add(90 * 24 * time.Hour))
+	base := func() events.ICP {
+		return events.ICP{ID: "0b6f7d2e-8c1a-4c2e-9d3f-3f5a1e2b4c6d", Name: "DACH Tech Leaders", CreatedAt: at, UpdatedAt: at, LeadsPerList: 100}
+	}
+	type sample struct {
+		icp    func(*events.ICP)
+		accept bool
+	}
+	samples := []sample{
+		{func(*events.ICP) {}, true},
+		{func(i *events.ICP) {
+			i.Description = &desc
+			i.ActiveUntil = &until
+			i.UserIDs = []string{"user_1", "user_shared", "ü"}
+			i.LeadProviderCriteria = []events.LeadProviderCriterion{
+				{Provider: "baseProvider", Filters: json.RawMessage(`{"z_last":1,"job_title":["CTO","VP \"Eng\""],"employees":{"$gt":12345678901234567890},"loc":["DE","AT"],"x":[true,false,null,-0.5e-3,{}],"y":[]}`)},
+				{Provider: "other", Type: events.Some("company"), Filters: json.RawMessage(`null`)},
+				{Provider: "third", Type: events.Null[string](), Filters: json.RawMessage(`"a<b"`)},
+			}
+			i.CustomFilterCriteria = []events.CustomFilter{{Type: "maxPeoplePerCompany", Value: json.RawMessage(`2.50`)}, {Type: "t", Value: json.RawMessage(`1E+10`)}}
+			i.CRMFilters = &events.CRMFilters{
+				Provider: events.Some("hubspot"), TextSearch: events.Null[string](), Query: json.RawMessage(`{"q":[1,2]}`),
+				Filters: events.Some([]events.CRMFilter{
+					{Path: "deal.stage", Mode: "eq", Value: json.RawMessage(`"won"`), Exclude: events.Some(true)},
+					{Path: "owner", Mode: "in", Value: json.RawMessage(`["a","b\u00e9"]`), Exclude: events.Null[bool]()},
+					{Path: "size", Mode: "gt", Value: json.RawMessage(`10`)},
+				}),
+			}
+		}, true},
+		{func(i *events.ICP) {
+			i.UserIDs, i.LeadProviderCriteria, i.CustomFilterCriteria = []string{}, []events.LeadProviderCriterion{}, []events.CustomFilter{}
+			i.CRMFilters = &events.CRMFilters{Filters: events.Some([]events.CRMFilter{})}
+			i.LeadsPerList = -7
+		}, true},
+		{func(i *events.ICP) { i.CRMFilters = &events.CRMFilters{} }, true},
+		{func(i *events.ICP) {
+			i.CRMFilters = &events.CRMFilters{Query: json.RawMessage(`null`), Filters: events.Null[[]events.CRMFilter]()}
+		}, true},
+		{func(i *events.ICP) { i.Name = `say "hi"` }, false},
+		{func(i *events.ICP) { i.Name = "tab\there" }, false},
+		{func(i *events.ICP) { i.Name = "line\u2028sep" }, false},
+		{func(i *events.ICP) { i.Name = "bad \xff byte" }, false},
+		{func(i *events.ICP) {
+			i.LeadProviderCriteria = []events.LeadProviderCriterion{{Provider: "p", Type: events.Some("a<b"), Filters: json.RawMessage(`1`)}}
+		}, false},
+		{func(i *events.ICP) { // json.Marshal escapes the '&', which raw JSON may hold
+			i.CRMFilters = &events.CRMFilters{Filters: events.Some([]events.CRMFilter{{Path: "p", Mode: "m", Value: json.RawMessage(`"x&y"`)}})}
+		}, true},
+	}
+	for _, s := range samples {
+		icp := base()
+		s.icp(&icp)
+		p, err := events.Encode("ev", events.ICPCreatedV1{ICP: icp, Tenant: "org_a", CreatedBy: "user_1"}, events.Metadata{Tenant: "org_a"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		payloads, accept = append(payloads, p.Data), append(accept, s.accept)
+	}
+	// Written by another hand: the same values, other spellings.
+	good := string(payloads[1])
+	for _, edit := range [][2]string{
+		{`{"icp":`, `{ "icp":`},
+		{`"loc":["DE","AT"]`, `"loc":["DE", "AT"]`},
+		{`"leadsPerList":100`, `"leadsPerList":1e2`},
+		{`"leadsPerList":100`, `"leadsPerList":0100`},
+		{`"createdAt":"2025-03-01T09:00:00.123Z"`, `"createdAt":"2025-03-01T10:00:00.123+01:00"`},
+		{`"tenant":"org_a"`, `"tenant":"org_\u0061"`},
+		{`"name":"DACH Tech Leaders"`, `"Name":"DACH Tech Leaders"`},
+		{`"name":"DACH Tech Leaders",`, ``},
+		{`"createdBy":"user_1"`, `"createdBy":"user_1","extra":1`},
+		{`"exclude":true`, `"exclude":1`},
+		{`"value":"won"`, `"value":won`},
+		{`"q":[1,2]`, `"q":[1,2,]`},
+		{`-0.5e-3`, `-.5e-3`},
+		{`-0.5e-3`, `-0.5e`},
+		{`"value":"won"`, `"value":"w&n"`},       // json.Marshal would escape it inside an Opt
+		{`"type":"company"`, `"type":"c<y"`},     // likewise
+		{`"user_shared"`, `"user_shared\u2028"`}, // escaped characters fall back
+	} {
+		if !strings.Contains(good, edit[0]) {
+			t.Fatalf("sample lacks %s: %s", edit[0], good)
+		}
+		payloads, accept = append(payloads, []byte(strings.Replace(good, edit[0], edit[1], 1))), append(accept, false)
+	}
+	return payloads, accept
+}
+
+func TestCanonicalCreate(t *testing.T) {
+	payloads, accept := canonicalSamples(t)
+	for i, data := range payloads {
+		ok := checkCanonical(t, data)
+		if ok != accept[i] {
+			t.Errorf("payload %d: taken %v, want %v: %s", i, ok, accept[i], data)
+		}
+	}
+}
+
+// FuzzCanonicalCreate searches for a payload that parseCanonicalCreate
+// reads otherwise than encoding/json (go test -fuzz FuzzCanonicalCreate
+// ./projections/rebuild).
+func FuzzCanonicalCreate(f *testing.F) {
+	payloads, _ := canonicalSamples(f)
+	for _, p := range payloads {
+		f.Add(p)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) { checkCanonical(t, data) })
+}
+
+// checkCanonical checks what parseCanonicalCreate makes of data against
+// encoding/json, and reports whether it took it.
+func checkCanonical(t *testing.T, data []byte) bool {
+	t.Helper()
+	got, doc, ok := parseCanonicalCreate(data)
+	if !ok {
+		if got.Tenant != "" || doc != nil {
+			t.Fatalf("declined %q but returned a value", data)
+		}
+		return false
+	}
+	var want events.ICPCreatedV1
+	if err := json.Unmarshal(data, &want); err != nil {
+		t.Fatalf("took %q, which json.Unmarshal refuses: %v", data, err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("%q read as\n%#v\njson.Unmarshal reads\n%#v", data, got, want)
+	}
+	enc, err := events.MarshalJSON(want.ICP)
+	if err != nil || string(enc) != string(doc) {
+		t.Fatalf("%q: doc %s, events.MarshalJSON gives %s (%v)", data, doc, enc, err)
+	}
+	if s, err := events.Evolve(nil, got, 1, 7); err == nil {
+		v, err := viewOf(s, doc)
+		w, werr := projections.ViewOf(s)
+		if err != nil || werr != nil || !reflect.DeepEqual(v, w) {
+			t.Fatalf("%q: view %+v (%v), projections.ViewOf gives %+v (%v)", data, v, err, w, werr)
+		}
+	}
+	return true
+}
+
+// parseCanonicalCreate knows the payload's fields as they are listed here;
+// a change to them must be made there too (a new key would only make
+// payloads that carry it fall back, but a changed type or tag would not).
+func TestCanonicalCreateKnowsEveryField(t *testing.T) {
+	want := strings.TrimSpace(`
+ICP events.ICP "icp"
+ICP.ID string "id"
+ICP.Name string "name"
+ICP.Description *string "description"
+ICP.CreatedAt events.Time "createdAt"
+ICP.CreatedAt.Time time.Time ""
+ICP.UpdatedAt events.Time "updatedAt"
+ICP.UpdatedAt.Time time.Time ""
+ICP.LeadProviderCriteria []events.LeadProviderCriterion "leadProviderCriteria"
+ICP.LeadProviderCriteria.Provider string "provider"
+ICP.LeadProviderCriteria.Type events.Opt[string] "type,omitzero"
+ICP.LeadProviderCriteria.Type.Set bool ""
+ICP.LeadProviderCriteria.Type.Null bool ""
+ICP.LeadProviderCriteria.Type.V string ""
+ICP.LeadProviderCriteria.Filters json.RawMessage "filters"
+ICP.CustomFilterCriteria []events.CustomFilter "customFilterCriteria"
+ICP.CustomFilterCriteria.Type string "type"
+ICP.CustomFilterCriteria.Value json.RawMessage "value"
+ICP.CRMFilters *events.CRMFilters "crmFilters"
+ICP.CRMFilters.Provider events.Opt[string] "provider,omitzero"
+ICP.CRMFilters.Provider.Set bool ""
+ICP.CRMFilters.Provider.Null bool ""
+ICP.CRMFilters.Provider.V string ""
+ICP.CRMFilters.TextSearch events.Opt[string] "textSearch,omitzero"
+ICP.CRMFilters.TextSearch.Set bool ""
+ICP.CRMFilters.TextSearch.Null bool ""
+ICP.CRMFilters.TextSearch.V string ""
+ICP.CRMFilters.Query json.RawMessage "query,omitempty"
+ICP.CRMFilters.Filters events.Opt[[]github.com/icpservice/icp/events.CRMFilter] "filters,omitzero"
+ICP.CRMFilters.Filters.Set bool ""
+ICP.CRMFilters.Filters.Null bool ""
+ICP.CRMFilters.Filters.V []events.CRMFilter ""
+ICP.CRMFilters.Filters.V.Path string "path"
+ICP.CRMFilters.Filters.V.Mode string "mode"
+ICP.CRMFilters.Filters.V.Value json.RawMessage "value"
+ICP.CRMFilters.Filters.V.Exclude events.Opt[bool] "exclude,omitzero"
+ICP.CRMFilters.Filters.V.Exclude.Set bool ""
+ICP.CRMFilters.Filters.V.Exclude.Null bool ""
+ICP.CRMFilters.Filters.V.Exclude.V bool ""
+ICP.UserIDs []string "userIds"
+ICP.LeadsPerList int "leadsPerList"
+ICP.ActiveUntil *events.Time "activeUntil"
+ICP.ActiveUntil.Time time.Time ""
+Tenant string "tenant"
+CreatedBy string "createdBy"`)
+	var fields []string
+	describe(reflect.TypeFor[events.ICPCreatedV1](), "", &fields)
+	if got := strings.Join(fields, "\n"); got != want {
+		t.Fatalf("the create payload's fields changed; update parseCanonicalCreate, then this list:\n%s", got)
+	}
+}
+
+// describe lists the fields of t's structs, through pointers and slices,
+// with their types and JSON tags; time.Time is a leaf.
+func describe(t reflect.Type, prefix string, out *[]string) {
+	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct || t == reflect.TypeFor[time.Time]() {
+		return
+	}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		*out = append(*out, fmt.Sprintf("%s%s %s %q", prefix, f.Name, f.Type, f.Tag.Get("json")))
+		describe(f.Type, prefix+f.Name+".", out)
+	}
+}
