@@ -32,7 +32,11 @@ func TestMain(m *testing.M) {
 	if url := os.Getenv(childURL); url != "" {
 		os.Exit(runChild(url))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if icpctl.dir != "" {
+		_ = os.RemoveAll(icpctl.dir)
+	}
+	os.Exit(code)
 }
 
 // runChild consumes ICPCreated events and prints "EVENT <id> <delivery>"

@@ -36,6 +36,20 @@ const (
 	StartAtNew StartAt = "new"
 )
 
+// The replay stream, where `icpctl republish` writes a range of the event
+// history again for a downstream that lost data (see Config.Replay and
+// events/CONSUMERS.md). It is not ICP_EVENTS, so that republishing never
+// moves the relay's resume point.
+const (
+	// ReplayStream is the JetStream stream of republished events.
+	ReplayStream = "ICP_REPLAY"
+	// ReplaySubjectPrefix starts every republished event's subject:
+	// icp.replay.<EventType>.
+	ReplaySubjectPrefix = "icp.replay."
+	// ReplaySubjects is the subject filter of ReplayStream.
+	ReplaySubjects = "icp.replay.>"
+)
+
 // Config configures a Consumer. Zero values take the defaults named beside
 // each field; Validate reports every problem at once.
 type Config struct {
@@ -56,6 +70,19 @@ type Config struct {
 	Durable string
 	// StartAt is where a new durable starts (default StartAtFirst).
 	StartAt StartAt
+	// Replay makes the durable read ICP_REPLAY (subjects
+	// icp.replay.<EventType>), where `icpctl republish` puts events of the
+	// history again, instead of ICP_EVENTS. Everything else is the same:
+	// the typed handlers, upcasting, ordering, acknowledgement, retries and
+	// dead letters (to icp.dlq.<Durable>, with icp-dlq-stream ICP_REPLAY).
+	// A replay durable is a JetStream consumer of its own, apart from the
+	// live one of the same Durable (both may run at once), with its own
+	// position. Run waits until ICP_REPLAY exists: the first republish
+	// creates it. ICP_REPLAY is shared by every downstream and keeps what
+	// it was given for a week: a new replay durable with StartAtFirst gets
+	// every republished event the stream still holds, with StartAtNew only
+	// those published after it started.
+	Replay bool
 
 	// Concurrency is how many handlers run at once across every process
 	// sharing Durable (default 1). With 1, handlers see events one at a

@@ -1,6 +1,8 @@
 // Package consumer is how a worker, in this repository or another, consumes
 // the ICP events the service publishes on NATS JetStream (stream ICP_EVENTS,
-// subjects icp.events.<Type>; see events/CONSUMERS.md for the contract).
+// subjects icp.events.<Type>; see events/CONSUMERS.md for the contract), or
+// the events `icpctl republish` published again on ICP_REPLAY
+// (Config.Replay).
 //
 // A Consumer subscribes with a durable JetStream consumer through a watermill
 // router, decodes each message into a typed event (upcasting older schema
@@ -24,8 +26,11 @@
 // is delivered again only if its acknowledgement did not reach JetStream
 // (the process died or lost its connection in between), and the relay may
 // publish an event a second time after a long outage (beyond the stream's
-// duplicate window). Handlers must therefore be idempotent: skip an event
-// whose ID, or whose (ICPID, Version), was already handled. With the
+// duplicate window), and an operator's `icpctl republish` puts events on
+// ICP_REPLAY again for replay durables (Config.Replay), beyond that window
+// too when repeated. Handlers must therefore be idempotent, with a durable
+// record: skip an event whose ID, or whose (ICPID, Version), was already
+// handled, whichever stream brought it. With the
 // default Concurrency of 1, handlers are called one at a time in bus order,
 // the event store's global order, across all processes sharing the durable
 // and across restarts: each ICP's events arrive in version order, and an
@@ -57,6 +62,7 @@ import (
 // handlers with OnCreated, OnUpdated and OnDeleted, then call Run.
 type Consumer struct {
 	cfg        Config
+	src        source
 	log        *slog.Logger
 	dlqSubject string
 	dec        decoder
@@ -105,9 +111,11 @@ func New(cfg Config) (*Consumer, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	src := sourceOf(cfg)
 	return &Consumer{
 		cfg:        cfg,
-		log:        cfg.Logger.With("component", "consumer", "durable", cfg.Durable),
+		src:        src,
+		log:        cfg.Logger.With("component", "consumer", "durable", cfg.Durable, "stream", src.stream),
 		dlqSubject: events.DLQSubject(cfg.Durable),
 		dec:        newDecoder(),
 		handlers:   map[string]dispatch{},
@@ -170,8 +178,8 @@ func (c *Consumer) Ready() bool {
 
 // Run consumes until ctx ends, then stops gracefully: no new message is
 // taken, the handlers in flight finish and their messages are acknowledged
-// (within ShutdownTimeout), and Run returns nil. While ICP_EVENTS does not
-// exist yet Run waits for it. Run returns an error when no handler is
+// (within ShutdownTimeout), and Run returns nil. While the stream (ICP_EVENTS,
+// or ICP_REPLAY with Config.Replay) does not exist yet Run waits for it. Run returns an error when no handler is
 // registered, when the setup fails, or when the connection is closed for
 // good. Run may be called once.
 func (c *Consumer) Run(ctx context.Context) error {
@@ -251,7 +259,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 				// Bind to the durable ensureConsumer made: a consumer the
 				// client creates itself is deleted when the subscription is
 				// drained, which would restart it from the first message.
-				nats.Bind(events.BusStream, c.cfg.Durable),
+				nats.Bind(c.src.stream, c.cfg.Durable),
 				nats.ManualAck(),
 			},
 		},
@@ -263,7 +271,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("consumer: router: %w", err)
 	}
-	router.AddConsumerHandler("icp-"+c.cfg.Durable, events.BusSubjects, sub, c.handle)
+	router.AddConsumerHandler("icp-"+c.cfg.Durable, c.src.subjects, sub, c.handle)
 
 	// The router runs on its own context: cancelling it would abandon the
 	// messages in flight before their acks. Shutdown drains the connection
@@ -277,7 +285,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	select {
 	case <-router.Running():
 		c.ready.Store(true)
-		c.log.Info("consumer: consuming", "stream", events.BusStream, "concurrency", c.cfg.Concurrency)
+		c.log.Info("consumer: consuming", "concurrency", c.cfg.Concurrency)
 		select {
 		case <-ctx.Done():
 		case <-closed:

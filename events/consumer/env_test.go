@@ -31,6 +31,7 @@ const budget = 30 * time.Second
 // store to the bus.
 type env struct {
 	t     testing.TB
+	dir   string // the data directory: events.db, nats/
 	srv   *natsserver.Server
 	store *sqlitestore.Store
 	cmds  *commands.Handler
@@ -53,7 +54,7 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = store.Close() })
-	e := &env{t: t, srv: srv, store: store, cmds: commands.NewHandler(store)}
+	e := &env{t: t, dir: dir, srv: srv, store: store, cmds: commands.NewHandler(store)}
 	e.nc = e.connect("test")
 	if e.js, err = jetstream.New(e.nc); err != nil {
 		t.Fatal(err)
@@ -212,11 +213,17 @@ func (r *running) stop() error {
 // consumer.)
 func (e *env) durableState(durable string) *nats.ConsumerInfo {
 	e.t.Helper()
+	return e.durableStateOn(events.BusStream, durable)
+}
+
+// durableStateOn is durableState for a durable of another stream.
+func (e *env) durableStateOn(stream, durable string) *nats.ConsumerInfo {
+	e.t.Helper()
 	js, err := e.nc.JetStream()
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	info, err := js.ConsumerInfo(events.BusStream, durable)
+	info, err := js.ConsumerInfo(stream, durable)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -228,9 +235,15 @@ func (e *env) durableState(durable string) *nats.ConsumerInfo {
 // come.
 func (e *env) settled(durable string) *nats.ConsumerInfo {
 	e.t.Helper()
+	return e.settledOn(events.BusStream, durable)
+}
+
+// settledOn is settled for a durable of another stream.
+func (e *env) settledOn(stream, durable string) *nats.ConsumerInfo {
+	e.t.Helper()
 	var info *nats.ConsumerInfo
 	eventually(e.t, "the durable to acknowledge everything", func() bool {
-		info = e.durableState(durable)
+		info = e.durableStateOn(stream, durable)
 		return info.NumPending == 0 && info.NumAckPending == 0
 	})
 	return info
@@ -307,4 +320,18 @@ func natsMsg(subject string, headers map[string]string, data []byte) *nats.Msg {
 	}
 	m.Data = data
 	return m
+}
+
+// streamState returns a stream's state on the server.
+func (e *env) streamState(name string) jetstream.StreamState {
+	e.t.Helper()
+	s, err := e.js.Stream(context.Background(), name)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return info.State
 }

@@ -36,7 +36,11 @@ type Envelope struct {
 	// Delivery counts JetStream's deliveries of this message: 1 the first
 	// time; more after a failed attempt, a crash, or an AckWait expiry.
 	Delivery int
-	// StreamSequence is the message's sequence in ICP_EVENTS.
+	// Stream is the stream the message was read from: ICP_EVENTS, or
+	// ICP_REPLAY for a replay durable (Config.Replay). A replayed event is
+	// the same event as on ICP_EVENTS: same ID, Version and Position.
+	Stream string
+	// StreamSequence is the message's sequence in Stream.
 	StreamSequence uint64
 }
 

@@ -22,7 +22,10 @@ const (
 	HeaderDLQConsumer = "icp-dlq-consumer"
 	// HeaderDLQDeliveries is how many times the original was delivered.
 	HeaderDLQDeliveries = "icp-dlq-deliveries"
-	// HeaderDLQStreamSeq is the original's sequence in ICP_EVENTS.
+	// HeaderDLQStream is the stream the original was read from: ICP_EVENTS,
+	// or ICP_REPLAY for a replay durable.
+	HeaderDLQStream = "icp-dlq-stream"
+	// HeaderDLQStreamSeq is the original's sequence in that stream.
 	HeaderDLQStreamSeq = "icp-dlq-stream-seq"
 	// HeaderDLQSubject is the original's subject.
 	HeaderDLQSubject = "icp-dlq-subject"
@@ -66,7 +69,7 @@ func (c *Consumer) handle(msg *message.Message) (err error) {
 	env := Envelope{
 		ID: rec.ID, ICPID: rec.ICPID(), Type: rec.Type, SchemaVersion: rec.SchemaVersion,
 		Version: rec.Version, Position: rec.Position, Time: rec.Time, Metadata: md,
-		Delivery: deliveries(msg), StreamSequence: streamSeq(msg),
+		Delivery: deliveries(msg), Stream: c.src.stream, StreamSequence: streamSeq(msg),
 	}
 	err = c.call(ctx, h, env, payload)
 	if err == nil {
@@ -109,6 +112,7 @@ func (c *Consumer) deadLetter(ctx context.Context, msg *message.Message, reason 
 	dl.Metadata.Set(events.HeaderDLQReason, headerSafe(reason))
 	dl.Metadata.Set(HeaderDLQConsumer, c.cfg.Durable)
 	dl.Metadata.Set(HeaderDLQDeliveries, strconv.Itoa(deliveries(msg)))
+	dl.Metadata.Set(HeaderDLQStream, c.src.stream)
 	dl.Metadata.Set(HeaderDLQStreamSeq, msg.Metadata.Get(mdStreamSeq))
 	dl.Metadata.Set(HeaderDLQSubject, msg.Metadata.Get(mdSubject))
 	if err := c.dlq.Publish(c.dlqSubject, dl); err != nil {
@@ -123,9 +127,12 @@ func (c *Consumer) deadLetter(ctx context.Context, msg *message.Message, reason 
 	return nil
 }
 
+// deadLetterID is the dead-letter copy's Nats-Msg-Id: the same for every
+// copy of one message, and apart from the copies of the other stream's
+// messages of the same sequence.
 func (c *Consumer) deadLetterID(msg *message.Message) string {
 	if seq := msg.Metadata.Get(mdStreamSeq); seq != "" {
-		return c.cfg.Durable + "-" + events.BusStream + "-" + seq
+		return c.cfg.Durable + "-" + c.src.stream + "-" + seq
 	}
 	return c.cfg.Durable + "-" + uuid.NewString()
 }

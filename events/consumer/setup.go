@@ -40,12 +40,30 @@ func ensureDLQStream(ctx context.Context, js nats.JetStreamContext) error {
 	return nil
 }
 
-// waitForBusStream waits until ICP_EVENTS exists; the consumer never creates
-// it (the service's relay owns it). It returns ctx.Err() when ctx ends first.
+// source is the stream a durable reads, and where JetStream pushes it.
+type source struct {
+	stream   string // ICP_EVENTS or ICP_REPLAY
+	subjects string // the stream's subject filter
+	// deliver is the push consumer's deliver subject: one per durable and
+	// stream, so that a live and a replay durable of the same name each get
+	// only their own stream's messages.
+	deliver string
+}
+
+func sourceOf(cfg Config) source {
+	if cfg.Replay {
+		return source{stream: ReplayStream, subjects: ReplaySubjects, deliver: "icp.deliver.replay." + cfg.Durable}
+	}
+	return source{stream: events.BusStream, subjects: events.BusSubjects, deliver: "icp.deliver." + cfg.Durable}
+}
+
+// waitForBusStream waits until the durable's stream exists; the consumer
+// never creates it (the service's relay owns ICP_EVENTS, icpctl republish
+// ICP_REPLAY). It returns ctx.Err() when ctx ends first.
 func (c *Consumer) waitForBusStream(ctx context.Context, js nats.JetStreamContext) error {
 	logged := false
 	for {
-		_, err := js.StreamInfo(events.BusStream, nats.Context(ctx))
+		_, err := js.StreamInfo(c.src.stream, nats.Context(ctx))
 		if err == nil {
 			return nil
 		}
@@ -53,10 +71,10 @@ func (c *Consumer) waitForBusStream(ctx context.Context, js nats.JetStreamContex
 			return ctx.Err()
 		}
 		if !errors.Is(err, nats.ErrStreamNotFound) {
-			return fmt.Errorf("consumer: stream %s: %w", events.BusStream, err)
+			return fmt.Errorf("consumer: stream %s: %w", c.src.stream, err)
 		}
 		if !logged {
-			c.log.Info("consumer: waiting for the event stream", "stream", events.BusStream)
+			c.log.Info("consumer: waiting for the event stream", "stream", c.src.stream)
 			logged = true
 		}
 		select {
@@ -67,9 +85,6 @@ func (c *Consumer) waitForBusStream(ctx context.Context, js nats.JetStreamContex
 	}
 }
 
-// deliverSubject is where JetStream pushes the durable's messages.
-func deliverSubject(durable string) string { return "icp.deliver." + durable }
-
 // ensureConsumer creates the durable push consumer, or updates an existing
 // one to this configuration. An existing durable keeps its start point (a
 // deliver policy cannot change once created). Processes sharing Durable
@@ -78,7 +93,7 @@ func (c *Consumer) ensureConsumer(ctx context.Context, js nats.JetStreamContext)
 	cfg := &nats.ConsumerConfig{
 		Durable:        c.cfg.Durable,
 		Description:    "ICP event worker " + c.cfg.Durable,
-		DeliverSubject: deliverSubject(c.cfg.Durable),
+		DeliverSubject: c.src.deliver,
 		DeliverGroup:   c.cfg.Durable,
 		DeliverPolicy:  nats.DeliverAllPolicy,
 		AckPolicy:      nats.AckExplicitPolicy,
@@ -90,16 +105,16 @@ func (c *Consumer) ensureConsumer(ctx context.Context, js nats.JetStreamContext)
 		// 1 (the default Concurrency) keeps a single message outstanding
 		// across every process of the durable: strict bus order.
 		MaxAckPending: c.cfg.Concurrency,
-		FilterSubject: events.BusSubjects,
+		FilterSubject: c.src.subjects,
 		ReplayPolicy:  nats.ReplayInstantPolicy,
 	}
 	if c.cfg.StartAt == StartAtNew {
 		cfg.DeliverPolicy = nats.DeliverNewPolicy
 	}
-	info, err := js.ConsumerInfo(events.BusStream, c.cfg.Durable, nats.Context(ctx))
+	info, err := js.ConsumerInfo(c.src.stream, c.cfg.Durable, nats.Context(ctx))
 	switch {
 	case errors.Is(err, nats.ErrConsumerNotFound):
-		_, err = js.AddConsumer(events.BusStream, cfg, nats.Context(ctx))
+		_, err = js.AddConsumer(c.src.stream, cfg, nats.Context(ctx))
 		if err == nil {
 			return nil
 		}
@@ -108,7 +123,7 @@ func (c *Consumer) ensureConsumer(ctx context.Context, js nats.JetStreamContext)
 			return fmt.Errorf("consumer: create durable %s: %w", c.cfg.Durable, err)
 		}
 		// Another process created it meanwhile: update it below.
-		if info, err = js.ConsumerInfo(events.BusStream, c.cfg.Durable, nats.Context(ctx)); err != nil {
+		if info, err = js.ConsumerInfo(c.src.stream, c.cfg.Durable, nats.Context(ctx)); err != nil {
 			return fmt.Errorf("consumer: durable %s: %w", c.cfg.Durable, err)
 		}
 	case err != nil:
@@ -120,7 +135,7 @@ func (c *Consumer) ensureConsumer(ctx context.Context, js nats.JetStreamContext)
 	cfg.DeliverPolicy = info.Config.DeliverPolicy
 	cfg.OptStartSeq = info.Config.OptStartSeq
 	cfg.OptStartTime = info.Config.OptStartTime
-	if _, err := js.UpdateConsumer(events.BusStream, cfg, nats.Context(ctx)); err != nil {
+	if _, err := js.UpdateConsumer(c.src.stream, cfg, nats.Context(ctx)); err != nil {
 		return fmt.Errorf("consumer: update durable %s: %w", c.cfg.Durable, err)
 	}
 	return nil
