@@ -51,6 +51,9 @@ func historyForBench(b *testing.B, name string, spec historytest.Spec) string {
 }
 
 func TestMain(m *testing.M) {
+	if dir := os.Getenv(crashChildDir); dir != "" {
+		os.Exit(crashChild(dir))
+	}
 	code := m.Run()
 	for _, dir := range benchHistories.dirs {
 		_ = os.RemoveAll(dir)
@@ -73,6 +76,7 @@ func BenchmarkRebuild(b *testing.B) {
 		name string
 		spec historytest.Spec
 	}{
+		{"creates", historytest.Spec{ICPs: 100_000}},
 		{"mixed", historytest.Spec{ICPs: 50_000, UpdateEvery: 5, DeleteEvery: 20}},
 		{"updated", historytest.Spec{ICPs: 20_000, UpdateEvery: 1}},
 	} {
