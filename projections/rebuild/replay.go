@@ -23,10 +23,10 @@ var (
 	readChunk = 8192
 	// putViews bounds the views written in one Put: each Put is one write
 	// transaction, during which the live projector's writes to the same
-	// file wait (the API's read-your-writes wait absorbs it). Trade-off,
-	// measured with BenchmarkRebuild on the shared 2-core machine: 8192
-	// views hold the lock 0.15-0.3 s and rebuild the mixed history at
-	// about 40,000 events/s; 4096 views, 0.05-0.15 s and about 35,000.
+	// file wait (the API's read-your-writes wait absorbs it). Measured with
+	// BenchmarkRebuild on the shared 2-core machine: 8192 views hold the
+	// lock up to about 0.25 s. Larger Puts did not rebuild faster: the
+	// states of one chunk (readChunk) are written together anyway.
 	putViews = 8192
 	// ageChunks is how many chunks a dirty state stays unwritten after its
 	// last event (see ageOut).
