@@ -2,11 +2,11 @@ package rebuild
 
 import "testing"
 
-// SmallSteps makes the replay's chunks, pages and batches tiny until the
+// SmallSteps makes the replay's chunks and batches tiny until the
 // test ends, so that small histories go through every path: many chunks,
 // aging, compaction, several batches in flight.
 func SmallSteps(t *testing.T) {
-	page, chunk, put, age, compact := readPage, readChunk, putViews, ageChunks, compactEvery
-	readPage, readChunk, putViews, ageChunks, compactEvery = 7, 16, 5, 2, 3
-	t.Cleanup(func() { readPage, readChunk, putViews, ageChunks, compactEvery = page, chunk, put, age, compact })
+	chunk, put, age, compact := readChunk, putViews, ageChunks, compactEvery
+	readChunk, putViews, ageChunks, compactEvery = 7, 5, 2, 3
+	t.Cleanup(func() { readChunk, putViews, ageChunks, compactEvery = chunk, put, age, compact })
 }

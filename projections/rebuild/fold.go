@@ -31,7 +31,7 @@ func (p Problem) String() string {
 // decoded is a recorded event with its payload decoded (or the reason it
 // cannot be).
 type decoded struct {
-	rec     events.Recorded
+	rec     *events.Recorded
 	id      string // ICP id; "" for a stream that is not an ICP stream
 	payload any
 	// doc, for a create in canonical form, is its ICP's JSON as
@@ -42,12 +42,12 @@ type decoded struct {
 
 // decode decodes r the way the projector does, including its check that the
 // payload names the ICP of the stream it was recorded in.
-func decode(r events.Recorded) decoded {
+func decode(r *events.Recorded) decoded {
 	d := decoded{rec: r, id: r.ICPID()}
 	if d.id == "" {
 		return d
 	}
-	p, doc, err := decodePayload(r)
+	p, doc, err := decodePayload(*r)
 	switch {
 	case errors.Is(err, events.ErrUnknownVersion):
 		d.err = fmt.Errorf("%w: event %s at position %d: %w", ErrNewerRelease, r.ID, r.Position, err)
@@ -152,7 +152,7 @@ func FoldStream(recs []events.Recorded) (*events.State, error) {
 	var s *events.State
 	for _, r := range recs {
 		var err error
-		if s, err = f.fold(s, decode(r)); err != nil {
+		if s, err = f.fold(s, decode(&r)); err != nil {
 			return nil, err
 		}
 	}

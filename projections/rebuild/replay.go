@@ -17,9 +17,8 @@ import (
 // Sizes of the pipeline's steps. Variables, not constants, so that tests
 // can make them small.
 var (
-	// readPage is how many events one store read returns; readChunk how
-	// many are folded between two looks at the cache's size.
-	readPage  = 4096
+	// readChunk is how many events one store read returns, and how many
+	// are folded between two looks at the cache's size.
 	readChunk = 8192
 	// putViews bounds the views written in one Put: each Put is one write
 	// transaction, during which the live projector's writes to the same
@@ -184,9 +183,8 @@ func (r *replayer) read(ctx context.Context, after, to uint64, out chan<- rawChu
 			return false
 		}
 	}
-	cur := make([]events.Recorded, 0, readChunk)
 	for after < to {
-		recs, err := r.store.ReadAll(ctx, after, readPage)
+		recs, err := r.store.ReadAll(ctx, after, readChunk)
 		if err != nil {
 			send(rawChunk{err: fmt.Errorf("rebuild: read the event store after position %d: %w", after, err)})
 			return
@@ -194,27 +192,20 @@ func (r *replayer) read(ctx context.Context, after, to uint64, out chan<- rawChu
 		if len(recs) == 0 {
 			break // the store holds nothing up to to after all
 		}
-		for _, rec := range recs {
+		for i, rec := range recs {
 			if rec.Position <= after {
 				send(rawChunk{err: fmt.Errorf("rebuild: event store returned position %d after %d", rec.Position, after)})
 				return
 			}
 			if rec.Position > to {
-				after = to
+				recs, after = recs[:i], to
 				break
 			}
 			after = rec.Position
-			cur = append(cur, rec)
-			if len(cur) == readChunk {
-				if !send(rawChunk{recs: cur}) {
-					return
-				}
-				cur = make([]events.Recorded, 0, readChunk)
-			}
 		}
-	}
-	if len(cur) > 0 {
-		send(rawChunk{recs: cur})
+		if len(recs) > 0 && !send(rawChunk{recs: recs}) {
+			return
+		}
 	}
 }
 
@@ -237,7 +228,7 @@ func decodeAll(ctx context.Context, in <-chan rawChunk, out chan<- chunk) {
 			return
 		}
 		evs := make([]decoded, len(c.recs))
-		parallel(len(c.recs), func(i int) { evs[i] = decode(c.recs[i]) })
+		parallel(len(c.recs), func(i int) { evs[i] = decode(&c.recs[i]) })
 		select {
 		case out <- chunk{evs: evs}:
 		case <-ctx.Done():
