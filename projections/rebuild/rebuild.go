@@ -12,15 +12,18 @@
 // the replay (ErrNewerRelease), where the projector would wait for the
 // upgrade.
 //
-// Speed: BenchmarkRebuild, SQLite store into the SQLite read model on the
-// shared 2-core reference machine, about 700-byte events: 54,000-61,000
-// events/s for a history whose ICPs have three events each, 40,000-42,000
-// for a history of mostly creates (1.45 events per ICP), at 23-27 and 36-43
-// µs of CPU per event. The bound is the read model's single writer: a row
-// with its two membership rows costs about 19 µs to insert with
-// modernc.org/sqlite here, so histories of creates cannot pass about 50,000
-// ICPs/s whatever the rest does; folding in memory and writing each ICP's
-// state once is what lets histories with updates go faster.
+// Speed: BenchmarkRebuild (figures and command there), SQLite store into
+// the SQLite read model on the shared 2-core machine, about 700-byte
+// events: 48,000-53,000 events/s for a history of creates only (one event
+// per ICP), 46,000-56,000 for a mixed history (1.45 events per ICP) and
+// 61,000-75,000 for one whose ICPs have three events each, at 26-29, 24-29
+// and 18-22 µs of CPU per event. The bound is the read model's single writer:
+// an ICP's row, its index entry and its membership rows cost about 13 µs of
+// CPU to write with modernc.org/sqlite here, and the WAL's pages are
+// written twice (WAL, then checkpoint); folding in memory and writing each
+// ICP's state once is what lets histories with updates go faster. Reading
+// the store is the next largest cost (about 7 µs per event, most of it
+// copying rows in events/sqlitestore and database/sql).
 package rebuild
 
 import (
