@@ -16,6 +16,15 @@ const (
 	BusSubjectPrefix = "icp.events."
 	// BusSubjects is the subject filter of BusStream.
 	BusSubjects = "icp.events.>"
+	// ReplayStream holds events republished for a downstream that lost
+	// data (icpctl republish). It is not BusStream, so that republishing
+	// never moves the relay's resume point.
+	ReplayStream = "ICP_REPLAY"
+	// ReplaySubjectPrefix starts every republished event's subject:
+	// icp.replay.<EventType>.
+	ReplaySubjectPrefix = "icp.replay."
+	// ReplaySubjects is the subject filter of ReplayStream.
+	ReplaySubjects = "icp.replay.>"
 	// DLQStream holds dead-lettered messages, subject icp.dlq.<consumer>.
 	DLQStream = "ICP_DLQ"
 	// DLQSubjectPrefix starts every dead-letter subject.

@@ -22,14 +22,9 @@ import (
 
 // The replay stream that republish writes to.
 const (
-	// ReplayStream holds republished events. It is not ICP_EVENTS: see
-	// RepublishCmd.
-	ReplayStream = "ICP_REPLAY"
-	// ReplaySubjectPrefix starts every republished event's subject:
-	// icp.replay.<EventType>.
-	ReplaySubjectPrefix = "icp.replay."
-	// ReplaySubjects is the subject filter of ReplayStream.
-	ReplaySubjects = "icp.replay.>"
+	ReplayStream        = events.ReplayStream
+	ReplaySubjectPrefix = events.ReplaySubjectPrefix
+	ReplaySubjects      = events.ReplaySubjects
 )
 
 // RepublishCmd publishes a range of the event history again, for a

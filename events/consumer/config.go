@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/icpservice/icp/events"
 )
 
 // Defaults of Config.
@@ -38,16 +40,11 @@ const (
 
 // The replay stream, where `icpctl republish` writes a range of the event
 // history again for a downstream that lost data (see Config.Replay and
-// events/CONSUMERS.md). It is not ICP_EVENTS, so that republishing never
-// moves the relay's resume point.
+// events/CONSUMERS.md).
 const (
-	// ReplayStream is the JetStream stream of republished events.
-	ReplayStream = "ICP_REPLAY"
-	// ReplaySubjectPrefix starts every republished event's subject:
-	// icp.replay.<EventType>.
-	ReplaySubjectPrefix = "icp.replay."
-	// ReplaySubjects is the subject filter of ReplayStream.
-	ReplaySubjects = "icp.replay.>"
+	ReplayStream        = events.ReplayStream
+	ReplaySubjectPrefix = events.ReplaySubjectPrefix
+	ReplaySubjects      = events.ReplaySubjects
 )
 
 // Config configures a Consumer. Zero values take the defaults named beside
