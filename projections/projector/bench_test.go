@@ -17,20 +17,17 @@ import (
 // BenchmarkProjector measures events/s projected into the SQLite read model:
 // b.N creates are published first, then one projector (default concurrency)
 // consumes them all. Creates skip the read of the stored view, so this is the
-// bus-to-durable-write path: delivery, decode, fold, group commit, async ack.
+// bus-to-durable-write path: pull delivery, decode, fold, one read model
+// commit per batch, acks.
 //
-// Measured on the 2-core reference machine while other workloads shared it
-// (go test -bench BenchmarkProjector -benchtime 50000x): 4,000-9,500
-// events/s, 30-55 views per commit, 140-170 µs of CPU per event for the whole
-// process (embedded NATS server included). The CPU figure is the stable one:
-// two idle cores give a ceiling near 12,000-14,000 events/s, below the 20,000
-// target. Where it goes, per event: the read model's single writer about 55
-// µs (half of it the commit: WAL frame writes, fsync, checkpoints, each a
-// syscall that is slow in this VM), decoding and folding the payload about 30
-// (encoding/json), watermill and nats.go delivery about 20, the NATS server
-// about 20, GC and scheduling the rest. Raising Concurrency to 1,024 or
-// lingering in the writer for bigger batches did not help: the machine is
-// CPU-bound, not waiting on fsync.
+// Measured on the 2-core reference VM with nothing else running (go test -run
+// X -bench BenchmarkProjector -benchtime 50000x ./projections/projector):
+// 22,900-23,800 events/s, 230 views per commit, 58-63 µs of CPU per event
+// for the whole process (embedded NATS server included). With another
+// process using about one core, 11,000-13,500 events/s. Where the CPU goes:
+// the read model's single writer about 20 µs per view (a third of it the
+// WAL's write syscalls), decoding and folding about 10, NATS delivery and
+// acks on both sides about 15, GC the rest.
 func BenchmarkProjector(b *testing.B) {
 	e := newEnv(b)
 	ctx := context.Background()
