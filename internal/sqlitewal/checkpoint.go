@@ -13,7 +13,7 @@
 // are synced, whether or not they have been copied yet.
 //
 // database/sql gives no access to sqlite3_wal_hook, so the Checkpointer
-// polls on an interval instead of reacting to each commit.
+// runs on an interval, or when its writer says it committed (Kick).
 package sqlitewal
 
 import (
@@ -24,22 +24,24 @@ import (
 	"time"
 )
 
-// Checkpointer runs PRAGMA wal_checkpoint(PASSIVE) every interval on its
-// own connection until Close.
+// Checkpointer runs PRAGMA wal_checkpoint(PASSIVE) on its own connection,
+// every interval and after each Kick, until Close.
 type Checkpointer struct {
 	db    *sql.DB
 	every time.Duration
 	warn  func(error)
+	kicks chan struct{}
 	stop  chan struct{}
 	done  chan struct{}
 }
 
 // Start opens a connection with dsn (a read-write DSN of the database, for
-// the "sqlite" driver) and checkpoints every interval. warn receives the
-// errors of failed checkpoints (the next one tries again); nil ignores them.
+// the "sqlite" driver) and checkpoints every interval (0: only on Kick).
+// warn receives the errors of failed checkpoints (the next one tries
+// again); nil ignores them.
 func Start(dsn string, every time.Duration, warn func(error)) (*Checkpointer, error) {
-	if every <= 0 {
-		return nil, errors.New("sqlitewal: interval must be > 0")
+	if every < 0 {
+		return nil, errors.New("sqlitewal: interval must not be negative")
 	}
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
@@ -56,24 +58,38 @@ func Start(dsn string, every time.Duration, warn func(error)) (*Checkpointer, er
 	if warn == nil {
 		warn = func(error) {}
 	}
-	c := &Checkpointer{db: db, every: every, warn: warn, stop: make(chan struct{}), done: make(chan struct{})}
+	c := &Checkpointer{db: db, every: every, warn: warn, kicks: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	go c.run()
 	return c, nil
 }
 
 func (c *Checkpointer) run() {
 	defer close(c.done)
-	t := time.NewTicker(c.every)
-	defer t.Stop()
+	var tick <-chan time.Time
+	if c.every > 0 {
+		t := time.NewTicker(c.every)
+		defer t.Stop()
+		tick = t.C
+	}
 	for {
 		select {
 		case <-c.stop:
 			return
-		case <-t.C:
+		case <-tick:
+		case <-c.kicks:
 		}
 		if _, err := c.Checkpoint(context.Background()); err != nil {
 			c.warn(err)
 		}
+	}
+}
+
+// Kick asks for a checkpoint soon, on the Checkpointer's goroutine; it never
+// blocks, and kicks that come while one is pending are one.
+func (c *Checkpointer) Kick() {
+	select {
+	case c.kicks <- struct{}{}:
+	default:
 	}
 }
 

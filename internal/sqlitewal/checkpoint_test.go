@@ -69,8 +69,52 @@ func TestCheckpointsKeepTheWriterWALBounded(t *testing.T) {
 	}
 }
 
-func TestStartRefusesAZeroInterval(t *testing.T) {
-	if _, err := sqlitewal.Start("file:"+filepath.Join(t.TempDir(), "x.db"), 0, nil); err == nil {
-		t.Fatal("zero interval accepted")
+func TestStartRefusesANegativeInterval(t *testing.T) {
+	if _, err := sqlitewal.Start("file:"+filepath.Join(t.TempDir(), "x.db"), -time.Second, nil); err == nil {
+		t.Fatal("negative interval accepted")
+	}
+}
+
+// With no interval, a Kick alone copies the WAL into the database file.
+func TestKickCheckpoints(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db.sqlite")
+	w, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=wal_autocheckpoint(0)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	w.SetMaxOpenConns(1)
+	ctx := context.Background()
+	if _, err := w.ExecContext(ctx, `CREATE TABLE t (v BLOB)`); err != nil {
+		t.Fatal(err)
+	}
+	c, err := sqlitewal.Start("file:"+path, 0, func(err error) { t.Error(err) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	row := []byte(strings.Repeat("x", 4000))
+	for range 250 {
+		if _, err := w.ExecContext(ctx, `INSERT INTO t VALUES (?)`, row); err != nil {
+			t.Fatal(err)
+		}
+	}
+	size := func() int64 {
+		info, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.Size()
+	}
+	if s := size(); s >= 900_000 {
+		t.Fatalf("database file is %d bytes before any checkpoint: the writer checkpointed", s)
+	}
+	c.Kick()
+	deadline := time.Now().Add(10 * time.Second)
+	for size() < 900_000 {
+		if time.Now().After(deadline) {
+			t.Fatalf("database file is %d bytes 10 s after the kick: no checkpoint ran", size())
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/icpservice/icp/internal/sqlitewal"
 	"github.com/icpservice/icp/projections"
 )
 
@@ -45,7 +46,11 @@ type Builder struct {
 	db   *sql.DB
 	conn *sql.Conn
 	lock io.Closer
-	ckpt *checkpointer
+	// ckpt copies the WAL into the file after each of the builder's
+	// commits, on a connection and goroutine of its own: left to the
+	// builder's connection the copy was about a fifth of a rebuild's
+	// write cost, on the writing goroutine.
+	ckpt *sqlitewal.Checkpointer
 
 	inSwap  bool
 	swapped bool
@@ -177,7 +182,9 @@ func (b *Builder) open(ctx context.Context) error {
 		return err
 	}
 	b.st.prepare()
-	b.ckpt, err = startCheckpointer(b.path)
+	q = url.Values{}
+	q.Add("_pragma", "busy_timeout(1000)")
+	b.ckpt, err = sqlitewal.Start("file:"+b.path+"?"+q.Encode(), 0, nil)
 	return err
 }
 
@@ -302,7 +309,7 @@ func (b *Builder) Put(ctx context.Context, created, replaced []projections.View)
 			return fmt.Errorf("sqlitemodel: rebuild commit: %w", err)
 		}
 		b.stats.Commits++
-		b.ckpt.kick()
+		b.ckpt.Kick()
 	}
 	b.stats.Views += uint64(len(created) + len(replaced))
 	return nil
@@ -473,7 +480,7 @@ func (b *Builder) Close() error {
 func (b *Builder) release() error {
 	var errs []error
 	if b.ckpt != nil {
-		errs = append(errs, b.ckpt.close())
+		errs = append(errs, b.ckpt.Close())
 	}
 	if b.conn != nil {
 		errs = append(errs, b.conn.Close())
@@ -836,57 +843,4 @@ func (s *builderStmts) updateViews(ctx context.Context, conn *sql.Conn, views []
 		return fmt.Errorf("%d of %d views replaced (%v)", n, len(views), err)
 	}
 	return nil
-}
-
-// checkpointer copies the WAL's pages into the database file (a PASSIVE
-// checkpoint: it never blocks writers) on a connection and goroutine of its
-// own, after each of the builder's commits. Left to the builder's
-// connection, the copy ran after its commits on the writing goroutine:
-// about a fifth of a rebuild's write cost, now done on another core.
-type checkpointer struct {
-	db      *sql.DB
-	kicks   chan struct{}
-	stopped chan struct{}
-	done    chan struct{}
-}
-
-func startCheckpointer(path string) (*checkpointer, error) {
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(1000)")
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
-	if err != nil {
-		return nil, err
-	}
-	db.SetMaxOpenConns(1)
-	c := &checkpointer{db: db, kicks: make(chan struct{}, 1), stopped: make(chan struct{}), done: make(chan struct{})}
-	go c.run()
-	return c, nil
-}
-
-func (c *checkpointer) run() {
-	defer close(c.done)
-	for {
-		select {
-		case <-c.kicks:
-		case <-c.stopped:
-			return
-		}
-		// A failure (another process checkpointing, a busy lock) is left
-		// to the next kick or to the next writer's automatic checkpoint.
-		_, _ = c.db.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
-	}
-}
-
-// kick asks for a checkpoint; it never blocks.
-func (c *checkpointer) kick() {
-	select {
-	case c.kicks <- struct{}{}:
-	default:
-	}
-}
-
-func (c *checkpointer) close() error {
-	close(c.stopped)
-	<-c.done
-	return c.db.Close()
 }
