@@ -29,6 +29,25 @@ func ViewOf(s *events.State) (View, error) {
 	return v, nil
 }
 
+// ViewOfDoc is ViewOf(s) with the document given: doc must be the JSON of
+// s.ICP as events.MarshalJSON writes it (see events.DecodeRecordedDoc), and
+// is used as it is instead of being encoded again. A nil doc, or a deleted
+// s, is ViewOf(s).
+func ViewOfDoc(s *events.State, doc []byte) (View, error) {
+	if doc == nil || s.Deleted {
+		return ViewOf(s)
+	}
+	return View{
+		ID:        s.ICP.ID,
+		Tenant:    s.Tenant,
+		Version:   s.Version,
+		Position:  s.CreatedPosition,
+		CreatedBy: s.CreatedBy,
+		Doc:       doc,
+		UserIDs:   append([]string(nil), s.ICP.UserIDs...),
+	}, nil
+}
+
 // StateOf rebuilds the ICP state a view was made from. A tombstone comes back
 // with Deleted set and an ICP holding only its id.
 func StateOf(v View) (*events.State, error) {

@@ -88,7 +88,9 @@ func (p *Projector) applyFast(ctx context.Context, items []*item) []*item {
 			next, err := events.Evolve(state, it.payload, v, it.rec.Position)
 			var view projections.View
 			if err == nil {
-				view, err = projections.ViewOf(next)
+				// A create folds onto nothing: its state's ICP is the
+				// payload's, whose JSON the decoding kept.
+				view, err = projections.ViewOfDoc(next, it.doc)
 			}
 			if err != nil {
 				for _, rest := range g[i:] {

@@ -50,6 +50,9 @@ type item struct {
 	span    trace.Span
 	rec     events.Recorded
 	payload any
+	// doc is the ICP's JSON of a create, as its view holds it (nil when
+	// the view's document must be encoded).
+	doc []byte
 
 	verdict verdict
 	// reason is the dead-letter reason or the retried error.
@@ -71,7 +74,7 @@ func (p *Projector) inspect(ctx context.Context, m jetstream.Msg) *item {
 		return it
 	}
 	it.rec = rec
-	payload, err := events.DecodeRecorded(rec)
+	payload, doc, err := events.DecodeRecordedDoc(rec)
 	if err == nil {
 		err = checkPayloadID(rec, payload)
 	}
@@ -81,7 +84,7 @@ func (p *Projector) inspect(ctx context.Context, m jetstream.Msg) *item {
 	case err != nil:
 		it.deadLetter(err)
 	default:
-		it.payload = payload
+		it.payload, it.doc = payload, doc
 	}
 	return it
 }

@@ -1,7 +1,6 @@
 package rebuild
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -35,7 +34,7 @@ type decoded struct {
 	id      string // ICP id; "" for a stream that is not an ICP stream
 	payload any
 	// doc, for a create in canonical form, is its ICP's JSON as
-	// events.MarshalJSON writes it (see parseCanonicalCreate).
+	// events.MarshalJSON writes it (see events.DecodeRecordedDoc).
 	doc []byte
 	err error // decode failure: corrupt, or ErrNewerRelease
 }
@@ -47,7 +46,7 @@ func decode(r *events.Recorded) decoded {
 	if d.id == "" {
 		return d
 	}
-	p, doc, err := decodePayload(*r)
+	p, doc, err := events.DecodeRecordedDoc(*r)
 	switch {
 	case errors.Is(err, events.ErrUnknownVersion):
 		d.err = fmt.Errorf("%w: event %s at position %d: %w", ErrNewerRelease, r.ID, r.Position, err)
@@ -71,30 +70,6 @@ func decode(r *events.Recorded) decoded {
 	}
 	d.payload, d.doc = p, doc
 	return d
-}
-
-// decodePayload is events.DecodeRecorded, with the same results, for less.
-// A create of schema version 1 (the bulk of most histories) in the form
-// events.Encode writes is read by parseCanonicalCreate, which also returns
-// its ICP's JSON (doc); any other create is first decoded with
-// json.Unmarshal, which measured 7.5 µs against 13 µs for events.Decode's
-// streaming decoder on a 700-byte payload. Whatever json.Unmarshal accepts,
-// the streaming decoder accepts with the same value (one JSON value and
-// nothing after it); anything else, and any payload that fails Decode's
-// checks, goes through events.Decode for its verdict.
-// TestDecodePayloadAgreesWithEventsDecode holds them together.
-func decodePayload(r events.Recorded) (p any, doc []byte, err error) {
-	if r.Type == events.TypeICPCreated && r.SchemaVersion == 1 && events.CurrentSchema[events.TypeICPCreated] == 1 {
-		v, doc, ok := parseCanonicalCreate(r.Data)
-		if !ok {
-			ok, doc = json.Unmarshal(r.Data, &v) == nil, nil
-		}
-		if ok && v.ICP.ID != "" && v.Tenant != "" && !v.ICP.CreatedAt.IsZero() {
-			return v, doc, nil
-		}
-	}
-	p, err = events.DecodeRecorded(r)
-	return p, nil, err
 }
 
 // folder applies the projector's rules to a sequence of events: an event that

@@ -415,7 +415,7 @@ func (r *replayer) write(w *writer, es []*entry, out bool) error {
 	// every core for it.
 	errs := make([]error, len(items))
 	parallel(len(items), func(i int) {
-		items[i].v, errs[i] = viewOf(items[i].e.state, items[i].e.doc)
+		items[i].v, errs[i] = projections.ViewOfDoc(items[i].e.state, items[i].e.doc)
 	})
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("rebuild: %w", err)
@@ -440,23 +440,6 @@ func (r *replayer) write(w *writer, es []*entry, out bool) error {
 		items = items[n:]
 	}
 	return nil
-}
-
-// viewOf is projections.ViewOf(s), with the doc taken as it is when doc is
-// set (the JSON of s.ICP, see decoded.doc) rather than encoded again.
-func viewOf(s *events.State, doc []byte) (projections.View, error) {
-	if doc == nil || s.Deleted {
-		return projections.ViewOf(s)
-	}
-	return projections.View{
-		ID:        s.ICP.ID,
-		Tenant:    s.Tenant,
-		Version:   s.Version,
-		Position:  s.CreatedPosition,
-		CreatedBy: s.CreatedBy,
-		Doc:       doc,
-		UserIDs:   append([]string(nil), s.ICP.UserIDs...),
-	}, nil
 }
 
 // parallel calls fn(0) ... fn(n-1), spread over the cores, and returns when

@@ -1,4 +1,4 @@
-package rebuild
+package events_test
 
 import (
 	"reflect"
@@ -10,7 +10,7 @@ import (
 )
 
 // decodeCases are payloads at and around the edges of what events.Decode
-// accepts: the replay's faster decoding must reach the same verdict on each.
+// accepts: DecodeRecordedDoc must reach the same verdict on each.
 func decodeCases(t testing.TB) []events.Recorded {
 	t.Helper()
 	p, err := historytest.Created("0b6f7d2e-8c1a-4c2e-9d3f-3f5a1e2b4c6d", "org_a", "user_1", 1)
@@ -65,7 +65,7 @@ func TestDecodePayloadAgreesWithEventsDecode(t *testing.T) {
 }
 
 // FuzzDecodePayload searches for a create payload on which the two
-// decodings disagree (go test -fuzz FuzzDecodePayload ./projections/rebuild).
+// decodings disagree (go test -fuzz FuzzDecodePayload ./events).
 func FuzzDecodePayload(f *testing.F) {
 	for _, r := range decodeCases(f) {
 		if r.Type == events.TypeICPCreated && r.SchemaVersion == 1 {
@@ -79,7 +79,7 @@ func FuzzDecodePayload(f *testing.F) {
 
 func checkDecodeAgrees(t *testing.T, i int, r events.Recorded) {
 	t.Helper()
-	got, doc, gotErr := decodePayload(r)
+	got, doc, gotErr := events.DecodeRecordedDoc(r)
 	want, wantErr := events.DecodeRecorded(r)
 	if (gotErr == nil) != (wantErr == nil) || (gotErr != nil && gotErr.Error() != wantErr.Error()) {
 		t.Fatalf("case %d (%s v%d %q): error %v, events.Decode says %v", i, r.Type, r.SchemaVersion, r.Data, gotErr, wantErr)

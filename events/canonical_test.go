@@ -1,4 +1,4 @@
-package rebuild
+package events_test
 
 import (
 	"encoding/json"
@@ -13,7 +13,7 @@ import (
 )
 
 // canonicalSamples are create payloads as events.Encode writes them, with
-// whether parseCanonicalCreate must take each (it declines strings that
+// whether ParseCanonicalCreated must take each (it declines strings that
 // the encoder escapes, and values json.Marshal escapes inside an Opt).
 func canonicalSamples(t testing.TB) (payloads [][]byte, accept []bool) {
 	t.Helper()
@@ -116,9 +116,9 @@ func TestCanonicalCreate(t *testing.T) {
 	}
 }
 
-// FuzzCanonicalCreate searches for a payload that parseCanonicalCreate
+// FuzzCanonicalCreate searches for a payload that ParseCanonicalCreated
 // reads otherwise than encoding/json (go test -fuzz FuzzCanonicalCreate
-// ./projections/rebuild).
+// ./events).
 func FuzzCanonicalCreate(f *testing.F) {
 	payloads, _ := canonicalSamples(f)
 	for _, p := range payloads {
@@ -127,11 +127,11 @@ func FuzzCanonicalCreate(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) { checkCanonical(t, data) })
 }
 
-// checkCanonical checks what parseCanonicalCreate makes of data against
+// checkCanonical checks what ParseCanonicalCreated makes of data against
 // encoding/json, and reports whether it took it.
 func checkCanonical(t *testing.T, data []byte) bool {
 	t.Helper()
-	got, doc, ok := parseCanonicalCreate(data)
+	got, doc, ok := events.ParseCanonicalCreated(data)
 	if !ok {
 		if got.Tenant != "" || doc != nil {
 			t.Fatalf("declined %q but returned a value", data)
@@ -150,7 +150,7 @@ func checkCanonical(t *testing.T, data []byte) bool {
 		t.Fatalf("%q: doc %s, events.MarshalJSON gives %s (%v)", data, doc, enc, err)
 	}
 	if s, err := events.Evolve(nil, got, 1, 7); err == nil {
-		v, err := viewOf(s, doc)
+		v, err := projections.ViewOfDoc(s, doc)
 		w, werr := projections.ViewOf(s)
 		if err != nil || werr != nil || !reflect.DeepEqual(v, w) {
 			t.Fatalf("%q: view %+v (%v), projections.ViewOf gives %+v (%v)", data, v, err, w, werr)
@@ -159,7 +159,7 @@ func checkCanonical(t *testing.T, data []byte) bool {
 	return true
 }
 
-// parseCanonicalCreate knows the payload's fields as they are listed here;
+// ParseCanonicalCreated knows the payload's fields as they are listed here;
 // a change to them must be made there too (a new key would only make
 // payloads that carry it fall back, but a changed type or tag would not).
 func TestCanonicalCreateKnowsEveryField(t *testing.T) {
@@ -212,7 +212,7 @@ CreatedBy string "createdBy"`)
 	var fields []string
 	describe(reflect.TypeFor[events.ICPCreatedV1](), "", &fields)
 	if got := strings.Join(fields, "\n"); got != want {
-		t.Fatalf("the create payload's fields changed; update parseCanonicalCreate, then this list:\n%s", got)
+		t.Fatalf("the create payload's fields changed; update ParseCanonicalCreated, then this list:\n%s", got)
 	}
 }
 
