@@ -22,12 +22,14 @@ import (
 //
 // Measured on the 2-core reference VM with nothing else running (go test -run
 // X -bench BenchmarkProjector -benchtime 50000x ./projections/projector):
-// 22,900-23,800 events/s, 230 views per commit, 58-63 µs of CPU per event
-// for the whole process (embedded NATS server included). With another
-// process using about one core, 11,000-13,500 events/s. Where the CPU goes:
-// the read model's single writer about 20 µs per view (a third of it the
-// WAL's write syscalls), decoding and folding about 10, NATS delivery and
-// acks on both sides about 15, GC the rest.
+// 21,900-25,900 events/s, 230 views per commit, 54-62 µs of CPU per event
+// for the whole process (embedded NATS server included); the same binary
+// moves by a fifth from run to run on this VM. With another process using
+// about one core, 11,000-13,500 events/s. Where the CPU goes: the read
+// model's single writer about 20 µs per view (a third of it the WAL's write
+// syscalls), decoding and folding about 5 (creates in canonical form keep
+// their ICP's JSON as the document), NATS delivery and acks on both sides
+// about 15, GC the rest.
 func BenchmarkProjector(b *testing.B) {
 	e := newEnv(b)
 	ctx := context.Background()
