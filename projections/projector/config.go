@@ -38,7 +38,7 @@ type Config struct {
 	// Replicas with the same Durable share the work.
 	Durable string
 	// Concurrency bounds one batch and the messages this replica pulls
-	// ahead of it (default 256). A batch is what arrived while the previous
+	// ahead of it (default 1024). A batch is what arrived while the previous
 	// one was being written, so batches grow with the load; each costs one
 	// read model commit.
 	Concurrency int
@@ -74,7 +74,7 @@ func (c Config) withDefaults() Config {
 		c.Durable = DefaultDurable
 	}
 	if c.Concurrency == 0 {
-		c.Concurrency = 256
+		c.Concurrency = 1024
 	}
 	if c.MaxAckPending == 0 {
 		c.MaxAckPending = 2 * c.Concurrency
