@@ -22,8 +22,8 @@ import (
 //
 // Measured on the 2-core reference VM with nothing else running (go test -run
 // X -bench BenchmarkProjector -benchtime 50000x ./projections/projector):
-// 21,900-25,900 events/s, 230 views per commit, 54-62 µs of CPU per event
-// for the whole process (embedded NATS server included); the same binary
+// 26,800-35,000 events/s, 800-900 views per commit, 42-56 µs of CPU per
+// event for the whole process (embedded NATS server included); the same binary
 // moves by a fifth from run to run on this VM. With another process using
 // about one core, 11,000-13,500 events/s. Where the CPU goes: the read
 // model's single writer about 20 µs per view (a third of it the WAL's write
