@@ -6,8 +6,9 @@ import (
 	"github.com/icpservice/icp/events"
 )
 
-// tailSize bounds the events the tail keeps: enough for a follower that
-// keeps up, without holding megabytes of payloads.
+// tailSize is how many events the tail keeps at least (at most twice as
+// many): enough for a follower that keeps up, without holding megabytes of
+// payloads.
 const tailSize = 1024
 
 // tail keeps the events of this process's latest commits, as committed, so
@@ -24,31 +25,24 @@ type tail struct {
 	recs []events.Recorded
 }
 
-// add appends the events of one commit, in position order.
+// add appends the events of one commit, in position order. The run is cut
+// back to its last tailSize events once it holds twice that many, so that
+// the copy is paid once per tailSize events, not on every commit.
 func (t *tail) add(recs []events.Recorded) {
-	if len(recs) == 0 {
-		return
-	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for i, r := range recs {
-		prev := uint64(0)
-		switch {
-		case i > 0:
-			prev = recs[i-1].Position
-		case len(t.recs) > 0:
-			prev = t.recs[len(t.recs)-1].Position
-		default:
-			prev = r.Position - 1
-		}
-		if r.Position != prev+1 {
+	for _, r := range recs {
+		if n := len(t.recs); n > 0 && r.Position != t.recs[n-1].Position+1 {
 			// Start the run over at the first event after the break.
+			clear(t.recs)
 			t.recs = t.recs[:0]
 		}
 		t.recs = append(t.recs, r)
 	}
-	if over := len(t.recs) - tailSize; over > 0 {
-		t.recs = append(t.recs[:0:0], t.recs[over:]...)
+	if len(t.recs) >= 2*tailSize {
+		n := copy(t.recs, t.recs[len(t.recs)-tailSize:])
+		clear(t.recs[n:]) // drop the payloads of the events cut
+		t.recs = t.recs[:n]
 	}
 }
 
