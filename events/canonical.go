@@ -461,7 +461,7 @@ func array[T any](c *canon, elem func(*T)) []T {
 func DecodeRecordedDoc(r Recorded) (p any, icpJSON []byte, err error) {
 	if r.Type == TypeICPCreated && r.SchemaVersion == 1 && CurrentSchema[TypeICPCreated] == 1 {
 		v, doc, ok := ParseCanonicalCreated(r.Data)
-		if ok && v.ICP.ID != "" && v.Tenant != "" && !v.ICP.CreatedAt.IsZero() {
+		if ok && v.check() == nil {
 			return v, doc, nil
 		}
 	}

@@ -65,8 +65,8 @@ func Decode(typ string, schemaVersion int, data []byte) (any, error) {
 	case TypeICPCreated:
 		var v ICPCreatedV1
 		err = unmarshalPayload(data, &v)
-		if err == nil && (v.ICP.ID == "" || v.Tenant == "" || v.ICP.CreatedAt.IsZero()) {
-			err = errors.New("missing icp.id, icp.createdAt or tenant")
+		if err == nil {
+			err = v.check()
 		}
 		p = v
 	case TypeICPUpdated:
@@ -111,6 +111,15 @@ func MarshalJSON(v any) ([]byte, error) {
 		return nil, err
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// check refuses a create that no release could have written: one without
+// icp.id, icp.createdAt or tenant.
+func (c ICPCreatedV1) check() error {
+	if c.ICP.ID == "" || c.Tenant == "" || c.ICP.CreatedAt.IsZero() {
+		return errors.New("missing icp.id, icp.createdAt or tenant")
+	}
+	return nil
 }
 
 // check refuses an update that no release could have written: one without
