@@ -80,6 +80,20 @@ type Result struct {
 // idNamespace is the UUID namespace of ICP ids derived from an
 // Idempotency-Key. Never change it: a retry after an upgrade must derive the
 // same id as the first attempt.
+// newICPID returns a version 7 UUID: unique like a random one, but ordered
+// by creation time, so the stores' indexes keyed by the ICP's id (the event
+// store's (stream, version), the read model's primary key) grow at their
+// right edge. A group commit of many creates then rewrites a few index pages
+// instead of one page per create. The time it carries is already public as
+// createdAt.
+func newICPID() string {
+	id, err := uuid.NewV7()
+	if err != nil { // the system's random source failed
+		return uuid.NewString()
+	}
+	return id.String()
+}
+
 var idNamespace = uuid.MustParse("6f1d9a62-3c47-4b0e-9d55-2a8e1f7c4b90")
 
 // ICPIDForKey returns the id of the ICP created by tenant's user with an
@@ -96,7 +110,7 @@ func ICPIDForKey(tenant, user, key string) string {
 // tenant, the user and the key: a retry with a command of the same Hash
 // returns the ICP as it was first created (Replayed set); a different command
 // fails with ErrIdempotencyKeyReused. Without a key every call creates a new
-// ICP with a random id.
+// ICP with a fresh time-ordered id (newICPID).
 //
 // Errors: *ValidationError never (cmd is already valid); ErrIdempotencyKeyReused;
 // an error wrapping events.ErrUnavailable when the store could not be reached
@@ -113,7 +127,7 @@ func (h *Handler) Create(ctx context.Context, p auth.Principal, cmd CreateICP, k
 	if key != "" {
 		id, hash = ICPIDForKey(p.Tenant(), p.UserID, key), cmd.Hash()
 	} else {
-		id = uuid.NewString()
+		id = newICPID()
 	}
 	md := h.metadata(p, meta)
 	md.CommandHash, md.IdempotencyKey = hash, key
@@ -193,7 +207,7 @@ func replayCreate(first events.Recorded, key, hash string) (decision, error) {
 		return decision{}, fmt.Errorf("commands: metadata of %s: %w", first.StreamID, err)
 	}
 	if key == "" {
-		// A random id that is taken: cannot happen short of a broken
+		// A fresh id that is taken: cannot happen short of a broken
 		// random source; refuse rather than answer with someone else's ICP.
 		return decision{}, ErrConflict
 	}

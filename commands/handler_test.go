@@ -71,6 +71,25 @@ func readStream(t *testing.T, st events.Store, id string) []events.Recorded {
 	return evs
 }
 
+// Ids of creates without a key sort in creation order, which keeps the
+// stores' id indexes growing at one end.
+func TestCreatesWithoutAKeyGetIdsInCreationOrder(t *testing.T) {
+	ctx := context.Background()
+	h := commands.NewHandler(openStore(t))
+	var prev string
+	for i := range 50 {
+		res, err := h.Create(ctx, alice, parse(t, body1, alice), "", commands.RequestMeta{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id := res.State.ICP.ID; id <= prev {
+			t.Fatalf("create %d got id %s, not after %s", i, id, prev)
+		} else {
+			prev = id
+		}
+	}
+}
+
 func TestCreateRecordsOneEventThatFoldsToTheAnsweredICP(t *testing.T) {
 	ctx := context.Background()
 	st := openStore(t)
@@ -85,8 +104,8 @@ func TestCreateRecordsOneEventThatFoldsToTheAnsweredICP(t *testing.T) {
 		t.Fatalf("result %+v", res)
 	}
 	id := res.State.ICP.ID
-	if u, err := uuid.Parse(id); err != nil || u.String() != id || u.Version() != 4 {
-		t.Fatalf("id %q is not a lowercase random UUID", id)
+	if u, err := uuid.Parse(id); err != nil || u.String() != id || u.Version() != 7 {
+		t.Fatalf("id %q is not a lowercase time-ordered UUID", id)
 	}
 	evs := readStream(t, st, id)
 	if len(evs) != 1 || evs[0].Type != events.TypeICPCreated || evs[0].Version != 1 || evs[0].Position != res.Position {

@@ -98,6 +98,7 @@ func BenchmarkRebuild(b *testing.B) {
 		spec historytest.Spec
 	}{
 		{"creates", historytest.Spec{ICPs: 100_000}},
+		{"creates-random-ids", historytest.Spec{ICPs: 100_000, RandomIDs: true}},
 		{"mixed", historytest.Spec{ICPs: 50_000, UpdateEvery: 5, DeleteEvery: 20}},
 		{"updated", historytest.Spec{ICPs: 20_000, UpdateEvery: 1}},
 	} {

@@ -30,6 +30,10 @@ type Spec struct {
 	// Writers is the number of concurrent appenders (default 32): the
 	// store's group commit needs company to be fast.
 	Writers int
+	// RandomIDs gives the ICPs random (version 4) ids, as releases before
+	// time-ordered ids wrote them, instead of version 7 ids in creation
+	// order, as the service writes them now.
+	RandomIDs bool
 }
 
 // ICP is one ICP of a written history: its id and the version of its last
@@ -53,7 +57,11 @@ func Write(ctx context.Context, store events.Store, spec Spec) ([]ICP, error) {
 	}
 	icps := make([]ICP, spec.ICPs)
 	for i := range icps {
-		icps[i].ID = uuid.NewString()
+		if spec.RandomIDs {
+			icps[i].ID = uuid.NewString()
+		} else {
+			icps[i].ID = uuid.Must(uuid.NewV7()).String()
+		}
 	}
 	var steps []func(i int) (events.Proposed, bool, error)
 	steps = append(steps, func(i int) (events.Proposed, bool, error) {
