@@ -102,7 +102,10 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
 	}
 
-	rdb, err := sql.Open("sqlite", base+"?_busy_timeout="+busy+"&_query_only=1")
+	// 1 MiB of cache per reader: a read connection drops its cache whenever
+	// a commit happened since its last read, so under writes a larger one
+	// only holds memory.
+	rdb, err := sql.Open("sqlite", base+"?_busy_timeout="+busy+"&_query_only=1&_pragma=cache_size(-1024)")
 	if err != nil {
 		wdb.Close()
 		return nil, fmt.Errorf("sqlitestore: open %s for reading: %w", path, err)

@@ -138,7 +138,11 @@ func Open(ctx context.Context, path string, opts Options) (*Model, error) {
 	w.Set("_txlock", "immediate")
 	w.Add("_pragma", "journal_mode(WAL)")
 	w.Add("_pragma", "synchronous(FULL)")
-	w.Add("_pragma", "cache_size(-16384)")    // 16 MiB: the id index and the pages being filled stay in memory
+	// 8 MiB: the pages being filled (ids are time-ordered, so inserts meet
+	// at the indexes' right edges) and the upper levels of every index stay
+	// in memory; other pages come from the OS's file cache. It counts
+	// against the process's memory budget (see the README's Performance).
+	w.Add("_pragma", "cache_size(-8192)")
 	w.Add("_pragma", "wal_autocheckpoint(0)") // m.checkpoints does it, off the writer's path
 	wdb, err := sql.Open("sqlite", dsn(w))
 	if err != nil {
@@ -154,6 +158,11 @@ func Open(ctx context.Context, path string, opts Options) (*Model, error) {
 	}
 	r := url.Values{}
 	r.Add("_pragma", "query_only(1)")
+	// 1 MiB per reader: a read connection drops its cache whenever the
+	// writer has committed since its last read, so under writes a larger
+	// cache only holds memory; reads of pages it lacks come from the OS's
+	// file cache.
+	r.Add("_pragma", "cache_size(-1024)")
 	rdb, err := sql.Open("sqlite", dsn(r))
 	if err != nil {
 		_ = wdb.Close()
