@@ -31,6 +31,7 @@ func main() {
 
 func run(cfg config.Config) int {
 	log := app.NewLogger(cfg, os.Stderr)
+	app.ApplyMemoryLimit(cfg.MemoryLimitMiB, os.Getenv, log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 

@@ -50,12 +50,12 @@ func TestDefaultsAndEnvironmentTwins(t *testing.T) {
 }
 
 func TestValidateListsEveryProblem(t *testing.T) {
-	c := parse(t, []string{"--dev", "--addr=0.0.0.0:8080", "--data-dir=", "--max-body-bytes=10", "--consistency-wait=-1s", "--auth-authorized-parties=not-an-origin"}, nil)
+	c := parse(t, []string{"--dev", "--addr=0.0.0.0:8080", "--data-dir=", "--max-body-bytes=10", "--consistency-wait=-1s", "--auth-authorized-parties=not-an-origin", "--memory-limit-mib=-1"}, nil)
 	err := c.Validate()
 	if err == nil {
 		t.Fatal("invalid configuration accepted")
 	}
-	for _, want := range []string{"non-loopback", "--data-dir", "--max-body-bytes", "--consistency-wait", "not-an-origin"} {
+	for _, want := range []string{"non-loopback", "--data-dir", "--max-body-bytes", "--consistency-wait", "not-an-origin", "--memory-limit-mib"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %q:\n%v", want, err)
 		}
