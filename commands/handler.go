@@ -77,9 +77,6 @@ type Result struct {
 	Replayed bool
 }
 
-// idNamespace is the UUID namespace of ICP ids derived from an
-// Idempotency-Key. Never change it: a retry after an upgrade must derive the
-// same id as the first attempt.
 // newICPID returns a version 7 UUID: unique like a random one, but ordered
 // by creation time, so the stores' indexes keyed by the ICP's id (the event
 // store's (stream, version), the read model's primary key) grow at their
@@ -94,6 +91,9 @@ func newICPID() string {
 	return id.String()
 }
 
+// idNamespace is the UUID namespace of ICP ids derived from an
+// Idempotency-Key. Never change it: a retry after an upgrade must derive the
+// same id as the first attempt.
 var idNamespace = uuid.MustParse("6f1d9a62-3c47-4b0e-9d55-2a8e1f7c4b90")
 
 // ICPIDForKey returns the id of the ICP created by tenant's user with an
