@@ -5,6 +5,7 @@ import (
 	"errors"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -158,4 +159,56 @@ func equalStrings(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// Under concurrent load the writer waits for more appends to join a batch;
+// it stops waiting as soon as the batch is full, and takes nothing it was
+// not given.
+func TestLingerFillsTheBatchAndStopsWhenFull(t *testing.T) {
+	w := &writer{s: &Store{queue: make(chan *appendReq, 8), opts: Options{BatchMax: 3, Linger: time.Hour}}}
+	w.batch = []*appendReq{{stream: "a"}}
+	for _, stream := range []string{"b", "c", "d"} {
+		w.s.queue <- &appendReq{stream: stream}
+	}
+	done := make(chan struct{})
+	go func() { w.lingerForMore(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(time.Minute): // the linger is an hour: only a full batch ends it
+		t.Fatal("the writer kept waiting with a full batch")
+	}
+	if got := streamsOf(w.batch); !equalStrings(got, []string{"a", "b", "c"}) {
+		t.Fatalf("batch %v, want a, b, c", got)
+	}
+	if len(w.s.queue) != 1 {
+		t.Fatalf("%d appends left queued, want the one past BatchMax", len(w.s.queue))
+	}
+}
+
+// A lone caller is never held back by the linger: each of its appends is
+// the only one of its batch.
+func TestLingerDoesNotDelayALoneCaller(t *testing.T) {
+	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "events.db"), Options{Linger: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	start := time.Now()
+	for i := range 10 {
+		if _, err := s.Append(context.Background(), "lone-"+uuid.NewString(), events.NoStream, []events.Proposed{ev(1)}); err != nil {
+			t.Fatalf("append %d: %v", i, err)
+		}
+	}
+	// Lingering would cost a second per append after the first.
+	if took := time.Since(start); took >= 5*time.Second {
+		t.Fatalf("10 appends one after the other took %s with a 1s linger", took)
+	}
+}
+
+func streamsOf(reqs []*appendReq) []string {
+	var out []string
+	for _, r := range reqs {
+		out = append(out, r.stream)
+	}
+	return out
 }

@@ -12,10 +12,11 @@ const (
 	DefaultQueueSize    = 4096
 	DefaultPollInterval = 250 * time.Millisecond
 	DefaultBusyTimeout  = 5 * time.Second
+	DefaultLinger       = time.Millisecond
 )
 
 // Options tune the store. The zero value of each field selects its default;
-// negative values are invalid.
+// negative values are invalid (but NoLinger).
 type Options struct {
 	// BatchMax is the most appends committed in one transaction (one fsync).
 	BatchMax int
@@ -29,7 +30,16 @@ type Options struct {
 	// BusyTimeout is how long a statement waits for a lock held by another
 	// process (another writer, or a checkpoint) before failing.
 	BusyTimeout time.Duration
+	// Linger is how long the writer waits for more appends to join a batch
+	// when the previous batch held more than one (concurrent callers): fewer,
+	// larger commits for up to Linger more latency. A lone caller never
+	// waits. 0 selects DefaultLinger; NoLinger turns it off.
+	Linger time.Duration
 }
+
+// NoLinger as Options.Linger commits each batch as soon as the writer is
+// free.
+const NoLinger = time.Duration(-1)
 
 // Validate reports every invalid field at once.
 func (o Options) Validate() error {
@@ -45,6 +55,12 @@ func (o Options) Validate() error {
 	}
 	if o.BusyTimeout < 0 {
 		errs = append(errs, fmt.Errorf("BusyTimeout must be >= 0 (0: default %s), got %s", DefaultBusyTimeout, o.BusyTimeout))
+	}
+	if o.Linger < 0 && o.Linger != NoLinger {
+		errs = append(errs, fmt.Errorf("Linger must be >= 0 (0: default %s) or NoLinger, got %s", DefaultLinger, o.Linger))
+	}
+	if o.Linger > time.Second {
+		errs = append(errs, fmt.Errorf("Linger must be at most 1s, got %s", o.Linger))
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("sqlitestore: invalid options: %w", errors.Join(errs...))
@@ -64,6 +80,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.BusyTimeout == 0 {
 		o.BusyTimeout = DefaultBusyTimeout
+	}
+	if o.Linger == 0 {
+		o.Linger = DefaultLinger
 	}
 	return o
 }

@@ -244,11 +244,11 @@ func TestFollowSeesAnotherWriterOfTheFile(t *testing.T) {
 
 func TestOpenValidatesOptions(t *testing.T) {
 	_, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "x.db"),
-		sqlitestore.Options{BatchMax: -1, QueueSize: -2, PollInterval: -time.Second, BusyTimeout: -time.Second})
+		sqlitestore.Options{BatchMax: -1, QueueSize: -2, PollInterval: -time.Second, BusyTimeout: -time.Second, Linger: -time.Second})
 	if err == nil {
 		t.Fatal("negative options accepted")
 	}
-	for _, field := range []string{"BatchMax", "QueueSize", "PollInterval", "BusyTimeout"} {
+	for _, field := range []string{"BatchMax", "QueueSize", "PollInterval", "BusyTimeout", "Linger"} {
 		if !strings.Contains(err.Error(), field) {
 			t.Errorf("error %q does not name %s", err, field)
 		}
