@@ -236,7 +236,10 @@ func (p *Projector) Run(ctx context.Context) (err error) {
 // everything delivered before it is handled. It reads and decodes messages
 // while the previous batch is being written, and the next batch is all that
 // was decoded meanwhile (at most Concurrency messages): batches grow with the
-// load, and are written strictly one after another, in delivery order.
+// load, and are written strictly one after another, in delivery order. Under
+// load (the previous batch held more than one message) a batch is handed
+// over no sooner than Config.Linger after its first message arrived, unless
+// it is full.
 func (p *Projector) batchLoop(ctx context.Context, in <-chan jetstream.Msg, stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
 	decoded := make(chan []*item)
@@ -253,18 +256,24 @@ func (p *Projector) batchLoop(ctx context.Context, in <-chan jetstream.Msg, stop
 	}()
 	max := cap(in)
 	var ready []*item
+	b := newBatcher(p.cfg.Linger)
+	defer b.timer.Stop()
 	for {
 		recv, send := in, decoded
 		if len(ready) >= max {
 			recv = nil
 		}
-		if len(ready) == 0 {
+		if !b.ready(len(ready), max) {
 			send = nil
 		}
 		select {
 		case m := <-recv:
 			ready = append(ready, p.inspect(ctx, m))
+			b.arrived(len(ready))
+		case <-b.timer.C:
+			b.expired()
 		case send <- ready:
+			b.sent(len(ready))
 			ready = nil
 		case <-stop:
 			for {

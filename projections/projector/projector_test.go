@@ -331,13 +331,31 @@ func TestReplicasShareTheWork(t *testing.T) {
 }
 
 func TestNewValidatesConfig(t *testing.T) {
-	_, err := projector.New(projector.Config{Durable: "a.b", Concurrency: -1})
+	_, err := projector.New(projector.Config{Durable: "a.b", Concurrency: -1, Linger: -time.Second})
 	if err == nil {
 		t.Fatal("invalid config accepted")
 	}
-	for _, want := range []string{"Conn or URL", "ReadModel", "Store", "Durable", "Concurrency"} {
+	for _, want := range []string{"Conn or URL", "ReadModel", "Store", "Durable", "Concurrency", "Linger"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %s", err, want)
+		}
+	}
+}
+
+// A lone event is handed to the read model at once, however long the
+// linger: holding a batch is only for load.
+func TestALoneEventIsNotHeldForTheLinger(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.config()
+	cfg.Linger = time.Second
+	e.start(cfg)
+	for i := range 3 {
+		id := uuid.NewString()
+		start := time.Now()
+		e.publish(e.create(id))
+		e.wantFolded(id)
+		if took := time.Since(start); took >= cfg.Linger {
+			t.Fatalf("lone event %d took %s to be projected: it was held for the linger", i, took)
 		}
 	}
 }
