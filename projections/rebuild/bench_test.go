@@ -68,8 +68,10 @@ func TestMain(m *testing.M) {
 // machine).
 //
 // Histories (about 700-byte events; creates, then two rounds of updates,
-// then deletes):
+// then deletes; time-ordered ids, as the service writes them, unless said):
 //   - creates: 100,000 ICPs, created only: 100,000 events, 1 per ICP;
+//   - creates-random-ids: the same with random (version 4) ids, as
+//     releases before time-ordered ids wrote them;
 //   - mixed: 50,000 ICPs, a fifth of them updated twice, one in twenty
 //     deleted: 72,500 events, 1.45 per ICP;
 //   - updated: 20,000 ICPs, each updated twice: 60,000 events, 3 per ICP.
@@ -78,19 +80,21 @@ func TestMain(m *testing.M) {
 //
 //	go test -run X -bench Rebuild -benchtime 3x ./projections/rebuild
 //
-// on the 2-core VM (AMD, "Oxide Virtual Turin-like Processor"), shared with
-// other work (load average 1.2 to 2 with the benchmark running); events/s,
-// then µs of CPU per event, lowest and highest of four runs before and
-// five after:
+// on the 2-core VM (AMD, "Oxide Virtual Turin-like Processor"), with nothing
+// else running; events/s, then µs of CPU per event, lowest and highest of
+// four runs:
 //
-//	history   before (a33d8dd)          after
-//	creates   34,000-38,000  41-45 µs   48,000-53,000  26-29 µs
-//	mixed     38,000-44,000  33-40 µs   46,000-56,000  24-29 µs
-//	updated   57,000-63,000  23-25 µs   61,000-75,000  18-22 µs
+//	history             events/s         CPU per event
+//	creates             54,600-59,500    23.8-27.3 µs
+//	creates-random-ids  45,500-51,200    26.3-29.7 µs
+//	mixed               51,000-56,500    23.7-26.0 µs
+//	updated             68,500-77,000    16.8-19.2 µs
 //
-// Medians after: 51,700 (creates), 52,300 (mixed), 70,300 (updated); two of
-// the five runs of creates and two of mixed came out below 50,000. Under
-// heavier load from other work every history drops, creates the most (to
+// Before time-ordered ids and reading the log from the driver's rows, the
+// histories (then all with random ids) gave 48,000-53,000 (creates),
+// 46,000-56,000 (mixed) and 61,000-75,000 (updated); before the rebuild's
+// own speed work (a33d8dd), 34,000-38,000, 38,000-44,000 and 57,000-63,000.
+// Under load from other work every history drops, creates the most (to
 // about 40,000), while CPU per event moves less.
 func BenchmarkRebuild(b *testing.B) {
 	for _, h := range []struct {
