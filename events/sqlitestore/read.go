@@ -105,7 +105,6 @@ func (s *Store) queryRecorded(ctx context.Context, want int, query string, args 
 			return err
 		}
 		defer rows.Close()
-		recs = make([]events.Recorded, 0, min(want, maxPrealloc))
 		row := make([]driver.Value, 9)
 		for {
 			if err := rows.Next(row); err != nil {
@@ -118,14 +117,18 @@ func (s *Store) queryRecorded(ctx context.Context, want int, query string, args 
 			if err != nil {
 				return err
 			}
+			if recs == nil {
+				recs = make([]events.Recorded, 0, max(1, min(want, maxPrealloc)))
+			}
 			recs = append(recs, r)
 		}
 	})
 	return recs, err
 }
 
-// maxPrealloc bounds the room queryRecorded makes ahead of the rows, so that
-// a poll with a large limit that finds a few rows allocates little.
+// maxPrealloc bounds the room queryRecorded makes ahead of the rows once the
+// first one is in, so that a read with a large limit that finds a few rows
+// allocates little (and one that finds none, nothing).
 const maxPrealloc = 1024
 
 // recordedFromRow converts one row of selectRecorded, as the driver gives
