@@ -582,16 +582,10 @@ func (s *builderStmts) insertAll(ctx context.Context, conn *sql.Conn, views []pr
 		}
 		args := make([]any, 0, 8*len(part))
 		for i, v := range part {
-			var doc []byte
-			deleted := 0
-			if v.Deleted {
-				deleted = 1
-			} else {
-				doc = v.Doc
-				if !derive {
-					for _, u := range v.UserIDs {
-						ms = append(ms, member{v.Tenant, u, int64(v.Position), v.ID})
-					}
+			deleted, doc := storedForm(v)
+			if !v.Deleted && !derive {
+				for _, u := range v.UserIDs {
+					ms = append(ms, member{v.Tenant, u, int64(v.Position), v.ID})
 				}
 			}
 			args = append(args, v.ID, v.Tenant, int64(v.Version), int64(v.Position), deleted, v.CreatedBy, users[start+i], doc)
@@ -826,13 +820,7 @@ func (s *builderStmts) updateViews(ctx context.Context, conn *sql.Conn, views []
 	}
 	args := make([]any, 0, 8*len(views))
 	for i, v := range views {
-		var doc []byte
-		deleted := 0
-		if v.Deleted {
-			deleted = 1
-		} else {
-			doc = v.Doc
-		}
+		deleted, doc := storedForm(v)
 		args = append(args, v.ID, v.Tenant, int64(v.Version), int64(v.Position), deleted, v.CreatedBy, users[i], doc)
 	}
 	res, err := upd.ExecContext(ctx, args...)

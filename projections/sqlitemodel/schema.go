@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+
+	"github.com/icpservice/icp/projections"
 )
 
 // migrations are applied in order at Open; PRAGMA user_version counts how
@@ -57,4 +59,14 @@ func migrate(ctx context.Context, db *sql.DB) error {
 		}
 	}
 	return tx.Commit()
+}
+
+// storedForm is how the icps table stores a view's tombstone flag and
+// document: deleted 1 and a NULL doc for a tombstone, 0 and the document
+// byte for byte otherwise.
+func storedForm(v projections.View) (deleted int, doc []byte) {
+	if v.Deleted {
+		return 1, nil
+	}
+	return 0, v.Doc
 }

@@ -191,13 +191,7 @@ type txStmts struct {
 // table needs no index by ICP id (one random-key b-tree less to write per
 // create; the key order (tenant, user, position) stays append-mostly).
 func (st txStmts) apply(ctx context.Context, v projections.View, users []byte) (projections.Outcome, error) {
-	var doc []byte
-	deleted := 0
-	if v.Deleted {
-		deleted = 1
-	} else {
-		doc = v.Doc
-	}
+	deleted, doc := storedForm(v)
 	if v.Version == 1 {
 		res, err := st.insert.ExecContext(ctx, v.ID, v.Tenant, int64(v.Version), int64(v.Position), deleted, v.CreatedBy, users, doc)
 		if err != nil {
