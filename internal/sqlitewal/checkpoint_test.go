@@ -14,20 +14,28 @@ import (
 	"github.com/icpservice/icp/internal/sqlitewal"
 )
 
-// A writer that never checkpoints keeps a bounded WAL when a Checkpointer
-// runs beside it, and everything it committed is in the database file.
-func TestCheckpointsKeepTheWriterWALBounded(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "db.sqlite")
+// openWriter opens a WAL database at path whose writer never checkpoints,
+// with one table t of blobs.
+func openWriter(t *testing.T, path string) *sql.DB {
+	t.Helper()
 	w, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=wal_autocheckpoint(0)")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Close()
+	t.Cleanup(func() { w.Close() })
 	w.SetMaxOpenConns(1)
-	ctx := context.Background()
-	if _, err := w.ExecContext(ctx, `CREATE TABLE t (v BLOB)`); err != nil {
+	if _, err := w.ExecContext(context.Background(), `CREATE TABLE t (v BLOB)`); err != nil {
 		t.Fatal(err)
 	}
+	return w
+}
+
+// A writer that never checkpoints keeps a bounded WAL when a Checkpointer
+// runs beside it, and everything it committed is in the database file.
+func TestCheckpointsKeepTheWriterWALBounded(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db.sqlite")
+	w := openWriter(t, path)
+	ctx := context.Background()
 	// An interval the test never reaches: it checkpoints explicitly.
 	c, err := sqlitewal.Start("file:"+path, time.Hour, func(err error) { t.Error(err) })
 	if err != nil {
@@ -78,16 +86,8 @@ func TestStartRefusesANegativeInterval(t *testing.T) {
 // With no interval, a Kick alone copies the WAL into the database file.
 func TestKickCheckpoints(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "db.sqlite")
-	w, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=wal_autocheckpoint(0)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	w.SetMaxOpenConns(1)
+	w := openWriter(t, path)
 	ctx := context.Background()
-	if _, err := w.ExecContext(ctx, `CREATE TABLE t (v BLOB)`); err != nil {
-		t.Fatal(err)
-	}
 	c, err := sqlitewal.Start("file:"+path, 0, func(err error) { t.Error(err) })
 	if err != nil {
 		t.Fatal(err)
