@@ -9,13 +9,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 // Config of one load run. The run stops at Duration or after Requests creates,
@@ -30,8 +33,10 @@ type Config struct {
 	// the same user, checked to answer 200 without a pending consistency
 	// header on the create (0: never).
 	VerifyEvery int
-	Client      *http.Client
 }
+
+// requestTimeout bounds one request of the run.
+const requestTimeout = 30 * time.Second
 
 // Result of a run.
 type Result struct {
@@ -79,23 +84,21 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if cfg.BaseURL == "" || cfg.Token == "" || cfg.Concurrency < 1 || (cfg.Duration <= 0 && cfg.Requests <= 0) {
 		return Result{}, errors.New("loadgen: BaseURL, Token, Concurrency >= 1 and a Duration or Requests bound are required")
 	}
-	client := cfg.Client
-	if client == nil {
-		client = &http.Client{
-			Timeout: 30 * time.Second,
-			Transport: &http.Transport{
-				MaxIdleConns:        cfg.Concurrency * 2,
-				MaxIdleConnsPerHost: cfg.Concurrency * 2,
-				MaxConnsPerHost:     cfg.Concurrency * 2,
-			},
-		}
+	// fasthttp's client, not net/http's: the load generator shares the
+	// machine with the service it measures, and net/http's client cost
+	// about 100 µs of CPU per create, a fifth of the two cores at 3,500
+	// creates/s, taken from the service under test.
+	client, path, err := hostClient(cfg.BaseURL, cfg.Concurrency)
+	if err != nil {
+		return Result{}, err
 	}
 	if cfg.Duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, cfg.Duration)
 		defer cancel()
 	}
-	url := strings.TrimSuffix(cfg.BaseURL, "/") + "/api/v1/entities/icps"
+	target := path + "/api/v1/entities/icps"
+	auth := "Bearer " + cfg.Token
 
 	var (
 		issued   atomic.Int64
@@ -135,17 +138,11 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 					return
 				}
 				t0 := time.Now()
-				status, id, pending, errText := create(ctx, client, url, cfg.Token)
+				status, id, pending, errText := create(client, target, auth)
 				lat := time.Since(t0)
-				if ctx.Err() != nil && status == 0 {
-					return // cut off by the end of the run, not a failure
-				}
 				readFail := false
 				if status == http.StatusCreated && cfg.VerifyEvery > 0 && n%int64(cfg.VerifyEvery) == 0 {
-					// The read must not be cut off by the end of the run.
-					rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-					readFail = !readable(rctx, client, url+"/"+id, cfg.Token)
-					cancel()
+					readFail = !readable(client, target+"/"+id, auth)
 				}
 				recordFn(status, lat, pending, readFail, errText)
 			}
@@ -161,42 +158,65 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	return res, nil
 }
 
-func create(ctx context.Context, c *http.Client, url, token string) (status int, id string, pending bool, errText string) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(Body))
-	if err != nil {
+// hostClient returns a client of baseURL's host with one keep-alive
+// connection per client of the run, and baseURL's path.
+func hostClient(baseURL string, conns int) (*fasthttp.HostClient, string, error) {
+	u, err := url.Parse(baseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, "", fmt.Errorf("loadgen: base URL %q: want http(s)://host[:port]", baseURL)
+	}
+	addr := u.Host
+	if u.Port() == "" {
+		port := "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+		addr = net.JoinHostPort(u.Hostname(), port)
+	}
+	return &fasthttp.HostClient{
+		Addr:         addr,
+		IsTLS:        u.Scheme == "https",
+		MaxConns:     conns,
+		ReadTimeout:  requestTimeout,
+		WriteTimeout: requestTimeout,
+	}, strings.TrimSuffix(u.Path, "/"), nil
+}
+
+func create(c *fasthttp.HostClient, target, auth string) (status int, id string, pending bool, errText string) {
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI(target)
+	req.Header.SetHost(c.Addr)
+	req.Header.SetMethod(http.MethodPost)
+	req.Header.Set("Authorization", auth)
+	req.Header.SetContentType("application/json")
+	req.SetBodyRaw(Body)
+	if err := c.DoTimeout(req, resp, requestTimeout); err != nil {
 		return 0, "", false, err.Error()
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.Do(req)
-	if err != nil {
-		return 0, "", false, err.Error()
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusCreated {
-		return resp.StatusCode, "", false, fmt.Sprintf("%d %s", resp.StatusCode, bytes.TrimSpace(body))
+	body := resp.Body()
+	if resp.StatusCode() != http.StatusCreated {
+		return resp.StatusCode(), "", false, fmt.Sprintf("%d %s", resp.StatusCode(), bytes.TrimSpace(body))
 	}
 	var icp struct {
 		ID string `json:"id"`
 	}
 	_ = json.Unmarshal(body, &icp)
-	return resp.StatusCode, icp.ID, resp.Header.Get("ICP-Consistency") == "pending", ""
+	return resp.StatusCode(), icp.ID, string(resp.Header.Peek("ICP-Consistency")) == "pending", ""
 }
 
-func readable(ctx context.Context, c *http.Client, url, token string) bool {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
+func readable(c *fasthttp.HostClient, target, auth string) bool {
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI(target)
+	req.Header.SetHost(c.Addr)
+	req.Header.Set("Authorization", auth)
+	if err := c.DoTimeout(req, resp, requestTimeout); err != nil {
 		return false
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := c.Do(req)
-	if err != nil {
-		return false
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	return resp.StatusCode == http.StatusOK
+	return resp.StatusCode() == http.StatusOK
 }
 
 func pct(sorted []time.Duration, q float64) time.Duration {
