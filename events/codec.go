@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 )
 
 // ErrUnknownVersion means the event's type or schema version is newer than
@@ -103,15 +104,30 @@ func unmarshalPayload(data []byte, v any) error {
 
 // MarshalJSON encodes v without HTML escaping, so free-form JSON held as
 // json.RawMessage keeps its characters ('<', '>', '&' stay as they are).
+// The result is the caller's: a fresh slice of exactly its length.
 func MarshalJSON(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
+	buf := encodeBufs.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= maxPooledEncodeBuf {
+			buf.Reset()
+			encodeBufs.Put(buf)
+		}
+	}()
+	enc := json.NewEncoder(buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(v); err != nil {
 		return nil, err
 	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+	return bytes.Clone(bytes.TrimSuffix(buf.Bytes(), []byte("\n"))), nil
 }
+
+// encodeBufs holds MarshalJSON's buffers between calls: growing a fresh
+// buffer to an event's size on every call was the create path's largest
+// source of garbage (two encodings per create).
+var encodeBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledEncodeBuf keeps a rare huge encoding from holding its buffer.
+const maxPooledEncodeBuf = 64 << 10
 
 // check refuses a create that no release could have written: one without
 // icp.id, icp.createdAt or tenant.
