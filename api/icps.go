@@ -61,10 +61,12 @@ func (a *api) create(c *gin.Context, p auth.Principal) {
 
 	// Durable from here on: answer 201 whatever happens.
 	id := res.State.ICP.ID
-	body, err := events.MarshalJSON(res.State.ICP)
-	if err != nil { // cannot happen: the same value was just encoded into the event
-		a.logger(c).Error("encode created ICP", "id", id, "err", err)
-		body = []byte(`{"id":"` + id + `"}`)
+	body := res.Doc // the event's own bytes, when this call recorded it
+	if body == nil {
+		if body, err = events.MarshalJSON(res.State.ICP); err != nil { // cannot happen: the value came from a decoded event
+			a.logger(c).Error("encode created ICP", "id", id, "err", err)
+			body = []byte(`{"id":"` + id + `"}`)
+		}
 	}
 	a.awaitReadModel(c, id, res.State.Version)
 	h := c.Writer.Header()

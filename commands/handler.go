@@ -75,6 +75,10 @@ type Result struct {
 	// Replayed: an Idempotency-Key retry of a create that had already
 	// succeeded; nothing new was recorded.
 	Replayed bool
+	// Doc, for a create recorded by this call, is the ICP's JSON as the
+	// event holds it: the bytes the read model will hold and a read will
+	// answer. Nil otherwise (encode State.ICP).
+	Doc []byte
 }
 
 // newICPID returns a version 7 UUID: unique like a random one, but ordered
@@ -298,15 +302,23 @@ func (h *Handler) run(ctx context.Context, id string, assumeNew bool, onConflict
 			return Result{}, fmt.Errorf("commands: fold %s: %w", stream, err)
 		}
 		proposed := make([]events.Proposed, len(d.payloads))
+		var doc []byte
 		for i, pl := range d.payloads {
-			if proposed[i], err = events.Encode(uuid.NewString(), pl, md); err != nil {
+			if c, ok := pl.(events.ICPCreatedV1); ok && len(d.payloads) == 1 {
+				proposed[i], doc, err = events.EncodeCreated(uuid.NewString(), c, md)
+			} else {
+				proposed[i], err = events.Encode(uuid.NewString(), pl, md)
+			}
+			if err != nil {
 				return Result{}, err
 			}
 		}
 		expected := cur.version()
 		res, err := h.append(ctx, stream, expected, proposed)
 		if err == nil {
-			return result(state, d.payloads, expected, res)
+			r, err := result(state, d.payloads, expected, res)
+			r.Doc = doc
+			return r, err
 		}
 		if !errors.Is(err, events.ErrConflict) {
 			return Result{}, err

@@ -103,6 +103,9 @@ func TestCreateRecordsOneEventThatFoldsToTheAnsweredICP(t *testing.T) {
 	if res.Replayed || res.State.Version != 1 || res.Position == 0 || res.State.CreatedPosition != res.Position {
 		t.Fatalf("result %+v", res)
 	}
+	if doc, err := events.MarshalJSON(res.State.ICP); err != nil || string(res.Doc) != string(doc) {
+		t.Fatalf("result doc %s, want the ICP as encoded, %s (%v)", res.Doc, doc, err)
+	}
 	id := res.State.ICP.ID
 	if u, err := uuid.Parse(id); err != nil || u.String() != id || u.Version() != 7 {
 		t.Fatalf("id %q is not a lowercase time-ordered UUID", id)
@@ -189,7 +192,7 @@ func TestCreateRetryWithTheSameKeyAnswersTheFirstResult(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !retry.Replayed || retry.State.ICP.ID != id || retry.State.Version != 1 || retry.Position != first.Position {
+	if !retry.Replayed || retry.State.ICP.ID != id || retry.State.Version != 1 || retry.Position != first.Position || retry.Doc != nil {
 		t.Fatalf("retry %+v, want a replay of version 1 at position %d", retry, first.Position)
 	}
 	if doc(t, retry.State) != doc(t, first.State) {

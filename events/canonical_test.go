@@ -231,3 +231,39 @@ func describe(t reflect.Type, prefix string, out *[]string) {
 		describe(f.Type, prefix+f.Name+".", out)
 	}
 }
+
+// EncodeCreated writes the very event Encode writes, and its icp bytes are
+// MarshalJSON of the ICP.
+func TestEncodeCreatedIsEncode(t *testing.T) {
+	payloads, _ := canonicalSamples(t)
+	n := 0
+	for _, data := range payloads {
+		var p events.ICPCreatedV1
+		if err := json.Unmarshal(data, &p); err != nil {
+			continue // the samples written by another hand include invalid JSON
+		}
+		for _, who := range [][2]string{{p.Tenant, p.CreatedBy}, {`org_"<&>"`, "user_\u2028é"}} {
+			p.Tenant, p.CreatedBy = who[0], who[1]
+			md := events.Metadata{Tenant: p.Tenant, UserID: p.CreatedBy}
+			want, err := events.Encode("ev-1", p, md)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, icp, err := events.EncodeCreated("ev-1", p, md)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("EncodeCreated wrote\n%s\nEncode writes\n%s", got.Data, want.Data)
+			}
+			doc, err := events.MarshalJSON(p.ICP)
+			if err != nil || string(icp) != string(doc) {
+				t.Fatalf("icp bytes %s, MarshalJSON gives %s (%v)", icp, doc, err)
+			}
+			n++
+		}
+	}
+	if n < 20 {
+		t.Fatalf("compared %d payloads, want the samples", n)
+	}
+}
