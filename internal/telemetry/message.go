@@ -24,17 +24,24 @@ func StartMessageSpan(ctx context.Context, tracer trace.Tracer, group string, ge
 	if typ, ok := eventType(get(events.HeaderType)); ok {
 		dest = events.Subject(typ)
 	}
-	return tracer.Start(ctx, "process "+dest, trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(
-		semconv.MessagingSystemKey.String("nats"),
-		semconv.MessagingOperationTypeProcess,
-		semconv.MessagingOperationName("process"),
-		semconv.MessagingDestinationName(dest),
-		semconv.MessagingConsumerGroupName(group),
-		semconv.MessagingMessageID(get(events.HeaderID)),
-		attribute.String("icp.id", get(events.HeaderSubject)),
-		attribute.String("icp.version", get(events.HeaderICPVersion)),
-		attribute.String("icp.position", get(events.HeaderPosition)),
-	))
+	ctx, span := tracer.Start(ctx, "process "+dest, trace.WithSpanKind(trace.SpanKindConsumer))
+	// Attributes only for a span that records: with tracing off (no
+	// exporter) or a trace not sampled, building them was garbage on
+	// every message. The samplers used here decide without attributes.
+	if span.IsRecording() {
+		span.SetAttributes(
+			semconv.MessagingSystemKey.String("nats"),
+			semconv.MessagingOperationTypeProcess,
+			semconv.MessagingOperationName("process"),
+			semconv.MessagingDestinationName(dest),
+			semconv.MessagingConsumerGroupName(group),
+			semconv.MessagingMessageID(get(events.HeaderID)),
+			attribute.String("icp.id", get(events.HeaderSubject)),
+			attribute.String("icp.version", get(events.HeaderICPVersion)),
+			attribute.String("icp.position", get(events.HeaderPosition)),
+		)
+	}
+	return ctx, span
 }
 
 // eventType reads the event type out of a ce-type (icp.<Type>.v<N>).
