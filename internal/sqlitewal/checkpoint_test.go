@@ -18,7 +18,7 @@ import (
 // with one table t of blobs.
 func openWriter(t *testing.T, path string) *sql.DB {
 	t.Helper()
-	w, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=wal_autocheckpoint(0)")
+	w, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=wal_autocheckpoint(0)&_pragma=busy_timeout(5000)")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,5 +116,48 @@ func TestKickCheckpoints(t *testing.T) {
 			t.Fatalf("database file is %d bytes 10 s after the kick: no checkpoint ran", size())
 		}
 		time.Sleep(5 * time.Millisecond) // polling interval
+	}
+}
+
+// Under writes that never pause, the WAL still starts over: it stays near
+// RestartFrames pages however much is written.
+func TestTheWALStaysBoundedUnderSustainedWrites(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db.sqlite")
+	w := openWriter(t, path)
+	c, err := sqlitewal.Start("file:"+path+"?_pragma=busy_timeout(5000)", 5*time.Millisecond, func(err error) { t.Error(err) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	row := []byte(strings.Repeat("x", 4000))
+	const pageSize = 4096
+	const total = 3 * sqlitewal.RestartFrames // rows of about a page each: three times the bound
+	var largest int64
+	written := 0
+	for written < total {
+		tx, err := w.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 50 {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO t VALUES (?)`, row); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		written += 50
+		if info, err := os.Stat(path + "-wal"); err == nil {
+			largest = max(largest, info.Size())
+		}
+	}
+	if bound := int64(2 * sqlitewal.RestartFrames * pageSize); largest > bound {
+		t.Fatalf("the WAL grew to %d bytes while %d pages were written, want it to start over below %d", largest, total, bound)
+	}
+	var n int
+	if err := w.QueryRowContext(ctx, `SELECT COUNT(*) FROM t`).Scan(&n); err != nil || n != written {
+		t.Fatalf("rows = %d, %v; want %d", n, err, written)
 	}
 }
