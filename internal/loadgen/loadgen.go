@@ -179,6 +179,9 @@ func hostClient(baseURL string, conns int) (*fasthttp.HostClient, string, error)
 		MaxConns:     conns,
 		ReadTimeout:  requestTimeout,
 		WriteTimeout: requestTimeout,
+		// A client whose connection is still being handed back waits for
+		// it rather than failing with ErrNoFreeConns.
+		MaxConnWaitTimeout: requestTimeout,
 	}, strings.TrimSuffix(u.Path, "/"), nil
 }
 
