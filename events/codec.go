@@ -49,28 +49,35 @@ func Encode(id string, payload any, meta Metadata) (Proposed, error) {
 // will hold and a read will answer (see ParseCanonicalCreated). The event is
 // byte for byte the one Encode makes (TestEncodeCreatedIsEncode).
 func EncodeCreated(id string, p ICPCreatedV1, meta Metadata) (ev Proposed, icp []byte, err error) {
-	if icp, err = MarshalJSON(p.ICP); err != nil {
+	buf := encodeBufs.Get().(*bytes.Buffer)
+	defer putEncodeBuf(buf)
+	enc := json.NewEncoder(buf)
+	enc.SetEscapeHTML(false)
+	// Each value in turn into one buffer, copied out once: the encoder
+	// ends each value with a newline, which the next part overwrites.
+	part := func(prefix string, v any) error {
+		if buf.Len() > 0 {
+			buf.Truncate(buf.Len() - 1)
+		}
+		buf.WriteString(prefix)
+		return enc.Encode(v)
+	}
+	const open = `{"icp":`
+	if err := part(open, p.ICP); err != nil {
 		return Proposed{}, nil, err
 	}
-	tenant, err := MarshalJSON(p.Tenant)
-	if err != nil {
+	end := buf.Len() - 1
+	if err := part(`,"tenant":`, p.Tenant); err != nil {
 		return Proposed{}, nil, err
 	}
-	createdBy, err := MarshalJSON(p.CreatedBy)
-	if err != nil {
+	if err := part(`,"createdBy":`, p.CreatedBy); err != nil {
 		return Proposed{}, nil, err
 	}
-	const open, mid, end = `{"icp":`, `,"tenant":`, `,"createdBy":`
-	data := make([]byte, 0, len(open)+len(icp)+len(mid)+len(tenant)+len(end)+len(createdBy)+1)
-	data = append(data, open...)
-	data = append(data, icp...)
-	data = append(data, mid...)
-	data = append(data, tenant...)
-	data = append(data, end...)
-	data = append(data, createdBy...)
-	data = append(data, '}')
+	buf.Truncate(buf.Len() - 1)
+	buf.WriteByte('}')
+	data := bytes.Clone(buf.Bytes())
 	return Proposed{ID: id, Type: TypeICPCreated, SchemaVersion: CurrentSchema[TypeICPCreated], Data: data, Metadata: meta.Encode()},
-		data[len(open) : len(open)+len(icp) : len(open)+len(icp)], nil
+		data[len(open):end:end], nil
 }
 
 // Decode returns the event's payload as ICPCreatedV1, ICPUpdatedV1 or
@@ -136,12 +143,7 @@ func unmarshalPayload(data []byte, v any) error {
 // The result is the caller's: a fresh slice of exactly its length.
 func MarshalJSON(v any) ([]byte, error) {
 	buf := encodeBufs.Get().(*bytes.Buffer)
-	defer func() {
-		if buf.Cap() <= maxPooledEncodeBuf {
-			buf.Reset()
-			encodeBufs.Put(buf)
-		}
-	}()
+	defer putEncodeBuf(buf)
 	enc := json.NewEncoder(buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(v); err != nil {
@@ -157,6 +159,13 @@ var encodeBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // maxPooledEncodeBuf keeps a rare huge encoding from holding its buffer.
 const maxPooledEncodeBuf = 64 << 10
+
+func putEncodeBuf(buf *bytes.Buffer) {
+	if buf.Cap() <= maxPooledEncodeBuf {
+		buf.Reset()
+		encodeBufs.Put(buf)
+	}
+}
 
 // check refuses a create that no release could have written: one without
 // icp.id, icp.createdAt or tenant.
