@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -418,5 +419,43 @@ func TestEnsureStreamsIsIdempotentAndAppliesSettings(t *testing.T) {
 	}
 	if dc := d.CachedInfo().Config; len(dc.Subjects) != 1 || dc.Subjects[0] != events.DLQSubjects || dc.Storage != jetstream.FileStorage {
 		t.Errorf("ICP_DLQ config %+v", dc)
+	}
+}
+
+func TestEnsureStreamsUpdatesAStreamOfAnEarlierReleaseInPlace(t *testing.T) {
+	e := newEnv(t, StreamConfig{})
+	ctx := context.Background()
+	if err := e.js.DeleteStream(ctx, events.BusStream); err != nil {
+		t.Fatal(err)
+	}
+	// The configuration earlier releases created, without a per-subject limit.
+	if _, err := e.js.CreateStream(ctx, jetstream.StreamConfig{
+		Name:       events.BusStream,
+		Subjects:   []string{events.BusSubjects},
+		Storage:    jetstream.FileStorage,
+		Retention:  jetstream.LimitsPolicy,
+		Discard:    jetstream.DiscardOld,
+		Duplicates: DefaultDuplicates,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := e.js.Publish(ctx, events.Subject(events.TypeICPCreated), []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := EnsureStreams(ctx, e.nc, StreamConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := e.js.Stream(ctx, events.BusStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := s.CachedInfo()
+	if info.Config.MaxMsgsPerSubject != perSubjectLimit {
+		t.Errorf("per-subject limit %d, want %d", info.Config.MaxMsgsPerSubject, int64(perSubjectLimit))
+	}
+	if info.State.Msgs != 3 || info.State.FirstSeq != 1 || info.State.LastSeq != 3 {
+		t.Errorf("stream state after the update %+v, want the 3 messages it held", info.State)
 	}
 }

@@ -19,6 +19,18 @@ const (
 	DefaultReplicas   = 1
 )
 
+// perSubjectLimit is ICP_EVENTS's per-subject message limit. No subject
+// (one per event type) will ever hold 2^40 messages, so it limits nothing;
+// it is set because a stream with a per-subject limit is created with 4 MiB
+// message blocks instead of 8 MiB, and JetStream has no other setting for
+// the block size. A block's write buffer grows by copying and is freshly
+// allocated for every block, and JetStream keeps the blocks written in the
+// last 10 seconds in memory: under sustained writes the smaller blocks
+// halve that churn, which shows as fewer garbage collections and a lower
+// tail latency of creates. An existing stream keeps the block size it was
+// created with.
+const perSubjectLimit = 1 << 40
+
 // StreamConfig configures the bus streams. Zero values select the defaults.
 type StreamConfig struct {
 	// Duplicates is the window in which JetStream drops a message whose
@@ -98,6 +110,8 @@ func EnsureStreams(ctx context.Context, nc *nats.Conn, cfg StreamConfig) error {
 		Duplicates:  cfg.Duplicates,
 		MaxAge:      cfg.MaxAge,
 		Replicas:    cfg.Replicas,
+
+		MaxMsgsPerSubject: perSubjectLimit,
 	}, {
 		Name:        events.DLQStream,
 		Description: "ICP events that a consumer could never apply, with the reason",
