@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // The bus topology: one JetStream stream carries every event; dead letters go
@@ -34,6 +35,17 @@ const (
 	DLQSubjects = "icp.dlq.>"
 	// CloudEventsSource is the ce-source of every published event.
 	CloudEventsSource = "/icp-service"
+)
+
+// Deduplication windows of the streams written by retrying publishers (the
+// window of BusStream is the relay's setting). Each exceeds the wait after
+// which a retry can come: a consumer that crashed between dead-lettering a
+// message and acknowledging it gets the message again after its ack wait
+// (30 s by default) and dead-letters it again under the same Nats-Msg-Id;
+// an operator may run the same republish again minutes later.
+const (
+	DLQDuplicates    = 2 * time.Minute
+	ReplayDuplicates = 2 * time.Minute
 )
 
 // Message headers (CloudEvents 1.0 binary mode plus ours).

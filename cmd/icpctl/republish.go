@@ -15,7 +15,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/icpservice/icp/events"
-	"github.com/icpservice/icp/events/relay"
 	"github.com/icpservice/icp/internal/app"
 	"github.com/icpservice/icp/internal/natsserver"
 )
@@ -75,8 +74,8 @@ func (c *RepublishCmd) Validate() error {
 	if c.ToPosition != 0 && c.ToPosition < c.FromPosition {
 		errs = append(errs, fmt.Errorf("--to-position %d is before --from-position %d", c.ToPosition, c.FromPosition))
 	}
-	if c.MaxAge < relay.DefaultDuplicates {
-		errs = append(errs, fmt.Errorf("--replay-max-age %s: want at least the deduplication window, %s", c.MaxAge, relay.DefaultDuplicates))
+	if c.MaxAge < events.ReplayDuplicates {
+		errs = append(errs, fmt.Errorf("--replay-max-age %s: want at least the deduplication window, %s", c.MaxAge, events.ReplayDuplicates))
 	}
 	if c.Timeout <= 0 {
 		errs = append(errs, fmt.Errorf("--timeout %s: want > 0", c.Timeout))
@@ -156,7 +155,7 @@ func (c *RepublishCmd) Run(g *Globals) error {
 	}
 	p.done()
 	fmt.Fprintf(g.Stdout, "republished %d events (positions %d to %d) to %s on %s<EventType>: %d stored, %d already held there (same Nats-Msg-Id within its %s window)\n",
-		n, c.FromPosition, to, ReplayStream, ReplaySubjectPrefix, stored, dup, relay.DefaultDuplicates)
+		n, c.FromPosition, to, ReplayStream, ReplaySubjectPrefix, stored, dup, events.ReplayDuplicates)
 	return nil
 }
 
@@ -201,7 +200,7 @@ func ensureReplayStream(ctx context.Context, js jetstream.JetStream, maxAge time
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
 		Discard:     jetstream.DiscardOld,
-		Duplicates:  relay.DefaultDuplicates,
+		Duplicates:  events.ReplayDuplicates,
 		MaxAge:      maxAge,
 	})
 	if err != nil {

@@ -32,7 +32,7 @@ func ensureDLQStream(ctx context.Context, js nats.JetStreamContext) error {
 		Subjects:    []string{events.DLQSubjects},
 		Storage:     nats.FileStorage,
 		Retention:   nats.LimitsPolicy,
-		Duplicates:  2 * time.Minute,
+		Duplicates:  events.DLQDuplicates,
 	}, nats.Context(ctx))
 	if err != nil && !errors.Is(err, nats.ErrStreamNameAlreadyInUse) {
 		return fmt.Errorf("consumer: create dead-letter stream %s: %w", events.DLQStream, err)

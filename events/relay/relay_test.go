@@ -417,7 +417,8 @@ func TestEnsureStreamsIsIdempotentAndAppliesSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if dc := d.CachedInfo().Config; len(dc.Subjects) != 1 || dc.Subjects[0] != events.DLQSubjects || dc.Storage != jetstream.FileStorage {
+	if dc := d.CachedInfo().Config; len(dc.Subjects) != 1 || dc.Subjects[0] != events.DLQSubjects || dc.Storage != jetstream.FileStorage ||
+		dc.Duplicates != events.DLQDuplicates {
 		t.Errorf("ICP_DLQ config %+v", dc)
 	}
 }

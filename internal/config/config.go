@@ -39,7 +39,7 @@ type Config struct {
 	AdminAddr string   `name:"admin-addr" env:"ICP_ADMIN_ADDR" default:"127.0.0.1:9090" help:"Listen address of the admin endpoints (/metrics, /healthz, /readyz, /debug/pprof); empty disables them."`
 
 	StreamMaxAge     time.Duration `name:"stream-max-age" env:"ICP_STREAM_MAX_AGE" default:"0s" help:"How long JetStream keeps published events (0: forever). The event store keeps them regardless."`
-	StreamDuplicates time.Duration `name:"stream-duplicates" env:"ICP_STREAM_DUPLICATES" default:"2m" help:"JetStream's deduplication window for Nats-Msg-Id."`
+	StreamDuplicates time.Duration `name:"stream-duplicates" env:"ICP_STREAM_DUPLICATES" default:"10s" help:"JetStream's deduplication window for Nats-Msg-Id on ICP_EVENTS."`
 	ProjectorAckWait time.Duration `name:"projector-ack-wait" env:"ICP_PROJECTOR_ACK_WAIT" default:"30s" help:"How long JetStream waits for the projector to acknowledge a message before delivering it again (after a projector crash, its in-flight messages return after this)."`
 	RelayLeaseTTL    time.Duration `name:"relay-lease-ttl" env:"ICP_RELAY_LEASE_TTL" default:"10s" help:"How long a crashed active relay keeps the lease before a spare takes over."`
 

@@ -28,7 +28,7 @@ func ensureDLQStream(ctx context.Context, js jetstream.JetStream) error {
 		Subjects:    []string{events.DLQSubjects},
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
-		Duplicates:  2 * time.Minute,
+		Duplicates:  events.DLQDuplicates,
 	})
 	if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 		return fmt.Errorf("projector: create dead-letter stream: %w", err)
