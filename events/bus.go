@@ -78,7 +78,7 @@ func DLQSubject(consumer string) string { return DLQSubjectPrefix + consumer }
 
 // CloudEventsType returns ce-type for an event: icp.<Type>.v<N>.
 func CloudEventsType(eventType string, schemaVersion int) string {
-	return fmt.Sprintf("icp.%s.v%d", eventType, schemaVersion)
+	return "icp." + eventType + ".v" + strconv.Itoa(schemaVersion)
 }
 
 // Headers returns the bus headers of a recorded event (without Nats-Msg-Id,
