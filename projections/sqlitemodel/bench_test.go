@@ -88,3 +88,41 @@ func BenchmarkApplyBatches(b *testing.B) {
 	cpu := cpuTime(b) - cpu0
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/view")
 }
+
+// BenchmarkGet measures point reads by id from concurrent callers, as the
+// API's gets (and the load generator's read-backs) make them.
+func BenchmarkGet(b *testing.B) {
+	m, err := sqlitemodel.Open(context.Background(), filepath.Join(b.TempDir(), "rm.db"), sqlitemodel.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	doc := []byte(`{"id":"x","name":"DACH Tech Leaders","leadProviderCriteria":[],"userIds":["user_1"]}`)
+	const views = 10_000
+	id := func(i uint64) string { return "00000000-0000-4000-8000-" + strconv.FormatUint(1e11+i, 10) }
+	batch := make([]projections.View, 0, 1000)
+	for i := uint64(1); i <= views; i++ {
+		batch = append(batch, projections.View{ID: id(i), Tenant: "org_1", Version: 1, Position: i,
+			UserIDs: []string{"user_1"}, Doc: doc, CreatedBy: "user_1"})
+		if len(batch) == cap(batch) {
+			if _, err := m.Apply(context.Background(), batch); err != nil {
+				b.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+	var n atomic.Uint64
+	b.ResetTimer()
+	cpu0 := cpuTime(b)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			want := id(n.Add(1)%views + 1)
+			v, err := m.Get(context.Background(), want)
+			if err != nil || v.ID != want {
+				b.Fatalf("get %s: %+v, %v", want, v.ID, err)
+			}
+		}
+	})
+	cpu := cpuTime(b) - cpu0
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/get")
+}

@@ -86,6 +86,9 @@ type Model struct {
 	opts Options
 	wdb  *sql.DB // one connection: the writer's
 	rdb  *sql.DB // read-only pool
+	// get is Get's query, prepared once per read connection rather than
+	// parsed again on every call (a third of a point read's time).
+	get *sql.Stmt
 
 	reqs       chan *applyReq
 	stop       chan struct{} // closed by Close: the writer finishes what is queued and exits
@@ -179,8 +182,15 @@ func Open(ctx context.Context, path string, opts Options) (*Model, error) {
 		writerDone: make(chan struct{}),
 		waiters:    map[string][]chan uint64{},
 	}
+	m.get, err = rdb.PrepareContext(ctx, `SELECT `+viewColumns+` FROM icps i WHERE i.id = ?`)
+	if err != nil {
+		_ = rdb.Close()
+		_ = wdb.Close()
+		return nil, fmt.Errorf("sqlitemodel: open %s: %w", path, err)
+	}
 	m.checkpoints, err = sqlitewal.Start(dsn(url.Values{}), checkpointEvery, nil)
 	if err != nil {
+		_ = m.get.Close()
 		_ = rdb.Close()
 		_ = wdb.Close()
 		return nil, fmt.Errorf("sqlitemodel: open %s: %w", path, err)
@@ -188,6 +198,7 @@ func Open(ctx context.Context, path string, opts Options) (*Model, error) {
 	w8, err := newWriter(ctx, m)
 	if err != nil {
 		_ = m.checkpoints.Close()
+		_ = m.get.Close()
 		_ = rdb.Close()
 		_ = wdb.Close()
 		return nil, fmt.Errorf("sqlitemodel: open %s: %w", path, err)
@@ -252,7 +263,7 @@ func (m *Model) Get(ctx context.Context, id string) (projections.View, error) {
 	if m.closed() {
 		return projections.View{}, unavailable("get", ErrClosed)
 	}
-	row := m.rdb.QueryRowContext(ctx, `SELECT `+viewColumns+` FROM icps i WHERE i.id = ?`, id)
+	row := m.get.QueryRowContext(ctx, id)
 	v, err := scanView(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return projections.View{}, projections.ErrNotFound
@@ -316,7 +327,7 @@ func (m *Model) Close() error {
 	m.closeOnce.Do(func() {
 		close(m.stop)
 		<-m.writerDone
-		m.closeErr = errors.Join(m.checkpoints.Close(), m.rdb.Close(), m.wdb.Close())
+		m.closeErr = errors.Join(m.checkpoints.Close(), m.get.Close(), m.rdb.Close(), m.wdb.Close())
 	})
 	return m.closeErr
 }
