@@ -49,33 +49,21 @@ func Encode(id string, payload any, meta Metadata) (Proposed, error) {
 // will hold and a read will answer (see ParseCanonicalCreated). The event is
 // byte for byte the one Encode makes (TestEncodeCreatedIsEncode).
 func EncodeCreated(id string, p ICPCreatedV1, meta Metadata) (ev Proposed, icp []byte, err error) {
-	buf := encodeBufs.Get().(*bytes.Buffer)
-	defer putEncodeBuf(buf)
-	enc := json.NewEncoder(buf)
-	enc.SetEscapeHTML(false)
-	// Each value in turn into one buffer, copied out once: the encoder
-	// ends each value with a newline, which the next part overwrites.
-	part := func(prefix string, v any) error {
-		if buf.Len() > 0 {
-			buf.Truncate(buf.Len() - 1)
-		}
-		buf.WriteString(prefix)
-		return enc.Encode(v)
-	}
+	bp := appendBufs.Get().(*[]byte)
+	defer putAppendBuf(bp)
 	const open = `{"icp":`
-	if err := part(open, p.ICP); err != nil {
+	b := append((*bp)[:0], open...)
+	if b, err = appendICP(b, &p.ICP); err != nil {
 		return Proposed{}, nil, err
 	}
-	end := buf.Len() - 1
-	if err := part(`,"tenant":`, p.Tenant); err != nil {
-		return Proposed{}, nil, err
-	}
-	if err := part(`,"createdBy":`, p.CreatedBy); err != nil {
-		return Proposed{}, nil, err
-	}
-	buf.Truncate(buf.Len() - 1)
-	buf.WriteByte('}')
-	data := bytes.Clone(buf.Bytes())
+	end := len(b)
+	b = append(b, `,"tenant":`...)
+	b = appendString(b, p.Tenant, false)
+	b = append(b, `,"createdBy":`...)
+	b = appendString(b, p.CreatedBy, false)
+	b = append(b, '}')
+	*bp = b
+	data := bytes.Clone(b)
 	return Proposed{ID: id, Type: TypeICPCreated, SchemaVersion: CurrentSchema[TypeICPCreated], Data: data, Metadata: meta.Encode()},
 		data[len(open):end:end], nil
 }
@@ -142,6 +130,14 @@ func unmarshalPayload(data []byte, v any) error {
 // json.RawMessage keeps its characters ('<', '>', '&' stay as they are).
 // The result is the caller's: a fresh slice of exactly its length.
 func MarshalJSON(v any) ([]byte, error) {
+	switch icp := v.(type) {
+	case ICP:
+		return marshalICP(&icp)
+	case *ICP:
+		if icp != nil {
+			return marshalICP(icp)
+		}
+	}
 	buf := encodeBufs.Get().(*bytes.Buffer)
 	defer putEncodeBuf(buf)
 	enc := json.NewEncoder(buf)
@@ -164,6 +160,27 @@ func putEncodeBuf(buf *bytes.Buffer) {
 	if buf.Cap() <= maxPooledEncodeBuf {
 		buf.Reset()
 		encodeBufs.Put(buf)
+	}
+}
+
+func marshalICP(icp *ICP) ([]byte, error) {
+	bp := appendBufs.Get().(*[]byte)
+	defer putAppendBuf(bp)
+	b, err := appendICP((*bp)[:0], icp)
+	if err != nil {
+		return nil, err
+	}
+	*bp = b
+	return bytes.Clone(b), nil
+}
+
+// appendBufs holds the buffers appendICP's callers write into, as
+// encodeBufs does for the reflective encoder.
+var appendBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+func putAppendBuf(b *[]byte) {
+	if cap(*b) <= maxPooledEncodeBuf {
+		appendBufs.Put(b)
 	}
 }
 

@@ -1,0 +1,138 @@
+package events_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/icpservice/icp/events"
+)
+
+// reflectiveJSON is what events.MarshalJSON wrote for an ICP before it had
+// an encoder of its own: encoding/json with HTML escaping off.
+func reflectiveJSON(t testing.TB, icp events.ICP) ([]byte, error) {
+	t.Helper()
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(icp); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+func sameAsReflective(t *testing.T, name string, icp events.ICP) {
+	t.Helper()
+	want, wantErr := reflectiveJSON(t, icp)
+	got, err := events.MarshalJSON(icp)
+	if (err != nil) != (wantErr != nil) {
+		t.Fatalf("%s: error %v, encoding/json's %v", name, err, wantErr)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("%s: MarshalJSON wrote\n%s\nencoding/json writes\n%s", name, got, want)
+	}
+	ptr, err := events.MarshalJSON(&icp)
+	if !bytes.Equal(ptr, want) || (err != nil) != (wantErr != nil) {
+		t.Fatalf("%s: MarshalJSON of a pointer wrote %s (%v)", name, ptr, err)
+	}
+}
+
+func TestAppendICPIsEncodingJSON(t *testing.T) {
+	at := events.NewTime(time.Date(2025, 3, 1, 9, 0, 0, 123e6, time.UTC))
+	hard := []string{"", "plain", `quo"te`, `back\slash`, "ctl\x01\n\t\r\x1f", "<b>&amp;</b>", "line\u2028sep\u2029", "bad\xffutf8", "é ü ≥ 😀", "\x7f"}
+	raws := []string{
+		`{"a" : [1, 2 ,{ "b":"x y" }] }`, "\n\t[ ]\r ", `"a<b>&c"`, `"sep\u2028"`, "\"raw\u2028sep\"", `{"q":"\" \\ "}`,
+		`12345678901234567890`, `-0.5e-3`, `null`, `true`, `{"k":"v"}`,
+	}
+	n := 0
+	for _, s := range hard {
+		for _, raw := range raws {
+			s, raw := s, json.RawMessage(raw)
+			icp := events.ICP{
+				ID: s, Name: s, Description: &s, CreatedAt: at, UpdatedAt: at, LeadsPerList: -7, ActiveUntil: &at,
+				UserIDs: []string{s, "u"},
+				LeadProviderCriteria: []events.LeadProviderCriterion{
+					{Provider: s, Filters: raw},
+					{Provider: "p", Type: events.Some(s), Filters: nil},
+					{Provider: "p", Type: events.Null[string](), Filters: raw},
+				},
+				CustomFilterCriteria: []events.CustomFilter{{Type: s, Value: raw}, {Type: "t"}},
+				CRMFilters: &events.CRMFilters{
+					Provider: events.Some(s), TextSearch: events.Null[string](), Query: raw,
+					Filters: events.Some([]events.CRMFilter{
+						{Path: s, Mode: s, Value: raw, Exclude: events.Some(true)},
+						{Path: "p", Mode: "m", Value: raw, Exclude: events.Null[bool]()},
+						{Path: "p", Mode: "m"},
+					}),
+				},
+			}
+			sameAsReflective(t, "all members", icp)
+			n++
+		}
+	}
+	for name, crm := range map[string]*events.CRMFilters{
+		"empty":             {},
+		"text search only":  {TextSearch: events.Some("x")},
+		"query only":        {Query: json.RawMessage(` { } `)},
+		"filters only":      {Filters: events.Some([]events.CRMFilter{})},
+		"null filters":      {Filters: events.Null[[]events.CRMFilter]()},
+		"filters set nil":   {Filters: events.Some[[]events.CRMFilter](nil)},
+		"exclude false":     {Provider: events.Null[string](), Filters: events.Some([]events.CRMFilter{{Path: "a", Mode: "b", Value: json.RawMessage(`1`), Exclude: events.Some(false)}})},
+		"invalid query":     {Query: json.RawMessage(`{`)},
+		"invalid filter":    {Filters: events.Some([]events.CRMFilter{{Value: json.RawMessage(`[1,]`)}})},
+		"trailing in value": {Filters: events.Some([]events.CRMFilter{{Value: json.RawMessage(`1 2`)}})},
+	} {
+		sameAsReflective(t, "crmFilters "+name, events.ICP{ID: "x", CRMFilters: crm})
+		n++
+	}
+	sameAsReflective(t, "zero", events.ICP{})
+	sameAsReflective(t, "empty lists", events.ICP{LeadProviderCriteria: []events.LeadProviderCriterion{}, CustomFilterCriteria: []events.CustomFilter{}, UserIDs: []string{}})
+	sameAsReflective(t, "invalid filters", events.ICP{LeadProviderCriteria: []events.LeadProviderCriterion{{Filters: json.RawMessage(`{"a":}`)}}})
+	sameAsReflective(t, "invalid value", events.ICP{CustomFilterCriteria: []events.CustomFilter{{Value: json.RawMessage(`01`)}}})
+	if n < 100 {
+		t.Fatalf("compared %d ICPs", n)
+	}
+}
+
+// FuzzAppendICP compares the ICP encoder with encoding/json on any ICP that
+// encoding/json can read.
+func FuzzAppendICP(f *testing.F) {
+	f.Add([]byte(`{"id":"a","name":"n <&>","description":"d\u2028","createdAt":"2025-01-01T00:00:00Z",` +
+		`"leadProviderCriteria":[{"provider":"p","type":"company","filters":{ "x" : [1, "a b"] }}],` +
+		`"customFilterCriteria":[{"type":"t","value": 2.50 }],` +
+		`"crmFilters":{"provider":null,"query":{"q" : "<"},"filters":[{"path":"p","mode":"m","value":"a&b","exclude":null}]},` +
+		`"userIds":["u","\u00e9"],"leadsPerList":20,"activeUntil":null}`))
+	f.Add([]byte(`{"crmFilters":{},"leadProviderCriteria":[],"userIds":null}`))
+	f.Add([]byte(`{"crmFilters":{"textSearch":"x\\"y","filters":null},"name":"\ud800"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var icp events.ICP
+		if json.Unmarshal(data, &icp) != nil {
+			return
+		}
+		sameAsReflective(t, string(data), icp)
+	})
+}
+
+// BenchmarkEncodeCreated measures recording a create's payload: the ICP of
+// the load generator's body (about 1 KiB) with its tenant and creator.
+func BenchmarkEncodeCreated(b *testing.B) {
+	var p events.ICPCreatedV1
+	data := []byte(`{"icp":{"id":"01a21c43-f51a-7898-be8a-dd4d90cc1227","name":"DACH Tech Leaders","description":"Technology leaders in German-speaking regions",` +
+		`"createdAt":"2026-11-27T09:09:05.434Z","updatedAt":"2026-11-27T09:09:05.434Z","leadProviderCriteria":[{"provider":"baseProvider","type":"person",` +
+		`"filters":{"job_title":["CTO","VP Engineering","Head of Engineering"],"location":{"country":["Germany","Austria","Switzerland"]},` +
+		`"company":{"employee_size":{"min":50,"max":5000}},"skills":["go","kubernetes"]}}],"customFilterCriteria":[{"type":"maxPeoplePerCompany","value":2},` +
+		`{"type":"minDaysUntilReuse","value":30}],"crmFilters":{"provider":"bullhorn","textSearch":"Marketing*","filters":[{"path":"status","mode":"equals",` +
+		`"value":"active","exclude":false}]},"userIds":["user_load"],"leadsPerList":20,"activeUntil":null},"tenant":"personal:user_load","createdBy":"user_load"}`)
+	if err := json.Unmarshal(data, &p); err != nil {
+		b.Fatal(err)
+	}
+	md := events.Metadata{Tenant: p.Tenant, UserID: p.CreatedBy}
+	b.ReportAllocs()
+	for b.Loop() {
+		ev, _, err := events.EncodeCreated("ev", p, md)
+		if err != nil || !bytes.Equal(ev.Data, data) {
+			b.Fatalf("encoded %s (%v)", ev.Data, err)
+		}
+	}
+}
