@@ -63,7 +63,11 @@ type Store interface {
 	// Append appends evs atomically to stream, only if the stream is at
 	// version expected (NoStream: does not exist). Durable when it returns
 	// nil. A version mismatch that is not a retry returns a *ConflictError.
-	// An empty evs is an error.
+	// An empty evs is an error. Append never modifies evs, but an adapter
+	// may keep referring to the events' Data and Metadata after it returns,
+	// even after an error (the SQLite adapter serves its followers the
+	// latest events from memory): the caller must not modify them
+	// afterwards.
 	Append(ctx context.Context, stream string, expected uint64, evs []Proposed) (AppendResult, error)
 
 	// ReadStream returns the events of stream with Version >= from (from 0 or

@@ -34,6 +34,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"modernc.org/sqlite"
@@ -97,29 +98,12 @@ func (s *Store) Append(ctx context.Context, stream string, expected uint64, evs 
 	}
 }
 
-// cloneEvents copies evs and their bytes: the writer may still be reading an
-// append whose caller has already returned on ctx, and the caller owns evs
-// again from then on.
+// cloneEvents copies the slice evs, which the caller owns again when Append
+// returns (the writer may still be reading an append whose caller has
+// already returned on ctx). The events' bytes are not copied: by the
+// events.Store contract the caller leaves them alone from the call on.
 func cloneEvents(evs []events.Proposed) []events.Proposed {
-	n := 0
-	for _, e := range evs {
-		n += len(e.Data) + len(e.Metadata)
-	}
-	buf := make([]byte, 0, n)
-	take := func(b []byte) []byte {
-		if b == nil {
-			return nil
-		}
-		start := len(buf)
-		buf = append(buf, b...)
-		return buf[start:len(buf):len(buf)]
-	}
-	out := make([]events.Proposed, len(evs))
-	for i, e := range evs {
-		out[i] = e
-		out[i].Data, out[i].Metadata = take(e.Data), take(e.Metadata)
-	}
-	return out
+	return slices.Clone(evs)
 }
 
 func appendCtxErr(stream string, err error) error {
