@@ -114,6 +114,18 @@ func (e *env) start(cfg projector.Config) *running {
 	return r
 }
 
+// failIfReturned fails the test when Run has returned by itself: a stalled
+// projector then says why instead of timing out.
+func (r *running) failIfReturned(t testing.TB) {
+	t.Helper()
+	select {
+	case err := <-r.done:
+		close(r.done)
+		t.Fatalf("Run returned while the test still needed it: %v", err)
+	default:
+	}
+}
+
 // stop cancels Run and waits for its graceful return.
 func (r *running) stop(t testing.TB) {
 	t.Helper()

@@ -271,7 +271,15 @@ func TestRestartMidStreamAppliesEveryEventOnce(t *testing.T) {
 	// handler; they stay pending until AckWait and are then redelivered.
 	cfg.AckWait = 2 * time.Second
 	first := e.start(cfg)
-	eventually(t, "some progress", func() bool { return first.Stats().Applied >= total/5 })
+	defer func() {
+		if t.Failed() {
+			t.Logf("first projector's stats: %+v", first.Stats())
+		}
+	}()
+	eventually(t, "some progress", func() bool {
+		first.failIfReturned(t)
+		return first.Stats().Applied >= total/5
+	})
 	first.stop(t)
 	s1 := first.Stats()
 	handled1 := s1.Applied + s1.AlreadyApplied
