@@ -36,69 +36,23 @@ func appendICP(dst []byte, i *ICP) ([]byte, error) {
 	dst = appendTime(dst, i.UpdatedAt)
 
 	dst = append(dst, `,"leadProviderCriteria":`...)
-	if i.LeadProviderCriteria == nil {
-		dst = append(dst, "null"...)
-	} else {
-		dst = append(dst, '[')
-		for n, c := range i.LeadProviderCriteria {
-			if n > 0 {
-				dst = append(dst, ',')
-			}
-			dst = append(dst, `{"provider":`...)
-			dst = appendString(dst, c.Provider, false)
-			if c.Type.Set {
-				dst = append(dst, `,"type":`...)
-				dst = appendOptString(dst, c.Type)
-			}
-			dst = append(dst, `,"filters":`...)
-			if dst, err = appendRaw(dst, c.Filters, false); err != nil {
-				return nil, err
-			}
-			dst = append(dst, '}')
-		}
-		dst = append(dst, ']')
+	if dst, err = appendList(dst, i.LeadProviderCriteria, appendCriterion); err != nil {
+		return nil, err
 	}
-
 	dst = append(dst, `,"customFilterCriteria":`...)
-	if i.CustomFilterCriteria == nil {
-		dst = append(dst, "null"...)
-	} else {
-		dst = append(dst, '[')
-		for n, c := range i.CustomFilterCriteria {
-			if n > 0 {
-				dst = append(dst, ',')
-			}
-			dst = append(dst, `{"type":`...)
-			dst = appendString(dst, c.Type, false)
-			dst = append(dst, `,"value":`...)
-			if dst, err = appendRaw(dst, c.Value, false); err != nil {
-				return nil, err
-			}
-			dst = append(dst, '}')
-		}
-		dst = append(dst, ']')
+	if dst, err = appendList(dst, i.CustomFilterCriteria, appendCustomFilter); err != nil {
+		return nil, err
 	}
-
 	dst = append(dst, `,"crmFilters":`...)
 	if i.CRMFilters == nil {
 		dst = append(dst, "null"...)
 	} else if dst, err = appendCRMFilters(dst, i.CRMFilters); err != nil {
 		return nil, err
 	}
-
 	dst = append(dst, `,"userIds":`...)
-	if i.UserIDs == nil {
-		dst = append(dst, "null"...)
-	} else {
-		dst = append(dst, '[')
-		for n, u := range i.UserIDs {
-			if n > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendString(dst, u, false)
-		}
-		dst = append(dst, ']')
-	}
+	dst, _ = appendList(dst, i.UserIDs, func(dst []byte, u *string) ([]byte, error) {
+		return appendString(dst, *u, false), nil
+	})
 	dst = append(dst, `,"leadsPerList":`...)
 	dst = strconv.AppendInt(dst, int64(i.LeadsPerList), 10)
 	dst = append(dst, `,"activeUntil":`...)
@@ -137,36 +91,78 @@ func appendCRMFilters(dst []byte, f *CRMFilters) ([]byte, error) {
 	if f.Filters.Set {
 		sep()
 		dst = append(dst, `"filters":`...)
-		switch {
-		case f.Filters.Null || f.Filters.V == nil:
+		if f.Filters.Null {
 			dst = append(dst, "null"...)
-		default:
-			// Inside an Opt: json.Marshal's encoding, with HTML escaping.
-			dst = append(dst, '[')
-			for n, c := range f.Filters.V {
-				if n > 0 {
-					dst = append(dst, ',')
-				}
-				dst = append(dst, `{"path":`...)
-				dst = appendString(dst, c.Path, true)
-				dst = append(dst, `,"mode":`...)
-				dst = appendString(dst, c.Mode, true)
-				dst = append(dst, `,"value":`...)
-				if dst, err = appendRaw(dst, c.Value, true); err != nil {
-					return nil, err
-				}
-				if c.Exclude.Set {
-					dst = append(dst, `,"exclude":`...)
-					switch {
-					case c.Exclude.Null:
-						dst = append(dst, "null"...)
-					default:
-						dst = strconv.AppendBool(dst, c.Exclude.V)
-					}
-				}
-				dst = append(dst, '}')
-			}
-			dst = append(dst, ']')
+		} else if dst, err = appendList(dst, f.Filters.V, appendCRMFilter); err != nil {
+			return nil, err
+		}
+	}
+	return append(dst, '}'), nil
+}
+
+// appendList writes xs as a JSON array, each element by one, or null when
+// xs is nil (as encoding/json writes a nil slice).
+func appendList[T any](dst []byte, xs []T, one func([]byte, *T) ([]byte, error)) ([]byte, error) {
+	if xs == nil {
+		return append(dst, "null"...), nil
+	}
+	dst = append(dst, '[')
+	for n := range xs {
+		if n > 0 {
+			dst = append(dst, ',')
+		}
+		var err error
+		if dst, err = one(dst, &xs[n]); err != nil {
+			return nil, err
+		}
+	}
+	return append(dst, ']'), nil
+}
+
+func appendCriterion(dst []byte, c *LeadProviderCriterion) ([]byte, error) {
+	dst = append(dst, `{"provider":`...)
+	dst = appendString(dst, c.Provider, false)
+	if c.Type.Set {
+		dst = append(dst, `,"type":`...)
+		dst = appendOptString(dst, c.Type)
+	}
+	dst = append(dst, `,"filters":`...)
+	dst, err := appendRaw(dst, c.Filters, false)
+	if err != nil {
+		return nil, err
+	}
+	return append(dst, '}'), nil
+}
+
+func appendCustomFilter(dst []byte, c *CustomFilter) ([]byte, error) {
+	dst = append(dst, `{"type":`...)
+	dst = appendString(dst, c.Type, false)
+	dst = append(dst, `,"value":`...)
+	dst, err := appendRaw(dst, c.Value, false)
+	if err != nil {
+		return nil, err
+	}
+	return append(dst, '}'), nil
+}
+
+// appendCRMFilter writes one CRM filter as json.Marshal does inside
+// Opt.MarshalJSON: with HTML escaping.
+func appendCRMFilter(dst []byte, c *CRMFilter) ([]byte, error) {
+	dst = append(dst, `{"path":`...)
+	dst = appendString(dst, c.Path, true)
+	dst = append(dst, `,"mode":`...)
+	dst = appendString(dst, c.Mode, true)
+	dst = append(dst, `,"value":`...)
+	dst, err := appendRaw(dst, c.Value, true)
+	if err != nil {
+		return nil, err
+	}
+	if c.Exclude.Set {
+		dst = append(dst, `,"exclude":`...)
+		if c.Exclude.Null {
+			dst = append(dst, "null"...)
+		} else {
+			dst = strconv.AppendBool(dst, c.Exclude.V)
 		}
 	}
 	return append(dst, '}'), nil
