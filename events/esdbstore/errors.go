@@ -36,8 +36,15 @@ func esdbCode(err error) (esdb.ErrorCode, bool) {
 
 // transient reports whether err means the server could not be reached or
 // did not answer in time, so that the same call may succeed later.
-// Subscriptions drop with the raw gRPC error, hence the status codes.
+// Subscriptions drop with the raw gRPC error, hence the status codes. An
+// io.EOF that reaches failed is a stream the server ended while the call
+// was still sending (gRPC reports the real status only to a receive, which
+// the client does not make then): the connection broke mid-call. Reads
+// handle the EOF that ends a stream before their errors get here.
 func transient(err error) bool {
+	if isEOF(err) {
+		return true
+	}
 	if code, ok := esdbCode(err); ok {
 		switch code {
 		case esdb.ErrorUnavailable, esdb.ErrorCodeConnectionClosed, esdb.ErrorCodeDeadlineExceeded,
