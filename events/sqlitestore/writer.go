@@ -72,7 +72,11 @@ func (s *Store) Append(ctx context.Context, stream string, expected uint64, evs 
 	if err := ctx.Err(); err != nil {
 		return events.AppendResult{}, appendCtxErr(stream, err)
 	}
-	req := &appendReq{ctx: ctx, stream: stream, expected: expected, evs: cloneEvents(evs), done: make(chan appendAns, 1)}
+	// The slice is copied, as the caller owns it again when Append returns
+	// (the writer may still read an append whose caller returned on ctx);
+	// the events' bytes are not: by the events.Store contract the caller
+	// leaves them alone from the call on.
+	req := &appendReq{ctx: ctx, stream: stream, expected: expected, evs: slices.Clone(evs), done: make(chan appendAns, 1)}
 
 	s.sendMu.RLock()
 	if s.closed {
@@ -96,14 +100,6 @@ func (s *Store) Append(ctx context.Context, stream string, expected uint64, evs 
 	case <-ctx.Done():
 		return events.AppendResult{}, appendCtxErr(stream, ctx.Err())
 	}
-}
-
-// cloneEvents copies the slice evs, which the caller owns again when Append
-// returns (the writer may still be reading an append whose caller has
-// already returned on ctx). The events' bytes are not copied: by the
-// events.Store contract the caller leaves them alone from the call on.
-func cloneEvents(evs []events.Proposed) []events.Proposed {
-	return slices.Clone(evs)
 }
 
 func appendCtxErr(stream string, err error) error {
