@@ -49,8 +49,8 @@ func Encode(id string, payload any, meta Metadata) (Proposed, error) {
 // will hold and a read will answer (see ParseCanonicalCreated). The event is
 // byte for byte the one Encode makes (TestEncodeCreatedIsEncode).
 func EncodeCreated(id string, p ICPCreatedV1, meta Metadata) (ev Proposed, icp []byte, err error) {
-	bp := appendBufs.Get().(*[]byte)
-	defer putAppendBuf(bp)
+	bp := encodeBufs.Get().(*[]byte)
+	defer putEncodeBuf(bp)
 	const open = `{"icp":`
 	b := append((*bp)[:0], open...)
 	if b, err = appendICP(b, &p.ICP); err != nil {
@@ -138,34 +138,22 @@ func MarshalJSON(v any) ([]byte, error) {
 			return marshalICP(icp)
 		}
 	}
-	buf := encodeBufs.Get().(*bytes.Buffer)
-	defer putEncodeBuf(buf)
+	bp := encodeBufs.Get().(*[]byte)
+	defer putEncodeBuf(bp)
+	buf := bytes.NewBuffer((*bp)[:0])
 	enc := json.NewEncoder(buf)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
+	err := enc.Encode(v)
+	*bp = buf.Bytes() // keep what the buffer grew to for the next call
+	if err != nil {
 		return nil, err
 	}
-	return bytes.Clone(bytes.TrimSuffix(buf.Bytes(), []byte("\n"))), nil
-}
-
-// encodeBufs holds MarshalJSON's buffers between calls: growing a fresh
-// buffer to an event's size on every call was the create path's largest
-// source of garbage (two encodings per create).
-var encodeBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-// maxPooledEncodeBuf keeps a rare huge encoding from holding its buffer.
-const maxPooledEncodeBuf = 64 << 10
-
-func putEncodeBuf(buf *bytes.Buffer) {
-	if buf.Cap() <= maxPooledEncodeBuf {
-		buf.Reset()
-		encodeBufs.Put(buf)
-	}
+	return bytes.Clone(bytes.TrimSuffix(*bp, []byte("\n"))), nil
 }
 
 func marshalICP(icp *ICP) ([]byte, error) {
-	bp := appendBufs.Get().(*[]byte)
-	defer putAppendBuf(bp)
+	bp := encodeBufs.Get().(*[]byte)
+	defer putEncodeBuf(bp)
 	b, err := appendICP((*bp)[:0], icp)
 	if err != nil {
 		return nil, err
@@ -174,13 +162,17 @@ func marshalICP(icp *ICP) ([]byte, error) {
 	return bytes.Clone(b), nil
 }
 
-// appendBufs holds the buffers appendICP's callers write into, as
-// encodeBufs does for the reflective encoder.
-var appendBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+// encodeBufs holds the encoders' buffers between calls: growing a fresh
+// buffer to an event's size on every call was the create path's largest
+// source of garbage. Every result is copied out of them.
+var encodeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
 
-func putAppendBuf(b *[]byte) {
+// maxPooledEncodeBuf keeps a rare huge encoding from holding its buffer.
+const maxPooledEncodeBuf = 64 << 10
+
+func putEncodeBuf(b *[]byte) {
 	if cap(*b) <= maxPooledEncodeBuf {
-		appendBufs.Put(b)
+		encodeBufs.Put(b)
 	}
 }
 
