@@ -14,12 +14,14 @@ import (
 	"github.com/icpservice/icp/internal/loadgen"
 )
 
-// fakeAPI answers creates with 201 and an id (every pendingEvery-th one
-// marked ICP-Consistency: pending, every failEvery-th one 503), and reads
-// of ids it handed out with 200 (404 for unreadable ones). It records what
-// it was sent.
+// fakeAPI answers creates with 201 and the new id in Location and the body
+// (every pendingEvery-th one marked ICP-Consistency: pending, every
+// failEvery-th one 503, none with a Location when noLocation), and reads of
+// ids it handed out with 200 (404 for unreadable ones). It records what it
+// was sent.
 type fakeAPI struct {
 	pendingEvery, failEvery, unreadableEvery int64
+	noLocation                               bool
 
 	n        atomic.Int64
 	mu       sync.Mutex
@@ -50,6 +52,9 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.mu.Unlock()
 		if f.pendingEvery > 0 && n%f.pendingEvery == 0 {
 			w.Header().Set("ICP-Consistency", "pending")
+		}
+		if !f.noLocation {
+			w.Header().Set("Location", "/api/v1/entities/icps/"+id)
 		}
 		w.WriteHeader(http.StatusCreated)
 		fmt.Fprintf(w, `{"id":%q,"name":"x"}`, id)
@@ -105,6 +110,23 @@ func TestRunCountsWhatTheClientSees(t *testing.T) {
 	}
 	if res.P50 <= 0 || res.P50 > res.P99 || res.P99 > res.Max || res.Rate() <= 0 {
 		t.Fatalf("latencies p50 %s p99 %s max %s, rate %f", res.P50, res.P99, res.Max, res.Rate())
+	}
+}
+
+// A 201 that does not say where the new ICP is cannot be read back: it
+// counts as an error, not as a create.
+func TestRunCountsACreateWithoutLocationAsAnError(t *testing.T) {
+	f := &fakeAPI{noLocation: true, ids: map[string]bool{}}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	res, err := loadgen.Run(context.Background(), loadgen.Config{
+		BaseURL: srv.URL, Token: "tok", Concurrency: 2, Requests: 10, VerifyEvery: 1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Creates != 0 || res.Errors != 10 || !strings.Contains(res.FirstError, "Location") {
+		t.Fatalf("creates %d, errors %d, first error %q; want 0, 10 and a word on Location", res.Creates, res.Errors, res.FirstError)
 	}
 }
 
