@@ -73,12 +73,16 @@ func (a *api) observe(c *gin.Context) {
 		semconv.URLPath(r.URL.Path),
 		attribute.String("icp.request_id", ids.request),
 	))
-	attrs := []any{slog.String("request_id", ids.request), slog.String("correlation_id", ids.correlation)}
+	attrs := make([]slog.Attr, 2, 8)
+	attrs[0], attrs[1] = slog.String("request_id", ids.request), slog.String("correlation_id", ids.correlation)
 	if sc := span.SpanContext(); sc.IsValid() {
 		attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()))
 	}
-	log := a.log.With(attrs...)
-	ctx = telemetry.WithLogger(context.WithValue(ctx, idsKey{}, ids), log)
+	ctxAttrs := make([]any, len(attrs))
+	for i, at := range attrs {
+		ctxAttrs[i] = at
+	}
+	ctx = telemetry.WithLoggerAttrs(context.WithValue(ctx, idsKey{}, ids), a.log, ctxAttrs...)
 	c.Request = r.WithContext(ctx)
 	h := c.Writer.Header()
 	h.Set(HeaderRequestID, ids.request)
@@ -95,9 +99,14 @@ func (a *api) observe(c *gin.Context) {
 		if route == "/healthz" || route == "/readyz" {
 			level = slog.LevelDebug
 		}
-		log.LogAttrs(ctx, level, "http request",
+		if !a.log.Enabled(ctx, level) {
+			return
+		}
+		// The request's attributes come first, as they would from the
+		// request's logger.
+		a.log.LogAttrs(ctx, level, "http request", append(attrs,
 			slog.String("method", r.Method), slog.String("route", route), slog.Int("status", status),
-			slog.Duration("duration", time.Since(start)), slog.Int("bytes", max(0, c.Writer.Size())))
+			slog.Duration("duration", time.Since(start)), slog.Int("bytes", max(0, c.Writer.Size())))...)
 	}()
 	c.Next()
 }
