@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -78,11 +79,8 @@ func (a *api) observe(c *gin.Context) {
 	if sc := span.SpanContext(); sc.IsValid() {
 		attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()))
 	}
-	ctxAttrs := make([]any, len(attrs))
-	for i, at := range attrs {
-		ctxAttrs[i] = at
-	}
-	ctx = telemetry.WithLoggerAttrs(context.WithValue(ctx, idsKey{}, ids), a.log, ctxAttrs...)
+	// Clipped: the access log line appends to attrs, out of the logger's sight.
+	ctx = telemetry.WithLoggerAttrs(context.WithValue(ctx, idsKey{}, ids), a.log, slices.Clip(attrs)...)
 	c.Request = r.WithContext(ctx)
 	h := c.Writer.Header()
 	h.Set(HeaderRequestID, ids.request)
