@@ -102,10 +102,11 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
 	}
 
-	// 1 MiB of cache per reader: a read connection drops its cache whenever
-	// a commit happened since its last read, so under writes a larger one
-	// only holds memory.
-	rdb, err := sql.Open("sqlite", base+"?_busy_timeout="+busy+"&_query_only=1&_pragma=cache_size(-1024)")
+	// 256 KiB of cache per reader: a read connection drops its cache
+	// whenever a commit happened since its last read, so under writes a
+	// larger one only holds memory, about twice its size (the driver's
+	// allocator rounds each cached page and its header up to 8 KiB).
+	rdb, err := sql.Open("sqlite", base+"?_busy_timeout="+busy+"&_query_only=1&_pragma=cache_size(-256)")
 	if err != nil {
 		wdb.Close()
 		return nil, fmt.Errorf("sqlitestore: open %s for reading: %w", path, err)
