@@ -48,7 +48,7 @@ type Config struct {
 	RateLimit         float64       `name:"rate-limit" env:"ICP_RATE_LIMIT" default:"0" help:"Requests per second per user (0: no limit); above it 429 RATE_LIMITED with Retry-After."`
 	RateBurst         int           `name:"rate-burst" env:"ICP_RATE_BURST" default:"0" help:"Burst of the per-user rate limit (0: the limit rounded up)."`
 	CORSOrigins       []string      `name:"cors-origins" env:"ICP_CORS_ORIGINS" help:"Browser origins allowed by CORS, comma separated (empty: the authorized parties)."`
-	MemoryLimitMiB    int64         `name:"memory-limit-mib" env:"ICP_MEMORY_LIMIT_MIB" default:"115" help:"Soft limit of the Go runtime's memory, in MiB: the garbage collector works harder as the process nears it rather than letting garbage grow (0: none). GOMEMLIMIT in the environment takes precedence."`
+	MemoryLimitMiB    int64         `name:"memory-limit-mib" env:"ICP_MEMORY_LIMIT_MIB" default:"135" help:"Soft limit of the Go runtime's memory, in MiB: the garbage collector works harder as the process nears it rather than letting garbage grow (0: none). GOMEMLIMIT in the environment takes precedence."`
 
 	ReadHeaderTimeout time.Duration `name:"read-header-timeout" env:"ICP_READ_HEADER_TIMEOUT" default:"10s" help:"HTTP server: time to read a request's headers."`
 	ReadTimeout       time.Duration `name:"read-timeout" env:"ICP_READ_TIMEOUT" default:"30s" help:"HTTP server: time to read a whole request."`
