@@ -95,31 +95,14 @@ func BenchmarkApplyBatches(b *testing.B) {
 // BenchmarkGet measures point reads by id from concurrent callers, as the
 // API's gets (and the load generator's read-backs) make them.
 func BenchmarkGet(b *testing.B) {
-	m, err := sqlitemodel.Open(context.Background(), filepath.Join(b.TempDir(), "rm.db"), sqlitemodel.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer m.Close()
-	doc := []byte(`{"id":"x","name":"DACH Tech Leaders","leadProviderCriteria":[],"userIds":["user_1"]}`)
 	const views = 10_000
-	id := func(i uint64) string { return "00000000-0000-4000-8000-" + strconv.FormatUint(1e11+i, 10) }
-	batch := make([]projections.View, 0, 1000)
-	for i := uint64(1); i <= views; i++ {
-		batch = append(batch, projections.View{ID: id(i), Tenant: "org_1", Version: 1, Position: i,
-			UserIDs: []string{"user_1"}, Doc: doc, CreatedBy: "user_1"})
-		if len(batch) == cap(batch) {
-			if _, err := m.Apply(context.Background(), batch); err != nil {
-				b.Fatal(err)
-			}
-			batch = batch[:0]
-		}
-	}
+	m := openFilled(b, views, []byte(`{"id":"x","name":"DACH Tech Leaders","leadProviderCriteria":[],"userIds":["user_1"]}`))
 	var n atomic.Uint64
 	b.ResetTimer()
 	cpu0 := cpuTime(b)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			want := id(n.Add(1)%views + 1)
+			want := benchID(int(n.Add(1)%views + 1))
 			v, err := m.Get(context.Background(), want)
 			if err != nil || v.ID != want {
 				b.Fatalf("get %s: %+v, %v", want, v.ID, err)
@@ -130,49 +113,61 @@ func BenchmarkGet(b *testing.B) {
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/get")
 }
 
+// benchID is the id of the i-th ICP that openFilled creates.
+func benchID(i int) string { return "00000000-0000-4000-8000-" + strconv.Itoa(1e11+i) }
+
+// openFilled opens a read model in a temporary directory holding n ICPs at
+// version 1, ids benchID(1) to benchID(n) at positions 1 to n, each with doc.
+func openFilled(b *testing.B, n int, doc []byte) *sqlitemodel.Model {
+	b.Helper()
+	m, err := sqlitemodel.Open(context.Background(), filepath.Join(b.TempDir(), "rm.db"), sqlitemodel.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { m.Close() })
+	batch := make([]projections.View, 0, 1000)
+	for i := 1; i <= n; i++ {
+		batch = append(batch, projections.View{ID: benchID(i), Tenant: "org_1", Version: 1, Position: uint64(i),
+			UserIDs: []string{"user_1"}, Doc: doc, CreatedBy: "user_1"})
+		if len(batch) == cap(batch) || i == n {
+			if _, err := m.Apply(context.Background(), batch); err != nil {
+				b.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+	return m
+}
+
 // BenchmarkApplyUpdates measures the writer on updates spread over a large
 // read model: 100,000 ICPs of about 1 KiB, each batch of 32 updates to
 // ICPs picked at random, one commit per batch. Unlike creates, which meet
 // at the indexes' right edges, each update reads and rewrites pages all
 // over the file, so this is where the writer's page cache shows.
 func BenchmarkApplyUpdates(b *testing.B) {
-	m, err := sqlitemodel.Open(context.Background(), filepath.Join(b.TempDir(), "rm.db"), sqlitemodel.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer m.Close()
+	const icps, batch = 100_000, 32
 	doc := bytes.Repeat([]byte("x"), 1000)
 	doc = append(append([]byte(`{"name":"`), doc...), `","userIds":["user_1"]}`...)
-	const icps, batch = 100_000, 32
-	id := func(i int) string { return "00000000-0000-4000-8000-" + strconv.Itoa(1e11+i) }
-	versions := make([]uint64, icps)
-	pos := uint64(0)
-	views := make([]projections.View, 0, 1000)
-	for i := range icps {
-		pos++
+	m := openFilled(b, icps, doc)
+	versions := make([]uint64, icps+1)
+	for i := range versions {
 		versions[i] = 1
-		views = append(views, projections.View{ID: id(i), Tenant: "org_1", Version: 1, Position: pos,
-			UserIDs: []string{"user_1"}, Doc: doc, CreatedBy: "user_1"})
-		if len(views) == cap(views) {
-			if _, err := m.Apply(context.Background(), views); err != nil {
-				b.Fatal(err)
-			}
-			views = views[:0]
-		}
 	}
+	pos := uint64(icps)
+	views := make([]projections.View, 0, batch)
 	rnd := rand.New(rand.NewPCG(1, 2))
 	b.ResetTimer()
 	cpu0 := cpuTime(b)
 	for i := 0; i < b.N; i += batch {
 		views = views[:0]
 		for range min(batch, b.N-i) {
-			k := rnd.IntN(icps)
-			if slices.ContainsFunc(views, func(v projections.View) bool { return v.ID == id(k) }) {
+			k := rnd.IntN(icps) + 1
+			if slices.ContainsFunc(views, func(v projections.View) bool { return v.ID == benchID(k) }) {
 				continue
 			}
 			pos++
 			versions[k]++
-			views = append(views, projections.View{ID: id(k), Tenant: "org_1", Version: versions[k], Position: pos,
+			views = append(views, projections.View{ID: benchID(k), Tenant: "org_1", Version: versions[k], Position: pos,
 				UserIDs: []string{"user_1"}, Doc: doc, CreatedBy: "user_1"})
 		}
 		outs, err := m.Apply(context.Background(), views)
