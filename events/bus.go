@@ -33,6 +33,14 @@ const (
 	DLQSubjectPrefix = "icp.dlq."
 	// DLQSubjects is the subject filter of DLQStream.
 	DLQSubjects = "icp.dlq.>"
+	// RelayDLQStream holds the relay's records of stored events it passed
+	// over without publishing them (foreign events, events too large for
+	// the bus): one message per event, with the reason, never the body. It
+	// is apart from DLQStream because it is bounded (RelayDLQMaxAge,
+	// RelayDLQMaxBytes) while consumers' dead letters are kept.
+	RelayDLQStream = "ICP_RELAY_DLQ"
+	// RelayDLQSubject is the subject of every message on RelayDLQStream.
+	RelayDLQSubject = "icp.relay.dlq"
 	// CloudEventsSource is the ce-source of every published event.
 	CloudEventsSource = "/icp-service"
 )
@@ -46,6 +54,13 @@ const (
 const (
 	DLQDuplicates    = 2 * time.Minute
 	ReplayDuplicates = 2 * time.Minute
+)
+
+// Limits of RelayDLQStream: a record is small (no event body), so these
+// hold hundreds of thousands of them; beyond, the oldest go first.
+const (
+	RelayDLQMaxAge   = 30 * 24 * time.Hour
+	RelayDLQMaxBytes = 64 << 20
 )
 
 // Message headers (CloudEvents 1.0 binary mode plus ours).
@@ -66,6 +81,9 @@ const (
 	HeaderStream = "icp-stream"
 	// HeaderDLQReason is set on dead-lettered messages.
 	HeaderDLQReason = "icp-dlq-reason"
+	// HeaderSize carries the byte size of the body of an event the relay
+	// passed over (RelayDLQStream).
+	HeaderSize = "icp-size"
 	// HeaderTraceParent carries W3C trace context.
 	HeaderTraceParent = "traceparent"
 )

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 
@@ -66,6 +67,28 @@ func decodeEnvelope(b []byte) (schemaVersion int, metadata []byte, err error) {
 		return 0, nil, errNoEnvelope
 	}
 	return n, metadata, nil
+}
+
+// foreign tells whether an event of one of this service's streams was not
+// written by this service, and why: its type is the server's (a "$" type,
+// such as the $streamDeleted tombstone a hard delete leaves), or its custom
+// metadata does not even start like the envelope. An event whose metadata
+// starts like the envelope but does not decode is this service's and
+// corrupt (recorded fails on it), never foreign.
+func foreign(e *esdb.RecordedEvent) (events.Foreign, bool) {
+	reason := ""
+	switch {
+	case strings.HasPrefix(e.EventType, "$"):
+		reason = "a server event (type " + e.EventType + "), such as a hard-delete tombstone"
+	case !bytes.HasPrefix(e.UserMetadata, []byte(envelopeHead)):
+		reason = "no envelope of this service in its metadata: written by another writer"
+	default:
+		return events.Foreign{}, false
+	}
+	return events.Foreign{
+		ID: e.EventID.String(), StreamID: e.StreamID, Type: e.EventType,
+		Position: e.Position.Commit, Size: len(e.Data), Reason: reason,
+	}, true
 }
 
 // recorded converts an event read from the server.

@@ -31,6 +31,15 @@ import (
 // refused subscription) as it is. A batch is delivered only after fn
 // returned for the previous one.
 func (s *Store) Follow(ctx context.Context, after uint64, batchSize int, fn func([]events.Recorded) error) error {
+	return s.FollowReporting(ctx, after, batchSize, fn, nil)
+}
+
+// FollowReporting is Follow that hands each foreign event it passes over
+// to foreign (nil: passes over them silently), as events.ForeignFollower
+// describes. A foreign event that ends the log is handed over again after
+// a resubscription, since the resume point is the last event handed over
+// to fn: foreign must tolerate seeing one twice.
+func (s *Store) FollowReporting(ctx context.Context, after uint64, batchSize int, fn func([]events.Recorded) error, foreign func(events.Foreign) error) error {
 	if batchSize <= 0 {
 		return fmt.Errorf("esdbstore: follow: batch size %d, want > 0", batchSize)
 	}
@@ -64,7 +73,7 @@ func (s *Store) Follow(ctx context.Context, after uint64, batchSize int, fn func
 	}()
 	last := after
 	for {
-		delivered, err := s.subscribe(fctx, &last, batchSize, fn)
+		delivered, err := s.subscribe(fctx, &last, batchSize, fn, foreign)
 		var fe fnError
 		switch {
 		case errors.As(err, &fe):
@@ -101,6 +110,7 @@ func (e fnError) Error() string { return e.err.Error() }
 // that ended the subscription.
 type item struct {
 	rec      events.Recorded
+	foreign  *events.Foreign
 	caughtUp bool
 	err      error
 }
@@ -116,7 +126,7 @@ const catchUpLinger = time.Second
 // it delivered anything. While catching up (up to this service's head as it
 // was when subscribing) it fills each batch, since those events are stored
 // and come at once; once live it hands over what has arrived.
-func (s *Store) subscribe(ctx context.Context, last *uint64, batchSize int, fn func([]events.Recorded) error) (delivered bool, err error) {
+func (s *Store) subscribe(ctx context.Context, last *uint64, batchSize int, fn func([]events.Recorded) error, onForeign func(events.Foreign) error) (delivered bool, err error) {
 	head, err := s.Head(ctx)
 	if err != nil {
 		return false, err
@@ -135,16 +145,34 @@ func (s *Store) subscribe(ctx context.Context, last *uint64, batchSize int, fn f
 	live := head <= *last
 	linger := time.NewTimer(catchUpLinger)
 	defer linger.Stop()
-	// take applies a received item: an event joins the batch.
-	take := func(it item, batch []events.Recorded) []events.Recorded {
+	// take applies a received item: an event joins the batch; a foreign
+	// event is reported after the batch before it was delivered.
+	take := func(it item, batch []events.Recorded) ([]events.Recorded, error) {
+		if it.foreign != nil {
+			if onForeign == nil {
+				return batch, nil
+			}
+			if len(batch) > 0 {
+				if err := fn(batch); err != nil {
+					return nil, fnError{err}
+				}
+				*last = batch[len(batch)-1].Position
+				delivered = true
+				batch = nil
+			}
+			if err := onForeign(*it.foreign); err != nil {
+				return nil, fnError{err}
+			}
+			return batch, nil
+		}
 		if it.caughtUp {
 			live = true
-			return batch
+			return batch, nil
 		}
 		if it.rec.Position >= head {
 			live = true
 		}
-		return append(batch, it.rec)
+		return append(batch, it.rec), nil
 	}
 	for {
 		var it item
@@ -156,7 +184,10 @@ func (s *Store) subscribe(ctx context.Context, last *uint64, batchSize int, fn f
 		if it.err != nil {
 			return delivered, it.err
 		}
-		batch := take(it, nil)
+		batch, err := take(it, nil)
+		if err != nil {
+			return delivered, err
+		}
 		if len(batch) == 0 {
 			continue
 		}
@@ -183,7 +214,15 @@ func (s *Store) subscribe(ctx context.Context, last *uint64, batchSize int, fn f
 				pending = it.err
 				break
 			}
-			batch = take(it, batch)
+			if batch, err = take(it, batch); err != nil {
+				return delivered, err
+			}
+		}
+		if len(batch) == 0 {
+			if pending != nil {
+				return delivered, pending
+			}
+			continue
 		}
 		if err := fn(batch); err != nil {
 			return delivered, fnError{err}
@@ -226,6 +265,13 @@ func (s *Store) receive(ctx context.Context, c *esdb.Client, after uint64, out c
 			// prefix; checking again keeps a server that did not from
 			// making us deliver an event twice or another stream's.
 			if e == nil || e.Position.Commit <= after || !s.ours(e.StreamID) {
+				continue
+			}
+			if f, ok := foreign(e); ok {
+				after = f.Position
+				if !send(item{foreign: &f}) {
+					return ctx.Err()
+				}
 				continue
 			}
 			r, err := recorded(e)

@@ -60,7 +60,8 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64) ([]e
 }
 
 // ReadAll returns up to limit events of this service's streams with
-// Position > after, in global order. It reads $all from after and filters
+// Position > after, in global order, passing over foreign events (see
+// events.ForeignFollower). It reads $all from after and filters
 // on the client (the client cannot ask for a filtered read), so a long run
 // of other streams' events costs reading them.
 func (s *Store) ReadAll(ctx context.Context, after uint64, limit int) ([]events.Recorded, error) {
@@ -88,6 +89,9 @@ func (s *Store) ReadAll(ctx context.Context, after uint64, limit int) ([]events.
 			if e.Position.Commit <= after || !s.ours(e.StreamID) {
 				continue
 			}
+			if _, ok := foreign(e); ok {
+				continue
+			}
 			r, err := recorded(e)
 			if err != nil {
 				return err
@@ -103,7 +107,8 @@ func (s *Store) ReadAll(ctx context.Context, after uint64, limit int) ([]events.
 }
 
 // Head returns the position of the last event of this service's streams (0
-// when there is none), reading $all backwards past other streams' events.
+// when there is none; foreign events do not count), reading $all backwards
+// past other streams' events.
 func (s *Store) Head(ctx context.Context) (uint64, error) {
 	var head uint64
 	err := s.do(ctx, func(c *esdb.Client) error {
@@ -122,6 +127,9 @@ func (s *Store) Head(ctx context.Context) (uint64, error) {
 				return err
 			}
 			if e := ev.OriginalEvent(); s.ours(e.StreamID) {
+				if _, ok := foreign(e); ok {
+					continue
+				}
 				head = e.Position.Commit
 				return nil
 			}

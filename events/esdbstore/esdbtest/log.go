@@ -1,6 +1,7 @@
 package esdbtest
 
 import (
+	"math"
 	"strconv"
 	"sync"
 	"time"
@@ -191,6 +192,30 @@ func (l *memlog) softDelete(stream string) bool {
 		id: uuid.New(), eventType: "$metadata", contentType: "application/json", data: meta,
 	}})
 	return true
+}
+
+// hardDelete hides stream from reads for good and appends its tombstone to
+// $all: an event of type $streamDeleted in the stream itself at revision
+// math.MaxInt64, as the server does. It returns the tombstone's position,
+// and false when the stream has no visible events.
+func (l *memlog) hardDelete(stream string) (uint64, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	st := l.streams[stream]
+	if !st.visible() {
+		return 0, false
+	}
+	st.truncateBefore = math.MaxUint64
+	rec := &record{
+		id: uuid.New(), stream: stream, revision: math.MaxInt64, position: l.next,
+		eventType: "$streamDeleted", contentType: "application/octet-stream",
+		created: l.now().UnixNano() / 100,
+	}
+	l.next += uint64(64 + len(stream) + len(rec.eventType))
+	l.all = append(l.all, rec)
+	close(l.wake)
+	l.wake = make(chan struct{})
+	return rec.position, true
 }
 
 // readStream returns up to count visible events of stream, from revision

@@ -193,6 +193,27 @@ func (s *Server) WriteEvent(stream, eventType string, data []byte) uint64 {
 	return out.position
 }
 
+// WriteEventWithMetadata is WriteEvent with custom (user) metadata of the
+// caller's choice: an event that imitates, or breaks, another writer's
+// conventions.
+func (s *Server) WriteEventWithMetadata(stream, eventType string, data, meta []byte) uint64 {
+	out := s.log.append(stream, expectation{kind: expAny}, []proposed{{
+		id: uuid.New(), eventType: eventType, contentType: "application/json", data: data, meta: meta,
+	}})
+	return out.position
+}
+
+// HardDeleteStream deletes stream for good, as a hard delete (tombstone)
+// does: reads of it find nothing, and $all gets an event of type
+// $streamDeleted in that stream. It returns the tombstone's position.
+func (s *Server) HardDeleteStream(stream string) (uint64, error) {
+	pos, ok := s.log.hardDelete(stream)
+	if !ok {
+		return 0, fmt.Errorf("esdbtest: stream %q not found", stream)
+	}
+	return pos, nil
+}
+
 // subscription is an active subscription's handle for DropSubscriptions.
 type subscription struct {
 	once sync.Once
