@@ -112,23 +112,83 @@ func TestDeletedStreamReadsAsNotFoundOverGRPC(t *testing.T) {
 	}
 }
 
-func TestEventWithoutEnvelopeIsCorruptNotSkippedOverGRPC(t *testing.T) {
+func TestForeignEventsArePassedOverAndReportedOverGRPC(t *testing.T) {
 	srv := esdbtest.Start(t)
 	s := openStore(t, srv.ConnString(), esdbstore.Options{})
-	stream := newStream()
-	srv.WriteEvent(stream, "WrittenByAnotherTool", []byte(`{}`))
-	if _, err := s.ReadStream(testCtx(t), stream, 0); !errors.Is(err, events.ErrCorrupt) {
+	ctx := testCtx(t)
+	deleted, stream := newStream(), newStream()
+	mustAppend(t, s, deleted, events.NoStream, newEvent(1))
+	handWritten := srv.WriteEvent(stream, "WrittenByAnotherTool", []byte(`{}`))
+	tombstone, err := srv.HardDeleteStream(deleted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours := mustAppend(t, s, newStream(), events.NoStream, newEvent(2)).Positions[0]
+	srv.WriteEventWithMetadata(newStream(), "Other", []byte(`{}`), []byte(`{"by":"someone else"}`))
+
+	// A stream read still refuses an event it cannot fold.
+	if _, err := s.ReadStream(ctx, stream, 0); !errors.Is(err, events.ErrCorrupt) {
 		t.Fatalf("ReadStream of an event without our envelope: %v, want events.ErrCorrupt", err)
 	}
-	if _, err := s.ReadAll(testCtx(t), 0, 10); !errors.Is(err, events.ErrCorrupt) {
-		t.Fatalf("ReadAll over an event without our envelope: %v, want events.ErrCorrupt", err)
+	all, err := s.ReadAll(ctx, 0, 10)
+	if err != nil {
+		t.Fatal(err)
 	}
-	err := s.Follow(testCtx(t), 0, 10, func([]events.Recorded) error {
+	if got := positions(all); len(got) != 2 || got[1] != ours {
+		t.Fatalf("ReadAll positions %v, want our two events, the last at %d", got, ours)
+	}
+	if head, err := s.Head(ctx); err != nil || head != ours {
+		t.Fatalf("Head %d (%v), want %d: foreign events after it do not count", head, err, ours)
+	}
+
+	// Everything comes in log order: ours, two foreign, ours, foreign.
+	var seen []string
+	var reported []events.Foreign
+	fctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		errc <- s.FollowReporting(fctx, 0, 10, func(b []events.Recorded) error {
+			for range b {
+				seen = append(seen, "ours")
+			}
+			return nil
+		}, func(f events.Foreign) error {
+			seen = append(seen, "foreign")
+			if reported = append(reported, f); len(reported) == 3 {
+				cancel()
+			}
+			return nil
+		})
+	}()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("FollowReporting returned %v", err)
+	}
+	if got := strings.Join(seen, ","); got != "ours,foreign,foreign,ours,foreign" {
+		t.Errorf("delivered and reported in the order %s", got)
+	}
+	if len(reported) != 3 || reported[0].Position != handWritten || reported[1].Position != tombstone ||
+		reported[0].StreamID != stream || reported[1].Type != "$streamDeleted" || reported[0].Reason == "" {
+		t.Fatalf("reported %+v, want the hand-written event at %d and the tombstone at %d first", reported, handWritten, tombstone)
+	}
+}
+
+func TestEventWithABrokenEnvelopeIsCorruptNotPassedOverGRPC(t *testing.T) {
+	srv := esdbtest.Start(t)
+	s := openStore(t, srv.ConnString(), esdbstore.Options{})
+	srv.WriteEventWithMetadata(newStream(), "ICPCreated", []byte(`{}`), []byte(`{"schemaVersion":"one"}`))
+	if _, err := s.ReadAll(testCtx(t), 0, 10); !errors.Is(err, events.ErrCorrupt) {
+		t.Fatalf("ReadAll over an event with a broken envelope: %v, want events.ErrCorrupt", err)
+	}
+	err := s.FollowReporting(testCtx(t), 0, 10, func([]events.Recorded) error {
 		t.Error("Follow delivered an event it cannot decode")
+		return nil
+	}, func(f events.Foreign) error {
+		t.Errorf("an event with our broken envelope reported as foreign: %+v", f)
 		return nil
 	})
 	if !errors.Is(err, events.ErrCorrupt) {
-		t.Fatalf("Follow over an event without our envelope returned %v, want events.ErrCorrupt", err)
+		t.Fatalf("Follow over an event with a broken envelope returned %v, want events.ErrCorrupt", err)
 	}
 }
 
