@@ -52,12 +52,13 @@ type Config struct {
 	// so every relay sharing a bucket should use the same value.
 	LeaseTTL time.Duration
 	// LeaseBucket is the NATS KV bucket that holds the lease (default
-	// DefaultLeaseBucket).
+	// DefaultLeaseBucket). It has Streams.Replicas replicas.
 	LeaseBucket string
 	// InstanceID names this relay in the lease; it must be unique among the
 	// relays running at the same time. A relay that finds the lease held
 	// under its own InstanceID (its previous process died) takes it over at
-	// once. Default: hostname, process id and a random suffix.
+	// once. Default: hostname, process id and a random suffix, unique per
+	// process even where containers share a hostname and pid.
 	InstanceID string
 	// PublishTimeout bounds one publish and one JetStream API call (default
 	// DefaultPublishTimeout).

@@ -40,15 +40,18 @@ type lease struct {
 	validUntil time.Time
 }
 
-// openLease creates or updates the lease bucket. Every relay sharing the
-// bucket should use the same TTL: the last one to start sets it.
-func openLease(ctx context.Context, js jetstream.JetStream, bucket, instanceID string, ttl, timeout time.Duration) (*lease, error) {
+// openLease creates or updates the lease bucket, with the streams' replica
+// count: on a NATS cluster the lease must survive the loss of a server as
+// the streams do. Every relay sharing the bucket should use the same TTL
+// and replicas: the last one to start sets them.
+func openLease(ctx context.Context, js jetstream.JetStream, bucket, instanceID string, ttl, timeout time.Duration, replicas int) (*lease, error) {
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      bucket,
 		Description: "the active event relay (one key, expires TTL after the holder's last renewal)",
 		History:     1,
 		TTL:         ttl,
 		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("lease bucket %s: %w", bucket, err)

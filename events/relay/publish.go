@@ -31,13 +31,17 @@ var errTailMoved = errors.New("bus tail is not where this relay left it")
 //   - a retried publish that had in fact been stored (ditto).
 //
 // A batch is pipelined with nats.go's PublishMsgAsync and its acks are read
-// in order. That is safe because of the expected sequence: the bus is a
-// dense prefix of the store in store order, so every publisher maps stream
-// sequence base+i to the same store event, and message i of a batch can only
-// be stored at sequence base+i+1, directly after the event that precedes it
-// in the store, whoever published that one. Whatever fails or times out, the
-// stream stays the store's prefix; the session then re-reads the tail from
-// the bus and resumes after what really landed. Watermill's publisher is not used here: it
+// in order. Every message after the first of a batch also carries
+// Nats-Expected-Last-Msg-Id, the id of the event before it in the batch:
+// message i is stored only at sequence base+i+1 and only directly on top of
+// event i-1. The sequence alone would not do: a message anyone else
+// published (a stray) after message i-1 was refused would take sequence
+// base+i, and message i would then land on top of the stray with event i-1
+// missing from the bus. Whatever fails or times out, this service's events
+// on the stream stay the store's events in store order with no hole (less
+// the ones passed over with a record, see passedOver), strays aside; the
+// session then re-reads the tail from the bus and resumes after what really
+// landed. Watermill's publisher is not used here: it
 // publishes one message at a time, waits for each ack, and hides the ack's
 // sequence and duplicate flag that this check reads. Measured with
 // BenchmarkRelayPublish (embedded NATS, file store, 600-byte events, 2 cores
@@ -52,10 +56,15 @@ type tailWriter struct {
 }
 
 // publishHeaders is how many headers a published event usually carries:
-// the eleven of events.EachHeader and JetStream's three. A map made for
+// the eleven of events.EachHeader and JetStream's four. A map made for
 // exactly that many takes half the memory of one made for 16; an event
 // with trace context (one header more) grows it once.
-const publishHeaders = 14
+const publishHeaders = 15
+
+// errCodeWrongLastMsgID is JetStream's error code for a publish whose
+// Nats-Expected-Last-Msg-Id is not the stream's last message id
+// (JSStreamWrongLastMsgIDErr); nats.go names no constant for it.
+const errCodeWrongLastMsgID jetstream.ErrorCode = 10070
 
 // publishBatch publishes batch in order and returns how many of its first
 // events JetStream acknowledged as stored in a row (n), and how many of the
@@ -81,6 +90,9 @@ func (w *tailWriter) publishBatch(ctx context.Context, batch []events.Recorded) 
 		set(nats.MsgIdHdr, r.ID)
 		set(nats.ExpectedStreamHdr, events.BusStream)
 		set(nats.ExpectedLastSeqHdr, strconv.FormatUint(w.lastSeq+uint64(i), 10))
+		if i > 0 {
+			set(jetstream.ExpectedLastMsgIDHeader, batch[i-1].ID)
+		}
 		f, err := w.js.PublishMsgAsync(m)
 		if err != nil {
 			sendErr = fmt.Errorf("publish event %s at position %d: %w", r.ID, r.Position, err)
@@ -101,7 +113,8 @@ func (w *tailWriter) publishBatch(ctx context.Context, batch []events.Recorded) 
 			}
 		case perr := <-f.Err():
 			var apiErr *jetstream.APIError
-			if errors.As(perr, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+			if errors.As(perr, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+				apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant || apiErr.ErrorCode == errCodeWrongLastMsgID) {
 				err = fmt.Errorf("%w: publish of event %s at position %d expected last sequence %d: %w", errTailMoved, r.ID, r.Position, w.lastSeq, perr)
 			} else {
 				err = fmt.Errorf("publish event %s at position %d: %w", r.ID, r.Position, perr)

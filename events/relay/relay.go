@@ -7,11 +7,27 @@
 //     Nats-Msg-Id = event id. No event is ever skipped: a failing publish is
 //     retried (with backoff) until it succeeds.
 //   - The resume point is read from the bus itself: the ce-icpposition header
-//     of the last message ICP_EVENTS holds. It is re-read at the start of
-//     every session: at start, after any publish error, after a NATS
-//     reconnect, after regaining the lease. A tail that JetStream lost in a
-//     crash (its file store fsyncs lazily) is therefore published again, in
-//     order, with no hole.
+//     of the last message on ICP_EVENTS that carries this service's event
+//     identity (events.IdentityFromHeaders); messages anyone else published
+//     there (strays) are passed over. It is re-read at the start of every
+//     session: at start, after any publish error (a stray makes the next
+//     publish fail its expected sequence), after a NATS reconnect, after
+//     regaining the lease. A tail that JetStream lost in a crash (its file
+//     store fsyncs lazily) is therefore published again, in order, with no
+//     hole.
+//   - That last event must be the store's event at that position (same id,
+//     stream and version). If it is not, or the bus holds a position beyond
+//     the store's head, the bus and the store disagree (an event store
+//     restored from an older copy, or the wrong store): the relay publishes
+//     nothing, reports ErrDiverged through Health, and keeps checking; the
+//     operator realigns them with RealignCommand. It never skips over the
+//     disagreement.
+//   - Stored events it cannot publish are passed over with a record on
+//     ICP_RELAY_DLQ, a counter and a log line, never silently and never
+//     retried forever: events this service did not write
+//     (events.ForeignFollower) and events larger than the bus's
+//     max_payload. An event of this service that no longer decodes
+//     (events.ErrCorrupt) stops the relay instead, reported through Health.
 //   - Every publish expects the stream sequence it follows
 //     (Nats-Expected-Last-Sequence), so a message is stored only directly on
 //     top of the one the relay last saw: no reordering even if two relays
@@ -52,6 +68,17 @@ var ErrConnClosed = errors.New("relay: NATS connection closed")
 // position, and keeps checking.
 var ErrBusAhead = errors.New("the bus is ahead of the event store")
 
+// ErrDiverged is wrapped by the error of a session that found the bus and
+// the event store disagreeing: the bus's last event of this service is not
+// the store's event at that position, or the bus is ahead of the store
+// (ErrBusAhead). The relay publishes nothing until they agree again.
+var ErrDiverged = errors.New("the bus and the event store disagree")
+
+// RealignCommand is the command that realigns the bus with the event store
+// after ErrDiverged (see docs/operations.md, "When the bus and the store
+// disagree").
+const RealignCommand = "icpctl realign"
+
 // errReconnected ends a session after the connection to NATS was
 // re-established: the server may have restarted and lost a tail.
 var errReconnected = errors.New("NATS connection re-established")
@@ -72,6 +99,7 @@ const (
 	StateActive   State = "active"   // holds the lease and publishes
 	StateSpare    State = "spare"    // another relay holds the lease; waiting
 	StateRetrying State = "retrying" // the last attempt failed; retrying with backoff
+	StateHalted   State = "halted"   // refuses to publish: bus and store disagree, or a stored event is corrupt; re-checking
 )
 
 // Stats is a snapshot of a relay's progress.
@@ -90,6 +118,18 @@ type Stats struct {
 	Sessions uint64
 	// LastError is the last failure, cleared by the next success.
 	LastError string
+	// Diverged is why the relay found the bus and the store disagreeing
+	// (ErrDiverged), empty when they agree. While set, nothing is published.
+	Diverged string
+	// Corrupt names the stored event of this service that no longer
+	// decodes, empty when none stopped the relay.
+	Corrupt string
+	// PassedForeign and PassedOversized count stored events passed over
+	// with a record on ICP_RELAY_DLQ (see PassedForeign, PassedOversized).
+	// A session that starts again before later events were published may
+	// pass over the same event again.
+	PassedForeign   uint64
+	PassedOversized uint64
 }
 
 // Relay publishes the event store's global log to JetStream. Create it with
@@ -107,6 +147,11 @@ type Relay struct {
 	published atomic.Uint64
 	sessions  atomic.Uint64
 	lastErr   atomic.Value // string
+	diverged  atomic.Value // string
+	corrupt   atomic.Value // string
+
+	passedForeign   atomic.Uint64
+	passedOversized atomic.Uint64
 }
 
 // New validates cfg and builds a relay. It does no I/O.
@@ -128,6 +173,8 @@ func New(cfg Config) (*Relay, error) {
 	r := &Relay{cfg: cfg, store: cfg.Store, nc: cfg.Conn, js: js, log: cfg.Logger.With("instance", cfg.InstanceID)}
 	r.state.Store(StateStopped)
 	r.lastErr.Store("")
+	r.diverged.Store("")
+	r.corrupt.Store("")
 	return r, nil
 }
 
@@ -160,7 +207,7 @@ func (r *Relay) Run(ctx context.Context) error {
 			return ErrConnClosed
 		}
 		if ls == nil {
-			l, err := openLease(ctx, r.js, r.cfg.LeaseBucket, r.cfg.InstanceID, r.cfg.LeaseTTL, r.cfg.PublishTimeout)
+			l, err := openLease(ctx, r.js, r.cfg.LeaseBucket, r.cfg.InstanceID, r.cfg.LeaseTTL, r.cfg.PublishTimeout, r.cfg.Streams.withDefaults().Replicas)
 			if err != nil {
 				r.failed("open lease bucket", err)
 				sleep(ctx, bo.NextBackOff())
@@ -198,8 +245,18 @@ func (r *Relay) Run(ctx context.Context) error {
 		case errors.Is(err, errReconnected):
 			r.log.Info("relay: reconnected to NATS; re-reading the bus tail")
 		case errors.Is(err, errTailMoved):
+			// Another publisher moved the tail: a stray message, a
+			// second relay, a lost tail. The next session finds the
+			// tail again; the relay stays active meanwhile.
 			r.log.Warn("relay: re-reading the bus tail", "err", err)
-			r.state.Store(StateRetrying)
+			if !progressed {
+				sleep(ctx, bo.NextBackOff())
+			}
+		case errors.Is(err, ErrDiverged):
+			r.halt(&r.diverged, err, "relay: the bus and the event store disagree; publishing nothing until they are realigned. Stop every icpd, run `"+RealignCommand+"` (purges "+events.BusStream+"; the relay then publishes the store again from its start) and `icpctl rebuild`; see docs/operations.md")
+			sleep(ctx, bo.NextBackOff())
+		case errors.Is(err, events.ErrCorrupt):
+			r.halt(&r.corrupt, err, "relay: an event of this service in the event store does not decode; publishing nothing after it. Restore the event store from a backup that holds it intact; see docs/operations.md")
 			sleep(ctx, bo.NextBackOff())
 		default:
 			r.failed("publish", err)
@@ -233,7 +290,15 @@ func (r *Relay) session(ctx context.Context, ls *lease) (progressed bool, err er
 		return false, fmt.Errorf("event store head: %w", err)
 	}
 	if t.Position > head {
-		return false, fmt.Errorf("%w: bus at position %d, store head at %d", ErrBusAhead, t.Position, head)
+		return false, fmt.Errorf("%w: %w: bus at position %d, store head at %d", ErrDiverged, ErrBusAhead, t.Position, head)
+	}
+	if err := r.checkTail(ctx, t); err != nil {
+		return false, err
+	}
+	r.diverged.Store("")
+	if t.Strays > 0 {
+		r.log.Warn("relay: passed over messages at the end of the bus that are not this service's events",
+			"stream", events.BusStream, "count", t.Strays, "stream_last_seq", t.LastSeq, "resume_after", t.Position)
 	}
 	if t.Position == 0 && t.LastSeq > 0 {
 		r.log.Warn("relay: the bus holds no event although it held some (retention or a purge); publishing the store again from its start",
@@ -256,7 +321,13 @@ func (r *Relay) session(ctx context.Context, ls *lease) (progressed bool, err er
 
 	w := &tailWriter{js: r.js, timeout: r.cfg.PublishTimeout, lastSeq: t.LastSeq}
 	last := t.Position
-	err = r.store.Follow(sctx, t.Position, r.cfg.BatchSize, func(batch []events.Recorded) error {
+	follow := r.store.Follow
+	if ff, ok := r.store.(events.ForeignFollower); ok {
+		follow = func(ctx context.Context, after uint64, n int, fn func([]events.Recorded) error) error {
+			return ff.FollowReporting(ctx, after, n, fn, func(f events.Foreign) error { return r.passForeign(sctx, f) })
+		}
+	}
+	err = follow(sctx, t.Position, r.cfg.BatchSize, func(batch []events.Recorded) error {
 		// A batch is started only while the session is valid; once started
 		// it is finished even if ctx ends (graceful stop), but abandoned at
 		// once if the lease is lost or NATS reconnected.
@@ -275,22 +346,49 @@ func (r *Relay) session(ctx context.Context, ls *lease) (progressed bool, err er
 				return fmt.Errorf("event store delivered position %d after %d: refusing to publish out of order", ev.Position, prev)
 			}
 			if err := checkSubject(ev.Type); err != nil {
-				return fmt.Errorf("event %s at position %d: %w", ev.ID, ev.Position, err)
+				return fmt.Errorf("event %s of %s at position %d: %w: %w", ev.ID, ev.StreamID, ev.Position, events.ErrCorrupt, err)
 			}
 			prev = ev.Position
 		}
-		n, later, err := w.publishBatch(sctx, batch)
-		if n > 0 {
-			last = batch[n-1].Position
-			r.lastPos.Store(last)
+		// Events the bus cannot take are recorded and passed over before
+		// any event after them is published, so none is passed over
+		// without its record.
+		maxPayload := r.nc.MaxPayload()
+		start := 0
+		publish := func(end int) error {
+			if end <= start {
+				return nil
+			}
+			seg := batch[start:end]
+			start = end
+			n, later, err := w.publishBatch(sctx, seg)
+			if n > 0 {
+				last = seg[n-1].Position
+				r.lastPos.Store(last)
+			}
+			r.published.Add(uint64(n + later))
+			return err
 		}
-		r.published.Add(uint64(n + later))
-		if err != nil {
+		for i, ev := range batch {
+			size, ok := fits(ev, maxPayload)
+			if ok {
+				continue
+			}
+			if err := publish(i); err != nil {
+				return err
+			}
+			if err := r.passOversized(sctx, ev, size, maxPayload); err != nil {
+				return err
+			}
+			start = i + 1
+		}
+		if err := publish(len(batch)); err != nil {
 			return err
 		}
 		progressed = true
 		r.state.Store(StateActive)
 		r.lastErr.Store("")
+		r.corrupt.Store("")
 		return nil
 	})
 	if ctx.Err() == nil && sctx.Err() != nil {
@@ -344,6 +442,47 @@ func (r *Relay) release(ls *lease) {
 	}
 }
 
+// checkTail verifies that the bus's last event of this service is the
+// store's event at that position: the same id, in the same stream at the
+// same version. Comparing positions alone would miss an event store
+// restored from an older copy once new events pass the bus's position
+// again: those positions then hold other events. The event is looked up by
+// its stream and version, which every store answers exactly (positions of
+// EventStoreDB cannot be read from one less than an event's).
+func (r *Relay) checkTail(ctx context.Context, t tail) error {
+	if t.Position == 0 {
+		return nil
+	}
+	id := t.Identity
+	recs, err := r.store.ReadStream(ctx, id.StreamID, id.Version)
+	if errors.Is(err, events.ErrStreamNotFound) {
+		return fmt.Errorf("%w: the bus's last event %s (stream %s, version %d, position %d) is not in the event store: it has no stream %s",
+			ErrDiverged, id.ID, id.StreamID, id.Version, id.Position, id.StreamID)
+	}
+	if err != nil {
+		return fmt.Errorf("event store: read %s to check the bus tail: %w", id.StreamID, err)
+	}
+	if len(recs) == 0 || recs[0].Version != id.Version {
+		return fmt.Errorf("%w: the bus's last event %s (stream %s, version %d, position %d) is not in the event store: the stream ends before that version",
+			ErrDiverged, id.ID, id.StreamID, id.Version, id.Position)
+	}
+	if got := recs[0]; got.ID != id.ID || got.Position != id.Position {
+		return fmt.Errorf("%w: the bus's last event is %s at position %d, the event store holds %s at position %d for stream %s version %d",
+			ErrDiverged, id.ID, id.Position, got.ID, got.Position, id.StreamID, id.Version)
+	}
+	return nil
+}
+
+// halt records why the relay refuses to publish in reason and logs it
+// with what to do, once per distinct reason.
+func (r *Relay) halt(reason *atomic.Value, err error, msg string) {
+	r.state.Store(StateHalted)
+	r.lastErr.Store(err.Error())
+	if reason.Swap(err.Error()) != err.Error() {
+		r.log.Error(msg, "err", err)
+	}
+}
+
 func (r *Relay) failed(what string, err error) {
 	r.state.Store(StateRetrying)
 	r.lastErr.Store(what + ": " + err.Error())
@@ -351,13 +490,58 @@ func (r *Relay) failed(what string, err error) {
 }
 
 // Ready reports whether the relay is connected to NATS and either publishing
-// or waiting as a healthy spare.
-func (r *Relay) Ready() bool {
-	if !r.nc.IsConnected() {
-		return false
+// or waiting as a healthy spare: Health() == nil.
+func (r *Relay) Ready() bool { return r.Health() == nil }
+
+// Health returns nil while the relay is connected to NATS and either
+// publishing or waiting as a healthy spare, and otherwise an error saying
+// why not: ErrDiverged (naming RealignCommand) or events.ErrCorrupt when it
+// refuses to publish, the last failure while it retries.
+func (r *Relay) Health() error {
+	if d := r.diverged.Load().(string); d != "" {
+		return fmt.Errorf("publishing nothing until realigned with `%s`: %s", RealignCommand, d)
 	}
-	s := r.state.Load().(State)
-	return s == StateActive || s == StateSpare
+	if c := r.corrupt.Load().(string); c != "" {
+		return fmt.Errorf("publishing nothing after a corrupt stored event: %s", c)
+	}
+	if !r.nc.IsConnected() {
+		return errors.New("not connected to NATS")
+	}
+	switch s := r.state.Load().(State); s {
+	case StateActive, StateSpare:
+		return nil
+	case StateRetrying:
+		return fmt.Errorf("retrying: %s", r.lastErr.Load().(string))
+	default:
+		return fmt.Errorf("%s", s)
+	}
+}
+
+// Lag reports how far the bus is behind the event store, from both of them
+// rather than from what this relay believes: the store's head position
+// minus the position of the last event of this service on the bus, and the
+// age of the oldest stored event after that one. A relay that publishes
+// nothing (halted, or stuck retrying) therefore shows a lag that grows with
+// every append. It reads the bus and the store whichever relay is active.
+// An event passed over at the very end of the log counts as lag until a
+// later event is published.
+func (r *Relay) Lag(ctx context.Context) (positions uint64, age time.Duration, err error) {
+	t, err := readTail(ctx, r.js)
+	if err != nil {
+		return 0, 0, fmt.Errorf("relay: bus tail: %w", err)
+	}
+	head, err := r.store.Head(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("relay: event store head: %w", err)
+	}
+	if head <= t.Position {
+		return 0, 0, nil
+	}
+	next, err := r.store.ReadAll(ctx, t.Position, 1)
+	if err != nil || len(next) == 0 {
+		return head - t.Position, 0, err
+	}
+	return head - t.Position, time.Since(next[0].Time), nil
 }
 
 // Stats returns a snapshot of the relay's progress. Safe for concurrent use.
@@ -370,6 +554,11 @@ func (r *Relay) Stats() Stats {
 		Published:    r.published.Load(),
 		Sessions:     r.sessions.Load(),
 		LastError:    r.lastErr.Load().(string),
+		Diverged:     r.diverged.Load().(string),
+		Corrupt:      r.corrupt.Load().(string),
+
+		PassedForeign:   r.passedForeign.Load(),
+		PassedOversized: r.passedOversized.Load(),
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -87,8 +86,10 @@ func (c StreamConfig) withDefaults() StreamConfig {
 	return c
 }
 
-// EnsureStreams creates the event stream ICP_EVENTS (subjects icp.events.>)
-// and the dead-letter stream ICP_DLQ (subjects icp.dlq.>), or updates them to
+// EnsureStreams creates the event stream ICP_EVENTS (subjects icp.events.>),
+// the dead-letter stream ICP_DLQ (subjects icp.dlq.>) and the relay's
+// bounded record of events it passed over, ICP_RELAY_DLQ (subject
+// icp.relay.dlq), or updates them to
 // cfg when they exist. Both are file-backed, limits-based streams. It is
 // idempotent: every part of the service may call it at start. It fails when
 // the existing streams cannot be updated to cfg (e.g. a different storage
@@ -129,6 +130,17 @@ func EnsureStreams(ctx context.Context, nc *nats.Conn, cfg StreamConfig) error {
 		Discard:     jetstream.DiscardOld,
 		Duplicates:  events.DLQDuplicates,
 		Replicas:    cfg.Replicas,
+	}, {
+		Name:        events.RelayDLQStream,
+		Description: "Stored events the relay passed over without publishing them, with the reason (records, no bodies)",
+		Subjects:    []string{events.RelayDLQSubject},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		Duplicates:  events.DLQDuplicates,
+		MaxAge:      events.RelayDLQMaxAge,
+		MaxBytes:    events.RelayDLQMaxBytes,
+		Replicas:    cfg.Replicas,
 	}}
 	for _, sc := range streams {
 		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
@@ -138,58 +150,78 @@ func EnsureStreams(ctx context.Context, nc *nats.Conn, cfg StreamConfig) error {
 	return nil
 }
 
-// ErrNoPosition is wrapped by the error of a bus tail whose last message
-// carries no valid position header: something other than the relay
-// published on the event subjects, and the resume point is unknown.
-var ErrNoPosition = errors.New("last message on the bus has no valid " + events.HeaderPosition + " header")
+// MaxStrayWalk bounds how many messages at the end of ICP_EVENTS the relay
+// looks back through to find its own last event. Messages published there
+// by anyone else (strays) are passed over; a tail of more strays than this
+// is refused with ErrTooManyStrays until fewer remain (or the operator
+// removes them), since finding the resume point would otherwise cost a read
+// per stray.
+const MaxStrayWalk = 1024
+
+// ErrTooManyStrays is wrapped by the error of a bus tail whose last
+// MaxStrayWalk messages are none of this service's events.
+var ErrTooManyStrays = errors.New("no event of this service among the last messages on the bus")
 
 // tail is the state of ICP_EVENTS a relay session starts from.
 type tail struct {
-	// Position is the event store position in the last message the stream
-	// holds (0 when it holds none): the resume point.
+	// Position is the event store position of this service's last event
+	// the stream holds (0 when it holds none): the resume point.
 	Position uint64
-	// LastSeq is the stream's last sequence number. It can be above the last
-	// held message's sequence when messages at the end were deleted; the
-	// next publish must expect exactly this value.
+	// Identity is that event's identity as the message states it (zero
+	// when Position is 0).
+	Identity events.Identity
+	// LastSeq is the stream's last sequence number. It can be above the
+	// last own message's sequence when strays follow it or messages at the
+	// end were deleted; the next publish must expect exactly this value.
 	LastSeq uint64
+	// Strays counts the messages passed over to find the last own one.
+	Strays int
 }
 
 // readTail reads the resume point from the bus itself, never from a
 // checkpoint kept elsewhere (which could run ahead of what JetStream really
-// kept after a crash).
+// kept after a crash): the last message of ICP_EVENTS that carries this
+// service's event identity (events.IdentityFromHeaders), looking back past
+// others' messages by sequence, at most MaxStrayWalk of them.
 //
 // It uses nats.go's JetStream API directly: watermill has no way to read a
-// stream's state or its last message.
+// stream's state or a message by sequence.
 func readTail(ctx context.Context, js jetstream.JetStream) (tail, error) {
-	// Stream fetches the stream info: LastSeq is read before the last
-	// message, so a message appended in between is noticed below.
 	s, err := js.Stream(ctx, events.BusStream)
 	if err != nil {
 		return tail{}, fmt.Errorf("stream %s: %w", events.BusStream, err)
 	}
-	t := tail{LastSeq: s.CachedInfo().State.LastSeq}
-	m, err := s.GetLastMsgForSubject(ctx, events.BusSubjects)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
+	st := s.CachedInfo().State
+	t := tail{LastSeq: st.LastSeq}
+	if st.Msgs == 0 {
 		return t, nil
 	}
-	if err != nil {
-		return tail{}, fmt.Errorf("last message of %s: %w", events.BusStream, err)
+	for seq := st.LastSeq; seq >= st.FirstSeq && seq > 0; seq-- {
+		if int(st.LastSeq-seq) >= MaxStrayWalk {
+			return tail{}, fmt.Errorf("%w (%d messages up to sequence %d)", ErrTooManyStrays, MaxStrayWalk, st.LastSeq)
+		}
+		m, err := s.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue // deleted, or aged out while walking
+		}
+		if err != nil {
+			return tail{}, fmt.Errorf("message %d of %s: %w", seq, events.BusStream, err)
+		}
+		id, err := events.IdentityFromHeaders(m.Header.Get)
+		if err != nil {
+			t.Strays++
+			continue
+		}
+		t.Position, t.Identity = id.Position, id
+		return t, nil
 	}
-	if m.Sequence > t.LastSeq {
-		return tail{}, fmt.Errorf("stream %s grew while its tail was read (sequence %d after last sequence %d): another publisher is active", events.BusStream, m.Sequence, t.LastSeq)
-	}
-	h := m.Header.Get(events.HeaderPosition)
-	pos, err := strconv.ParseUint(h, 10, 64)
-	if err != nil || pos == 0 {
-		return tail{}, fmt.Errorf("%w (sequence %d, subject %s, value %q)", ErrNoPosition, m.Sequence, m.Subject, h)
-	}
-	t.Position = pos
 	return t, nil
 }
 
-// BusPosition returns the event store position of the last event the bus
-// holds (0 when it holds none): how far the relay has published, whichever
-// relay is active. Compared with the store's Head it gives the relay's lag.
+// BusPosition returns the event store position of the last event of this
+// service the bus holds (0 when it holds none): how far the relay has
+// published, whichever relay is active. Compared with the store's Head it
+// gives the relay's lag.
 func BusPosition(ctx context.Context, nc *nats.Conn) (uint64, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -200,4 +232,30 @@ func BusPosition(ctx context.Context, nc *nats.Conn) (uint64, error) {
 		return 0, fmt.Errorf("relay: %w", err)
 	}
 	return t.Position, nil
+}
+
+// Realign purges every message of ICP_EVENTS, for an operator who found the
+// bus and the event store disagreeing (ErrDiverged): the relay then finds
+// no event of this service on the bus and publishes the store again from
+// its start. It returns how many messages were purged. The stream keeps
+// its sequence numbers (the next message follows the last purged one), so
+// durable consumers go on from where they were and receive every stored
+// event again; they skip what they already applied by event id and version.
+// Run it with no relay running: a relay that publishes meanwhile would
+// only be refused and re-read the tail, but the purge would then also
+// remove what it published.
+func Realign(ctx context.Context, nc *nats.Conn) (uint64, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return 0, fmt.Errorf("relay: jetstream: %w", err)
+	}
+	s, err := js.Stream(ctx, events.BusStream)
+	if err != nil {
+		return 0, fmt.Errorf("relay: stream %s: %w", events.BusStream, err)
+	}
+	n := s.CachedInfo().State.Msgs
+	if err := s.Purge(ctx); err != nil {
+		return 0, fmt.Errorf("relay: purge %s: %w", events.BusStream, err)
+	}
+	return n, nil
 }

@@ -76,13 +76,25 @@ func (a *App) registerMetrics() {
 	if r := a.relay; r != nil {
 		m.GaugeFunc("icp_relay_active", "1 while this relay holds the lease and publishes.", func() float64 { return bool01(r.Stats().Active) })
 		m.CounterFunc("icp_relay_published_total", "Events JetStream acknowledged to this relay.", func() float64 { return float64(r.Stats().Published) })
-		m.GaugeFunc("icp_relay_lag_positions", "Store head position minus the last position on the bus (active relay only).", func() float64 {
+		m.GaugeFunc("icp_relay_lag_positions", "Store head position minus the position of the last event on the bus, both read from the store and the bus.", func() float64 {
 			lag, _ := a.relayLag()
 			return float64(lag)
 		})
-		m.GaugeFunc("icp_relay_lag_seconds", "Age of the oldest stored event not yet on the bus (active relay only).", func() float64 {
+		m.GaugeFunc("icp_relay_lag_seconds", "Age of the oldest stored event not yet on the bus.", func() float64 {
 			_, age := a.relayLag()
 			return age.Seconds()
+		})
+		m.GaugeFunc("icp_relay_diverged", "1 while the relay refuses to publish because the bus and the event store disagree (run icpctl realign).", func() float64 {
+			return bool01(r.Stats().Diverged != "")
+		})
+		m.GaugeFunc("icp_relay_corrupt", "1 while the relay refuses to publish past a stored event of this service that does not decode.", func() float64 {
+			return bool01(r.Stats().Corrupt != "")
+		})
+		m.CounterFunc("icp_relay_passed_over_foreign_total", "Stored events this service did not write, passed over with a record on ICP_RELAY_DLQ.", func() float64 {
+			return float64(r.Stats().PassedForeign)
+		})
+		m.CounterFunc("icp_relay_passed_over_oversized_total", "Stored events larger than the bus's max_payload, passed over with a record on ICP_RELAY_DLQ.", func() float64 {
+			return float64(r.Stats().PassedOversized)
 		})
 	}
 	if p := a.projector; p != nil {
@@ -102,23 +114,16 @@ func (a *App) registerMetrics() {
 }
 
 // relayLag is how far the bus is behind the store, in positions and in the
-// age of the oldest unpublished event. Zero on a spare relay.
+// age of the oldest unpublished event, read from the bus and the store (see
+// relay.Relay.Lag); zero when either cannot be read.
 func (a *App) relayLag() (uint64, time.Duration) {
-	st := a.relay.Stats()
-	if !st.Active {
-		return 0, 0
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	head, err := a.store.Head(ctx)
-	if err != nil || head <= st.LastPosition {
-		return 0, 0
+	lag, age, err := a.relay.Lag(ctx)
+	if err != nil {
+		return lag, 0
 	}
-	next, err := a.store.ReadAll(ctx, st.LastPosition, 1)
-	if err != nil || len(next) == 0 {
-		return head - st.LastPosition, 0
-	}
-	return head - st.LastPosition, time.Since(next[0].Time)
+	return lag, age
 }
 
 // projectorLag reads the durable consumer's backlog from JetStream.

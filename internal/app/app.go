@@ -223,14 +223,15 @@ func (a *App) startRelay(ctx context.Context) error {
 	if err := relay.EnsureStreams(ctx, nc, streams); err != nil {
 		return fmt.Errorf("bus streams: %w", err)
 	}
-	hostname, _ := os.Hostname()
+	// InstanceID is left to the relay's default (hostname, pid and a
+	// random suffix): containers with host networking share a hostname and
+	// may share a pid.
 	a.relay, err = relay.New(relay.Config{
-		Store:      a.store,
-		Conn:       nc,
-		Logger:     a.log.With("part", "relay"),
-		InstanceID: fmt.Sprintf("%s-%d", hostname, os.Getpid()),
-		LeaseTTL:   a.cfg.RelayLeaseTTL,
-		Streams:    streams,
+		Store:    a.store,
+		Conn:     nc,
+		Logger:   a.log.With("part", "relay"),
+		LeaseTTL: a.cfg.RelayLeaseTTL,
+		Streams:  streams,
 	})
 	if err != nil {
 		return fmt.Errorf("relay: %w", err)
@@ -377,8 +378,10 @@ func (a *App) Ready(ctx context.Context) error {
 			return errors.New("bus: not connected")
 		}
 	}
-	if a.relay != nil && !a.relay.Ready() {
-		return errors.New("relay: not ready")
+	if a.relay != nil {
+		if err := a.relay.Health(); err != nil {
+			return fmt.Errorf("relay: %w", err)
+		}
 	}
 	if a.projector != nil && !a.projector.Ready() {
 		return errors.New("projector: not ready")
