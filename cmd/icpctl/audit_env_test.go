@@ -125,6 +125,14 @@ type service struct {
 // projector, read model, HTTP API) in development mode on dir.
 func startService(t *testing.T, dir string) *service {
 	t.Helper()
+	s := startServiceUnready(t, dir)
+	waitFor(t, 30*time.Second, "icpd ready", func() bool { return s.Ready(context.Background()) == nil })
+	return s
+}
+
+// startServiceUnready is startService without waiting for icpd to be ready.
+func startServiceUnready(t *testing.T, dir string) *service {
+	t.Helper()
 	cfg, err := config.Load([]string{"--dev", "--addr=127.0.0.1:0", "--admin-addr=", "--data-dir=" + dir, "--log-level=warn"})
 	if err != nil {
 		t.Fatal(err)
@@ -157,7 +165,6 @@ func startService(t *testing.T, dir string) *service {
 		})
 	}
 	t.Cleanup(s.stop)
-	waitFor(t, 30*time.Second, "icpd ready", func() bool { return a.Ready(context.Background()) == nil })
 	return s
 }
 

@@ -212,10 +212,17 @@ func ensureReplayStream(ctx context.Context, js jetstream.JetStream, maxAge time
 // connect returns a connection to the bus: --nats, or the embedded server on
 // the data directory when no other process has it open.
 func (c *RepublishCmd) connect(g *Globals) (*nats.Conn, func(), error) {
-	if c.NATS != "" {
-		nc, err := nats.Connect(c.NATS, nats.Name("icpctl-republish"), nats.Timeout(c.Timeout))
+	return connectBus(g, c.StoreFlags, c.NATS, c.Timeout, "republish")
+}
+
+// connectBus connects tool (a subcommand's name) to the bus at natsURL, or,
+// when it is empty, to the embedded server on the data directory, which it
+// starts itself when no other process has the directory's event store open.
+func connectBus(g *Globals, c StoreFlags, natsURL string, timeout time.Duration, tool string) (*nats.Conn, func(), error) {
+	if natsURL != "" {
+		nc, err := nats.Connect(natsURL, nats.Name("icpctl-"+tool), nats.Timeout(timeout))
 		if err != nil {
-			return nil, nil, fmt.Errorf("connect to %s: %w", c.NATS, err)
+			return nil, nil, fmt.Errorf("connect to %s: %w", natsURL, err)
 		}
 		return nc, nc.Close, nil
 	}
@@ -234,12 +241,12 @@ func (c *RepublishCmd) connect(g *Globals) (*nats.Conn, func(), error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("embedded NATS: %w", err)
 	}
-	nc, err := nats.Connect("", nats.InProcessServer(srv.Inner()), nats.Name("icpctl-republish"))
+	nc, err := nats.Connect("", nats.InProcessServer(srv.Inner()), nats.Name("icpctl-"+tool))
 	if err != nil {
 		srv.Shutdown()
 		return nil, nil, fmt.Errorf("connect to the embedded NATS: %w", err)
 	}
-	fmt.Fprintf(g.Stderr, "republish: started the embedded NATS server on %s\n", filepath.Join(c.DataDir, app.NATSDir))
+	fmt.Fprintf(g.Stderr, "%s: started the embedded NATS server on %s\n", tool, filepath.Join(c.DataDir, app.NATSDir))
 	// Every publish was acknowledged before the connection closes: nothing
 	// is in flight. Shutdown flushes JetStream's files.
 	return nc, func() { nc.Close(); srv.Shutdown() }, nil

@@ -143,7 +143,9 @@ func (e *env) startRelay(cfg Config) (r *Relay, stop func() error) {
 	if cfg.Conn == nil {
 		cfg.Conn = e.connect("relay-" + cfg.InstanceID)
 	}
-	cfg.Store = e.store
+	if cfg.Store == nil {
+		cfg.Store = e.store
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = testLogger(e.t, cfg.InstanceID)
 	}

@@ -289,10 +289,7 @@ func (r *Relay) session(ctx context.Context, ls *lease) (progressed bool, err er
 	if err != nil {
 		return false, fmt.Errorf("event store head: %w", err)
 	}
-	if t.Position > head {
-		return false, fmt.Errorf("%w: %w: bus at position %d, store head at %d", ErrDiverged, ErrBusAhead, t.Position, head)
-	}
-	if err := r.checkTail(ctx, t); err != nil {
+	if err := checkTail(ctx, r.store, t, head); err != nil {
 		return false, err
 	}
 	r.diverged.Store("")
@@ -449,12 +446,19 @@ func (r *Relay) release(ls *lease) {
 // again: those positions then hold other events. The event is looked up by
 // its stream and version, which every store answers exactly (positions of
 // EventStoreDB cannot be read from one less than an event's).
-func (r *Relay) checkTail(ctx context.Context, t tail) error {
+//
+// It returns an error wrapping ErrDiverged when they disagree (also when
+// the tail is beyond the store's head), any other error when the store
+// could not answer.
+func checkTail(ctx context.Context, store events.Store, t tail, head uint64) error {
+	if t.Position > head {
+		return fmt.Errorf("%w: %w: bus at position %d, store head at %d", ErrDiverged, ErrBusAhead, t.Position, head)
+	}
 	if t.Position == 0 {
 		return nil
 	}
 	id := t.Identity
-	recs, err := r.store.ReadStream(ctx, id.StreamID, id.Version)
+	recs, err := store.ReadStream(ctx, id.StreamID, id.Version)
 	if errors.Is(err, events.ErrStreamNotFound) {
 		return fmt.Errorf("%w: the bus's last event %s (stream %s, version %d, position %d) is not in the event store: it has no stream %s",
 			ErrDiverged, id.ID, id.StreamID, id.Version, id.Position, id.StreamID)

@@ -234,6 +234,27 @@ func BusPosition(ctx context.Context, nc *nats.Conn) (uint64, error) {
 	return t.Position, nil
 }
 
+// CheckAgreement reads the bus tail and the event store as a relay session
+// does and returns nil when the bus's last event of this service is the
+// store's event at that position (or the bus holds none), an error wrapping
+// ErrDiverged when they disagree, and any other error when either could not
+// be read.
+func CheckAgreement(ctx context.Context, nc *nats.Conn, store events.Store) error {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("relay: jetstream: %w", err)
+	}
+	t, err := readTail(ctx, js)
+	if err != nil {
+		return fmt.Errorf("relay: bus tail: %w", err)
+	}
+	head, err := store.Head(ctx)
+	if err != nil {
+		return fmt.Errorf("relay: event store head: %w", err)
+	}
+	return checkTail(ctx, store, t, head)
+}
+
 // Realign purges every message of ICP_EVENTS, for an operator who found the
 // bus and the event store disagreeing (ErrDiverged): the relay then finds
 // no event of this service on the bus and publishes the store again from
