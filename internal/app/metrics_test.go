@@ -71,6 +71,7 @@ func TestMetricsExistAndMove(t *testing.T) {
 		"icp_projector_dead_lettered_total", "icp_projector_lag_messages", "icp_read_model_commits_total",
 		"icp_read_model_written_total", "icp_read_your_writes_timeouts_total",
 		"icp_event_store_append_conflicts_total", "icp_event_store_append_duration_seconds_count",
+		"icp_relay_diverged", "icp_relay_corrupt", "icp_relay_passed_over_foreign_total", "icp_relay_passed_over_oversized_total",
 	} {
 		if value(before, name) < 0 {
 			t.Errorf("metric %s is not exposed", name)
