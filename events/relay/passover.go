@@ -3,11 +3,13 @@ package relay
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/icpservice/icp/events"
 )
@@ -61,7 +63,15 @@ func (r *Relay) record(ctx context.Context, p passedOver) error {
 	m.Header.Set(events.HeaderSize, strconv.Itoa(p.Size))
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
 	defer cancel()
-	if _, err := r.js.PublishMsg(ctx, m); err != nil {
+	_, err = r.js.PublishMsg(ctx, m)
+	if errors.Is(err, jetstream.ErrNoStreamResponse) {
+		// The bus lost the stream (or predates it): create it and retry.
+		r.log.Warn("relay: stream missing on the bus; creating it", "stream", events.RelayDLQStream)
+		if err = EnsureStreams(ctx, r.nc, r.cfg.Streams); err == nil {
+			_, err = r.js.PublishMsg(ctx, m)
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("record passed-over event at position %d on %s: %w", p.Position, events.RelayDLQStream, err)
 	}
 	return nil
