@@ -36,9 +36,9 @@ func (s *Store) Follow(ctx context.Context, after uint64, batchSize int, fn func
 
 // FollowReporting is Follow that hands each foreign event it passes over
 // to foreign (nil: passes over them silently), as events.ForeignFollower
-// describes. A foreign event that ends the log is handed over again after
-// a resubscription, since the resume point is the last event handed over
-// to fn: foreign must tolerate seeing one twice.
+// describes. Within one call each foreign event is handed over once, as
+// each event is to fn; a new call after the same position hands it over
+// again.
 func (s *Store) FollowReporting(ctx context.Context, after uint64, batchSize int, fn func([]events.Recorded) error, foreign func(events.Foreign) error) error {
 	if batchSize <= 0 {
 		return fmt.Errorf("esdbstore: follow: batch size %d, want > 0", batchSize)
@@ -163,6 +163,9 @@ func (s *Store) subscribe(ctx context.Context, last *uint64, batchSize int, fn f
 			if err := onForeign(*it.foreign); err != nil {
 				return nil, fnError{err}
 			}
+			// Everything before it was handed over: a resubscription
+			// starts after it.
+			*last = it.foreign.Position
 			return batch, nil
 		}
 		if it.caughtUp {
