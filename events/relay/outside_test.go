@@ -365,3 +365,19 @@ func TestLagIsReadFromTheBusAndTheStore(t *testing.T) {
 		t.Errorf("lag %d (age %s), want %d positions and a positive age", lag, age, head-busPos)
 	}
 }
+
+func TestDefaultInstanceIDsDifferBetweenRelaysOfOneHostAndProcess(t *testing.T) {
+	e := newEnv(t, StreamConfig{})
+	a, err := New(Config{Store: e.store, Conn: e.nc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(Config{Store: e.store, Conn: e.nc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, _ := os.Hostname()
+	if a.cfg.InstanceID == b.cfg.InstanceID || !strings.HasPrefix(a.cfg.InstanceID, host+"-") {
+		t.Errorf("instance ids %q and %q: want distinct, each starting with the hostname", a.cfg.InstanceID, b.cfg.InstanceID)
+	}
+}
