@@ -17,6 +17,7 @@ import (
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/internal/app"
 	"github.com/icpservice/icp/internal/natsserver"
+	"github.com/icpservice/icp/internal/redact"
 )
 
 // The replay stream that republish writes to.
@@ -215,7 +216,7 @@ func (c *RepublishCmd) connect(g *Globals) (*nats.Conn, func(), error) {
 	if c.NATS != "" {
 		nc, err := nats.Connect(c.NATS, nats.Name("icpctl-republish"), nats.Timeout(c.Timeout))
 		if err != nil {
-			return nil, nil, fmt.Errorf("connect to %s: %w", c.NATS, err)
+			return nil, nil, redact.NewScrubber(c.NATS).Error(fmt.Errorf("connect to %s: %w", redact.URLs(c.NATS), err))
 		}
 		return nc, nc.Close, nil
 	}
