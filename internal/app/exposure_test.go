@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -133,5 +134,60 @@ func TestProfilerIsServedOnlyWhenAskedFor(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Errorf("run: %v", err)
 		}
+	}
+}
+
+// TestInventedMethodsAddNoSeriesThroughTheService sends unauthenticated
+// requests with invented methods and paths to the running service: after
+// the first, /metrics has no more series.
+func TestInventedMethodsAddNoSeriesThroughTheService(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := config.Load([]string{"--dev", "--addr=127.0.0.1:0", "--admin-addr=127.0.0.1:0", "--data-dir=" + dir, "--log-level=warn"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := app.New(ctx, cfg, app.NewLogger(cfg, io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	}()
+	httpSeries := func() int {
+		_, body := get(t, "http://"+a.AdminAddr()+"/metrics")
+		n := 0
+		for _, line := range strings.Split(body, "\n") {
+			if strings.HasPrefix(line, "icp_http_") {
+				n++
+			}
+		}
+		return n
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	send := func(i int) {
+		req, err := http.NewRequest("M"+strconv.Itoa(i), "http://"+a.Addr()+"/invented/"+strconv.Itoa(i), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	send(0)
+	first := httpSeries()
+	for i := 1; i < 1000; i++ {
+		send(i)
+	}
+	if got := httpSeries(); got != first || first == 0 {
+		t.Fatalf("1000 invented methods left %d icp_http_ series lines, want the %d the first one made", got, first)
 	}
 }
