@@ -4,6 +4,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/icpservice/icp/api/auth"
 	"github.com/icpservice/icp/commands"
+	"github.com/icpservice/icp/internal/telemetry"
 	"github.com/icpservice/icp/projections"
 )
 
@@ -32,7 +34,11 @@ const (
 	// queue (4096), so that an admitted append never waits for room there.
 	DefaultMaxInflightWrites = 1024
 	DefaultWriteQueueWait    = time.Second
-	DefaultRateLimitUsers    = 100_000
+	DefaultMaxWaitingWrites  = 1024
+	// DefaultMaxInflightBodyBytes holds 32 request bodies of the default
+	// largest size at once.
+	DefaultMaxInflightBodyBytes = 32 << 20
+	DefaultRateLimitUsers       = 100_000
 )
 
 // BasePath is where the ICP resource lives.
@@ -60,6 +66,17 @@ type Config struct {
 	// past it the answer is 503 UNAVAILABLE with Retry-After and nothing
 	// was recorded (0: default 1s).
 	WriteQueueWait time.Duration
+	// MaxWaitingWrites bounds the writes waiting for a slot at once; a
+	// write that finds this many waiting is answered 503 UNAVAILABLE with
+	// Retry-After at once, nothing recorded (0: default 1024).
+	MaxWaitingWrites int
+
+	// MaxInflightBodyBytes bounds the bytes of request bodies being read or
+	// held at once, over all requests (0: default 32 MiB; at least
+	// MaxBodyBytes). A body whose declared length does not fit, or one of
+	// unknown length that outgrows the room while it is read, is answered
+	// 503 UNAVAILABLE with Retry-After, nothing recorded.
+	MaxInflightBodyBytes int64
 
 	// RateLimit is each user's sustained rate, in requests per second over
 	// every authenticated route (0: no per-user limit). Over it the answer
@@ -103,6 +120,14 @@ func (c Config) Validate() error {
 	}
 	if c.WriteQueueWait < 0 {
 		errs = append(errs, fmt.Errorf("WriteQueueWait must be >= 0 (0: default %s), got %s", DefaultWriteQueueWait, c.WriteQueueWait))
+	}
+	if c.MaxWaitingWrites < 0 {
+		errs = append(errs, fmt.Errorf("MaxWaitingWrites must be >= 0 (0: default %d), got %d", DefaultMaxWaitingWrites, c.MaxWaitingWrites))
+	}
+	if c.MaxInflightBodyBytes < 0 {
+		errs = append(errs, fmt.Errorf("MaxInflightBodyBytes must be >= 0 (0: default %d), got %d", DefaultMaxInflightBodyBytes, c.MaxInflightBodyBytes))
+	} else if largest := cmp.Or(c.MaxBodyBytes, DefaultMaxBodyBytes); c.MaxInflightBodyBytes > 0 && c.MaxInflightBodyBytes < largest {
+		errs = append(errs, fmt.Errorf("MaxInflightBodyBytes %d is below MaxBodyBytes %d: a body of the largest size could never be read", c.MaxInflightBodyBytes, largest))
 	}
 	if c.RateLimit < 0 || math.IsNaN(c.RateLimit) || math.IsInf(c.RateLimit, 0) {
 		errs = append(errs, fmt.Errorf("RateLimit must be a finite number of requests per second >= 0 (0: off), got %v", c.RateLimit))
@@ -148,6 +173,12 @@ func (c Config) withDefaults() Config {
 	if c.WriteQueueWait == 0 {
 		c.WriteQueueWait = DefaultWriteQueueWait
 	}
+	if c.MaxWaitingWrites == 0 {
+		c.MaxWaitingWrites = DefaultMaxWaitingWrites
+	}
+	if c.MaxInflightBodyBytes == 0 {
+		c.MaxInflightBodyBytes = max(DefaultMaxInflightBodyBytes, c.MaxBodyBytes)
+	}
 	if c.RateLimit > 0 && c.RateBurst == 0 {
 		c.RateBurst = max(1, int(math.Ceil(c.RateLimit)))
 	}
@@ -189,8 +220,9 @@ type api struct {
 	retryAfter int
 	tracer     trace.Tracer
 	writes     *writeSlots
-	users      *userLimits // nil: no per-user limit
-	corsPolicy *corsPolicy // nil: no CORS
+	bodies     *semaphore.Weighted // bytes of request bodies read or held
+	users      *userLimits         // nil: no per-user limit
+	corsPolicy *corsPolicy         // nil: no CORS
 }
 
 // New returns the HTTP handler of the service:
@@ -237,7 +269,8 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 		log:        deps.Logger,
 		retryAfter: max(1, int((cfg.RetryAfter+time.Second-1)/time.Second)),
 		tracer:     otel.GetTracerProvider().Tracer(tracerName),
-		writes:     &writeSlots{sem: semaphore.NewWeighted(int64(cfg.MaxInflightWrites)), wait: cfg.WriteQueueWait},
+		writes:     newWriteSlots(cfg.MaxInflightWrites, cfg.MaxWaitingWrites, cfg.WriteQueueWait),
+		bodies:     semaphore.NewWeighted(cfg.MaxInflightBodyBytes),
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
@@ -259,10 +292,10 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 		r.Use(a.cors)
 	}
 	r.NoRoute(func(c *gin.Context) {
-		a.abort(c, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "no such route: " + c.Request.Method + " " + c.Request.URL.Path}, "")
+		a.abort(c, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "no such route: " + telemetry.ClipPath(c.Request.Method) + " " + telemetry.ClipPath(c.Request.URL.Path)}, "")
 	})
 	r.NoMethod(func(c *gin.Context) {
-		a.abort(c, &Error{Status: http.StatusMethodNotAllowed, Code: CodeMethodNotAllowed, Message: "method " + c.Request.Method + " is not allowed here"}, "")
+		a.abort(c, &Error{Status: http.StatusMethodNotAllowed, Code: CodeMethodNotAllowed, Message: "method " + telemetry.ClipPath(c.Request.Method) + " is not allowed here"}, "")
 	})
 
 	r.GET("/healthz", a.healthz)

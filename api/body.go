@@ -11,28 +11,70 @@ import (
 	"sync"
 
 	"github.com/gin-gonic/gin"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/icpservice/icp/events"
 )
 
-// bodyBuffers recycles request body buffers: commands.Parse* copies what it
-// keeps, so a buffer is free again once the body was parsed. Buffers grown
-// past pooledBodyMax are left to the collector.
-var bodyBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+// requestBody is a request's body as read, and the share of the bodies'
+// budget (Config.MaxInflightBodyBytes) it holds until releaseBody.
+type requestBody struct {
+	*bytes.Buffer
+	budget *semaphore.Weighted
+	held   int64
+}
+
+// bodyBuffers recycles request bodies: commands.Parse* copies what it keeps,
+// so a buffer is free again once the body was parsed. Buffers grown past
+// pooledBodyMax are left to the collector.
+var bodyBuffers = sync.Pool{New: func() any { return &requestBody{Buffer: new(bytes.Buffer)} }}
 
 const pooledBodyMax = 64 << 10
 
-func releaseBody(b *bytes.Buffer) {
+// releaseBody gives the body's bytes back to the budget and its buffer to the
+// pool. The caller must not use b afterwards.
+func releaseBody(b *requestBody) {
+	if b.held > 0 {
+		b.budget.Release(b.held)
+	}
+	b.budget, b.held = nil, 0
 	if b.Cap() <= pooledBodyMax {
 		b.Reset()
 		bodyBuffers.Put(b)
 	}
 }
 
+// errBodyBudget ends the reading of a body that outgrew the bodies' budget.
+var errBodyBudget = errors.New("api: request bodies' budget exhausted")
+
+// budgetedReader takes a share of the bodies' budget for each chunk it
+// reads, for bodies whose length is not declared.
+type budgetedReader struct {
+	r    io.Reader
+	body *requestBody
+}
+
+func (br budgetedReader) Read(p []byte) (int, error) {
+	n, err := br.r.Read(p)
+	if n > 0 {
+		if !br.body.budget.TryAcquire(int64(n)) {
+			return n, errBodyBudget
+		}
+		br.body.held += int64(n)
+	}
+	return n, err
+}
+
 // readJSONBody checks that the request carries JSON (415 otherwise) of at most
-// MaxBodyBytes (413 otherwise) and reads it. The caller must releaseBody the
-// buffer when done with its bytes.
-func (a *api) readJSONBody(c *gin.Context) (*bytes.Buffer, error) {
+// MaxBodyBytes (413 otherwise) and reads it, within the budget of bodies held
+// at once (503 with Retry-After when it is spent: a body of declared length
+// takes its share before anything is read, one of unknown length as it
+// arrives). The caller must releaseBody the body when done with its bytes.
+//
+// The budget is its own semaphore rather than the write slots: bodies are
+// read before a write takes its slot (a slow sender must not hold a slot
+// that writes are queueing for), and the slots bound a count, not bytes.
+func (a *api) readJSONBody(c *gin.Context) (*requestBody, error) {
 	if err := checkJSONContentType(c.Request.Header.Get("Content-Type")); err != nil {
 		return nil, err
 	}
@@ -42,12 +84,24 @@ func (a *api) readJSONBody(c *gin.Context) (*bytes.Buffer, error) {
 	if c.Request.ContentLength > limit {
 		return nil, tooLarge
 	}
-	buf := bodyBuffers.Get().(*bytes.Buffer)
+	buf := bodyBuffers.Get().(*requestBody)
+	buf.budget = a.bodies
+	var src io.Reader = c.Request.Body
 	if n := c.Request.ContentLength; n > 0 {
+		if !a.bodies.TryAcquire(n) {
+			releaseBody(buf)
+			return nil, a.bodiesBusy(c)
+		}
+		buf.held = n
 		buf.Grow(int(n) + 1)
+	} else if n < 0 {
+		src = budgetedReader{r: src, body: buf}
 	}
-	_, err := buf.ReadFrom(io.LimitReader(c.Request.Body, limit+1))
+	_, err := buf.ReadFrom(io.LimitReader(src, limit+1))
 	switch {
+	case errors.Is(err, errBodyBudget):
+		releaseBody(buf)
+		return nil, a.bodiesBusy(c)
 	case err != nil:
 		releaseBody(buf)
 		var mbe *http.MaxBytesError
@@ -60,6 +114,13 @@ func (a *api) readJSONBody(c *gin.Context) (*bytes.Buffer, error) {
 		return nil, tooLarge
 	}
 	return buf, nil
+}
+
+// bodiesBusy is the answer to a body refused for want of room in the bodies'
+// budget.
+func (a *api) bodiesBusy(c *gin.Context) error {
+	a.logger(c).Warn("request body refused: the budget of bodies held at once is spent", "max_inflight_body_bytes", a.cfg.MaxInflightBodyBytes)
+	return a.unavailable("too many request bodies are being received; nothing was recorded; retry later")
 }
 
 // checkJSONContentType accepts application/json with any parameters (such as

@@ -12,6 +12,7 @@ import (
 	"github.com/icpservice/icp/api/auth"
 	"github.com/icpservice/icp/commands"
 	"github.com/icpservice/icp/events"
+	"github.com/icpservice/icp/internal/telemetry"
 	"github.com/icpservice/icp/projections"
 )
 
@@ -134,5 +135,5 @@ func (a *api) abort(c *gin.Context, err error, id string) {
 
 // logAttrs is the request's identity for logs: never the token or the body.
 func logAttrs(c *gin.Context) []any {
-	return []any{slog.String("method", c.Request.Method), slog.String("path", c.FullPath())}
+	return []any{slog.String("method", telemetry.HTTPMethod(c.Request.Method)), slog.String("path", c.FullPath())}
 }

@@ -227,10 +227,17 @@ func TestHealthAndReadiness(t *testing.T) {
 	if r := e.do(req{method: http.MethodGet, path: "/readyz"}); r.status != 200 {
 		t.Fatalf("readyz %d %s", r.status, r.body)
 	}
-	notReady = errors.New("relay has no lease yet")
+	// The API port says not ready, never why: the reason names internal
+	// parts (it is on the admin listener's /readyz).
+	notReady = errors.New("read model: dial tcp 10.0.0.7:27017: connection refused")
 	r := e.do(req{method: http.MethodGet, path: "/readyz"})
-	if got := assertError(t, r, 503, "UNAVAILABLE"); !strings.Contains(got.Message, "relay has no lease yet") || r.header.Get("Retry-After") == "" {
+	if got := assertError(t, r, 503, "UNAVAILABLE"); got.Message != "the service is not ready; retry later" || r.header.Get("Retry-After") == "" {
 		t.Fatalf("readyz: %s (Retry-After %q)", r.body, r.header.Get("Retry-After"))
+	}
+	for _, internal := range []string{"read model", "10.0.0.7", "27017", "refused"} {
+		if strings.Contains(r.body, internal) {
+			t.Errorf("readyz on the API port shows %q: %s", internal, r.body)
+		}
 	}
 }
 

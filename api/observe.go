@@ -62,16 +62,24 @@ func (a *api) observe(c *gin.Context) {
 	if !saneID(ids.correlation) {
 		ids.correlation = ids.request
 	}
+	// The route is the matched template (empty for no route) and the
+	// method one of a closed set: a client inventing methods or paths adds
+	// no span name and no log value.
 	route := c.FullPath()
-	name := r.Method
+	method := telemetry.HTTPMethod(r.Method)
+	name := method
 	if route != "" {
 		name += " " + route
 	}
+	spanMethod := method
+	if method == telemetry.OtherMethod {
+		spanMethod = "_OTHER" // OpenTelemetry's name for a method it does not know
+	}
 	ctx := telemetry.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 	ctx, span := a.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(
-		semconv.HTTPRequestMethodKey.String(r.Method),
+		semconv.HTTPRequestMethodKey.String(spanMethod),
 		semconv.HTTPRoute(route),
-		semconv.URLPath(r.URL.Path),
+		semconv.URLPath(telemetry.ClipPath(r.URL.Path)),
 		attribute.String("icp.request_id", ids.request),
 	))
 	attrs := make([]slog.Attr, 2, 8)
@@ -103,7 +111,7 @@ func (a *api) observe(c *gin.Context) {
 		// The request's attributes come first, as they would from the
 		// request's logger.
 		a.log.LogAttrs(ctx, level, "http request", append(attrs,
-			slog.String("method", r.Method), slog.String("route", route), slog.Int("status", status),
+			slog.String("method", method), slog.String("route", route), slog.Int("status", status),
 			slog.Duration("duration", time.Since(start)), slog.Int("bytes", max(0, c.Writer.Size())))...)
 	}()
 	c.Next()

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -29,21 +30,38 @@ import (
 // anyway) and turn a slow commit into a 503 for a change that is durable,
 // which the contract forbids. It ends with the store's answer, or when the
 // caller goes away (then nobody reads the answer).
+//
+// The writes waiting for a slot are bounded too (MaxWaitingWrites): each holds
+// a goroutine, its parsed command and a place in the semaphore's queue, so a
+// flood of writes while the store is slow would otherwise grow the queue
+// without limit. A write that finds the queue full is refused at once.
 type writeSlots struct {
-	sem  *semaphore.Weighted
-	wait time.Duration
+	sem        *semaphore.Weighted
+	wait       time.Duration
+	waiting    atomic.Int64
+	maxWaiting int64
+}
+
+func newWriteSlots(slots, maxWaiting int, wait time.Duration) *writeSlots {
+	return &writeSlots{sem: semaphore.NewWeighted(int64(slots)), wait: wait, maxWaiting: int64(maxWaiting)}
 }
 
 var errWriteQueueFull = errors.New("api: no write slot within the wait")
 
 // run runs do in a write slot: at once when one is free, else after waiting
-// at most wait for one. Without a slot it returns errWriteQueueFull (or
-// ctx's error when the caller went away first) and do never ran.
+// at most wait for one, unless maxWaiting writes are waiting already.
+// Without a slot it returns errWriteQueueFull (or ctx's error when the caller
+// went away first) and do never ran.
 func (w *writeSlots) run(ctx context.Context, do func(context.Context) (commands.Result, error)) (commands.Result, error) {
 	if !w.sem.TryAcquire(1) {
+		if w.waiting.Add(1) > w.maxWaiting {
+			w.waiting.Add(-1)
+			return commands.Result{}, errWriteQueueFull
+		}
 		wctx, cancel := context.WithTimeout(ctx, w.wait)
 		err := w.sem.Acquire(wctx, 1)
 		cancel()
+		w.waiting.Add(-1)
 		if err != nil {
 			if ctx.Err() != nil {
 				return commands.Result{}, ctx.Err()
@@ -60,7 +78,8 @@ func (w *writeSlots) run(ctx context.Context, do func(context.Context) (commands
 func (a *api) write(c *gin.Context, do func(context.Context) (commands.Result, error)) (commands.Result, error) {
 	res, err := a.writes.run(c.Request.Context(), do)
 	if errors.Is(err, errWriteQueueFull) {
-		a.logger(c).Warn("write refused: every write slot stayed busy", "max_inflight_writes", a.cfg.MaxInflightWrites, "wait", a.cfg.WriteQueueWait)
+		a.logger(c).Warn("write refused: every write slot stayed busy", "max_inflight_writes", a.cfg.MaxInflightWrites,
+			"max_waiting_writes", a.cfg.MaxWaitingWrites, "wait", a.cfg.WriteQueueWait)
 		return res, a.unavailable("too many changes are in progress; nothing was recorded; retry later")
 	}
 	return res, err

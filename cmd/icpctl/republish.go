@@ -17,6 +17,7 @@ import (
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/internal/app"
 	"github.com/icpservice/icp/internal/natsserver"
+	"github.com/icpservice/icp/internal/redact"
 )
 
 // The replay stream that republish writes to.
@@ -222,7 +223,7 @@ func connectBus(g *Globals, c StoreFlags, natsURL string, timeout time.Duration,
 	if natsURL != "" {
 		nc, err := nats.Connect(natsURL, nats.Name("icpctl-"+tool), nats.Timeout(timeout))
 		if err != nil {
-			return nil, nil, fmt.Errorf("connect to %s: %w", natsURL, err)
+			return nil, nil, redact.NewScrubber(natsURL).Error(fmt.Errorf("connect to %s: %w", redact.URLs(natsURL), err))
 		}
 		return nc, nc.Close, nil
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/icpservice/icp/events/esdbstore"
 	"github.com/icpservice/icp/events/sqlitestore"
 	"github.com/icpservice/icp/internal/app"
+	"github.com/icpservice/icp/internal/redact"
 )
 
 // StoreFlags select the event store the audit tools read: the embedded SQLite
@@ -33,13 +34,13 @@ func (f *StoreFlags) validate() error {
 	}
 	u, err := url.Parse(f.EventStore)
 	if err != nil || u.Host == "" {
-		return fmt.Errorf("--event-store %q: want esdb://host:2113?tls=false", f.EventStore)
+		return fmt.Errorf("--event-store %q: want esdb://host:2113?tls=false", redact.URL(f.EventStore))
 	}
 	switch u.Scheme {
 	case "esdb", "esdb+discover", "kurrentdb", "kurrentdb+discover":
 		return nil
 	}
-	return fmt.Errorf("--event-store %q: want esdb://host:2113?tls=false", f.EventStore)
+	return fmt.Errorf("--event-store %q: want esdb://host:2113?tls=false", redact.URL(f.EventStore))
 }
 
 func (f *StoreFlags) eventsPath() string    { return filepath.Join(f.DataDir, app.EventsFile) }

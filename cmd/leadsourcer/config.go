@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/icpservice/icp/events/consumer"
+	"github.com/icpservice/icp/internal/redact"
 )
 
 // Config is the worker's whole configuration: every flag with its
@@ -52,13 +53,15 @@ func (c Config) Consumer(log *slog.Logger) (consumer.Config, error) {
 	return cc, errors.Join(errs...)
 }
 
-// Logger returns the process logger.
+// Logger returns the process logger; no line it writes carries the
+// credentials of the NATS URLs.
 func (c Config) Logger(w io.Writer) *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(strings.ToUpper(c.LogLevel)))
 	opts := &slog.HandlerOptions{Level: lvl}
+	var h slog.Handler = slog.NewJSONHandler(w, opts)
 	if c.LogFormat == "text" {
-		return slog.New(slog.NewTextHandler(w, opts))
+		h = slog.NewTextHandler(w, opts)
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	return slog.New(redact.NewScrubber(c.NATSURL).Handler(h))
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/icpservice/icp/events/consumer"
+	"github.com/icpservice/icp/internal/redact"
 )
 
 func main() {
@@ -56,14 +57,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (code int
 		return 2
 	}
 	log := cfg.Logger(stderr)
+	scrub := redact.NewScrubber(cfg.NATSURL)
 	ccfg, err := cfg.Consumer(log)
 	if err != nil {
-		fmt.Fprintf(stderr, "leadsourcer: invalid configuration:\n%v\n", err)
+		fmt.Fprintf(stderr, "leadsourcer: invalid configuration:\n%v\n", scrub.Error(err))
 		return 2
 	}
 	c, err := consumer.New(ccfg)
 	if err != nil {
-		fmt.Fprintf(stderr, "leadsourcer: %v\n", err)
+		fmt.Fprintf(stderr, "leadsourcer: %v\n", scrub.Error(err))
 		return 2
 	}
 	c.OnCreated(sourcer{log: log}.created)

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -17,8 +18,12 @@ import (
 )
 
 // startAdmin listens on --admin-addr for operators: Prometheus metrics, the
-// health endpoints and pprof. It is separate from the API port so that it can
-// stay on a private interface.
+// health endpoints (its /readyz names the part that is not ready; the API
+// port's does not), and Go's profiler only with --pprof: a profile shows the
+// process's memory and code, and a CPU profile or trace costs the service
+// while it runs, so it is not there for whoever reaches the port by default.
+// It is separate from the API port so that it can stay on a private
+// interface.
 func (a *App) startAdmin() error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics.Registry, promhttp.HandlerOpts{}))
@@ -31,17 +36,20 @@ func (a *App) startAdmin() error {
 		defer cancel()
 		w.Header().Set("Content-Type", "application/json")
 		if err := a.Ready(ctx); err != nil {
+			reason, _ := json.Marshal(Scrubber(a.cfg).String(err.Error()))
 			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = fmt.Fprintf(w, `{"status":"unavailable","reason":%q}`, err.Error())
+			_, _ = fmt.Fprintf(w, `{"status":"unavailable","reason":%s}`, reason)
 			return
 		}
 		_, _ = w.Write([]byte(`{"status":"ready"}`))
 	})
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	if a.cfg.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	}
 	var err error
 	if a.adminLn, err = net.Listen("tcp", a.cfg.AdminAddr); err != nil {
 		return fmt.Errorf("admin listen %s: %w", a.cfg.AdminAddr, err)

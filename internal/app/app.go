@@ -28,6 +28,7 @@ import (
 	"github.com/icpservice/icp/internal/config"
 	"github.com/icpservice/icp/internal/metrics"
 	"github.com/icpservice/icp/internal/natsserver"
+	"github.com/icpservice/icp/internal/redact"
 	"github.com/icpservice/icp/projections"
 	"github.com/icpservice/icp/projections/mongomodel"
 	"github.com/icpservice/icp/projections/projector"
@@ -71,15 +72,19 @@ type App struct {
 
 // New opens the stores, connects to (or starts) NATS, and starts the relay,
 // the projector and the listeners of this process's roles. On error
-// everything already started is closed again.
+// everything already started is closed again. Its errors never carry the
+// credentials of the configured URLs, whichever part or client library
+// wrote them.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger) (a *App, err error) {
+	scrub := Scrubber(cfg)
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return nil, scrub.Error(err)
 	}
 	a = &App{cfg: cfg, log: log, metrics: metrics.New(), partsErr: make(chan error, 2)}
 	defer func() {
 		if err != nil {
 			a.closeAll()
+			err = scrub.Error(err)
 		}
 	}()
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
@@ -274,9 +279,13 @@ func (a *App) startAPI(ctx context.Context) error {
 		MaxBodyBytes:      a.cfg.MaxBodyBytes,
 		MaxInflightWrites: a.cfg.MaxInflightWrites,
 		WriteQueueWait:    a.cfg.WriteQueueWait,
+		MaxWaitingWrites:  a.cfg.MaxWaitingWrites,
 		RateLimit:         a.cfg.RateLimit,
 		RateBurst:         a.cfg.RateBurst,
+		RateLimitUsers:    a.cfg.RateLimitUsers,
 		CORSOrigins:       cors,
+
+		MaxInflightBodyBytes: a.cfg.MaxInflightBodyBytes,
 	}, api.Deps{
 		Commands:  commands.NewHandler(a.store),
 		ReadModel: a.model,
@@ -353,7 +362,8 @@ func (a *App) AdminAddr() string {
 }
 
 // NATSURL is the client URL of the bus: the embedded server's (loopback
-// only) or the configured one.
+// only) or the configured one, credentials included (print it through
+// redact.URLs).
 func (a *App) NATSURL() string {
 	if a.bus != nil {
 		return a.bus.ClientURL()
@@ -400,7 +410,7 @@ func (a *App) Run(ctx context.Context) error {
 	if a.admin != nil {
 		go func() { serveErr <- a.admin.Serve(a.adminLn) }()
 	}
-	a.log.Info("icpd running", "roles", a.cfg.Roles, "addr", a.Addr(), "admin_addr", a.AdminAddr(), "nats", a.NATSURL(), "data_dir", a.cfg.DataDir)
+	a.log.Info("icpd running", "roles", a.cfg.Roles, "addr", a.Addr(), "admin_addr", a.AdminAddr(), "nats", redact.URLs(a.NATSURL()), "data_dir", a.cfg.DataDir)
 
 	var runErr error
 	select {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/alecthomas/kong"
+
+	"github.com/icpservice/icp/internal/redact"
 )
 
 // Config is icpd's whole configuration. The kong tags give each field its
@@ -36,19 +38,23 @@ type Config struct {
 
 	Roles     []string `name:"roles" env:"ICP_ROLES" default:"api,relay,projector" help:"Parts this process runs: any of api, relay, projector. A subset needs a shared NATS (--nats)."`
 	NATSURL   string   `name:"nats" env:"ICP_NATS_URL" help:"NATS server URL(s), comma separated; empty runs an embedded NATS server under --data-dir."`
-	AdminAddr string   `name:"admin-addr" env:"ICP_ADMIN_ADDR" default:"127.0.0.1:9090" help:"Listen address of the admin endpoints (/metrics, /healthz, /readyz, /debug/pprof); empty disables them."`
+	AdminAddr string   `name:"admin-addr" env:"ICP_ADMIN_ADDR" default:"127.0.0.1:9090" help:"Listen address of the admin endpoints (/metrics, /healthz, /readyz, and /debug/pprof with --pprof); empty disables them."`
+	Pprof     bool     `name:"pprof" env:"ICP_PPROF" help:"Serve Go's profiler at /debug/pprof on the admin listener (off by default: profiles expose the process's memory and code)."`
 
 	StreamMaxAge     time.Duration `name:"stream-max-age" env:"ICP_STREAM_MAX_AGE" default:"0s" help:"How long JetStream keeps published events (0: forever). The event store keeps them regardless."`
 	StreamDuplicates time.Duration `name:"stream-duplicates" env:"ICP_STREAM_DUPLICATES" default:"10s" help:"JetStream's deduplication window for Nats-Msg-Id on ICP_EVENTS."`
 	ProjectorAckWait time.Duration `name:"projector-ack-wait" env:"ICP_PROJECTOR_ACK_WAIT" default:"30s" help:"How long JetStream waits for the projector to acknowledge a message before delivering it again (after a projector crash, its in-flight messages return after this)."`
 	RelayLeaseTTL    time.Duration `name:"relay-lease-ttl" env:"ICP_RELAY_LEASE_TTL" default:"10s" help:"How long a crashed active relay keeps the lease before a spare takes over."`
 
-	MaxInflightWrites int           `name:"max-inflight-writes" env:"ICP_MAX_INFLIGHT_WRITES" default:"1024" help:"Writes (create, update, delete) being recorded at once; more wait up to --write-queue-wait, then 503 before anything is recorded."`
-	WriteQueueWait    time.Duration `name:"write-queue-wait" env:"ICP_WRITE_QUEUE_WAIT" default:"1s" help:"How long a write waits for a slot before 503 with Retry-After."`
-	RateLimit         float64       `name:"rate-limit" env:"ICP_RATE_LIMIT" default:"0" help:"Requests per second per user (0: no limit); above it 429 RATE_LIMITED with Retry-After."`
-	RateBurst         int           `name:"rate-burst" env:"ICP_RATE_BURST" default:"0" help:"Burst of the per-user rate limit (0: the limit rounded up)."`
-	CORSOrigins       []string      `name:"cors-origins" env:"ICP_CORS_ORIGINS" help:"Browser origins allowed by CORS, comma separated (empty: the authorized parties)."`
-	MemoryLimitMiB    int64         `name:"memory-limit-mib" env:"ICP_MEMORY_LIMIT_MIB" default:"135" help:"Soft limit of the Go runtime's memory, in MiB: the garbage collector works harder as the process nears it rather than letting garbage grow (0: none). GOMEMLIMIT in the environment takes precedence."`
+	MaxInflightWrites    int           `name:"max-inflight-writes" env:"ICP_MAX_INFLIGHT_WRITES" default:"1024" help:"Writes (create, update, delete) being recorded at once; more wait up to --write-queue-wait, then 503 before anything is recorded."`
+	WriteQueueWait       time.Duration `name:"write-queue-wait" env:"ICP_WRITE_QUEUE_WAIT" default:"1s" help:"How long a write waits for a slot before 503 with Retry-After."`
+	RateLimit            float64       `name:"rate-limit" env:"ICP_RATE_LIMIT" default:"0" help:"Requests per second per user (0: no limit); above it 429 RATE_LIMITED with Retry-After."`
+	RateBurst            int           `name:"rate-burst" env:"ICP_RATE_BURST" default:"0" help:"Burst of the per-user rate limit (0: the limit rounded up)."`
+	RateLimitUsers       int           `name:"rate-limit-users" env:"ICP_RATE_LIMIT_USERS" default:"100000" help:"Users whose rate-limit buckets are kept; the least recently seen is forgotten first (it starts again with a full bucket)."`
+	MaxWaitingWrites     int           `name:"max-waiting-writes" env:"ICP_MAX_WAITING_WRITES" default:"1024" help:"Writes waiting for one of the --max-inflight-writes slots at once; one more is answered 503 with Retry-After at once."`
+	MaxInflightBodyBytes int64         `name:"max-inflight-body-bytes" env:"ICP_MAX_INFLIGHT_BODY_BYTES" default:"33554432" help:"Bytes of request bodies being read or held at once, over all requests; a body that does not fit is answered 503 with Retry-After."`
+	CORSOrigins          []string      `name:"cors-origins" env:"ICP_CORS_ORIGINS" help:"Browser origins allowed by CORS, comma separated (empty: the authorized parties)."`
+	MemoryLimitMiB       int64         `name:"memory-limit-mib" env:"ICP_MEMORY_LIMIT_MIB" default:"135" help:"Soft limit of the Go runtime's memory, in MiB: the garbage collector works harder as the process nears it rather than letting garbage grow (0: none). GOMEMLIMIT in the environment takes precedence."`
 
 	ReadHeaderTimeout time.Duration `name:"read-header-timeout" env:"ICP_READ_HEADER_TIMEOUT" default:"10s" help:"HTTP server: time to read a request's headers."`
 	ReadTimeout       time.Duration `name:"read-timeout" env:"ICP_READ_TIMEOUT" default:"30s" help:"HTTP server: time to read a whole request."`
@@ -89,12 +95,12 @@ func (c Config) Validate() error {
 	}
 	if c.EventStore != "" {
 		if u, perr := url.Parse(c.EventStore); perr != nil || (u.Scheme != "esdb" && u.Scheme != "esdb+discover" && u.Scheme != "kurrentdb" && u.Scheme != "kurrentdb+discover") || u.Host == "" {
-			add("--event-store/ICP_EVENT_STORE %q: want esdb://host:2113?tls=false (or empty for the embedded store)", c.EventStore)
+			add("--event-store/ICP_EVENT_STORE %q: want esdb://host:2113?tls=false (or empty for the embedded store)", redact.URL(c.EventStore))
 		}
 	}
 	if c.ReadModel != "" {
 		if u, perr := url.Parse(c.ReadModel); perr != nil || (u.Scheme != "mongodb" && u.Scheme != "mongodb+srv") || u.Host == "" {
-			add("--read-model/ICP_READ_MODEL %q: want mongodb://host:27017/icp (or empty for the embedded read model)", c.ReadModel)
+			add("--read-model/ICP_READ_MODEL %q: want mongodb://host:27017/icp (or empty for the embedded read model)", redact.URL(c.ReadModel))
 		}
 	}
 	if c.DataDir == "" {
@@ -112,7 +118,7 @@ func (c Config) Validate() error {
 		if c.AuthJWKSURL == "" {
 			add("--auth-jwks-url/ICP_AUTH_JWKS_URL is required with --auth-issuer")
 		} else if u, perr := url.Parse(c.AuthJWKSURL); perr != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			add("--auth-jwks-url/ICP_AUTH_JWKS_URL %q: want an http(s) URL", c.AuthJWKSURL)
+			add("--auth-jwks-url/ICP_AUTH_JWKS_URL %q: want an http(s) URL", redact.URL(c.AuthJWKSURL))
 		}
 		if c.AuthIssuer == "" {
 			add("--auth-issuer/ICP_AUTH_ISSUER is required with --auth-jwks-url")
@@ -150,7 +156,7 @@ func (c Config) Validate() error {
 	if c.NATSURL != "" {
 		for _, u := range strings.Split(c.NATSURL, ",") {
 			if pu, perr := url.Parse(strings.TrimSpace(u)); perr != nil || (pu.Scheme != "nats" && pu.Scheme != "tls") || pu.Host == "" {
-				add("--nats/ICP_NATS_URL: %q is not a nats:// URL", u)
+				add("--nats/ICP_NATS_URL: %q is not a nats:// URL", redact.URL(u))
 			}
 		}
 	}
@@ -179,6 +185,15 @@ func (c Config) Validate() error {
 	if c.WriteQueueWait < 0 {
 		add("--write-queue-wait/ICP_WRITE_QUEUE_WAIT %s: must not be negative", c.WriteQueueWait)
 	}
+	if c.MaxWaitingWrites < 1 {
+		add("--max-waiting-writes/ICP_MAX_WAITING_WRITES %d: want at least 1", c.MaxWaitingWrites)
+	}
+	if c.MaxInflightBodyBytes < c.MaxBodyBytes {
+		add("--max-inflight-body-bytes/ICP_MAX_INFLIGHT_BODY_BYTES %d: want at least --max-body-bytes %d, or no body of the largest size could ever be read", c.MaxInflightBodyBytes, c.MaxBodyBytes)
+	}
+	if c.RateLimitUsers < 1 {
+		add("--rate-limit-users/ICP_RATE_LIMIT_USERS %d: want at least 1", c.RateLimitUsers)
+	}
 	if c.MemoryLimitMiB < 0 || c.MemoryLimitMiB > 1<<30 {
 		add("--memory-limit-mib/ICP_MEMORY_LIMIT_MIB %d: want 0 (none) to 1073741824", c.MemoryLimitMiB)
 	}
@@ -200,7 +215,7 @@ func (c Config) Validate() error {
 	}
 	if c.OTLPEndpoint != "" {
 		if u, perr := url.Parse(c.OTLPEndpoint); perr != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			add("--otlp-endpoint/ICP_OTLP_ENDPOINT %q: want http(s)://host:port", c.OTLPEndpoint)
+			add("--otlp-endpoint/ICP_OTLP_ENDPOINT %q: want http(s)://host:port", redact.URL(c.OTLPEndpoint))
 		}
 	}
 	if c.TraceSampleRatio < 0 || c.TraceSampleRatio > 1 {

@@ -5,10 +5,16 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/icpservice/icp/internal/telemetry"
 )
 
+// NoRoute is the route label of every path the API has no route for.
+const NoRoute = "other"
+
 // Route returns the route pattern of a request path, so that labels stay
-// few whatever ids callers send.
+// few whatever ids callers send: one of the API's route templates, or
+// NoRoute.
 func Route(path string) string {
 	const base = "/api/v1/entities/icps"
 	switch {
@@ -19,21 +25,44 @@ func Route(path string) string {
 	case path == "/healthz", path == "/readyz", path == "/openapi.json":
 		return path
 	default:
-		return "other"
+		return NoRoute
 	}
+}
+
+// Status returns the label of a status code: the code itself when the
+// service answers it, else its class ("2xx", "4xx", ...), or "other" outside
+// 100 to 599. Codes come from the service, not the caller, but a closed set
+// keeps a new code path from adding series unnoticed.
+func Status(code int) string {
+	switch code {
+	case http.StatusOK, http.StatusCreated, http.StatusNoContent,
+		http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound,
+		http.StatusMethodNotAllowed, http.StatusConflict, http.StatusPreconditionFailed,
+		http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType,
+		http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusServiceUnavailable:
+		return strconv.Itoa(code)
+	}
+	if code >= 100 && code <= 599 {
+		return strconv.Itoa(code/100) + "xx"
+	}
+	return "other"
 }
 
 // HTTP records every request's route, method, status and latency, and counts
 // answers that carry ICP-Consistency: pending to a client still waiting for
 // them (read-your-writes timeouts).
+//
+// Every label comes from a closed set (Route, telemetry.HTTPMethod, Status),
+// so no request, however invented its method or path, adds a series beyond
+// those sets: the series are bounded by routes x methods x statuses.
 func (m *Metrics) HTTP(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(rec, r)
-		route := Route(r.URL.Path)
-		m.httpRequests.WithLabelValues(route, r.Method, strconv.Itoa(rec.status)).Inc()
-		m.httpDuration.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
+		route, method := Route(r.URL.Path), telemetry.HTTPMethod(r.Method)
+		m.httpRequests.WithLabelValues(route, method, Status(rec.status)).Inc()
+		m.httpDuration.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
 		// A client that left before the answer did not see it: its
 		// request is not a timeout of the read model.
 		if rec.Header().Get("ICP-Consistency") == "pending" && r.Context().Err() == nil {

@@ -22,6 +22,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/icpservice/icp/internal/redact"
 )
 
 // DefaultServiceName is the service.name of exported spans when
@@ -76,7 +78,7 @@ func (c Config) Validate() error {
 func tracesURL(endpoint string) (string, error) {
 	u, err := url.Parse(endpoint)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return "", fmt.Errorf("OTLPEndpoint %q: want an http(s) URL such as http://otel-collector:4318", endpoint)
+		return "", fmt.Errorf("OTLPEndpoint %q: want an http(s) URL such as http://otel-collector:4318, without credentials, query or fragment", redact.URL(endpoint))
 	}
 	if u.Path == "" || u.Path == "/" {
 		u.Path = tracesPath
