@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -18,6 +20,7 @@ import (
 	"github.com/icpservice/icp/events/relay"
 	"github.com/icpservice/icp/events/sqlitestore"
 	"github.com/icpservice/icp/internal/app"
+	"github.com/icpservice/icp/internal/natsauth"
 	"github.com/icpservice/icp/internal/natsserver"
 	"github.com/icpservice/icp/projections/rebuild/historytest"
 )
@@ -104,12 +107,18 @@ func TestRepublishWithTheServiceStopped(t *testing.T) {
 		t.Fatalf("from beyond the head: exit %d, %q", code, errOut)
 	}
 
-	srv, err := natsserver.Start(natsserver.Config{StoreDir: filepath.Join(dir, app.NATSDir)})
+	// The embedded server admits only the data directory's users: the
+	// replayed events are in their account.
+	id, err := natsauth.LoadOrCreate(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := natsserver.Start(natsserver.Config{StoreDir: filepath.Join(dir, app.NATSDir), Identity: id})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer srv.Shutdown()
-	nc, err := nats.Connect("", nats.InProcessServer(srv.Inner()))
+	nc, err := nats.Connect("", nats.InProcessServer(srv.Inner()), nats.UserCredentials(natsauth.ServiceCredsPath(dir)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +138,7 @@ func TestRepublishBesideARunningRelay(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	nc, err := nats.Connect(svc.NATSURL())
+	nc, err := nats.Connect(svc.NATSURL(), nats.UserCredentials(natsauth.ServiceCredsPath(dir)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +156,10 @@ func TestRepublishBesideARunningRelay(t *testing.T) {
 	}
 	waitFor(t, 30*time.Second, "the relay to publish the creates", onBus(10))
 
-	code, out, errOut := icpctl(t, "republish", "--data-dir", dir, "--nats", svc.NATSURL(), "--from-position", "1", "--progress", "none")
+	// No --nats: icpd runs, so republish goes to its embedded server with
+	// icpd's credentials from the data directory.
+	embedded := strings.TrimPrefix(svc.NATSURL(), "nats://")
+	code, out, errOut := icpctl(t, "republish", "--data-dir", dir, "--embedded-nats-addr", embedded, "--from-position", "1", "--progress", "none")
 	if code != 0 || !strings.Contains(out, "republished 10 events") {
 		t.Fatalf("republish: exit %d, %q %q", code, out, errOut)
 	}
@@ -172,14 +184,24 @@ func TestRepublishBesideARunningRelay(t *testing.T) {
 }
 
 // Without --nats, republish will not start a second NATS server on a data
-// directory another process (a running icpd) is using.
+// directory another process (a running icpd) is using: it looks for icpd's
+// embedded server, and says where it looked when none answers.
 func TestRepublishRefusesToStartASecondServer(t *testing.T) {
 	dir := t.TempDir()
 	seedStore(t, dir, historytest.Spec{ICPs: 3})
 	holdInChild(t, filepath.Join(dir, app.EventsFile))
-	code, _, errOut := icpctl(t, "republish", "--data-dir", dir, "--from-position", "1", "--progress", "none")
-	if code == 0 || !strings.Contains(errOut, "another process (a running icpd?) has") {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	silent := l.Addr().String() // nothing answers NATS there once closed
+	l.Close()
+	code, _, errOut := icpctl(t, "republish", "--data-dir", dir, "--embedded-nats-addr", silent, "--from-position", "1", "--progress", "none")
+	if code == 0 || !strings.Contains(errOut, "another process (a running icpd?) has") || !strings.Contains(errOut, "--embedded-nats-addr "+silent) {
 		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(dir, app.NATSDir)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a NATS server was started on the data directory: %v", err)
 	}
 }
 
