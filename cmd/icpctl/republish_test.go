@@ -156,10 +156,8 @@ func TestRepublishBesideARunningRelay(t *testing.T) {
 	}
 	waitFor(t, 30*time.Second, "the relay to publish the creates", onBus(10))
 
-	// No --nats: icpd runs, so republish goes to its embedded server with
-	// icpd's credentials from the data directory.
-	embedded := strings.TrimPrefix(svc.NATSURL(), "nats://")
-	code, out, errOut := icpctl(t, "republish", "--data-dir", dir, "--embedded-nats-addr", embedded, "--from-position", "1", "--progress", "none")
+	// icpd's credentials are found in the data directory.
+	code, out, errOut := icpctl(t, "republish", "--data-dir", dir, "--nats", svc.NATSURL(), "--from-position", "1", "--progress", "none")
 	if code != 0 || !strings.Contains(out, "republished 10 events") {
 		t.Fatalf("republish: exit %d, %q %q", code, out, errOut)
 	}
@@ -184,8 +182,9 @@ func TestRepublishBesideARunningRelay(t *testing.T) {
 }
 
 // Without --nats, republish will not start a second NATS server on a data
-// directory another process (a running icpd) is using: it looks for icpd's
-// embedded server, and says where it looked when none answers.
+// directory another process (a running icpd) is using: it publishes through
+// icpd's embedded server at --embedded-nats-addr with icpd's credentials,
+// and says where it looked when none answers.
 func TestRepublishRefusesToStartASecondServer(t *testing.T) {
 	dir := t.TempDir()
 	seedStore(t, dir, historytest.Spec{ICPs: 3})
@@ -202,6 +201,30 @@ func TestRepublishRefusesToStartASecondServer(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, app.NATSDir)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("a NATS server was started on the data directory: %v", err)
+	}
+
+	// The server of "icpd" (the process holding the store is not one, so
+	// the test runs the embedded server as icpd would).
+	id, err := natsauth.LoadOrCreate(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := natsserver.Start(natsserver.Config{StoreDir: filepath.Join(t.TempDir(), "nats"), Identity: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	code, out, errOut := icpctl(t, "republish", "--data-dir", dir, "--embedded-nats-addr", strings.TrimPrefix(srv.ClientURL(), "nats://"), "--from-position", "1", "--progress", "none")
+	if code != 0 || !strings.Contains(out, ": 3 stored") {
+		t.Fatalf("through icpd's server: exit %d, %q %q", code, out, errOut)
+	}
+	nc, err := nats.Connect(srv.ClientURL(), nats.UserCredentials(natsauth.ServiceCredsPath(dir)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if n := len(streamMessages(t, nc, ReplayStream)); n != 3 {
+		t.Fatalf("%s holds %d messages, want 3", ReplayStream, n)
 	}
 }
 
