@@ -94,12 +94,12 @@ func (c Config) Validate() error {
 	}
 	if c.EventStore != "" {
 		if u, perr := url.Parse(c.EventStore); perr != nil || (u.Scheme != "esdb" && u.Scheme != "esdb+discover" && u.Scheme != "kurrentdb" && u.Scheme != "kurrentdb+discover") || u.Host == "" {
-			add("--event-store/ICP_EVENT_STORE %q: want esdb://host:2113?tls=false (or empty for the embedded store)", c.EventStore)
+			add("--event-store/ICP_EVENT_STORE %q: want esdb://host:2113?tls=false (or empty for the embedded store)", redactURL(c.EventStore))
 		}
 	}
 	if c.ReadModel != "" {
 		if u, perr := url.Parse(c.ReadModel); perr != nil || (u.Scheme != "mongodb" && u.Scheme != "mongodb+srv") || u.Host == "" {
-			add("--read-model/ICP_READ_MODEL %q: want mongodb://host:27017/icp (or empty for the embedded read model)", c.ReadModel)
+			add("--read-model/ICP_READ_MODEL %q: want mongodb://host:27017/icp (or empty for the embedded read model)", redactURL(c.ReadModel))
 		}
 	}
 	if c.DataDir == "" {
@@ -155,7 +155,7 @@ func (c Config) Validate() error {
 	if c.NATSURL != "" {
 		for _, u := range strings.Split(c.NATSURL, ",") {
 			if pu, perr := url.Parse(strings.TrimSpace(u)); perr != nil || (pu.Scheme != "nats" && pu.Scheme != "tls") || pu.Host == "" {
-				add("--nats/ICP_NATS_URL: %q is not a nats:// URL", u)
+				add("--nats/ICP_NATS_URL: %q is not a nats:// URL", redactURL(u))
 			}
 		}
 	}
@@ -240,6 +240,18 @@ func IsLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// redactURL hides the password of a URL shown in an error; of one that does
+// not parse, everything up to its last '@'.
+func redactURL(s string) string {
+	if u, err := url.Parse(s); err == nil {
+		return u.Redacted()
+	}
+	if i := strings.LastIndex(s, "@"); i >= 0 {
+		return "xxxxx" + s[i:]
+	}
+	return s
 }
 
 func parsePort(s string) (int, error) {
