@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -168,6 +169,13 @@ func (c Config) Validate() error {
 	}
 	if c.NATSURL == "" && (c.NATSCreds != "" || c.NATSUser != "" || c.NATSPassword != "") {
 		add("--nats-creds, --nats-user and --nats-password apply to --nats/ICP_NATS_URL only: the embedded server's clients use the credentials in the data directory")
+	}
+	if c.NATSCreds != "" {
+		if info, serr := os.Stat(c.NATSCreds); serr != nil {
+			add("--nats-creds/ICP_NATS_CREDS: %v", serr)
+		} else if !info.Mode().IsRegular() {
+			add("--nats-creds/ICP_NATS_CREDS %q is not a regular file", c.NATSCreds)
+		}
 	}
 	if c.NATSCreds != "" && c.NATSUser != "" {
 		add("--nats-creds/ICP_NATS_CREDS and --nats-user/ICP_NATS_USER are exclusive: choose a credentials file or a user and password")

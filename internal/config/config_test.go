@@ -110,6 +110,7 @@ func TestEmbeddedNATSAddressAndCredentials(t *testing.T) {
 		{[]string{"--nats-creds=/x.creds"}, "apply to --nats"},
 		{[]string{"--nats=nats://n:4222", "--nats-creds=/x.creds", "--nats-user=relay"}, "exclusive"},
 		{[]string{"--nats=nats://n:4222", "--nats-password=pw"}, "needs --nats-user"},
+		{[]string{"--nats=nats://n:4222", "--nats-creds=/no/such.creds"}, "no such file"},
 	} {
 		err := parse(t, append([]string{"--dev"}, tc.args...), nil).Validate()
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
