@@ -63,10 +63,18 @@ func WorkerCredsPath(dataDir string) string {
 // consumers, create and use consumers (events/consumer makes its durable),
 // acknowledge, create the dead-letter stream and publish dead letters on
 // icp.dlq.>. It may not publish on icp.events.> or icp.replay.>, nor
-// create, change, purge or delete the event streams. Subscriptions are not
-// restricted: reading events is what a worker is for.
+// create, change, purge or delete the event streams, nor touch the
+// projector's durable or dead-letter as the projector. Subscriptions are
+// not restricted: reading events is what a worker is for.
 func WorkerPermissions() jwt.Permissions {
-	return jwt.Permissions{Pub: jwt.Permission{Allow: jwt.StringList{
+	const projector = "projector" // projections/projector's DefaultDurable
+	return jwt.Permissions{Pub: jwt.Permission{Deny: jwt.StringList{
+		"$JS.API.CONSUMER.*.*." + projector,
+		"$JS.API.CONSUMER.*.*." + projector + ".>",
+		"$JS.API.CONSUMER.*.*.*." + projector,
+		"$JS.ACK.*." + projector + ".>",
+		events.DLQSubject(projector),
+	}, Allow: jwt.StringList{
 		"$JS.API.INFO",
 		"$JS.API.STREAM.INFO.*",
 		"$JS.API.STREAM.NAMES",

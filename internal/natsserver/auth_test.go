@@ -121,8 +121,30 @@ func TestEmbeddedServerAdmitsOnlyItsUsers(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no permissions violation for a worker's publish on the event subjects")
 	}
-	if err := wjs.DeleteStream(ctx, events.BusStream); err == nil {
-		t.Fatal("the worker deleted the event stream")
+	// Nor may it delete or purge the stream, touch the projector's durable,
+	// or dead-letter in the projector's name.
+	if _, err := sjs.CreateOrUpdateConsumer(ctx, events.BusStream, jetstream.ConsumerConfig{Durable: "projector", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatal(err)
+	}
+	for _, subject := range []string{
+		"$JS.API.STREAM.DELETE." + events.BusStream,
+		"$JS.API.STREAM.PURGE." + events.BusStream,
+		"$JS.API.CONSUMER.DELETE." + events.BusStream + ".projector",
+		"$JS.API.CONSUMER.CREATE." + events.BusStream + ".projector",
+		"$JS.API.CONSUMER.MSG.NEXT." + events.BusStream + ".projector",
+		events.DLQSubject("projector"),
+	} {
+		if err := wk.Publish(subject, []byte("{}")); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-werrs:
+			if !errors.Is(err, nats.ErrPermissionViolation) || !strings.Contains(err.Error(), `"`+subject+`"`) {
+				t.Fatalf("worker publish on %s: %v, want a permissions violation", subject, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no permissions violation for a worker's publish on %s", subject)
+		}
 	}
 	info, err := sjs.Stream(ctx, events.BusStream)
 	if err != nil {
