@@ -57,7 +57,7 @@ func startService(t *testing.T) *service {
 func startServiceOn(t *testing.T, e engines) *service {
 	t.Helper()
 	dir := t.TempDir()
-	args := []string{"--dev", "--addr=127.0.0.1:0", "--admin-addr=127.0.0.1:0", "--data-dir=" + dir, "--log-level=warn"}
+	args := []string{"--dev", "--addr=127.0.0.1:0", "--embedded-nats-addr=127.0.0.1:0", "--admin-addr=127.0.0.1:0", "--data-dir=" + dir, "--log-level=warn"}
 	if e.eventStore != "" {
 		args = append(args, "--event-store="+e.eventStore)
 	}

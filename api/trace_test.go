@@ -34,7 +34,7 @@ func runTracedService(t *testing.T) (base, token string, spans *tracetest.InMemo
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 
 	dir := t.TempDir()
-	cfg, err := config.Load([]string{"--dev", "--addr=127.0.0.1:0", "--admin-addr=", "--data-dir=" + dir, "--log-level=warn"})
+	cfg, err := config.Load([]string{"--dev", "--addr=127.0.0.1:0", "--embedded-nats-addr=127.0.0.1:0", "--admin-addr=", "--data-dir=" + dir, "--log-level=warn"})
 	if err != nil {
 		t.Fatal(err)
 	}

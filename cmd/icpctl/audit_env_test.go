@@ -133,7 +133,7 @@ func startService(t *testing.T, dir string) *service {
 // startServiceUnready is startService without waiting for icpd to be ready.
 func startServiceUnready(t *testing.T, dir string) *service {
 	t.Helper()
-	cfg, err := config.Load([]string{"--dev", "--addr=127.0.0.1:0", "--admin-addr=", "--data-dir=" + dir, "--log-level=warn"})
+	cfg, err := config.Load([]string{"--dev", "--addr=127.0.0.1:0", "--embedded-nats-addr=127.0.0.1:0", "--admin-addr=", "--data-dir=" + dir, "--log-level=warn"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,6 +29,7 @@ import (
 // not alongside icpd). With a shared NATS (--nats), stop every relay first.
 type RealignCmd struct {
 	StoreFlags `embed:""`
+	NATSAuth   NATSAuthFlags `embed:""`
 	NATS       string        `name:"nats" env:"ICP_NATS_URL" help:"NATS URL of the bus (empty: start the embedded server on <data-dir>/nats; icpd must be stopped)."`
 	Force      bool          `name:"force" help:"Purge even when the bus and the store agree, or a relay holds the lease."`
 	Timeout    time.Duration `name:"timeout" default:"10s" help:"How long each call to NATS or the event store may take."`
@@ -55,7 +56,7 @@ func (c *RealignCmd) Run(g *Globals) error {
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, 4*c.Timeout)
 	defer cancel()
-	nc, closeBus, err := connectBus(g, c.StoreFlags, c.NATS, c.Timeout, "realign")
+	nc, closeBus, err := connectBus(g, busTarget{c.StoreFlags, c.NATSAuth, c.NATS, c.Timeout}, "realign")
 	if err != nil {
 		return err
 	}

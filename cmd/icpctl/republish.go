@@ -16,6 +16,7 @@ import (
 
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/internal/app"
+	"github.com/icpservice/icp/internal/natsauth"
 	"github.com/icpservice/icp/internal/natsserver"
 	"github.com/icpservice/icp/internal/redact"
 )
@@ -48,16 +49,19 @@ const (
 // JetStream; beyond it, it is stored again. Consumers must stay idempotent
 // by event id and version, as they must for ICP_EVENTS.
 //
-// The bus: --nats when icpd runs (its embedded NATS listens on a loopback
-// port that it logs at start). With icpd stopped, icpctl starts the embedded
-// server on <data-dir>/nats itself, and refuses to when another process has
-// the data directory's event store open, since two servers on one JetStream
-// directory would corrupt it.
+// The bus: --nats names a NATS server of one's own. Without it, while icpd
+// runs (another process has the data directory's event store open) icpctl
+// connects to icpd's embedded server at --embedded-nats-addr; with icpd
+// stopped it starts the embedded server on <data-dir>/nats itself (two
+// servers on one JetStream directory would corrupt it, hence the check).
+// Either way it presents icpd's credentials from <data-dir>/nats-auth unless
+// --nats-creds or --nats-user say otherwise.
 type RepublishCmd struct {
 	StoreFlags   `embed:""`
+	NATSAuth     NATSAuthFlags `embed:""`
 	FromPosition uint64        `name:"from-position" required:"" help:"First global position to publish again (>= 1)."`
 	ToPosition   uint64        `name:"to-position" help:"Last position to publish (default: the store's head when the command starts)."`
-	NATS         string        `name:"nats" env:"ICP_NATS_URL" help:"NATS URL of the bus (required while icpd runs; empty: start the embedded server on <data-dir>/nats)."`
+	NATS         string        `name:"nats" env:"ICP_NATS_URL" help:"NATS URL of a bus of one's own (empty: icpd's embedded server at --embedded-nats-addr while icpd runs, else start it on <data-dir>/nats)."`
 	MaxAge       time.Duration `name:"replay-max-age" default:"168h" help:"How long ICP_REPLAY keeps what is published to it."`
 	Timeout      time.Duration `name:"timeout" default:"10s" help:"How long one publish waits for JetStream's answer before it is sent again."`
 	Progress     string        `name:"progress" default:"auto" enum:"auto,bar,lines,none" help:"Progress on stderr: a bar on a terminal (auto), a bar, plain lines, or none."`
@@ -83,6 +87,9 @@ func (c *RepublishCmd) Validate() error {
 	}
 	if c.NATS == "" && c.EventStore != "" {
 		errs = append(errs, errors.New("--nats is required with --event-store"))
+	}
+	if err := c.NATSAuth.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -210,22 +217,29 @@ func ensureReplayStream(ctx context.Context, js jetstream.JetStream, maxAge time
 	return nil
 }
 
-// connect returns a connection to the bus: --nats, or the embedded server on
-// the data directory when no other process has it open.
+// connect returns a connection to the bus: --nats, icpd's embedded server
+// while icpd runs, or the embedded server on the data directory started here.
 func (c *RepublishCmd) connect(g *Globals) (*nats.Conn, func(), error) {
-	return connectBus(g, c.StoreFlags, c.NATS, c.Timeout, "republish")
+	return connectBus(g, busTarget{c.StoreFlags, c.NATSAuth, c.NATS, c.Timeout}, "republish")
 }
 
-// connectBus connects tool (a subcommand's name) to the bus at natsURL, or,
-// when it is empty, to the embedded server on the data directory, which it
-// starts itself when no other process has the directory's event store open.
-func connectBus(g *Globals, c StoreFlags, natsURL string, timeout time.Duration, tool string) (*nats.Conn, func(), error) {
-	if natsURL != "" {
-		nc, err := nats.Connect(natsURL, nats.Name("icpctl-"+tool), nats.Timeout(timeout))
-		if err != nil {
-			return nil, nil, redact.NewScrubber(natsURL).Error(fmt.Errorf("connect to %s: %w", redact.URLs(natsURL), err))
-		}
-		return nc, nc.Close, nil
+// busTarget is what a subcommand that talks to the bus was told: the data
+// directory, the credentials, --nats and the time one call may take.
+type busTarget struct {
+	store   StoreFlags
+	auth    NATSAuthFlags
+	natsURL string
+	timeout time.Duration
+}
+
+// connectBus connects tool (a subcommand's name) to the bus: --nats, icpd's
+// embedded server while icpd runs, or the embedded server on the data
+// directory, which it starts itself when no other process has the
+// directory's event store open.
+func connectBus(g *Globals, b busTarget, tool string) (*nats.Conn, func(), error) {
+	c := b.store
+	if b.natsURL != "" {
+		return b.dial(b.natsURL, tool)
 	}
 	if err := mustExist(c.eventsPath(), "event store"); err != nil {
 		return nil, nil, err
@@ -233,16 +247,25 @@ func connectBus(g *Globals, c StoreFlags, natsURL string, timeout time.Duration,
 	busy, err := dbOpenElsewhere(c.eventsPath())
 	switch {
 	case err != nil:
-		return nil, nil, fmt.Errorf("%w; pass --nats (icpd logs its embedded NATS URL at start)", err)
+		return nil, nil, fmt.Errorf("%w; pass --nats", err)
 	case busy:
-		return nil, nil, fmt.Errorf("another process (a running icpd?) has %s open: pass --nats with the URL icpd logs for its embedded NATS, rather than start a second server on %s",
-			c.eventsPath(), filepath.Join(c.DataDir, app.NATSDir))
+		nc, closeNC, err := b.dial("nats://"+b.auth.EmbeddedAddr, tool)
+		if err != nil {
+			return nil, nil, fmt.Errorf("another process (a running icpd?) has %s open, but its embedded NATS does not answer at --embedded-nats-addr %s: %w; pass the address icpd listens on, or --nats",
+				c.eventsPath(), b.auth.EmbeddedAddr, err)
+		}
+		return nc, closeNC, nil
 	}
-	srv, err := natsserver.Start(natsserver.Config{StoreDir: filepath.Join(c.DataDir, app.NATSDir)})
+	id, err := natsauth.LoadOrCreate(c.DataDir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("embedded NATS credentials: %w", err)
+	}
+	srv, err := natsserver.Start(natsserver.Config{StoreDir: filepath.Join(c.DataDir, app.NATSDir), Identity: id})
 	if err != nil {
 		return nil, nil, fmt.Errorf("embedded NATS: %w", err)
 	}
-	nc, err := nats.Connect("", nats.InProcessServer(srv.Inner()), nats.Name("icpctl-"+tool))
+	nc, err := nats.Connect("", nats.InProcessServer(srv.Inner()), nats.Name("icpctl-"+tool),
+		nats.UserJWTAndSeed(id.Service.JWT, id.Service.Seed))
 	if err != nil {
 		srv.Shutdown()
 		return nil, nil, fmt.Errorf("connect to the embedded NATS: %w", err)
@@ -251,4 +274,18 @@ func connectBus(g *Globals, c StoreFlags, natsURL string, timeout time.Duration,
 	// Every publish was acknowledged before the connection closes: nothing
 	// is in flight. Shutdown flushes JetStream's files.
 	return nc, func() { nc.Close(); srv.Shutdown() }, nil
+}
+
+// dial connects tool to the NATS server at url with the credentials b.auth
+// names. No error it returns carries the URL's credentials.
+func (b busTarget) dial(url, tool string) (*nats.Conn, func(), error) {
+	auth, err := b.auth.options(b.store.DataDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	nc, err := nats.Connect(url, append(auth, nats.Name("icpctl-"+tool), nats.Timeout(b.timeout))...)
+	if err != nil {
+		return nil, nil, redact.NewScrubber(url).Error(fmt.Errorf("connect to %s: %w", redact.URLs(url), err))
+	}
+	return nc, nc.Close, nil
 }

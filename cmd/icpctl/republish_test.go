@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -18,6 +20,7 @@ import (
 	"github.com/icpservice/icp/events/relay"
 	"github.com/icpservice/icp/events/sqlitestore"
 	"github.com/icpservice/icp/internal/app"
+	"github.com/icpservice/icp/internal/natsauth"
 	"github.com/icpservice/icp/internal/natsserver"
 	"github.com/icpservice/icp/projections/rebuild/historytest"
 )
@@ -104,12 +107,18 @@ func TestRepublishWithTheServiceStopped(t *testing.T) {
 		t.Fatalf("from beyond the head: exit %d, %q", code, errOut)
 	}
 
-	srv, err := natsserver.Start(natsserver.Config{StoreDir: filepath.Join(dir, app.NATSDir)})
+	// The embedded server admits only the data directory's users: the
+	// replayed events are in their account.
+	id, err := natsauth.LoadOrCreate(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := natsserver.Start(natsserver.Config{StoreDir: filepath.Join(dir, app.NATSDir), Identity: id})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer srv.Shutdown()
-	nc, err := nats.Connect("", nats.InProcessServer(srv.Inner()))
+	nc, err := nats.Connect("", nats.InProcessServer(srv.Inner()), nats.UserCredentials(natsauth.ServiceCredsPath(dir)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +138,7 @@ func TestRepublishBesideARunningRelay(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	nc, err := nats.Connect(svc.NATSURL())
+	nc, err := nats.Connect(svc.NATSURL(), nats.UserCredentials(natsauth.ServiceCredsPath(dir)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,6 +156,7 @@ func TestRepublishBesideARunningRelay(t *testing.T) {
 	}
 	waitFor(t, 30*time.Second, "the relay to publish the creates", onBus(10))
 
+	// icpd's credentials are found in the data directory.
 	code, out, errOut := icpctl(t, "republish", "--data-dir", dir, "--nats", svc.NATSURL(), "--from-position", "1", "--progress", "none")
 	if code != 0 || !strings.Contains(out, "republished 10 events") {
 		t.Fatalf("republish: exit %d, %q %q", code, out, errOut)
@@ -172,14 +182,49 @@ func TestRepublishBesideARunningRelay(t *testing.T) {
 }
 
 // Without --nats, republish will not start a second NATS server on a data
-// directory another process (a running icpd) is using.
+// directory another process (a running icpd) is using: it publishes through
+// icpd's embedded server at --embedded-nats-addr with icpd's credentials,
+// and says where it looked when none answers.
 func TestRepublishRefusesToStartASecondServer(t *testing.T) {
 	dir := t.TempDir()
 	seedStore(t, dir, historytest.Spec{ICPs: 3})
 	holdInChild(t, filepath.Join(dir, app.EventsFile))
-	code, _, errOut := icpctl(t, "republish", "--data-dir", dir, "--from-position", "1", "--progress", "none")
-	if code == 0 || !strings.Contains(errOut, "another process (a running icpd?) has") {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	silent := l.Addr().String() // nothing answers NATS there once closed
+	l.Close()
+	code, _, errOut := icpctl(t, "republish", "--data-dir", dir, "--embedded-nats-addr", silent, "--from-position", "1", "--progress", "none")
+	if code == 0 || !strings.Contains(errOut, "another process (a running icpd?) has") || !strings.Contains(errOut, "--embedded-nats-addr "+silent) {
 		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(dir, app.NATSDir)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a NATS server was started on the data directory: %v", err)
+	}
+
+	// The server of "icpd" (the process holding the store is not one, so
+	// the test runs the embedded server as icpd would).
+	id, err := natsauth.LoadOrCreate(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := natsserver.Start(natsserver.Config{StoreDir: filepath.Join(t.TempDir(), "nats"), Identity: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	code, out, errOut := icpctl(t, "republish", "--data-dir", dir, "--embedded-nats-addr", strings.TrimPrefix(srv.ClientURL(), "nats://"), "--from-position", "1", "--progress", "none")
+	if code != 0 || !strings.Contains(out, ": 3 stored") {
+		t.Fatalf("through icpd's server: exit %d, %q %q", code, out, errOut)
+	}
+	nc, err := nats.Connect(srv.ClientURL(), nats.UserCredentials(natsauth.ServiceCredsPath(dir)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if n := len(streamMessages(t, nc, ReplayStream)); n != 3 {
+		t.Fatalf("%s holds %d messages, want 3", ReplayStream, n)
 	}
 }
 

@@ -96,16 +96,7 @@ type ReadModelFlag struct {
 
 func (f *ReadModelFlag) validate() error {
 	if f.ReadModel != "" {
-		return fmt.Errorf("--read-model/ICP_READ_MODEL is %q: rebuild and verify handle only the embedded SQLite read model (the file in --data-dir)", redactURL(f.ReadModel))
+		return fmt.Errorf("--read-model/ICP_READ_MODEL is %q: rebuild and verify handle only the embedded SQLite read model (the file in --data-dir)", redact.URL(f.ReadModel))
 	}
 	return nil
-}
-
-// redactURL hides a password in a connection URL.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	return u.Redacted()
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/icpservice/icp/commands"
 	"github.com/icpservice/icp/events/relay"
 	"github.com/icpservice/icp/events/sqlitestore"
+	"github.com/icpservice/icp/internal/natsauth"
 	"github.com/icpservice/icp/internal/natsserver"
 )
 
@@ -41,8 +42,13 @@ func (s *syncBuffer) String() string {
 // TestLogsWhatItWouldSourceForEachNewICP runs the worker against the real
 // pipeline (SQLite event store, relay, embedded NATS) and reads its logs.
 func TestLogsWhatItWouldSourceForEachNewICP(t *testing.T) {
+	// icpd's embedded server as icpd runs it: only its users are admitted.
 	dir := t.TempDir()
-	srv, err := natsserver.Start(natsserver.Config{StoreDir: filepath.Join(dir, "nats")})
+	id, err := natsauth.LoadOrCreate(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := natsserver.Start(natsserver.Config{StoreDir: filepath.Join(dir, "nats"), Identity: id})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +59,7 @@ func TestLogsWhatItWouldSourceForEachNewICP(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = store.Close() })
-	nc, err := nats.Connect(srv.ClientURL())
+	nc, err := nats.Connect(srv.ClientURL(), nats.UserCredentials(natsauth.ServiceCredsPath(dir)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +96,8 @@ func TestLogsWhatItWouldSourceForEachNewICP(t *testing.T) {
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan int, 1)
 	go func() {
-		done <- run(runCtx, []string{"--nats-url=" + srv.ClientURL(), "--ack-wait=5s"}, &stdout, &stderr)
+		// The workers' credentials are found from --data-dir.
+		done <- run(runCtx, []string{"--nats-url=" + srv.ClientURL(), "--data-dir=" + dir, "--ack-wait=5s"}, &stdout, &stderr)
 	}()
 	deadline := time.Now().Add(30 * time.Second)
 	for strings.Count(stderr.String(), `"msg":"would source leads"`)+strings.Count(stderr.String(), `"msg":"nothing to source`) < 2 {
@@ -144,11 +151,12 @@ func TestLogsWhatItWouldSourceForEachNewICP(t *testing.T) {
 
 func TestInvalidConfigurationIsReportedWholeWithExitCode2(t *testing.T) {
 	var stdout, stderr syncBuffer
-	code := run(context.Background(), []string{"--durable=a.b", "--max-attempts=0", "--ack-wait=10ms"}, &stdout, &stderr)
+	missing := filepath.Join(t.TempDir(), "missing.creds")
+	code := run(context.Background(), []string{"--durable=a.b", "--max-attempts=0", "--ack-wait=10ms", "--nats-creds=" + missing}, &stdout, &stderr)
 	if code != 2 {
 		t.Fatalf("exit %d, want 2", code)
 	}
-	for _, want := range []string{"--max-attempts", "--ack-wait", `Durable "a.b"`} {
+	for _, want := range []string{"--max-attempts", "--ack-wait", `Durable "a.b"`, "--nats-creds"} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("stderr %q does not name %s", stderr.String(), want)
 		}

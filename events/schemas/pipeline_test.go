@@ -22,6 +22,7 @@ import (
 	"github.com/icpservice/icp/events/schemas"
 	"github.com/icpservice/icp/internal/app"
 	"github.com/icpservice/icp/internal/config"
+	"github.com/icpservice/icp/internal/natsauth"
 )
 
 // TestEveryEventTheServiceEmitsMatchesItsPublishedSchema runs the real
@@ -32,7 +33,7 @@ import (
 // CloudEvents headers against the contract in CONSUMERS.md.
 func TestEveryEventTheServiceEmitsMatchesItsPublishedSchema(t *testing.T) {
 	dir := t.TempDir()
-	cfg, err := config.Load([]string{"--dev", "--addr=127.0.0.1:0", "--admin-addr=127.0.0.1:0", "--data-dir=" + dir, "--log-level=warn"})
+	cfg, err := config.Load([]string{"--dev", "--addr=127.0.0.1:0", "--embedded-nats-addr=127.0.0.1:0", "--admin-addr=127.0.0.1:0", "--data-dir=" + dir, "--log-level=warn"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +88,7 @@ func TestEveryEventTheServiceEmitsMatchesItsPublishedSchema(t *testing.T) {
 	c.do(http.MethodPatch, minimal, map[string]any{"description": "now described"}, http.StatusOK)
 	const wantEvents = 6
 
-	nc, err := nats.Connect(a.NATSURL())
+	nc, err := nats.Connect(a.NATSURL(), nats.UserCredentials(natsauth.ServiceCredsPath(dir)))
 	if err != nil {
 		t.Fatal(err)
 	}

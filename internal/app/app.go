@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -27,6 +28,7 @@ import (
 	"github.com/icpservice/icp/events/sqlitestore"
 	"github.com/icpservice/icp/internal/config"
 	"github.com/icpservice/icp/internal/metrics"
+	"github.com/icpservice/icp/internal/natsauth"
 	"github.com/icpservice/icp/internal/natsserver"
 	"github.com/icpservice/icp/internal/redact"
 	"github.com/icpservice/icp/projections"
@@ -52,6 +54,7 @@ type App struct {
 	store     events.Store
 	model     projections.ReadModel
 	bus       *natsserver.Server // nil with --nats
+	busID     *natsauth.Identity // the embedded server's users; nil with --nats
 	conns     []*nats.Conn
 	projConn  *nats.Conn
 	relay     *relay.Relay
@@ -185,20 +188,44 @@ func (a *App) watchReachable(ctx context.Context, name string, ping func(context
 	}()
 }
 
-// startBus starts the embedded NATS server unless --nats names one.
+// startBus starts the embedded NATS server unless --nats names one. The
+// embedded server listens on --embedded-nats-addr (loopback only) and admits
+// only the users whose credentials it keeps under <data-dir>/nats-auth
+// (natsauth): icpd's own and the workers'.
 func (a *App) startBus(ctx context.Context) error {
 	if a.cfg.NATSURL != "" {
 		return nil
 	}
-	var err error
-	a.bus, err = natsserver.Start(natsserver.Config{StoreDir: filepath.Join(a.cfg.DataDir, NATSDir)})
+	id, err := natsauth.LoadOrCreate(a.cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("embedded NATS credentials: %w", err)
+	}
+	host, port, err := net.SplitHostPort(a.cfg.EmbeddedNATSAddr)
 	if err != nil {
 		return fmt.Errorf("embedded NATS: %w", err)
 	}
+	portNum, err := strconv.Atoi(port)
+	if err != nil {
+		return fmt.Errorf("embedded NATS: port %q: %w", port, err)
+	}
+	a.busID = id
+	a.bus, err = natsserver.Start(natsserver.Config{
+		StoreDir: filepath.Join(a.cfg.DataDir, NATSDir),
+		Host:     host,
+		Port:     portNum,
+		Identity: id,
+	})
+	if err != nil {
+		return fmt.Errorf("embedded NATS: %w", err)
+	}
+	a.log.Info("embedded NATS listening", "url", a.bus.ClientURL(),
+		"service_creds", id.Service.Path, "worker_creds", id.Worker.Path)
 	return nil
 }
 
-// connect opens a NATS connection that reconnects for ever.
+// connect opens a NATS connection that reconnects for ever, with icpd's
+// credentials: the embedded server's service user, or --nats-creds /
+// --nats-user for a server of one's own.
 func (a *App) connect(name string) (*nats.Conn, error) {
 	opts := []nats.Option{
 		nats.Name(name),
@@ -207,9 +234,15 @@ func (a *App) connect(name string) (*nats.Conn, error) {
 		nats.RetryOnFailedConnect(true),
 	}
 	url := a.cfg.NATSURL
-	if a.bus != nil {
-		opts = append(opts, nats.InProcessServer(a.bus.Inner()))
+	switch {
+	case a.bus != nil:
+		opts = append(opts, nats.InProcessServer(a.bus.Inner()),
+			nats.UserJWTAndSeed(a.busID.Service.JWT, a.busID.Service.Seed))
 		url = ""
+	case a.cfg.NATSCreds != "":
+		opts = append(opts, nats.UserCredentials(a.cfg.NATSCreds))
+	case a.cfg.NATSUser != "":
+		opts = append(opts, nats.UserInfo(a.cfg.NATSUser, a.cfg.NATSPassword))
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {

@@ -37,7 +37,7 @@ func TestMain(m *testing.M) {
 // runChild runs icpd on dir, port 0, with the flags in childFlagsEnv, and
 // prints "ICPD <api addr> <nats url>" on stdout once it serves.
 func runChild(dir string) int {
-	args := []string{"--dev", "--addr=127.0.0.1:0", "--admin-addr=127.0.0.1:0", "--data-dir=" + dir, "--log-level=warn"}
+	args := []string{"--dev", "--addr=127.0.0.1:0", "--embedded-nats-addr=127.0.0.1:0", "--admin-addr=127.0.0.1:0", "--data-dir=" + dir, "--log-level=warn"}
 	if flags := os.Getenv(childFlagsEnv); flags != "" {
 		args = append(args, strings.Split(flags, "\n")...)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/icpservice/icp/events/relay"
 	"github.com/icpservice/icp/events/sqlitestore"
 	"github.com/icpservice/icp/internal/app"
+	"github.com/icpservice/icp/internal/natsauth"
 	"github.com/icpservice/icp/projections"
 	"github.com/icpservice/icp/projections/sqlitemodel"
 )
@@ -128,7 +129,7 @@ func killMidStream(t *testing.T, b backing) {
 	ctx := context.Background()
 	store := b.openStore(t, dir)
 	model := b.openModel(t, dir)
-	nc, err := nats.Connect(c.NATSURL)
+	nc, err := nats.Connect(c.NATSURL, nats.UserCredentials(natsauth.ServiceCredsPath(dir)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -119,6 +119,8 @@ func substitute(v string) string {
 		switch {
 		case p[2] == ":-":
 			return p[3]
+		case strings.Contains(p[1], "PASSWORD"):
+			return "secret-" + strings.ToLower(p[1])
 		case strings.Contains(p[1], "JWKS"):
 			return "https://clerk.example.com/.well-known/jwks.json"
 		default:
@@ -250,11 +252,34 @@ func TestComposeMatchesTheServiceConfiguration(t *testing.T) {
 	}
 }
 
-func TestNATSConfigMatchesCompose(t *testing.T) {
+// natsPasswordEnv lists the password variables deploy/nats.conf reads.
+var natsPasswordEnv = []string{"NATS_RELAY_PASSWORD", "NATS_PROJECTOR_PASSWORD", "NATS_LEADSOURCER_PASSWORD", "NATS_ADMIN_PASSWORD"}
+
+// parseNATSConf parses deploy/nats.conf with each password variable set to
+// its own name, so a user's password tells which variable it comes from.
+func parseNATSConf(t *testing.T) map[string]any {
+	t.Helper()
+	for _, v := range natsPasswordEnv {
+		t.Setenv(v, v)
+	}
 	conf, err := natsconf.ParseFile(filepath.Join(repoRoot(t), "deploy/nats.conf"))
 	if err != nil {
 		t.Fatalf("deploy/nats.conf: %v", err)
 	}
+	return conf
+}
+
+// requiredVar returns VAR of a compose value "${VAR:?message}", or "".
+func requiredVar(v string) string {
+	m := regexp.MustCompile(`^\$\{([A-Z0-9_]+):\?[^}]*\}$`).FindStringSubmatch(v)
+	if m == nil {
+		return ""
+	}
+	return m[1]
+}
+
+func TestNATSConfigMatchesCompose(t *testing.T) {
+	conf := parseNATSConf(t)
 	js, ok := conf["jetstream"].(map[string]any)
 	if !ok {
 		t.Fatal("deploy/nats.conf enables no jetstream block")
@@ -273,5 +298,120 @@ func TestNATSConfigMatchesCompose(t *testing.T) {
 	}
 	if !mounted {
 		t.Error("compose does not mount deploy/nats.conf")
+	}
+
+	// Every user of nats.conf has a password from a variable the nats
+	// service requires (compose refuses to start when it is unset or empty).
+	authz, _ := conf["authorization"].(map[string]any)
+	users, _ := authz["users"].([]any)
+	if len(users) == 0 {
+		t.Fatal("deploy/nats.conf defines no users: NATS would admit anyone")
+	}
+	passwordVar := map[string]string{} // user -> variable
+	for _, u := range users {
+		m := u.(map[string]any)
+		name, _ := m["user"].(string)
+		pw, _ := m["password"].(string)
+		passwordVar[name] = pw
+		if requiredVar(f.Services["nats"].Environment[pw]) != pw {
+			t.Errorf("nats.conf user %s: its password variable %q is not required by the nats service's environment", name, pw)
+		}
+	}
+
+	// Each service that uses the bus connects as the user of its role,
+	// with that user's password variable.
+	for name, s := range f.Services {
+		if s.Build == nil {
+			continue
+		}
+		env := s.Environment
+		user, pw := env["ICP_NATS_USER"], env["ICP_NATS_PASSWORD"]
+		wantUser := ""
+		switch {
+		case env["LEADSOURCER_DURABLE"] != "":
+			// nats.conf's worker permissions name the durable.
+			user, pw, wantUser = env["LEADSOURCER_NATS_USER"], env["LEADSOURCER_NATS_PASSWORD"], env["LEADSOURCER_DURABLE"]
+		case env["ICP_ROLES"] == config.RoleRelay || env["ICP_ROLES"] == config.RoleProjector:
+			wantUser = env["ICP_ROLES"]
+		case env["ICP_ROLES"] == config.RoleAPI:
+			if user != "" {
+				t.Errorf("%s: the API does not use the bus, yet connects as %s", name, user)
+			}
+			continue
+		default:
+			t.Errorf("%s: roles %q: each service should run one role", name, env["ICP_ROLES"])
+			continue
+		}
+		if user != wantUser {
+			t.Errorf("%s: connects to NATS as %q, want %q", name, user, wantUser)
+		}
+		if v, ok := passwordVar[user]; !ok || requiredVar(pw) != v {
+			t.Errorf("%s: NATS password %q, want ${%s:?...}", name, pw, passwordVar[user])
+		}
+	}
+}
+
+// MongoDB runs with authentication: a root user from the environment, a key
+// file for the replica set's members, and the service connecting as a user
+// of its own.
+func TestMongoRunsWithAuthentication(t *testing.T) {
+	f := loadCompose(t)
+	mongo := f.Services["mongo"]
+	cmd := strings.Join(mongo.Command, " ")
+	m := regexp.MustCompile(`--keyFile (\S+)`).FindStringSubmatch(cmd)
+	if m == nil || !strings.Contains(cmd, "--replSet") {
+		t.Fatalf("mongo command %q: want a replica set with --keyFile", cmd)
+	}
+	keyDir := filepath.Dir(m[1])
+	var keyVolume string
+	for _, v := range mongo.Volumes {
+		if parts := strings.Split(v, ":"); len(parts) >= 2 && parts[1] == keyDir {
+			keyVolume = parts[0]
+		}
+	}
+	if _, named := f.Volumes[keyVolume]; !named {
+		t.Fatalf("mongo: the key file's folder %s is not a named volume", keyDir)
+	}
+	// A step writes the key file before mongo starts.
+	writer := ""
+	for name, s := range f.Services {
+		for _, v := range s.Volumes {
+			if strings.HasPrefix(v, keyVolume+":") && name != "mongo" {
+				writer = name
+			}
+		}
+	}
+	if writer == "" || mongo.DependsOn[writer].Condition != "service_completed_successfully" {
+		t.Errorf("mongo should start after a step that writes the key file into %s has completed", keyVolume)
+	}
+	if requiredVar(mongo.Environment["MONGO_INITDB_ROOT_PASSWORD"]) == "" || mongo.Environment["MONGO_INITDB_ROOT_USERNAME"] == "" {
+		t.Error("mongo: the root user and its password should come from the environment, the password required")
+	}
+	if hc := strings.Join(mongo.Healthcheck.Test, " "); !strings.Contains(hc, "MONGO_INITDB_ROOT_PASSWORD") {
+		t.Errorf("mongo health check %q does not authenticate", hc)
+	}
+	initMounted := false
+	for _, v := range mongo.Volumes {
+		initMounted = initMounted || strings.HasPrefix(v, "./deploy/mongo-init.js:/docker-entrypoint-initdb.d/")
+	}
+	if !initMounted {
+		t.Error("mongo does not mount deploy/mongo-init.js, which creates the service's user")
+	}
+	if _, err := os.Stat(filepath.Join(repoRoot(t), "deploy/mongo-init.js")); err != nil {
+		t.Error(err)
+	}
+	for name, s := range f.Services {
+		raw := s.Environment["ICP_READ_MODEL"]
+		if raw == "" {
+			continue
+		}
+		u, err := url.Parse(substitute(raw))
+		if err != nil {
+			t.Errorf("%s: ICP_READ_MODEL: %v", name, err)
+			continue
+		}
+		if _, hasPW := u.User.Password(); u.User == nil || u.User.Username() == "" || !hasPW {
+			t.Errorf("%s: ICP_READ_MODEL carries no user and password", name)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -40,6 +41,11 @@ type Config struct {
 	NATSURL   string   `name:"nats" env:"ICP_NATS_URL" help:"NATS server URL(s), comma separated; empty runs an embedded NATS server under --data-dir."`
 	AdminAddr string   `name:"admin-addr" env:"ICP_ADMIN_ADDR" default:"127.0.0.1:9090" help:"Listen address of the admin endpoints (/metrics, /healthz, /readyz, and /debug/pprof with --pprof); empty disables them."`
 	Pprof     bool     `name:"pprof" env:"ICP_PPROF" help:"Serve Go's profiler at /debug/pprof on the admin listener (off by default: profiles expose the process's memory and code)."`
+
+	EmbeddedNATSAddr string `name:"embedded-nats-addr" env:"ICP_EMBEDDED_NATS_ADDR" default:"127.0.0.1:4222" help:"Loopback address the embedded NATS server listens on (without --nats); it admits only the credentials in <data-dir>/nats-auth."`
+	NATSCreds        string `name:"nats-creds" env:"ICP_NATS_CREDS" help:"With --nats: NATS credentials file (.creds: user JWT and nkey seed)."`
+	NATSUser         string `name:"nats-user" env:"ICP_NATS_USER" help:"With --nats: NATS user name (password in ICP_NATS_PASSWORD)."`
+	NATSPassword     string `name:"nats-password" env:"ICP_NATS_PASSWORD" help:"With --nats: password of --nats-user; prefer the environment variable to the flag."`
 
 	StreamMaxAge     time.Duration `name:"stream-max-age" env:"ICP_STREAM_MAX_AGE" default:"0s" help:"How long JetStream keeps published events (0: forever). The event store keeps them regardless."`
 	StreamDuplicates time.Duration `name:"stream-duplicates" env:"ICP_STREAM_DUPLICATES" default:"10s" help:"JetStream's deduplication window for Nats-Msg-Id on ICP_EVENTS."`
@@ -159,6 +165,29 @@ func (c Config) Validate() error {
 				add("--nats/ICP_NATS_URL: %q is not a nats:// URL", redact.URL(u))
 			}
 		}
+	}
+	if h, p, nerr := net.SplitHostPort(c.EmbeddedNATSAddr); nerr != nil {
+		add("--embedded-nats-addr/ICP_EMBEDDED_NATS_ADDR %q: want host:port", c.EmbeddedNATSAddr)
+	} else if n, perr := parsePort(p); perr != nil || n < 0 {
+		add("--embedded-nats-addr/ICP_EMBEDDED_NATS_ADDR %q: bad port", c.EmbeddedNATSAddr)
+	} else if !IsLoopback(h) {
+		add("--embedded-nats-addr/ICP_EMBEDDED_NATS_ADDR refuses the non-loopback address %q: the embedded NATS server must not be reachable from other machines (run a NATS server of your own and pass --nats)", c.EmbeddedNATSAddr)
+	}
+	if c.NATSURL == "" && (c.NATSCreds != "" || c.NATSUser != "" || c.NATSPassword != "") {
+		add("--nats-creds, --nats-user and --nats-password apply to --nats/ICP_NATS_URL only: the embedded server's clients use the credentials in the data directory")
+	}
+	if c.NATSCreds != "" {
+		if info, serr := os.Stat(c.NATSCreds); serr != nil {
+			add("--nats-creds/ICP_NATS_CREDS: %v", serr)
+		} else if !info.Mode().IsRegular() {
+			add("--nats-creds/ICP_NATS_CREDS %q is not a regular file", c.NATSCreds)
+		}
+	}
+	if c.NATSCreds != "" && c.NATSUser != "" {
+		add("--nats-creds/ICP_NATS_CREDS and --nats-user/ICP_NATS_USER are exclusive: choose a credentials file or a user and password")
+	}
+	if c.NATSPassword != "" && c.NATSUser == "" {
+		add("--nats-password/ICP_NATS_PASSWORD needs --nats-user/ICP_NATS_USER")
 	}
 	if c.AdminAddr != "" {
 		if _, _, aerr := net.SplitHostPort(c.AdminAddr); aerr != nil {

@@ -76,3 +76,51 @@ func TestNoAuthenticationSaysHowToChoose(t *testing.T) {
 		t.Fatalf("issuer without JWKS must be refused, got %v", err)
 	}
 }
+
+// A URL refused by validation is shown without its password.
+func TestValidateHidesPasswords(t *testing.T) {
+	c := parse(t, []string{"--dev", "--read-model=postgres://icp:hunter2@db/icp", "--nats=http://relay:hunter3@nats:4222", "--event-store=esdb://u:hunter4@"}, nil)
+	err := c.Validate()
+	if err == nil {
+		t.Fatal("invalid URLs accepted")
+	}
+	for _, secret := range []string{"hunter2", "hunter3", "hunter4"} {
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("the error shows a password:\n%v", err)
+		}
+	}
+	if !strings.Contains(err.Error(), "--read-model") || !strings.Contains(err.Error(), "--nats") || !strings.Contains(err.Error(), "--event-store") {
+		t.Errorf("the error does not name every refused URL:\n%v", err)
+	}
+}
+
+// The embedded NATS server listens on loopback only, by default on the
+// documented 127.0.0.1:4222; NATS credentials apply to --nats only.
+func TestEmbeddedNATSAddressAndCredentials(t *testing.T) {
+	if c := parse(t, []string{"--dev"}, nil); c.EmbeddedNATSAddr != "127.0.0.1:4222" {
+		t.Fatalf("default embedded NATS address %q", c.EmbeddedNATSAddr)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--embedded-nats-addr=0.0.0.0:4222"}, "non-loopback"},
+		{[]string{"--embedded-nats-addr=nats.example.com:4222"}, "non-loopback"},
+		{[]string{"--embedded-nats-addr=127.0.0.1"}, "want host:port"},
+		{[]string{"--nats-creds=/x.creds"}, "apply to --nats"},
+		{[]string{"--nats=nats://n:4222", "--nats-creds=/x.creds", "--nats-user=relay"}, "exclusive"},
+		{[]string{"--nats=nats://n:4222", "--nats-password=pw"}, "needs --nats-user"},
+		{[]string{"--nats=nats://n:4222", "--nats-creds=/no/such.creds"}, "no such file"},
+	} {
+		err := parse(t, append([]string{"--dev"}, tc.args...), nil).Validate()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want an error saying %q", tc.args, err, tc.want)
+		}
+	}
+	if err := parse(t, []string{"--dev", "--embedded-nats-addr=[::1]:4333"}, nil).Validate(); err != nil {
+		t.Errorf("IPv6 loopback refused: %v", err)
+	}
+	if err := parse(t, []string{"--dev", "--nats=nats://n:4222", "--roles=relay", "--nats-user=relay"}, map[string]string{"ICP_NATS_PASSWORD": "pw"}).Validate(); err != nil {
+		t.Errorf("user and password from the environment refused: %v", err)
+	}
+}

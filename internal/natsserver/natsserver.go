@@ -10,12 +10,15 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/icpservice/icp/internal/natsauth"
 )
 
-// Config says where the embedded server keeps its JetStream files and where it
-// listens. Port 0 picks a free port. Host must be a loopback address: the
-// embedded server has no authentication and must not be reachable from other
+// Config says where the embedded server keeps its JetStream files, where it
+// listens and whom it admits. Port 0 picks a free port. Host must be a
+// loopback address: the embedded server must not be reachable from other
 // machines.
 type Config struct {
 	StoreDir string
@@ -27,6 +30,11 @@ type Config struct {
 	SyncAlways bool
 	// Name is the server name (default "icp-embedded").
 	Name string
+	// Identity, when set, runs the server in operator mode: it admits only
+	// users of Identity's account (its .creds files), JetStream lives in
+	// that account, and in-process connections must present credentials
+	// too. Nil admits anyone who can reach the port: for tests only.
+	Identity *natsauth.Identity
 }
 
 // Server is a running embedded NATS server.
@@ -66,6 +74,30 @@ func Start(cfg Config) (*Server, error) {
 	}
 	if cfg.Port == 0 {
 		opts.Port = server.RANDOM_PORT
+	}
+	if id := cfg.Identity; id != nil {
+		// A memory resolver preloaded with the two accounts: nothing is
+		// pushed to the server at run time, so it needs no resolver
+		// directory and no system account traffic.
+		resolver := &server.MemAccResolver{}
+		for pub, token := range id.AccountJWTs {
+			if err := resolver.Store(pub, token); err != nil {
+				return nil, fmt.Errorf("natsserver: account %s: %w", pub, err)
+			}
+		}
+		opts.TrustedOperators = []*jwt.OperatorClaims{id.Operator}
+		opts.SystemAccount = id.SystemAccount
+		opts.AccountResolver = resolver
+	}
+	if cfg.Port != 0 {
+		// nats-server reports a port it cannot bind only by never becoming
+		// ready; trying it first gives the reason at once.
+		addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("natsserver: cannot listen on %s: %w", addr, err)
+		}
+		l.Close()
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {

@@ -1,0 +1,371 @@
+// Package natsauth is the identity of the embedded NATS server: an operator,
+// a system account and the service's account, whose nkey seeds are kept in
+// the data directory, and the credentials files (.creds, a user JWT and its
+// nkey seed) of the clients that may connect to it. The .creds files are
+// the form `nats --creds FILE` and nats.go's nats.UserCredentials read.
+//
+// Everything lives in <data-dir>/nats-auth (mode 0700), every file mode
+// 0600. A restart reads the same seeds, so the identity and every .creds
+// file handed out stay valid.
+//
+// The nkeys and JWTs are made with github.com/nats-io/nkeys and
+// github.com/nats-io/jwt/v2, the libraries nats-server itself verifies them
+// with; only the file handling is written here.
+package natsauth
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+
+	"github.com/nats-io/jwt/v2"
+	"github.com/nats-io/nkeys"
+
+	"github.com/icpservice/icp/events"
+)
+
+// Files under the data directory.
+const (
+	// Dir is the folder of the identity under the data directory.
+	Dir = "nats-auth"
+	// ServiceCredsFile is the .creds of icpd and icpctl: every right on the
+	// service's account.
+	ServiceCredsFile = "icpd.creds"
+	// WorkerCredsFile is the .creds of downstream workers: they may consume
+	// (see WorkerPermissions) but not publish events.
+	WorkerCredsFile = "worker.creds"
+
+	operatorSeedFile = "operator.nk"
+	systemSeedFile   = "system.nk"
+	accountSeedFile  = "account.nk"
+
+	// maxFileBytes bounds what is read from any file of the identity; a
+	// .creds file is about 1 KiB.
+	maxFileBytes = 64 << 10
+)
+
+// ServiceCredsPath is where icpd writes its own credentials under dataDir.
+func ServiceCredsPath(dataDir string) string {
+	return filepath.Join(dataDir, Dir, ServiceCredsFile)
+}
+
+// WorkerCredsPath is where icpd writes the workers' credentials under dataDir.
+func WorkerCredsPath(dataDir string) string {
+	return filepath.Join(dataDir, Dir, WorkerCredsFile)
+}
+
+// WorkerPermissions is what a worker's user may do: look at streams and
+// consumers, create and use consumers (events/consumer makes its durable),
+// acknowledge, create the dead-letter stream and publish dead letters on
+// icp.dlq.>. It may not publish on icp.events.> or icp.replay.>, nor
+// create, change, purge or delete the event streams, nor touch the
+// projector's durable or dead-letter as the projector. Subscriptions are
+// not restricted: reading events is what a worker is for.
+func WorkerPermissions() jwt.Permissions {
+	const projector = "projector" // projections/projector's DefaultDurable
+	return jwt.Permissions{Pub: jwt.Permission{Deny: jwt.StringList{
+		"$JS.API.CONSUMER.*.*." + projector,
+		"$JS.API.CONSUMER.*.*." + projector + ".>",
+		"$JS.API.CONSUMER.*.*.*." + projector,
+		"$JS.ACK.*." + projector + ".>",
+		events.DLQSubject(projector),
+	}, Allow: jwt.StringList{
+		"$JS.API.INFO",
+		"$JS.API.STREAM.INFO.*",
+		"$JS.API.STREAM.NAMES",
+		"$JS.API.STREAM.LIST",
+		"$JS.API.STREAM.CREATE." + events.DLQStream,
+		"$JS.API.CONSUMER.>",
+		"$JS.ACK.>",
+		"$JS.FC.>",
+		events.DLQSubjects,
+	}}}
+}
+
+// Creds is one client's credentials, as written to Path.
+type Creds struct {
+	Path string
+	JWT  string // the user JWT, signed by the service's account
+	Seed string // the user's nkey seed
+}
+
+// Identity is what the embedded server trusts and what its clients present.
+type Identity struct {
+	// Operator is the trusted operator; it names SystemAccount.
+	Operator *jwt.OperatorClaims
+	// SystemAccount is the public key of the system account.
+	SystemAccount string
+	// Account is the public key of the service's account: the one that
+	// holds the streams (JetStream enabled, no limits).
+	Account string
+	// AccountJWTs maps the public key of each account (the system account
+	// and the service's) to its JWT, signed by the operator.
+	AccountJWTs map[string]string
+	// Service and Worker are the credentials written to ServiceCredsFile
+	// and WorkerCredsFile.
+	Service, Worker Creds
+}
+
+// LoadOrCreate reads the identity under dataDir/Dir, creating what is
+// missing: the folder (0700), the operator, system and account seeds (the
+// first writer wins when two processes start at once), and the .creds files.
+// A .creds file that is not one of this account's, or that grants other
+// permissions than this build issues, is written again with the same user
+// key where it holds one. A file of the identity that is not a regular file,
+// that group or others may read or write, or a seed that is not an nkey seed
+// of its kind is refused with an error naming the file: the process does not
+// start rather than trust or replace a key someone may rely on.
+func LoadOrCreate(dataDir string) (*Identity, error) {
+	if dataDir == "" {
+		return nil, errors.New("natsauth: data directory is empty")
+	}
+	dir := filepath.Join(dataDir, Dir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("natsauth: %w", err)
+	}
+	if info, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("natsauth: %w", err)
+	} else if perm := info.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("natsauth: %s is accessible to other users (mode %#o); run chmod 700 on it", dir, perm)
+	}
+	op, err := loadOrCreateSeed(filepath.Join(dir, operatorSeedFile), nkeys.PrefixByteOperator)
+	if err != nil {
+		return nil, err
+	}
+	sys, err := loadOrCreateSeed(filepath.Join(dir, systemSeedFile), nkeys.PrefixByteAccount)
+	if err != nil {
+		return nil, err
+	}
+	acc, err := loadOrCreateSeed(filepath.Join(dir, accountSeedFile), nkeys.PrefixByteAccount)
+	if err != nil {
+		return nil, err
+	}
+	opPub, _ := op.PublicKey()
+	sysPub, _ := sys.PublicKey()
+	accPub, _ := acc.PublicKey()
+
+	oc := jwt.NewOperatorClaims(opPub)
+	oc.Name = "icp"
+	oc.SystemAccount = sysPub
+	opJWT, err := oc.Encode(op)
+	if err != nil {
+		return nil, fmt.Errorf("natsauth: operator: %w", err)
+	}
+	if oc, err = jwt.DecodeOperatorClaims(opJWT); err != nil {
+		return nil, fmt.Errorf("natsauth: operator: %w", err)
+	}
+
+	id := &Identity{Operator: oc, SystemAccount: sysPub, Account: accPub, AccountJWTs: map[string]string{}}
+	sc := jwt.NewAccountClaims(sysPub)
+	sc.Name = "SYS"
+	ac := jwt.NewAccountClaims(accPub)
+	ac.Name = "ICP"
+	ac.Limits.JetStreamLimits = jwt.JetStreamLimits{
+		MemoryStorage: jwt.NoLimit, DiskStorage: jwt.NoLimit, Streams: jwt.NoLimit, Consumer: jwt.NoLimit,
+		MaxAckPending: jwt.NoLimit,
+	}
+	for _, c := range []*jwt.AccountClaims{sc, ac} {
+		token, err := c.Encode(op)
+		if err != nil {
+			return nil, fmt.Errorf("natsauth: account %s: %w", c.Name, err)
+		}
+		id.AccountJWTs[c.Subject] = token
+	}
+
+	if id.Service, err = ensureCreds(filepath.Join(dir, ServiceCredsFile), acc, accPub, "icpd", jwt.Permissions{}); err != nil {
+		return nil, err
+	}
+	if id.Worker, err = ensureCreds(filepath.Join(dir, WorkerCredsFile), acc, accPub, "worker", WorkerPermissions()); err != nil {
+		return nil, err
+	}
+	return id, nil
+}
+
+// loadOrCreateSeed reads the nkey seed at path, creating it first when there
+// is none.
+func loadOrCreateSeed(path string, kind nkeys.PrefixByte) (nkeys.KeyPair, error) {
+	data, err := readPrivate(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		kp, cerr := nkeys.CreatePair(kind)
+		if cerr != nil {
+			return nil, fmt.Errorf("natsauth: %w", cerr)
+		}
+		seed, _ := kp.Seed()
+		if err := writeNew(path, append(seed, '\n')); err != nil {
+			return nil, err
+		}
+		data, err = readPrivate(path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	kp, err := nkeys.FromSeed(bytes.TrimSpace(data))
+	if err != nil {
+		return nil, fmt.Errorf("natsauth: %s holds no nkey seed: %w", path, err)
+	}
+	pub, _ := kp.PublicKey()
+	if !nkeys.IsValidPublicKey(pub) || nkeys.Prefix(pub) != kind {
+		return nil, fmt.Errorf("natsauth: %s holds a seed of another kind (want %s)", path, kind)
+	}
+	return kp, nil
+}
+
+// ensureCreds returns the credentials at path, writing them again when the
+// file does not hold a user of this account with exactly perms.
+func ensureCreds(path string, acc nkeys.KeyPair, accPub, name string, perms jwt.Permissions) (Creds, error) {
+	data, err := readPrivate(path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return Creds{}, err
+	}
+	var user nkeys.KeyPair
+	if err == nil {
+		if c, ok := validCreds(data, accPub, name, perms); ok {
+			c.Path = path
+			return c, nil
+		}
+		user, _ = jwt.ParseDecoratedUserNKey(data) // keep the user's key if the file holds one
+	}
+	if user == nil {
+		if user, err = nkeys.CreateUser(); err != nil {
+			return Creds{}, fmt.Errorf("natsauth: %w", err)
+		}
+	}
+	userPub, _ := user.PublicKey()
+	uc := jwt.NewUserClaims(userPub)
+	uc.Name = name
+	uc.Permissions = perms
+	token, err := uc.Encode(acc)
+	if err != nil {
+		return Creds{}, fmt.Errorf("natsauth: user %s: %w", name, err)
+	}
+	seed, _ := user.Seed()
+	file, err := jwt.FormatUserConfig(token, seed)
+	if err != nil {
+		return Creds{}, fmt.Errorf("natsauth: user %s: %w", name, err)
+	}
+	if err := replace(path, file); err != nil {
+		return Creds{}, err
+	}
+	return Creds{Path: path, JWT: token, Seed: string(seed)}, nil
+}
+
+// validCreds reports whether data is a .creds file of a user of accPub named
+// name with exactly perms, and no expiry.
+func validCreds(data []byte, accPub, name string, perms jwt.Permissions) (Creds, bool) {
+	token, err := jwt.ParseDecoratedJWT(data)
+	if err != nil {
+		return Creds{}, false
+	}
+	user, err := jwt.ParseDecoratedUserNKey(data)
+	if err != nil {
+		return Creds{}, false
+	}
+	uc, err := jwt.DecodeUserClaims(token)
+	if err != nil {
+		return Creds{}, false
+	}
+	userPub, _ := user.PublicKey()
+	var vr jwt.ValidationResults
+	uc.Validate(&vr)
+	if vr.IsBlocking(true) || uc.Issuer != accPub || uc.IssuerAccount != "" || uc.Subject != userPub ||
+		uc.Name != name || uc.Expires != 0 || !reflect.DeepEqual(uc.Permissions, perms) {
+		return Creds{}, false
+	}
+	seed, _ := user.Seed()
+	return Creds{JWT: token, Seed: string(seed)}, true
+}
+
+// readPrivate reads a file of the identity, refusing one that is not a
+// regular file, that others may access, or that is larger than any the
+// identity writes.
+func readPrivate(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("natsauth: %w", err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("natsauth: %w", err)
+	}
+	if !info.Mode().IsRegular() {
+		return nil, fmt.Errorf("natsauth: %s is not a regular file", path)
+	}
+	if perm := info.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("natsauth: %s is accessible to other users (mode %#o); run chmod 600 on it", path, perm)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("natsauth: %w", err)
+	}
+	if len(data) > maxFileBytes {
+		return nil, fmt.Errorf("natsauth: %s is larger than %d bytes: not a file of the NATS identity", path, maxFileBytes)
+	}
+	return data, nil
+}
+
+// writeNew writes data to path (0600) unless path exists: link, unlike
+// rename, fails when the target exists, so of two processes creating the
+// same seed at once the first wins and the other reads its seed.
+func writeNew(path string, data []byte) error {
+	tmp, err := writeTemp(path, data)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	if err := os.Link(tmp, path); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("natsauth: %w", err)
+	}
+	syncDir(filepath.Dir(path))
+	return nil
+}
+
+// replace writes data to path (0600) atomically: readers see the old file
+// or the new one, never a part.
+func replace(path string, data []byte) error {
+	tmp, err := writeTemp(path, data)
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("natsauth: %w", err)
+	}
+	syncDir(filepath.Dir(path))
+	return nil
+}
+
+func writeTemp(path string, data []byte) (string, error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*.tmp") // mode 0600
+	if err != nil {
+		return "", fmt.Errorf("natsauth: %w", err)
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", fmt.Errorf("natsauth: write %s: %w", path, err)
+	}
+	return f.Name(), nil
+}
+
+// syncDir makes a new name in dir durable where the platform allows.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+}
