@@ -142,7 +142,7 @@ func TestProfilerIsServedOnlyWhenAskedFor(t *testing.T) {
 // the first, /metrics has no more series.
 func TestInventedMethodsAddNoSeriesThroughTheService(t *testing.T) {
 	dir := t.TempDir()
-	cfg, err := config.Load([]string{"--dev", "--addr=127.0.0.1:0", "--admin-addr=127.0.0.1:0", "--data-dir=" + dir, "--log-level=warn"})
+	cfg, err := config.Load([]string{"--dev", "--addr=127.0.0.1:0", "--embedded-nats-addr=127.0.0.1:0", "--admin-addr=127.0.0.1:0", "--data-dir=" + dir, "--log-level=warn"})
 	if err != nil {
 		t.Fatal(err)
 	}

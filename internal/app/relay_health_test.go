@@ -15,6 +15,7 @@ import (
 	"github.com/icpservice/icp/api/auth"
 	"github.com/icpservice/icp/internal/app"
 	"github.com/icpservice/icp/internal/config"
+	"github.com/icpservice/icp/internal/natsauth"
 )
 
 // A message anyone publishes on the event subjects of icpd's NATS does not
@@ -24,7 +25,7 @@ func TestStrayMessageOnTheBusDoesNotStopCreates(t *testing.T) {
 	dir := t.TempDir()
 	// A consistency wait far above how long a create takes when the
 	// pipeline flows: a create that waited it out answers pending.
-	cfg, err := config.Load([]string{"--dev", "--addr=127.0.0.1:0", "--admin-addr=127.0.0.1:0", "--data-dir=" + dir, "--log-level=warn", "--consistency-wait=20s"})
+	cfg, err := config.Load([]string{"--dev", "--addr=127.0.0.1:0", "--embedded-nats-addr=127.0.0.1:0", "--admin-addr=127.0.0.1:0", "--data-dir=" + dir, "--log-level=warn", "--consistency-wait=20s"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +72,10 @@ func TestStrayMessageOnTheBusDoesNotStopCreates(t *testing.T) {
 	}
 	createConsistent("before")
 
-	nc, err := nats.Connect(a.NATSURL())
+	// icpd's own credentials: the only ones the embedded server lets
+	// publish on the event subjects, so the stray comes from a holder of
+	// them (a misused tool, say).
+	nc, err := nats.Connect(a.NATSURL(), nats.UserCredentials(natsauth.ServiceCredsPath(dir)))
 	if err != nil {
 		t.Fatal(err)
 	}
