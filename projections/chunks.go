@@ -6,7 +6,8 @@ import (
 )
 
 // EachChunk walks a member's list chunk by chunk: it calls ListChunk from the
-// start of the list, then from the Position of the last view of each chunk,
+// position cursor after (0: the start of the list), then from the Position of
+// the last view of each chunk,
 // and hands each non-empty chunk to fn, until a chunk comes back empty (it
 // returns nil), fn returns an error (that error) or a read fails (that
 // error; fn has then been called for every chunk before it). fn is called
@@ -30,8 +31,7 @@ import (
 // A walk that returns nil therefore holds everything a single read at its
 // start would have held except ICPs changed during it, and nothing that was
 // never live for the member.
-func EachChunk(ctx context.Context, rm ReadModel, tenant, user string, maxViews, maxBytes int, fn func([]View) error) error {
-	var after uint64
+func EachChunk(ctx context.Context, rm ReadModel, tenant, user string, after uint64, maxViews, maxBytes int, fn func([]View) error) error {
 	for {
 		chunk, err := rm.ListChunk(ctx, tenant, user, after, maxViews, maxBytes)
 		if err != nil {

@@ -520,7 +520,7 @@ func testListChunkWalkUnderWrites(t *testing.T, rm projections.ReadModel) {
 	late := newICP(tenant, 500) // created during the walk, ahead of it
 	var got []projections.View
 	chunks := 0
-	err := projections.EachChunk(ctxT(t), rm, tenant, "user_1", 2, 1<<20, func(c []projections.View) error {
+	err := projections.EachChunk(ctxT(t), rm, tenant, "user_1", 0, 2, 1<<20, func(c []projections.View) error {
 		chunks++
 		got = append(got, c...)
 		if chunks == 1 { // read: positions 100 and 110
@@ -549,7 +549,7 @@ func testListChunkWalkUnderWrites(t *testing.T, rm projections.ReadModel) {
 	// fn's error ends the walk and is returned as it is.
 	stop := errors.New("stop")
 	calls := 0
-	err = projections.EachChunk(ctxT(t), rm, tenant, "user_1", 2, 1<<20, func([]projections.View) error {
+	err = projections.EachChunk(ctxT(t), rm, tenant, "user_1", 0, 2, 1<<20, func([]projections.View) error {
 		calls++
 		return stop
 	})
@@ -557,7 +557,7 @@ func testListChunkWalkUnderWrites(t *testing.T, rm projections.ReadModel) {
 		t.Fatalf("EachChunk after fn failed: err = %v after %d calls, want stop after 1", err, calls)
 	}
 	// An empty list calls fn never.
-	err = projections.EachChunk(ctxT(t), rm, tenant, "user_nobody", 2, 1<<20, func([]projections.View) error {
+	err = projections.EachChunk(ctxT(t), rm, tenant, "user_nobody", 0, 2, 1<<20, func([]projections.View) error {
 		t.Fatal("fn called for an empty list")
 		return nil
 	})

@@ -36,7 +36,7 @@ func TestListWalkHoldsNoSnapshotBetweenChunks(t *testing.T) {
 	t.Cleanup(func() { _ = other.Close() })
 
 	chunks, listed := 0, 0
-	err = projections.EachChunk(ctx, m, tenant, "user_1", 2, 1<<20, func(c []projections.View) error {
+	err = projections.EachChunk(ctx, m, tenant, "user_1", 0, 2, 1<<20, func(c []projections.View) error {
 		chunks++
 		listed += len(c)
 		// A commit after this chunk's read, then a checkpoint that must
