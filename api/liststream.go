@@ -14,8 +14,8 @@ import (
 
 // The chunks a streamed list is read in: each is one short read of the read
 // model, and what the handler holds at once. A chunk ends at whichever bound
-// comes first (a single larger ICP comes alone). TestListMemoryIsFlat and
-// BenchmarkListStream measure them.
+// comes first (a single larger ICP comes alone). TestListMemoryIsFlat checks
+// that what a list request holds stays within a few chunks.
 const (
 	listChunkViews = 256
 	listChunkBytes = 256 << 10
