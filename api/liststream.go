@@ -37,7 +37,10 @@ const (
 // the handler aborts the connection (panic with http.ErrAbortHandler, which
 // recoverPanics passes on to net/http): the client sees a body cut short
 // without its closing ']' and, over HTTP/1.1, without the terminating chunk;
-// never a complete-looking 200.
+// never a complete-looking 200. Gin's own Recovery middleware must not be
+// put in front: it takes http.ErrAbortHandler for a broken pipe, swallows it
+// and returns, and net/http then ends the chunked body as if it were whole
+// (TestListFailingMidwayAbortsTheConnection would fail).
 func (a *api) streamList(c *gin.Context, p auth.Principal, after uint64) {
 	ctx := c.Request.Context()
 	w := c.Writer
