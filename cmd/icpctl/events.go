@@ -24,8 +24,8 @@ import (
 // EventsCmd exports the event history as JSON Lines: one event per line, in
 // global (position) order, written as it is read: the history is read a
 // page at a time (see pageSizer) and each page is written out before the
-// next is read, so memory does not grow with the history. With --icp, the
-// ICP's own events are read at once (the event store reads a stream whole).
+// next is read, so memory does not grow with the history (with --icp, the
+// ICP's own events are read the same way, from its stream).
 //
 // Each line is an object with id, type, schemaVersion, stream, icpId,
 // version, position, time (when the store recorded it, RFC 3339 UTC),
@@ -140,21 +140,32 @@ func (c *EventsCmd) Run(g *Globals) error {
 	}
 
 	// The history up to the head at start.
+	var pages pageSizer
 	if c.ICP != "" {
-		recs, err := st.ReadStream(ctx, events.StreamID(c.ICP), 0)
-		switch {
-		case errors.Is(err, events.ErrStreamNotFound):
-		case err != nil:
-			return fmt.Errorf("read the events of %s: %w", c.ICP, err)
-		default:
+		for from := uint64(1); ; {
+			recs, err := st.ReadStreamPage(ctx, events.StreamID(c.ICP), from, pages.next())
+			if errors.Is(err, events.ErrStreamNotFound) {
+				break
+			}
+			if err != nil {
+				return fmt.Errorf("read the events of %s: %w", c.ICP, err)
+			}
+			if len(recs) == 0 {
+				break
+			}
+			pages.saw(recs)
+			last := recs[len(recs)-1]
+			from = last.Version + 1
 			recs = slices.DeleteFunc(recs, func(r events.Recorded) bool { return r.Position <= after || r.Position > head })
 			if err := emit(recs); err != nil {
 				return finish(err, out)
 			}
+			if last.Position > head { // the stream's later events are later still
+				break
+			}
 		}
 		after = max(after, head)
 	} else {
-		var pages pageSizer
 		for after < head {
 			recs, err := st.ReadAll(ctx, after, pages.next())
 			if err != nil {

@@ -38,10 +38,11 @@ func (s *heapSampler) Write(b []byte) (int, error) {
 }
 
 // seedLarge writes n events of about size bytes each into a new data
-// directory's event store, in streams of 50 events.
-func seedLarge(t *testing.T, n, size int) string {
+// directory's event store, in streams of perStream events, and returns the
+// directory and the id of the first stream's ICP.
+func seedLarge(t *testing.T, n, perStream, size int) (dir, firstICP string) {
 	t.Helper()
-	dir := t.TempDir()
+	dir = t.TempDir()
 	st, err := sqlitestore.Open(context.Background(), filepath.Join(dir, app.EventsFile), sqlitestore.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -50,8 +51,11 @@ func seedLarge(t *testing.T, n, size int) string {
 	pad := strings.Repeat("x", size)
 	for written := 0; written < n; {
 		id := uuid.NewString()
+		if firstICP == "" {
+			firstICP = id
+		}
 		var evs []events.Proposed
-		for i := 0; i < 50 && written < n; i++ {
+		for i := 0; i < perStream && written < n; i++ {
 			evs = append(evs, events.Proposed{ID: uuid.NewString(), Type: events.TypeICPUpdated, SchemaVersion: 1,
 				Data: fmt.Appendf(nil, `{"id":%q,"pad":%q}`, id, pad), Metadata: []byte(`{}`)})
 			written++
@@ -60,19 +64,19 @@ func seedLarge(t *testing.T, n, size int) string {
 			t.Fatal(err)
 		}
 	}
-	return dir
+	return dir, firstICP
 }
 
 // heldWhileExporting runs icpctl events on dir into a heapSampler and
 // returns the live heap it held beyond what was live before, and the
 // sampler.
-func heldWhileExporting(t *testing.T, dir string) (uint64, *heapSampler) {
+func heldWhileExporting(t *testing.T, dir string, args ...string) (uint64, *heapSampler) {
 	t.Helper()
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	s := &heapSampler{}
-	if code := run([]string{"events", "--data-dir", dir}, s, io.Discard); code != 0 {
+	if code := run(append([]string{"events", "--data-dir", dir}, args...), s, io.Discard); code != 0 {
 		t.Fatalf("icpctl events exited %d", code)
 	}
 	if s.peak < ms.HeapAlloc {
@@ -88,19 +92,30 @@ func TestEventsMemoryIsFlat(t *testing.T) {
 		t.Skip("writes 20 MiB of history; not run with -short")
 	}
 	const size = 48 << 10
-	smallDir, largeDir := seedLarge(t, 50, size), seedLarge(t, 400, size)
-	heldSmall, small := heldWhileExporting(t, smallDir)
-	heldLarge, large := heldWhileExporting(t, largeDir)
-	t.Logf("exporting %d bytes held %d bytes of heap; exporting %d bytes held %d", small.written, heldSmall, large.written, heldLarge)
-	if small.lines != 50 || large.lines != 400 {
-		t.Fatalf("exported %d and %d lines, want 50 and 400", small.lines, large.lines)
-	}
-	// A page (about 1 MiB of events), the output buffer, and noise.
-	const bound = 6 << 20
-	if heldLarge > bound {
-		t.Fatalf("exporting %d bytes held %d bytes of heap, want at most %d", large.written, heldLarge, bound)
-	}
-	if heldLarge > heldSmall+2<<20 {
-		t.Fatalf("8 times the history held %d bytes of heap against %d: memory grows with the history", heldLarge, heldSmall)
+	// The small history in streams of 50 events, the large one in a single
+	// stream of 400: --icp reads that stream in pages too.
+	smallDir, smallICP := seedLarge(t, 50, 50, size)
+	largeDir, largeICP := seedLarge(t, 400, 400, size)
+	for _, c := range []struct {
+		name            string
+		smallArgs, args []string
+	}{
+		{"the whole history", nil, nil},
+		{"one ICP", []string{"--icp", smallICP}, []string{"--icp", largeICP}},
+	} {
+		heldSmall, small := heldWhileExporting(t, smallDir, c.smallArgs...)
+		heldLarge, large := heldWhileExporting(t, largeDir, c.args...)
+		t.Logf("%s: exporting %d bytes held %d bytes of heap; exporting %d bytes held %d", c.name, small.written, heldSmall, large.written, heldLarge)
+		if small.lines != 50 || large.lines != 400 {
+			t.Fatalf("%s: exported %d and %d lines, want 50 and 400", c.name, small.lines, large.lines)
+		}
+		// A page (about 1 MiB of events), the output buffer, and noise.
+		const bound = 6 << 20
+		if heldLarge > bound {
+			t.Fatalf("%s: exporting %d bytes held %d bytes of heap, want at most %d", c.name, large.written, heldLarge, bound)
+		}
+		if heldLarge > heldSmall+2<<20 {
+			t.Fatalf("%s: 8 times the history held %d bytes of heap against %d: memory grows with the history", c.name, heldLarge, heldSmall)
+		}
 	}
 }
