@@ -7,12 +7,12 @@ import (
 
 // EachChunk walks a member's list chunk by chunk: it calls ListChunk from the
 // position cursor after (0: the start of the list), then from the Position of
-// the last view of each chunk,
-// and hands each non-empty chunk to fn, until a chunk comes back empty (it
-// returns nil), fn returns an error (that error) or a read fails (that
-// error; fn has then been called for every chunk before it). fn is called
-// after the chunk's read has ended, so it may be slow; it must not keep the
-// chunk's views beyond its return if the walk is to stay flat in memory.
+// the last view of each chunk, and hands each non-empty chunk to fn, until a
+// chunk comes back empty (it returns nil), fn returns an error (that error)
+// or a read fails (that error; fn has then been called for every chunk
+// before it). fn is called after the chunk's read has ended, so it may be
+// slow; it must not keep the chunk's views beyond its return if the walk is
+// to stay flat in memory.
 //
 // What a walk holds when the read model changes during it. Each chunk is a
 // consistent read of its own, but the walk as a whole is not one snapshot:
