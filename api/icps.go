@@ -271,44 +271,46 @@ func normaliseID(id string) (string, bool) {
 }
 
 // list answers the caller's ICPs in its tenant as a bare JSON array, oldest
-// first (by the position of their creation), optionally one page at a time.
+// first (by the position of their creation): the whole list streamed chunk
+// by chunk (see streamList), or with limit one page read at once, at most
+// MaxPageLimit ICPs, with a Link to the next.
 func (a *api) list(c *gin.Context, p auth.Principal) {
 	pg, err := parsePage(c.Request.URL.RawQuery)
 	if err != nil {
 		a.abort(c, err, "")
 		return
 	}
-	fetch := 0
-	if pg.limit > 0 {
-		fetch = pg.limit + 1 // one more tells whether another page follows
+	if pg.limit == 0 {
+		a.streamList(c, p, pg.after)
+		return
 	}
+	fetch := pg.limit + 1 // one more tells whether another page follows
 	views, err := a.rm.List(c.Request.Context(), p.Tenant(), p.UserID, pg.after, fetch)
 	if err != nil {
 		a.abort(c, err, "")
 		return
 	}
-	if pg.limit > 0 && len(views) > pg.limit {
+	if len(views) > pg.limit {
 		views = views[:pg.limit]
 		c.Header("Link", "<"+BasePath+"?cursor="+encodeCursor(views[len(views)-1].Position)+"&limit="+strconv.Itoa(pg.limit)+`>; rel="next"`)
 	}
-	c.Data(http.StatusOK, contentTypeJSON, joinDocs(views))
-}
-
-// joinDocs concatenates the views' documents into one JSON array.
-func joinDocs(views []projections.View) []byte {
-	n := 2
-	for _, v := range views {
-		n += len(v.Doc) + 1
-	}
-	b := make([]byte, 0, n)
-	b = append(b, '[')
-	for i, v := range views {
+	// The documents are written one by one rather than joined first, so the
+	// page is held once, not twice.
+	c.Status(http.StatusOK)
+	c.Header("Content-Type", contentTypeJSON)
+	w := c.Writer
+	_, err = w.Write(openBracket)
+	for i := 0; i < len(views) && err == nil; i++ {
 		if i > 0 {
-			b = append(b, ',')
+			if _, err = w.Write(comma); err != nil {
+				break
+			}
 		}
-		b = append(b, v.Doc...)
+		_, err = w.Write(views[i].Doc)
 	}
-	return append(b, ']')
+	if err == nil {
+		_, _ = w.Write(closeBracket)
+	}
 }
 
 // etag is the ETag of an ICP at version v: "v".

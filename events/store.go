@@ -74,6 +74,12 @@ type Store interface {
 	// 1: all), oldest first. A stream with no events returns ErrStreamNotFound.
 	ReadStream(ctx context.Context, stream string, from uint64) ([]Recorded, error)
 
+	// ReadStreamPage is ReadStream bounded: at most limit events (limit must
+	// be > 0), so a long stream can be read a page at a time. A stream with
+	// no events returns ErrStreamNotFound; one that exists but has nothing
+	// from there returns no events and no error.
+	ReadStreamPage(ctx context.Context, stream string, from uint64, limit int) ([]Recorded, error)
+
 	// ReadAll returns up to limit events with Position > after, in global
 	// order. An empty result means nothing after that position yet.
 	ReadAll(ctx context.Context, after uint64, limit int) ([]Recorded, error)

@@ -69,6 +69,24 @@ type ReadModel interface {
 	// all).
 	List(ctx context.Context, tenant, user string, after uint64, limit int) ([]View, error)
 
+	// ListChunk returns the next chunk of the same list: the live ICPs of
+	// tenant that list user among their members, ordered by Position
+	// ascending, after the position cursor after, at most maxViews of them
+	// and at most maxBytes of Doc in all, except that a first view larger
+	// than maxBytes is returned alone, so every call that finds a view
+	// makes progress. maxViews and maxBytes below 1 count as 1. An empty
+	// chunk means that nothing follows the cursor.
+	//
+	// Each call is one short read that has ended when it returns: no
+	// transaction, snapshot or server cursor is held between calls, so a
+	// caller may take as long as it likes between two chunks (a slow HTTP
+	// client) without holding back the engine (SQLite WAL checkpoints,
+	// MongoDB cursors and their memory). Memory per call is bounded by
+	// maxBytes plus one document, whatever the length of the list. See
+	// EachChunk for what a walk over chunks may include when the read
+	// model changes during it.
+	ListChunk(ctx context.Context, tenant, user string, after uint64, maxViews, maxBytes int) ([]View, error)
+
 	// WaitFor blocks until the read model holds the ICP id at a version >=
 	// version (tombstones count), then returns nil; or returns ctx.Err() when
 	// ctx ends first. It must work when the writer is another process: it

@@ -22,7 +22,10 @@ import (
 )
 
 // EventsCmd exports the event history as JSON Lines: one event per line, in
-// global (position) order.
+// global (position) order, written as it is read: the history is read a
+// page at a time (see pageSizer) and each page is written out before the
+// next is read, so memory does not grow with the history (with --icp, the
+// ICP's own events are read the same way, from its stream).
 //
 // Each line is an object with id, type, schemaVersion, stream, icpId,
 // version, position, time (when the store recorded it, RFC 3339 UTC),
@@ -137,28 +140,41 @@ func (c *EventsCmd) Run(g *Globals) error {
 	}
 
 	// The history up to the head at start.
+	var pages pageSizer
 	if c.ICP != "" {
-		recs, err := st.ReadStream(ctx, events.StreamID(c.ICP), 0)
-		switch {
-		case errors.Is(err, events.ErrStreamNotFound):
-		case err != nil:
-			return fmt.Errorf("read the events of %s: %w", c.ICP, err)
-		default:
+		for from := uint64(1); ; {
+			recs, err := st.ReadStreamPage(ctx, events.StreamID(c.ICP), from, pages.next())
+			if errors.Is(err, events.ErrStreamNotFound) {
+				break
+			}
+			if err != nil {
+				return fmt.Errorf("read the events of %s: %w", c.ICP, err)
+			}
+			if len(recs) == 0 {
+				break
+			}
+			pages.saw(recs)
+			last := recs[len(recs)-1]
+			from = last.Version + 1
 			recs = slices.DeleteFunc(recs, func(r events.Recorded) bool { return r.Position <= after || r.Position > head })
 			if err := emit(recs); err != nil {
 				return finish(err, out)
+			}
+			if last.Position > head { // the stream's later events are later still
+				break
 			}
 		}
 		after = max(after, head)
 	} else {
 		for after < head {
-			recs, err := st.ReadAll(ctx, after, 1024)
+			recs, err := st.ReadAll(ctx, after, pages.next())
 			if err != nil {
 				return fmt.Errorf("read the events after position %d: %w", after, err)
 			}
 			if len(recs) == 0 {
 				break
 			}
+			pages.saw(recs)
 			recs = slices.DeleteFunc(recs, func(r events.Recorded) bool { return r.Position > head })
 			if err := emit(recs); err != nil {
 				return finish(err, out)
@@ -172,11 +188,41 @@ func (c *EventsCmd) Run(g *Globals) error {
 	if !c.Follow || (c.To != 0 && after >= c.To) {
 		return out.Flush()
 	}
-	err = st.Follow(ctx, after, 1024, emit)
+	err = st.Follow(ctx, after, followBatch, emit)
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		err = nil // interrupted: the normal end of --follow
 	}
 	return finish(err, out)
+}
+
+// pageSizer sizes the pages the history is read in, so that a page holds
+// about pageBytes of events whatever their size: the event store's reads are
+// bounded by a count of events, and an event may be as large as the largest
+// request body the API accepted. It assumes the events to come are no larger
+// than the largest seen so far; until one is seen, a page is firstPage
+// events. The command holds one page at a time (TestEventsMemoryIsFlat).
+type pageSizer struct{ largest int }
+
+const (
+	pageBytes = 1 << 20
+	firstPage = 16
+	maxPage   = 1024
+	// followBatch bounds the batches of --follow once the history is out:
+	// events as they are recorded, a few at a time.
+	followBatch = 64
+)
+
+func (p *pageSizer) next() int {
+	if p.largest == 0 {
+		return firstPage
+	}
+	return max(1, min(maxPage, pageBytes/p.largest))
+}
+
+func (p *pageSizer) saw(recs []events.Recorded) {
+	for _, r := range recs {
+		p.largest = max(p.largest, len(r.Data)+len(r.Metadata))
+	}
 }
 
 // finish flushes out and turns the end markers into success.

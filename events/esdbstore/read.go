@@ -20,6 +20,19 @@ const readAll = math.MaxInt64
 // deleted) returns an error wrapping events.ErrStreamNotFound; a stream that
 // exists but has nothing from there returns no events and no error.
 func (s *Store) ReadStream(ctx context.Context, stream string, from uint64) ([]events.Recorded, error) {
+	return s.readStream(ctx, stream, from, readAll)
+}
+
+// ReadStreamPage returns up to limit events of stream with Version >= from,
+// oldest first (see events.Store and ReadStream).
+func (s *Store) ReadStreamPage(ctx context.Context, stream string, from uint64, limit int) ([]events.Recorded, error) {
+	if limit <= 0 {
+		return nil, fmt.Errorf("esdbstore: read stream page: limit %d, want > 0", limit)
+	}
+	return s.readStream(ctx, stream, from, uint64(limit))
+}
+
+func (s *Store) readStream(ctx context.Context, stream string, from, count uint64) ([]events.Recorded, error) {
 	if stream == "" {
 		return nil, errors.New("esdbstore: read stream: empty stream name")
 	}
@@ -30,7 +43,7 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64) ([]e
 	var out []events.Recorded
 	err := s.do(ctx, func(c *esdb.Client) error {
 		out = nil
-		rs, err := c.ReadStream(ctx, stream, esdb.ReadStreamOptions{From: start}, readAll)
+		rs, err := c.ReadStream(ctx, stream, esdb.ReadStreamOptions{From: start}, count)
 		if err != nil {
 			return err
 		}

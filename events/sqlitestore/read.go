@@ -18,6 +18,21 @@ const selectRecorded = `SELECT position, stream, version, event_id, type, schema
 // A stream with no events returns events.ErrStreamNotFound; an existing stream
 // read from beyond its end returns no events and no error.
 func (s *Store) ReadStream(ctx context.Context, stream string, from uint64) ([]events.Recorded, error) {
+	return s.readStream(ctx, stream, from, -1)
+}
+
+// ReadStreamPage returns up to limit events of stream with Version >= from,
+// oldest first (see events.Store).
+func (s *Store) ReadStreamPage(ctx context.Context, stream string, from uint64, limit int) ([]events.Recorded, error) {
+	if limit <= 0 {
+		return nil, fmt.Errorf("sqlitestore: read stream page: limit must be > 0, got %d", limit)
+	}
+	return s.readStream(ctx, stream, from, limit)
+}
+
+// readStream reads up to limit events of stream from version from (limit
+// -1: all).
+func (s *Store) readStream(ctx context.Context, stream string, from uint64, limit int) ([]events.Recorded, error) {
 	if s.isClosing() {
 		return nil, ErrClosed
 	}
@@ -30,8 +45,12 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64) ([]e
 	// One statement, so one snapshot: the existence check and the events
 	// agree. Every stream starts at version 1, so its first event tells
 	// whether the stream exists at all.
+	rows := limit
+	if limit > 0 {
+		rows++ // room for the existence marker
+	}
 	recs, err := s.queryRecorded(ctx, 0, selectRecorded+
-		`WHERE stream = ? AND (version >= ? OR version = 1) ORDER BY version`, stream, int64(from))
+		`WHERE stream = ? AND (version >= ? OR version = 1) ORDER BY version LIMIT ?`, stream, int64(from), rows)
 	if err != nil {
 		return nil, s.readErr(ctx, "read stream", err)
 	}
@@ -40,6 +59,9 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64) ([]e
 	}
 	if recs[0].Version < from { // the existence marker, not asked for
 		recs = recs[1:]
+	}
+	if limit > 0 && len(recs) > limit {
+		recs = recs[:limit]
 	}
 	return recs, nil
 }

@@ -36,6 +36,42 @@ func runReadStream(t *testing.T, open func(t *testing.T) events.Store) {
 		}
 	})
 
+	t.Run("Pages", func(t *testing.T) {
+		s := open(t)
+		stream, evs := newStream(), newEvents(5)
+		res := mustAppend(t, s, stream, events.NoStream, evs...)
+		for _, tc := range []struct {
+			from     uint64
+			limit    int
+			versions []uint64
+		}{
+			{0, 2, []uint64{1, 2}}, {1, 2, []uint64{1, 2}}, {3, 2, []uint64{3, 4}}, {5, 2, []uint64{5}},
+			{2, 10, []uint64{2, 3, 4, 5}}, {4, 1, []uint64{4}}, {6, 2, nil}, {1000, 1, nil},
+		} {
+			recs, err := s.ReadStreamPage(testCtx(t), stream, tc.from, tc.limit)
+			if err != nil {
+				t.Fatalf("ReadStreamPage from %d limit %d: %v", tc.from, tc.limit, err)
+			}
+			if len(recs) != len(tc.versions) {
+				t.Fatalf("ReadStreamPage from %d limit %d: %d events, want versions %v", tc.from, tc.limit, len(recs), tc.versions)
+			}
+			for i, r := range recs {
+				v := tc.versions[i]
+				if r.Version != v || r.Position != res.Positions[v-1] || r.StreamID != stream {
+					t.Fatalf("ReadStreamPage from %d limit %d, event %d: version %d position %d, want %d %d",
+						tc.from, tc.limit, i, r.Version, r.Position, v, res.Positions[v-1])
+				}
+				sameEvent(t, r, evs[v-1])
+			}
+		}
+		if _, err := s.ReadStreamPage(testCtx(t), newStream(), 1, 2); !errors.Is(err, events.ErrStreamNotFound) {
+			t.Fatalf("ReadStreamPage of a missing stream: %v, want events.ErrStreamNotFound", err)
+		}
+		if recs, err := s.ReadStreamPage(testCtx(t), stream, 1, 0); err == nil {
+			t.Fatalf("ReadStreamPage with limit 0 returned %d events and no error", len(recs))
+		}
+	})
+
 	t.Run("MissingStreamIsNotFound", func(t *testing.T) {
 		s := open(t)
 		for _, from := range []uint64{0, 1, 5} {

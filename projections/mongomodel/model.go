@@ -350,17 +350,11 @@ func (m *Model) List(ctx context.Context, tenant, user string, after uint64, lim
 	}
 	ctx, cancel := m.opCtx(ctx)
 	defer cancel()
-	filter := bson.D{
-		{Key: "tenant", Value: tenant},
-		{Key: "members", Value: user},
-		{Key: "position", Value: bson.D{{Key: "$gt", Value: int64(after)}}},
-		{Key: "deleted", Value: false},
-	}
-	fo := options.Find().SetSort(bson.D{{Key: "position", Value: 1}, {Key: "_id", Value: 1}})
+	fo := options.Find().SetSort(listOrder)
 	if limit > 0 {
 		fo.SetLimit(int64(limit))
 	}
-	cur, err := m.coll.Find(ctx, filter, fo)
+	cur, err := m.coll.Find(ctx, listFilter(tenant, user, after), fo)
 	if err != nil {
 		return nil, unavailable("list", err)
 	}
@@ -375,6 +369,72 @@ func (m *Model) List(ctx context.Context, tenant, user string, after uint64, lim
 			return nil, fmt.Errorf("mongomodel list: %w", err)
 		}
 		out = append(out, v)
+	}
+	return out, nil
+}
+
+// listFilter selects a member's live ICPs after a position; with listOrder
+// it is served by ListIndex.
+func listFilter(tenant, user string, after uint64) bson.D {
+	return bson.D{
+		{Key: "tenant", Value: tenant},
+		{Key: "members", Value: user},
+		{Key: "position", Value: bson.D{{Key: "$gt", Value: int64(after)}}},
+		{Key: "deleted", Value: false},
+	}
+}
+
+var listOrder = bson.D{{Key: "position", Value: 1}, {Key: "_id", Value: 1}}
+
+// chunkBatch is the most documents one reply of a ListChunk query carries:
+// documents past a chunk's maxBytes are read and dropped, so a small batch
+// bounds that waste and the memory the driver holds for one reply.
+const chunkBatch = 32
+
+// ListChunk returns the next chunk of a member's list (see
+// projections.ReadModel), read from the primary with majority read concern
+// in one query whose cursor is closed before it returns (killCursors when
+// the chunk ended before the query's last batch), so no server cursor nor
+// its memory outlives the call. The driver holds at most one reply of
+// chunkBatch documents (and never more than MongoDB's 16 MiB per reply).
+func (m *Model) ListChunk(ctx context.Context, tenant, user string, after uint64, maxViews, maxBytes int) ([]projections.View, error) {
+	if m.closed() {
+		return nil, unavailable("list", ErrClosed)
+	}
+	if after >= math.MaxInt64 {
+		return []projections.View{}, nil // no stored position is beyond it
+	}
+	maxViews, maxBytes = max(1, maxViews), max(1, maxBytes)
+	if err := m.ready(ctx); err != nil {
+		return nil, err
+	}
+	ctx, cancel := m.opCtx(ctx)
+	defer cancel()
+	fo := options.Find().SetSort(listOrder).SetLimit(int64(maxViews)).SetBatchSize(int32(min(maxViews, chunkBatch)))
+	cur, err := m.coll.Find(ctx, listFilter(tenant, user, after), fo)
+	if err != nil {
+		return nil, unavailable("list", err)
+	}
+	defer func() { _ = cur.Close(ctx) }()
+	out := []projections.View{}
+	size := 0
+	for cur.Next(ctx) {
+		var r record
+		if err := cur.Decode(&r); err != nil {
+			return nil, unavailable("list", err)
+		}
+		v, err := r.view()
+		if err != nil {
+			return nil, fmt.Errorf("mongomodel list: %w", err)
+		}
+		if len(out) > 0 && size+len(v.Doc) > maxBytes {
+			break
+		}
+		size += len(v.Doc)
+		out = append(out, v)
+	}
+	if err := cur.Err(); err != nil {
+		return nil, unavailable("list", err)
 	}
 	return out, nil
 }

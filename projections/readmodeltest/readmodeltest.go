@@ -14,7 +14,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -46,6 +48,9 @@ func Run(t *testing.T, open func(t *testing.T) projections.ReadModel) {
 		{"ListOrderTenantMembership", testList},
 		{"ListPaging", testListPaging},
 		{"ListFollowsMembershipChanges", testListMembershipChange},
+		{"ListChunkBoundsAndOrder", testListChunkBounds},
+		{"ListChunkLargeDocComesAlone", testListChunkLargeDoc},
+		{"ListChunkWalkUnderWrites", testListChunkWalkUnderWrites},
 		{"WaitForAlreadyThere", testWaitForAlreadyThere},
 		{"WaitForWakesOnApply", testWaitForWakes},
 		{"WaitForTimesOut", testWaitForTimeout},
@@ -386,6 +391,178 @@ func testListMembershipChange(t *testing.T, rm projections.ReadModel) {
 	wantIDs(t, got, c.id)
 	if got[0].Version != 2 {
 		t.Fatalf("listed version %d, want 2", got[0].Version)
+	}
+}
+
+func chunk(t *testing.T, rm projections.ReadModel, tenant, user string, after uint64, maxViews, maxBytes int) []projections.View {
+	t.Helper()
+	got, err := rm.ListChunk(ctxT(t), tenant, user, after, maxViews, maxBytes)
+	if err != nil {
+		t.Fatalf("ListChunk: %v", err)
+	}
+	if got == nil {
+		t.Fatal("ListChunk returned nil, want an empty chunk")
+	}
+	return got
+}
+
+func docBytes(vs []projections.View) int {
+	n := 0
+	for _, v := range vs {
+		n += len(v.Doc)
+	}
+	return n
+}
+
+// sized is c's view whose doc is padded to exactly n bytes.
+func (c icp) sized(n int, users ...string) projections.View {
+	v := c.view(1, users...)
+	pad := n - len(v.Doc) - len(`,"pad":""`)
+	if pad < 0 {
+		panic("doc size too small")
+	}
+	v.Doc = append(v.Doc[:len(v.Doc)-1], []byte(`,"pad":"`+strings.Repeat("x", pad)+`"}`)...)
+	return v
+}
+
+func testListChunkBounds(t *testing.T, rm projections.ReadModel) {
+	tenant := "org_" + uuid.NewString()
+	// Docs of 100 to 460 bytes, applied out of position order; a
+	// non-member, another tenant's ICP and a deleted ICP in between.
+	var views []projections.View
+	byID := map[string]projections.View{}
+	for i := range 10 {
+		c := newICP(tenant, uint64(1000-10*i))
+		v := c.sized(100+40*i, "user_1", "user_2")
+		views = append(views, v)
+		byID[c.id] = v
+	}
+	deleted := newICP(tenant, 995)
+	views = append(views,
+		newICP(tenant, 985).view(1, "user_2"),
+		newICP("org_"+uuid.NewString(), 975).view(1, "user_1"),
+		deleted.view(1, "user_1"))
+	apply(t, rm, views...)
+	applyOne(t, rm, deleted.tombstone(2))
+	want := list(t, rm, tenant, "user_1", 0, 0)
+	if len(want) != 10 {
+		t.Fatalf("List found %d ICPs, want 10", len(want))
+	}
+
+	for _, b := range []struct{ views, bytes int }{{3, 1 << 20}, {100, 700}, {4, 500}, {1, 1}, {0, 0}} {
+		var got []projections.View
+		var after uint64
+		for range 20 {
+			c := chunk(t, rm, tenant, "user_1", after, b.views, b.bytes)
+			if len(c) == 0 {
+				break
+			}
+			if len(c) > max(1, b.views) {
+				t.Fatalf("maxViews %d: a chunk of %d views", b.views, len(c))
+			}
+			if len(c) > 1 && docBytes(c) > b.bytes {
+				t.Fatalf("maxBytes %d: a chunk of %d views holds %d bytes", b.bytes, len(c), docBytes(c))
+			}
+			// A chunk stops only at a bound: it is full, or the next
+			// view would not have fit.
+			if rest := chunk(t, rm, tenant, "user_1", c[len(c)-1].Position, 1, 1); len(rest) > 0 &&
+				len(c) < max(1, b.views) && docBytes(c)+len(rest[0].Doc) <= b.bytes {
+				t.Fatalf("maxViews %d maxBytes %d: a chunk of %d views (%d bytes) stopped before a view of %d bytes",
+					b.views, b.bytes, len(c), docBytes(c), len(rest[0].Doc))
+			}
+			got = append(got, c...)
+			after = c[len(c)-1].Position
+		}
+		wantIDs(t, got, ids(want)...)
+		for i, v := range got {
+			if !bytes.Equal(v.Doc, byID[v.ID].Doc) || v.Position != want[i].Position || v.Tenant != tenant || v.Deleted ||
+				v.Version != 1 || len(v.UserIDs) != 2 || v.CreatedBy != "user_creator" {
+				t.Fatalf("chunked view %d = %+v, want %+v", i, v, want[i])
+			}
+		}
+		if rest := chunk(t, rm, tenant, "user_1", after, b.views, b.bytes); len(rest) != 0 {
+			t.Fatalf("after the last view, ListChunk found %v", ids(rest))
+		}
+	}
+	if got := chunk(t, rm, tenant, "user_nobody", 0, 10, 1<<20); len(got) != 0 {
+		t.Fatalf("a non-member's chunk holds %v", ids(got))
+	}
+	if got := chunk(t, rm, tenant, "user_1", math.MaxUint64, 10, 1<<20); len(got) != 0 {
+		t.Fatalf("a chunk after the largest position holds %v", ids(got))
+	}
+}
+
+func testListChunkLargeDoc(t *testing.T, rm projections.ReadModel) {
+	tenant := "org_" + uuid.NewString()
+	small1, large, small2 := newICP(tenant, 10), newICP(tenant, 20), newICP(tenant, 30)
+	apply(t, rm, small1.sized(200, "user_1"), large.sized(64<<10, "user_1"), small2.sized(200, "user_1"))
+	// The large doc does not fit beside the first, and comes alone.
+	wantIDs(t, chunk(t, rm, tenant, "user_1", 0, 10, 1024), small1.id)
+	got := chunk(t, rm, tenant, "user_1", 10, 10, 1024)
+	wantIDs(t, got, large.id)
+	if len(got[0].Doc) != 64<<10 {
+		t.Fatalf("the large doc came back with %d bytes", len(got[0].Doc))
+	}
+	wantIDs(t, chunk(t, rm, tenant, "user_1", 20, 10, 1024), small2.id)
+}
+
+// testListChunkWalkUnderWrites pins what EachChunk promises when the read
+// model changes between two chunks of a walk.
+func testListChunkWalkUnderWrites(t *testing.T, rm projections.ReadModel) {
+	tenant := "org_" + uuid.NewString()
+	var cs []icp
+	for i := range 8 {
+		c := newICP(tenant, uint64(100+10*i)) // positions 100..170
+		cs = append(cs, c)
+		applyOne(t, rm, c.view(1, "user_1"))
+	}
+	early := newICP(tenant, 50) // applied late, behind the cursor
+	late := newICP(tenant, 500) // created during the walk, ahead of it
+	var got []projections.View
+	chunks := 0
+	err := projections.EachChunk(ctxT(t), rm, tenant, "user_1", 0, 2, 1<<20, func(c []projections.View) error {
+		chunks++
+		got = append(got, c...)
+		if chunks == 1 { // read: positions 100 and 110
+			apply(t, rm,
+				cs[0].tombstone(2),               // passed: already listed
+				cs[3].view(2, "user_1"),          // ahead: listed at version 2
+				cs[4].tombstone(2),               // ahead: left out
+				cs[5].view(2, "user_2"),          // ahead, loses the member: left out
+				early.view(1, "user_1"),          // behind the cursor: left out
+				late.view(1, "user_1", "user_2"), // ahead: listed
+			)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("EachChunk: %v", err)
+	}
+	wantIDs(t, got, cs[0].id, cs[1].id, cs[2].id, cs[3].id, cs[6].id, cs[7].id, late.id)
+	if got[3].Version != 2 || !bytes.Equal(got[3].Doc, cs[3].view(2, "user_1").Doc) {
+		t.Fatalf("an ICP updated ahead of the walk was listed at version %d: %s", got[3].Version, got[3].Doc)
+	}
+	if chunks != 4 {
+		t.Fatalf("the walk took %d chunks of at most 2 views for 7 views, want 4", chunks)
+	}
+
+	// fn's error ends the walk and is returned as it is.
+	stop := errors.New("stop")
+	calls := 0
+	err = projections.EachChunk(ctxT(t), rm, tenant, "user_1", 0, 2, 1<<20, func([]projections.View) error {
+		calls++
+		return stop
+	})
+	if !errors.Is(err, stop) || calls != 1 {
+		t.Fatalf("EachChunk after fn failed: err = %v after %d calls, want stop after 1", err, calls)
+	}
+	// An empty list calls fn never.
+	err = projections.EachChunk(ctxT(t), rm, tenant, "user_nobody", 0, 2, 1<<20, func([]projections.View) error {
+		t.Fatal("fn called for an empty list")
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("EachChunk on an empty list: %v", err)
 	}
 }
 

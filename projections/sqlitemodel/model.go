@@ -292,11 +292,7 @@ func (m *Model) List(ctx context.Context, tenant, user string, after uint64, lim
 	if limit <= 0 {
 		limit = -1 // SQLite: no limit
 	}
-	rows, err := m.rdb.QueryContext(ctx, `SELECT `+viewColumns+`
-		FROM icp_members m JOIN icps i ON i.id = m.id
-		WHERE m.tenant = ? AND m.user_id = ? AND m.position > ? AND i.deleted = 0 AND i.tenant = m.tenant
-		ORDER BY m.position, m.id
-		LIMIT ?`, tenant, user, int64(after), limit)
+	rows, err := m.rdb.QueryContext(ctx, listQuery, tenant, user, int64(after), limit)
 	if err != nil {
 		return nil, unavailable("list", err)
 	}
@@ -307,6 +303,52 @@ func (m *Model) List(ctx context.Context, tenant, user string, after uint64, lim
 		if err != nil {
 			return nil, unavailable("list", err)
 		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, unavailable("list", err)
+	}
+	return out, nil
+}
+
+// listQuery reads a member's list from the membership index, in (position,
+// id) order, after a position, at most a number of rows (-1: all).
+const listQuery = `SELECT ` + viewColumns + `
+	FROM icp_members m JOIN icps i ON i.id = m.id
+	WHERE m.tenant = ? AND m.user_id = ? AND m.position > ? AND i.deleted = 0 AND i.tenant = m.tenant
+	ORDER BY m.position, m.id
+	LIMIT ?`
+
+// ListChunk returns the next chunk of a member's list (see
+// projections.ReadModel): one statement on one read connection, closed
+// before it returns, so its WAL snapshot does not outlive the call and the
+// checkpointer is never held back by a slow caller between chunks. The row
+// that would overflow maxBytes is read (the driver reads whole rows) and
+// dropped; the next chunk reads it again.
+func (m *Model) ListChunk(ctx context.Context, tenant, user string, after uint64, maxViews, maxBytes int) ([]projections.View, error) {
+	if m.closed() {
+		return nil, unavailable("list", ErrClosed)
+	}
+	if after > maxInt64 {
+		return []projections.View{}, nil
+	}
+	maxViews, maxBytes = max(1, maxViews), max(1, maxBytes)
+	rows, err := m.rdb.QueryContext(ctx, listQuery, tenant, user, int64(after), maxViews)
+	if err != nil {
+		return nil, unavailable("list", err)
+	}
+	defer rows.Close()
+	out := []projections.View{}
+	size := 0
+	for rows.Next() {
+		v, err := scanView(rows)
+		if err != nil {
+			return nil, unavailable("list", err)
+		}
+		if len(out) > 0 && size+len(v.Doc) > maxBytes {
+			break
+		}
+		size += len(v.Doc)
 		out = append(out, v)
 	}
 	if err := rows.Err(); err != nil {
