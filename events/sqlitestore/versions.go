@@ -2,44 +2,46 @@ package sqlitestore
 
 import (
 	"context"
-	"strings"
+	"database/sql"
+	"encoding/json"
 )
 
 // versionsBatch is how many streams one statement of StreamVersions asks
-// for: well inside SQLite's limit on bound parameters, and large enough
-// that a page of a list is one statement.
+// for: a page of a list is one statement, and no statement's argument grows
+// without bound.
 const versionsBatch = 500
 
+// selectVersions looks each stream of a JSON array up in the (stream,
+// version) index: one descent per stream to its highest version, without
+// reading any event's data. A single JSON argument rather than one bound
+// parameter per stream keeps the statement's text the same for any count,
+// and measured about a quarter of the cost of "stream IN (?, ?, ...) GROUP
+// BY stream" for 100 streams (BenchmarkStreamVersions).
+const selectVersions = `SELECT j.value, (SELECT MAX(version) FROM events WHERE stream = j.value) FROM json_each(?) AS j`
+
 // StreamVersions returns the version of the last event of each stream that
-// has events. Each batch of streams is one statement, answered from the
-// (stream, version) index without reading any event's data.
+// has events, in statements of versionsBatch streams. A name that is not
+// valid UTF-8 names no stream this store can hold under that name in JSON
+// and is reported absent.
 func (s *Store) StreamVersions(ctx context.Context, streams []string) (map[string]uint64, error) {
 	if s.isClosing() {
 		return nil, ErrClosed
 	}
 	out := make(map[string]uint64, len(streams))
-	args := make([]any, 0, min(len(streams), versionsBatch))
 	for start := 0; start < len(streams); start += versionsBatch {
-		args = args[:0]
-		for _, st := range streams[start:min(start+versionsBatch, len(streams))] {
-			if st != "" {
-				args = append(args, st)
-			}
+		batch, err := json.Marshal(streams[start:min(start+versionsBatch, len(streams))])
+		if err != nil { // cannot happen: strings only
+			return nil, err
 		}
-		if len(args) == 0 {
-			continue
-		}
-		if err := s.streamVersions(ctx, args, out); err != nil {
+		if err := s.streamVersions(ctx, string(batch), out); err != nil {
 			return nil, s.readErr(ctx, "stream versions", err)
 		}
 	}
 	return out, nil
 }
 
-func (s *Store) streamVersions(ctx context.Context, streams []any, out map[string]uint64) error {
-	q := `SELECT stream, MAX(version) FROM events WHERE stream IN (?` +
-		strings.Repeat(",?", len(streams)-1) + `) GROUP BY stream`
-	rows, err := s.rdb.QueryContext(ctx, q, streams...)
+func (s *Store) streamVersions(ctx context.Context, streams string, out map[string]uint64) error {
+	rows, err := s.rdb.QueryContext(ctx, selectVersions, streams)
 	if err != nil {
 		return err
 	}
@@ -47,12 +49,14 @@ func (s *Store) streamVersions(ctx context.Context, streams []any, out map[strin
 	for rows.Next() {
 		var (
 			stream  string
-			version int64
+			version sql.NullInt64
 		)
 		if err := rows.Scan(&stream, &version); err != nil {
 			return err
 		}
-		out[stream] = uint64(version)
+		if version.Valid && stream != "" {
+			out[stream] = uint64(version.Int64)
+		}
 	}
 	return rows.Err()
 }
