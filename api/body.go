@@ -30,13 +30,13 @@ func releaseBody(b *bytes.Buffer) {
 }
 
 // readJSONBody checks that the request carries JSON (415 otherwise) of at most
-// MaxBodyBytes (413 otherwise) and reads it. The caller must releaseBody the
+// bodyLimit (413 otherwise) and reads it. The caller must releaseBody the
 // buffer when done with its bytes.
 func (a *api) readJSONBody(c *gin.Context) (*bytes.Buffer, error) {
 	if err := checkJSONContentType(c.Request.Header.Get("Content-Type")); err != nil {
 		return nil, err
 	}
-	limit := a.cfg.MaxBodyBytes
+	limit := a.bodyLimit()
 	tooLarge := &Error{Status: http.StatusRequestEntityTooLarge, Code: CodePayloadTooLarge,
 		Message: fmt.Sprintf("the request body is larger than %d bytes", limit)}
 	if c.Request.ContentLength > limit {
