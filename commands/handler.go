@@ -22,7 +22,7 @@ type Handler struct {
 	store       events.Store
 	now         func() time.Time
 	maxAttempts int
-	unavailable uint // tries of an append the store could not confirm
+	unavailable uint         // tries of an append the store could not confirm
 	busLimit    func() int64 // WithBusLimit; nil: no bound
 	maxDoc      int          // WithMaxDocBytes; 0: no bound
 }
