@@ -41,7 +41,7 @@ func (s *Store) StreamVersions(ctx context.Context, streams []string) (map[strin
 }
 
 func (s *Store) streamVersions(ctx context.Context, streams string, out map[string]uint64) error {
-	rows, err := s.rdb.QueryContext(ctx, selectVersions, streams)
+	rows, err := s.versions.QueryContext(ctx, streams)
 	if err != nil {
 		return err
 	}
