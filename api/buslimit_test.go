@@ -108,6 +108,27 @@ func TestEventsTheBusCannotCarryAreRefusedBeforeTheyAreRecorded(t *testing.T) {
 	if slack := maxPayload - events.BusHeaderRoom - lo; slack > 2<<10 {
 		t.Errorf("creates are refused from %d bytes of padding, %d bytes below what the bus carries less its header room", hi, slack)
 	}
+	// An update whose event the bus could not carry is refused the same way.
+	small := create(100)
+	if small.status != http.StatusCreated {
+		t.Fatalf("small create: %d %s", small.status, small.body)
+	}
+	path := api.BasePath + "/" + idOf(t, small.body)
+	before := head()
+	// Its body is just within the early bound on bodies (the bus's limit
+	// less the header room), so the event as encoded is what is refused.
+	const prefix, suffix = `{"leadProviderCriteria":[{"provider":"baseProvider","filters":{"pad":"`, `"}}]}`
+	pad := maxPayload - events.BusHeaderRoom - len(prefix) - len(suffix)
+	upd := s.call(http.MethodPatch, path, alice, prefix+strings.Repeat("y", pad)+suffix, nil)
+	if e := assertError(t, upd, http.StatusRequestEntityTooLarge, "PAYLOAD_TOO_LARGE"); !strings.Contains(e.Message, "event") {
+		t.Errorf("the update was refused as %q, want the event's size named", e.Message)
+	}
+	if h := head(); h != before {
+		t.Fatalf("a refused update recorded events: head %d -> %d", before, h)
+	}
+	if g := s.call(http.MethodGet, path, alice, "", nil); g.status != http.StatusOK || g.header.Get("ETag") != `"1"` {
+		t.Fatalf("get after the refused update: %d ETag %q", g.status, g.header.Get("ETag"))
+	}
 	// Later creates flow, through the bus to the read model.
 	for range 3 {
 		if refused(100) {
@@ -115,7 +136,7 @@ func TestEventsTheBusCannotCarryAreRefusedBeforeTheyAreRecorded(t *testing.T) {
 		}
 	}
 	r := s.call(http.MethodGet, api.BasePath, alice, "", nil)
-	if r.status != http.StatusOK || strings.Count(r.body, `"name":"Padded"`) < 5 {
+	if r.status != http.StatusOK || strings.Count(r.body, `"name":"Padded"`) < 6 {
 		t.Fatalf("list after the refusals: %d, %d ICPs", r.status, strings.Count(r.body, `"name":"Padded"`))
 	}
 }
