@@ -66,7 +66,7 @@ func (br budgetedReader) Read(p []byte) (int, error) {
 }
 
 // readJSONBody checks that the request carries JSON (415 otherwise) of at most
-// MaxBodyBytes (413 otherwise) and reads it, within the budget of bodies held
+// bodyLimit (413 otherwise) and reads it, within the budget of bodies held
 // at once (503 with Retry-After when it is spent: a body of declared length
 // takes its share before anything is read, one of unknown length as it
 // arrives). The caller must releaseBody the body when done with its bytes.
@@ -78,7 +78,7 @@ func (a *api) readJSONBody(c *gin.Context) (*requestBody, error) {
 	if err := checkJSONContentType(c.Request.Header.Get("Content-Type")); err != nil {
 		return nil, err
 	}
-	limit := a.cfg.MaxBodyBytes
+	limit := a.bodyLimit()
 	tooLarge := &Error{Status: http.StatusRequestEntityTooLarge, Code: CodePayloadTooLarge,
 		Message: fmt.Sprintf("the request body is larger than %d bytes", limit)}
 	if c.Request.ContentLength > limit {

@@ -38,6 +38,7 @@ type service struct {
 type engines struct {
 	eventStore string // --event-store: an EventStoreDB connection string
 	readModel  string // --read-model: a MongoDB URI
+	nats       string // --nats: a NATS server of the test's own
 	// orgSuffix is appended to every organisation the service's tokens
 	// name, so that runs sharing one real server across test runs each see
 	// only their own tenants (ICP ids derive from the tenant, too).
@@ -63,6 +64,9 @@ func startServiceOn(t *testing.T, e engines) *service {
 	}
 	if e.readModel != "" {
 		args = append(args, "--read-model="+e.readModel)
+	}
+	if e.nats != "" {
+		args = append(args, "--nats="+e.nats)
 	}
 	cfg, err := config.Load(args)
 	if err != nil {

@@ -79,12 +79,15 @@ func (a *api) errorFor(log *slog.Logger, err error, id string) *Error {
 	var (
 		e  *Error
 		ve *commands.ValidationError
+		tl *commands.TooLargeError
 	)
 	switch {
 	case errors.As(err, &e):
 		return e
 	case errors.As(err, &ve):
 		return badRequest(ve.Message, ve.Details...)
+	case errors.As(err, &tl):
+		return &Error{Status: http.StatusRequestEntityTooLarge, Code: CodePayloadTooLarge, Message: tl.Error() + ": make the ICP smaller"}
 	case errors.Is(err, commands.ErrNotFound), errors.Is(err, projections.ErrNotFound):
 		return notFound(id)
 	case errors.Is(err, commands.ErrForbidden):

@@ -209,7 +209,10 @@ func (a *api) get(c *gin.Context, p auth.Principal) {
 // visible returns the live view of ICP id that p may read: ErrNotFound for a
 // malformed id, an unknown or deleted ICP, or another tenant's (never 403, so
 // ids of other tenants leak nothing); ErrForbidden for a member-only ICP of
-// p's tenant that p is not a member of, unless p is an admin.
+// p's tenant that p is not a member of, unless p is an admin. Membership and
+// deletion are those of the event store: a view the read model has not
+// brought up to the store's version is replaced by the store's (fresh1), so
+// an acknowledged removal or delete holds at once.
 func (a *api) visible(ctx context.Context, rawID string, p auth.Principal) (projections.View, error) {
 	id, ok := normaliseID(rawID)
 	if !ok {
@@ -219,7 +222,13 @@ func (a *api) visible(ctx context.Context, rawID string, p auth.Principal) (proj
 	if err != nil {
 		return projections.View{}, err
 	}
-	if v.Deleted || v.Tenant != p.Tenant() {
+	if v.Deleted || v.Tenant != p.Tenant() { // both final: no store can undo them
+		return projections.View{}, commands.ErrNotFound
+	}
+	if v, err = a.fresh1(ctx, v); err != nil { // access while the read model lags: see fresh.go
+		return projections.View{}, err
+	}
+	if v.Deleted {
 		return projections.View{}, commands.ErrNotFound
 	}
 	if !p.Admin && !member(v.UserIDs, p.UserID) {
@@ -293,6 +302,12 @@ func (a *api) list(c *gin.Context, p auth.Principal) {
 	if len(views) > pg.limit {
 		views = views[:pg.limit]
 		c.Header("Link", "<"+BasePath+"?cursor="+encodeCursor(views[len(views)-1].Position)+"&limit="+strconv.Itoa(pg.limit)+`>; rel="next"`)
+	}
+	// After the cursor was taken from the read model's page: fresh may drop
+	// views, and the next page starts after the last one read, dropped or not.
+	if views, err = a.fresh(c.Request.Context(), views, p); err != nil {
+		a.abort(c, err, "")
+		return
 	}
 	// The documents are written one by one rather than joined first, so the
 	// page is held once, not twice.

@@ -52,6 +52,16 @@ func (a *api) streamList(c *gin.Context, p auth.Principal, after uint64) {
 		}
 	}
 	err := projections.EachChunk(ctx, a.rm, p.Tenant(), p.UserID, after, listChunkViews, listChunkBytes, func(views []projections.View) error {
+		// Access is checked against the event store chunk by chunk: a
+		// member removed or an ICP deleted while the read model lags is
+		// dropped here (see fresh).
+		views, err := a.fresh(ctx, views, p)
+		if err != nil {
+			return err
+		}
+		if len(views) == 0 {
+			return nil
+		}
 		if !started {
 			started = true
 			w.Header().Set("Content-Type", contentTypeJSON)

@@ -22,7 +22,9 @@ type Handler struct {
 	store       events.Store
 	now         func() time.Time
 	maxAttempts int
-	unavailable uint // tries of an append the store could not confirm
+	unavailable uint         // tries of an append the store could not confirm
+	busLimit    func() int64 // WithBusLimit; nil: no bound
+	maxDoc      int          // WithMaxDocBytes; 0: no bound
 }
 
 // Option configures a Handler.
@@ -314,6 +316,15 @@ func (h *Handler) run(ctx context.Context, id string, assumeNew bool, onConflict
 			}
 		}
 		expected := cur.version()
+		if h.busLimit != nil || h.maxDoc > 0 {
+			next, err := result(state, d.payloads, expected, events.AppendResult{Positions: make([]uint64, len(d.payloads))})
+			if err != nil {
+				return Result{}, err
+			}
+			if err := h.checkLimits(stream, expected, proposed, next.State, doc); err != nil {
+				return Result{}, err
+			}
+		}
 		res, err := h.append(ctx, stream, expected, proposed)
 		if err == nil {
 			r, err := result(state, d.payloads, expected, res)

@@ -91,6 +91,15 @@ type Store interface {
 	// fails. A batch is delivered only after fn returned for the previous one.
 	Follow(ctx context.Context, after uint64, batchSize int, fn func([]Recorded) error) error
 
+	// StreamVersions returns the current version of each of streams: the
+	// version of its last committed event. A stream with no events is
+	// absent from the map. The answer is at least as new as every append
+	// that returned before the call began, so a reader comparing it with a
+	// copy it holds (a read model's view) learns whether that copy is
+	// stale. Any number of streams may be asked at once; adapters batch
+	// them. Duplicates and empty names are ignored.
+	StreamVersions(ctx context.Context, streams []string) (map[string]uint64, error)
+
 	// Head returns the position of the last committed event (0 when empty).
 	Head(ctx context.Context) (uint64, error)
 

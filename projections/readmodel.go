@@ -94,6 +94,12 @@ type ReadModel interface {
 	// stored data.
 	WaitFor(ctx context.Context, id string, version uint64) error
 
+	// MaxDocBytes is the longest View.Doc the engine stores, with the
+	// view's other fields at their largest (100 members of 128 bytes, ids
+	// and tenant of 256). Apply may refuse a longer one, so the service
+	// refuses a change whose ICP would be longer before recording it.
+	MaxDocBytes() int
+
 	// Ping reports whether the read model is reachable now.
 	Ping(ctx context.Context) error
 

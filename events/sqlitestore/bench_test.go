@@ -120,3 +120,47 @@ func BenchmarkReadAll(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*total)/b.Elapsed().Seconds(), "events/s")
 }
+
+// BenchmarkStreamVersions asks for the versions of 1 and of 100 streams at
+// once (a get, and a page of a list, checked for a lagging read model) in a
+// store of 10,000 streams.
+func BenchmarkStreamVersions(b *testing.B) {
+	s, err := sqlitestore.Open(context.Background(), filepath.Join(b.TempDir(), "events.db"), sqlitestore.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	streams := make([]string, 10_000)
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	for i := range streams {
+		streams[i] = "icp-" + uuid.NewString()
+	}
+	for w := range 32 {
+		wg.Go(func() {
+			for i := w; i < len(streams); i += 32 {
+				if _, err := s.Append(ctx, streams[i], events.NoStream, []events.Proposed{event(i)}); err != nil {
+					failed.Store(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err, ok := failed.Load().(error); ok {
+		b.Fatal(err)
+	}
+	for _, n := range []int{1, 100} {
+		b.Run("streams="+strconv.Itoa(n), func(b *testing.B) {
+			ask := streams[len(streams)/2 : len(streams)/2+n]
+			b.ReportAllocs()
+			for b.Loop() {
+				got, err := s.StreamVersions(ctx, ask)
+				if err != nil || len(got) != n {
+					b.Fatalf("%d versions, %v", len(got), err)
+				}
+			}
+		})
+	}
+}

@@ -40,6 +40,9 @@ type Store struct {
 	opts Options
 	wdb  *sql.DB // exactly one connection: the writer's
 	rdb  *sql.DB // read-only connections
+	// versions is selectVersions, prepared once: StreamVersions runs on
+	// every read the API serves (BenchmarkStreamVersions).
+	versions *sql.Stmt
 
 	queue       chan *appendReq
 	sendMu      sync.RWMutex // held for reading while an Append hands its request to queue
@@ -119,14 +122,21 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("sqlitestore: open %s for reading: %w", path, err)
 	}
 
+	versions, err := rdb.PrepareContext(ctx, selectVersions)
+	if err != nil {
+		wdb.Close()
+		rdb.Close()
+		return nil, fmt.Errorf("sqlitestore: open %s for reading: %w", path, err)
+	}
 	s := &Store{
-		opts:    opts,
-		wdb:     wdb,
-		rdb:     rdb,
-		queue:   make(chan *appendReq, opts.QueueSize),
-		closing: make(chan struct{}),
-		written: make(chan struct{}),
-		note:    newNotifier(),
+		opts:     opts,
+		wdb:      wdb,
+		rdb:      rdb,
+		versions: versions,
+		queue:    make(chan *appendReq, opts.QueueSize),
+		closing:  make(chan struct{}),
+		written:  make(chan struct{}),
+		note:     newNotifier(),
 	}
 	s.checkpoints, err = sqlitewal.Start(base+"?_busy_timeout="+busy, checkpointEvery, nil)
 	if err != nil {
@@ -177,7 +187,7 @@ func (s *Store) Close() error {
 		close(s.queue)
 		s.sendMu.Unlock()
 		<-s.written
-		s.closeErr = errors.Join(s.checkpoints.Close(), s.wdb.Close(), s.rdb.Close())
+		s.closeErr = errors.Join(s.checkpoints.Close(), s.wdb.Close(), s.versions.Close(), s.rdb.Close())
 	})
 	return s.closeErr
 }

@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) events.Store) {
 	t.Run("Idempotency", func(t *testing.T) { runIdempotency(t, open) })
 	t.Run("ReadStream", func(t *testing.T) { runReadStream(t, open) })
 	t.Run("ReadAll", func(t *testing.T) { runReadAll(t, open) })
+	t.Run("StreamVersions", func(t *testing.T) { runStreamVersions(t, open) })
 	t.Run("Follow", func(t *testing.T) { runFollow(t, open) })
 	t.Run("Concurrency", func(t *testing.T) { runConcurrency(t, open) })
 	t.Run("Lifecycle", func(t *testing.T) { runLifecycle(t, open) })

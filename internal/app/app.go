@@ -57,6 +57,7 @@ type App struct {
 	busID     *natsauth.Identity // the embedded server's users; nil with --nats
 	conns     []*nats.Conn
 	projConn  *nats.Conn
+	apiConn   *nats.Conn // tells the API the bus's largest message; not part of readiness once it did
 	relay     *relay.Relay
 	projector *projector.Projector
 
@@ -307,6 +308,11 @@ func (a *App) startAPI(ctx context.Context) error {
 	if len(cors) == 0 {
 		cors = a.cfg.AuthAuthorizedParties
 	}
+	// The bus's largest message (NATS max_payload) bounds what the API
+	// records: an event the bus cannot carry would never be published.
+	if a.apiConn, err = a.connect("icpd-api"); err != nil {
+		return err
+	}
 	handler, err := api.New(api.Config{
 		ConsistencyWait:   a.cfg.ConsistencyWait,
 		MaxBodyBytes:      a.cfg.MaxBodyBytes,
@@ -320,7 +326,7 @@ func (a *App) startAPI(ctx context.Context) error {
 
 		MaxInflightBodyBytes: a.cfg.MaxInflightBodyBytes,
 	}, api.Deps{
-		Commands:  commands.NewHandler(a.store),
+		Commands:  commands.NewHandler(a.store, commands.WithBusLimit(a.apiConn.MaxPayload), commands.WithMaxDocBytes(a.model.MaxDocBytes())),
 		ReadModel: a.model,
 		Verifier:  verifier,
 		Ready:     a.Ready,
@@ -417,9 +423,12 @@ func (a *App) Ready(ctx context.Context) error {
 		}
 	}
 	for _, c := range a.conns {
-		if !c.IsConnected() {
+		if c != a.apiConn && !c.IsConnected() {
 			return errors.New("bus: not connected")
 		}
+	}
+	if a.apiConn != nil && a.apiConn.MaxPayload() <= 0 {
+		return errors.New("bus: not reached yet; writes wait for its largest message size")
 	}
 	if a.relay != nil {
 		if err := a.relay.Health(); err != nil {

@@ -1,0 +1,114 @@
+package api_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/icpservice/icp/api"
+	"github.com/icpservice/icp/commands"
+	"github.com/icpservice/icp/events"
+	"github.com/icpservice/icp/events/sqlitestore"
+	"github.com/icpservice/icp/projections"
+	"github.com/icpservice/icp/projections/sqlitemodel"
+)
+
+// benchAPI is the API over real SQLite stores holding n ICPs of alice's,
+// each projected to the read model at its store version: the normal case,
+// no lag. It returns the handler and the ICPs' ids.
+func benchAPI(b *testing.B, n int) (http.Handler, []string) {
+	b.Helper()
+	ctx := context.Background()
+	dir := b.TempDir()
+	st, err := sqlitestore.Open(ctx, filepath.Join(dir, "events.db"), sqlitestore.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = st.Close() })
+	rm, err := sqlitemodel.Open(ctx, filepath.Join(dir, "read.db"), sqlitemodel.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = rm.Close() })
+	h, err := api.New(api.Config{ConsistencyWait: time.Nanosecond}, api.Deps{
+		Commands: commands.NewHandler(st), ReadModel: rm, Verifier: testTokens,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ids := make([]string, n)
+	for i := range ids {
+		body := fmt.Sprintf(`{"name":"ICP %d","leadProviderCriteria":[{"provider":"baseProvider","type":"person","filters":{"job_title":["CTO","VP Engineering"],"location":{"country":["Germany"]}}}],"userIds":["user_bob"],"leadsPerList":20}`, i)
+		w := serveBench(h, http.MethodPost, api.BasePath, body)
+		if w.Code != http.StatusCreated {
+			b.Fatalf("create: %d %s", w.Code, w.Body)
+		}
+		ids[i] = w.Body.String()[7:43] // {"id":"<36>"
+	}
+	recs, err := st.ReadAll(ctx, 0, n+1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	views := make([]projections.View, 0, len(recs))
+	for _, r := range recs {
+		s, err := events.EvolveRecorded(nil, r)
+		if err != nil {
+			b.Fatal(err)
+		}
+		v, err := projections.ViewOf(s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		views = append(views, v)
+	}
+	if _, err := rm.Apply(ctx, views); err != nil {
+		b.Fatal(err)
+	}
+	return h, ids
+}
+
+func serveBench(h http.Handler, method, path, body string) *httptest.ResponseRecorder {
+	var hr *http.Request
+	if body != "" {
+		hr = httptest.NewRequest(method, path, strings.NewReader(body))
+		hr.Header.Set("Content-Type", "application/json")
+	} else {
+		hr = httptest.NewRequest(method, path, nil)
+	}
+	hr.Header.Set("Authorization", "Bearer alice")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, hr)
+	return w
+}
+
+// BenchmarkGet is a get of one ICP whose view is up to date, through the
+// whole handler (authentication, the read model, the check against the event
+// store of access while the read model lags).
+func BenchmarkGet(b *testing.B) {
+	h, ids := benchAPI(b, 1)
+	path := api.BasePath + "/" + ids[0]
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if w := serveBench(h, http.MethodGet, path, ""); w.Code != http.StatusOK {
+			b.Fatalf("get: %d %s", w.Code, w.Body)
+		}
+	}
+}
+
+// BenchmarkList is a list of 100 ICPs whose views are up to date.
+func BenchmarkList(b *testing.B) {
+	h, _ := benchAPI(b, 100)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if w := serveBench(h, http.MethodGet, api.BasePath, ""); w.Code != http.StatusOK {
+			b.Fatalf("list: %d", w.Code)
+		}
+	}
+}
