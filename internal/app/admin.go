@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/pprof"
 	"time"
@@ -16,9 +15,9 @@ import (
 	"github.com/icpservice/icp/projections/sqlitemodel"
 )
 
-// startAdmin listens on --admin-addr for operators: Prometheus metrics, the
-// health endpoints and pprof. It is separate from the API port so that it can
-// stay on a private interface.
+// startAdmin serves operators on --admin-addr (listened on by New):
+// Prometheus metrics, the health endpoints and pprof. It is separate from the
+// API port so that it can stay on a private interface.
 func (a *App) startAdmin() error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics.Registry, promhttp.HandlerOpts{}))
@@ -42,10 +41,6 @@ func (a *App) startAdmin() error {
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	var err error
-	if a.adminLn, err = net.Listen("tcp", a.cfg.AdminAddr); err != nil {
-		return fmt.Errorf("admin listen %s: %w", a.cfg.AdminAddr, err)
-	}
 	a.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	return nil
 }
