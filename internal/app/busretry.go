@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"sync/atomic"
 	"time"
@@ -74,7 +75,8 @@ func (r *busRetry) up(nc *nats.Conn) {
 // whenConnected runs start once nc is connected: at once, returning its
 // error, when nc already is; otherwise in the background once nc connects,
 // retrying start with backoff until it succeeds or the process stops
-// (logging each failure with its retry delay). /readyz answers 503 in the
+// (logging each failure with its retry delay). A connection nats.go closes
+// for good ends Run with an error. /readyz answers 503 in the
 // meantime, since nc is one of the connections it checks.
 func (a *App) whenConnected(nc *nats.Conn, name string, start func(context.Context) error) error {
 	if nc.IsConnected() {
@@ -87,6 +89,12 @@ func (a *App) whenConnected(nc *nats.Conn, name string, start func(context.Conte
 		ctx := a.partsCtx
 		delay := busRetryFirst
 		for ctx.Err() == nil {
+			if nc.IsClosed() {
+				// nats.go gave up (e.g. the server refused the
+				// credentials twice): stop the process like a failed part.
+				a.partsErr <- fmt.Errorf("%s: NATS connection closed before it could start: %v", name, nc.LastError())
+				return
+			}
 			if !nc.IsConnected() {
 				// The connection itself retries and logs; this only
 				// notices it is up.

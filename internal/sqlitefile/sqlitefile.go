@@ -39,7 +39,7 @@ type SchemaError struct {
 }
 
 func (e *SchemaError) Error() string {
-	return fmt.Sprintf("schema version %d, this release knows up to %d", e.Have, e.Known)
+	return fmt.Sprintf("schema version %d, newer than the %d this release knows", e.Have, e.Known)
 }
 
 // Is makes errors.Is(err, ErrNewerSchema) true.
