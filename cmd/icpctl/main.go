@@ -7,6 +7,8 @@ import (
 	"os"
 
 	"github.com/alecthomas/kong"
+
+	"github.com/icpservice/icp/internal/private"
 )
 
 // CLI lists the subcommands. A subcommand is a struct with kong tags and a
@@ -31,6 +33,9 @@ type Globals struct {
 }
 
 func main() {
+	// Files icpctl creates in the data directory (the dev key, a rebuilt
+	// read model and its -wal/-shm) are the owner's alone, as icpd's are.
+	private.Umask()
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -6,7 +6,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -16,10 +15,14 @@ import (
 
 	"github.com/icpservice/icp/internal/app"
 	"github.com/icpservice/icp/internal/config"
+	"github.com/icpservice/icp/internal/private"
 	"github.com/icpservice/icp/internal/telemetry"
 )
 
 func main() {
+	// Before anything is created: every file of the data directory is
+	// the owner's alone.
+	private.Umask()
 	var cfg config.Config
 	// kong runs cfg.Validate and exits listing every invalid setting.
 	kong.Parse(&cfg,
@@ -44,8 +47,13 @@ func run(cfg config.Config) int {
 		Logger:       log,
 	})
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "icpd: tracing: %v\n", err)
-		return 2
+		app.WriteFaults(os.Stderr, "icpd", &config.Fault{
+			Flag: "otlp-endpoint",
+			Msg:  "tracing cannot be set up",
+			Err:  err,
+			Fix:  "correct " + config.Setting("otlp-endpoint") + ", or empty to export no spans",
+		})
+		return 1
 	}
 	defer func() {
 		tctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -55,7 +63,8 @@ func run(cfg config.Config) int {
 
 	a, err := app.New(ctx, cfg, log)
 	if err != nil {
-		log.Error("start failed", "err", err)
+		// One plain line per problem, naming the setting to change.
+		app.WriteFaults(os.Stderr, "icpd: cannot start", err)
 		return 1
 	}
 	if err := a.Run(ctx); err != nil {

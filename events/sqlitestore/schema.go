@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+
+	"github.com/icpservice/icp/internal/sqlitefile"
 )
 
 // migrations is the ordered schema history. The file's PRAGMA user_version is
@@ -42,7 +44,7 @@ func migrate(ctx context.Context, db *sql.DB) error {
 		return fmt.Errorf("migrate: read schema version: %w", err)
 	}
 	if have > len(migrations) {
-		return fmt.Errorf("schema version %d is newer than this code knows (%d): upgrade the service", have, len(migrations))
+		return sqlitefile.NewerSchema(have, len(migrations))
 	}
 	if have == len(migrations) {
 		return nil

@@ -16,6 +16,7 @@ import (
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/sqlitestore"
 	"github.com/icpservice/icp/events/storetest"
+	"github.com/icpservice/icp/internal/sqlitefile"
 )
 
 func TestConformance(t *testing.T) {
@@ -276,8 +277,8 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 	}
 	db.Close()
 	_, err = sqlitestore.Open(context.Background(), path, sqlitestore.Options{})
-	if err == nil || !strings.Contains(err.Error(), "newer") {
-		t.Fatalf("Open of a file with schema version 99: %v, want a refusal", err)
+	if !errors.Is(err, sqlitefile.ErrNewerSchema) || !strings.Contains(err.Error(), "newer") {
+		t.Fatalf("Open of a file with schema version 99: %v, want a refusal as ErrNewerSchema", err)
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/icpservice/icp/events"
+	"github.com/icpservice/icp/internal/sqlitefile"
 	"github.com/icpservice/icp/internal/sqlitewal"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -98,11 +99,11 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	wdb.SetConnMaxIdleTime(0)
 	if err := checkDurable(ctx, wdb); err != nil {
 		wdb.Close()
-		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
+		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, sqlitefile.Classify(err))
 	}
 	if err := migrate(ctx, wdb); err != nil {
 		wdb.Close()
-		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
+		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, sqlitefile.Classify(err))
 	}
 
 	// 256 KiB of cache per reader: a read connection drops its cache

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/pprof"
 	"time"
@@ -17,13 +16,13 @@ import (
 	"github.com/icpservice/icp/projections/sqlitemodel"
 )
 
-// startAdmin listens on --admin-addr for operators: Prometheus metrics, the
-// health endpoints (its /readyz names the part that is not ready; the API
-// port's does not), and Go's profiler only with --pprof: a profile shows the
-// process's memory and code, and a CPU profile or trace costs the service
-// while it runs, so it is not there for whoever reaches the port by default.
-// It is separate from the API port so that it can stay on a private
-// interface.
+// startAdmin serves operators on --admin-addr (listened on by New):
+// Prometheus metrics, the health endpoints (its /readyz names the part that
+// is not ready; the API port's does not), and Go's profiler only with
+// --pprof: a profile shows the process's memory and code, and a CPU profile
+// or trace costs the service while it runs, so it is not there for whoever
+// reaches the port by default. It is separate from the API port so that it
+// can stay on a private interface.
 func (a *App) startAdmin() error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(a.metrics.Registry, promhttp.HandlerOpts{}))
@@ -49,10 +48,6 @@ func (a *App) startAdmin() error {
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	}
-	var err error
-	if a.adminLn, err = net.Listen("tcp", a.cfg.AdminAddr); err != nil {
-		return fmt.Errorf("admin listen %s: %w", a.cfg.AdminAddr, err)
 	}
 	a.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	return nil

@@ -76,38 +76,48 @@ type App struct {
 
 // New opens the stores, connects to (or starts) NATS, and starts the relay,
 // the projector and the listeners of this process's roles. On error
-// everything already started is closed again. Its errors never carry the
-// credentials of the configured URLs, whichever part or client library
-// wrote them.
-func New(ctx context.Context, cfg config.Config, log *slog.Logger) (a *App, err error) {
+// everything already opened is closed again, and the error says, one line
+// per problem (see config.Fault), what to change; problems found before
+// anything is opened (the data directory, the listen addresses) are reported
+// together. A NATS server given by --nats that is not reachable yet is no
+// error: the relay and the projector start once it is. Its errors never
+// carry the credentials of the configured URLs, whichever part or client
+// library wrote them.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err error) {
 	scrub := Scrubber(cfg)
 	if err := cfg.Validate(); err != nil {
 		return nil, scrub.Error(err)
 	}
-	a = &App{cfg: cfg, log: log, metrics: metrics.New(), partsErr: make(chan error, 2)}
+	a := &App{cfg: cfg, log: log, metrics: metrics.New(), partsErr: make(chan error, 2)}
+	a.partsCtx, a.stopParts = context.WithCancel(context.WithoutCancel(ctx))
 	defer func() {
 		if err != nil {
-			a.closeAll()
-			err = scrub.Error(err)
+			a.closeListeners()
+			_ = a.closeAll()
+			err = scrubEach(scrub, err)
 		}
 	}()
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("data dir: %w", err)
+	if err := errors.Join(prepareDataDir(cfg.DataDir, log), a.listen()); err != nil {
+		return nil, err
 	}
-	a.partsCtx, a.stopParts = context.WithCancel(context.WithoutCancel(ctx))
 
 	// Every role needs the event store: the API appends, the relay tails,
 	// the projector fills gaps from it.
-	if a.store, err = openEventStore(ctx, cfg, log); err != nil {
-		return nil, fmt.Errorf("event store: %w", err)
+	// Through locals: a failed open returns a nil pointer in a non-nil
+	// interface, which closeAll must not see.
+	store, err := openEventStore(ctx, cfg, log)
+	if err != nil {
+		return nil, eventStoreFault(cfg, err)
 	}
-	a.store = a.metrics.Store(a.store)
+	a.store = a.metrics.Store(store)
 	a.watchReachable(a.partsCtx, "event store", a.store.Ping)
 
 	if cfg.Runs(config.RoleAPI) || cfg.Runs(config.RoleProjector) {
-		if a.model, err = openReadModel(ctx, cfg); err != nil {
-			return nil, fmt.Errorf("read model: %w", err)
+		model, err := openReadModel(ctx, cfg)
+		if err != nil {
+			return nil, readModelFault(cfg, err)
 		}
+		a.model = model
 		a.watchReachable(a.partsCtx, "read model", a.model.Ping)
 	}
 
@@ -138,6 +148,48 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (a *App, err 
 	}
 	a.registerMetrics()
 	return a, nil
+}
+
+// listen opens the API's and the admin listener, so that a taken port is
+// found before anything else is opened; both problems are reported at once.
+func (a *App) listen() error {
+	var errs []error
+	if a.cfg.Runs(config.RoleAPI) {
+		ln, err := listen("addr", a.cfg.Addr, "")
+		a.listener = ln
+		errs = append(errs, err)
+	}
+	if a.cfg.AdminAddr != "" {
+		ln, err := listen("admin-addr", a.cfg.AdminAddr, ", or empty to disable")
+		a.adminLn = ln
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// scrubEach scrubs the credentials out of err, one problem of an
+// errors.Join at a time, so that WriteFaults still prints one line per
+// problem.
+func scrubEach(scrub *redact.Scrubber, err error) error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs := j.Unwrap()
+		out := make([]error, len(errs))
+		for i, e := range errs {
+			out[i] = scrubEach(scrub, e)
+		}
+		return errors.Join(out...)
+	}
+	return scrub.Error(err)
+}
+
+// closeListeners closes the listeners New opened when New fails (once the
+// servers run, their Shutdown closes them).
+func (a *App) closeListeners() {
+	for _, ln := range []net.Listener{a.listener, a.adminLn} {
+		if ln != nil {
+			_ = ln.Close()
+		}
+	}
 }
 
 // openEventStore opens EventStoreDB when --event-store is set, else the
@@ -197,43 +249,49 @@ func (a *App) startBus(ctx context.Context) error {
 	if a.cfg.NATSURL != "" {
 		return nil
 	}
+	dir := filepath.Join(a.cfg.DataDir, NATSDir)
+	// Made here so that a file in its place is reported at once (the
+	// server would only fail to become ready).
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return embeddedBusFault(a.cfg.DataDir, err)
+	}
 	id, err := natsauth.LoadOrCreate(a.cfg.DataDir)
 	if err != nil {
-		return fmt.Errorf("embedded NATS credentials: %w", err)
+		return embeddedBusFault(a.cfg.DataDir, fmt.Errorf("credentials: %w", err))
 	}
 	host, port, err := net.SplitHostPort(a.cfg.EmbeddedNATSAddr)
 	if err != nil {
-		return fmt.Errorf("embedded NATS: %w", err)
+		return fmt.Errorf("--embedded-nats-addr %q: %w", a.cfg.EmbeddedNATSAddr, err)
 	}
 	portNum, err := strconv.Atoi(port)
 	if err != nil {
-		return fmt.Errorf("embedded NATS: port %q: %w", port, err)
+		return fmt.Errorf("--embedded-nats-addr %q: port: %w", a.cfg.EmbeddedNATSAddr, err)
+	}
+	// A taken address is told in the setting's terms; the server itself
+	// would only say that it could not listen.
+	if portNum != 0 {
+		ln, err := listen("embedded-nats-addr", a.cfg.EmbeddedNATSAddr, "")
+		if err != nil {
+			return err
+		}
+		_ = ln.Close()
 	}
 	a.busID = id
-	a.bus, err = natsserver.Start(natsserver.Config{
-		StoreDir: filepath.Join(a.cfg.DataDir, NATSDir),
-		Host:     host,
-		Port:     portNum,
-		Identity: id,
-	})
+	a.bus, err = natsserver.Start(natsserver.Config{StoreDir: dir, Host: host, Port: portNum, Identity: id})
 	if err != nil {
-		return fmt.Errorf("embedded NATS: %w", err)
+		return embeddedBusFault(a.cfg.DataDir, err)
 	}
 	a.log.Info("embedded NATS listening", "url", a.bus.ClientURL(),
 		"service_creds", id.Service.Path, "worker_creds", id.Worker.Path)
 	return nil
 }
 
-// connect opens a NATS connection that reconnects for ever, with icpd's
-// credentials: the embedded server's service user, or --nats-creds /
+// connect opens a NATS connection that reconnects for ever, with backoff,
+// also when the server is not reachable at first (see busRetryOptions), with
+// icpd's credentials: the embedded server's service user, or --nats-creds /
 // --nats-user for a server of one's own.
 func (a *App) connect(name string) (*nats.Conn, error) {
-	opts := []nats.Option{
-		nats.Name(name),
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(250 * time.Millisecond),
-		nats.RetryOnFailedConnect(true),
-	}
+	opts := append([]nats.Option{nats.Name(name)}, a.busRetryOptions(name)...)
 	url := a.cfg.NATSURL
 	switch {
 	case a.bus != nil:
@@ -253,15 +311,15 @@ func (a *App) connect(name string) (*nats.Conn, error) {
 	return nc, nil
 }
 
+// startRelay builds the relay and runs it once the bus is connected: at
+// once when it is (a refused stream is then a start-up fault), else in the
+// background when it comes up.
 func (a *App) startRelay(ctx context.Context) error {
 	nc, err := a.connect("icpd-relay")
 	if err != nil {
 		return err
 	}
 	streams := relay.StreamConfig{MaxAge: a.cfg.StreamMaxAge, Duplicates: a.cfg.StreamDuplicates}
-	if err := relay.EnsureStreams(ctx, nc, streams); err != nil {
-		return fmt.Errorf("bus streams: %w", err)
-	}
 	// InstanceID is left to the relay's default (hostname, pid and a
 	// random suffix): containers with host networking share a hostname and
 	// may share a pid.
@@ -275,10 +333,19 @@ func (a *App) startRelay(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("relay: %w", err)
 	}
-	a.startPart("relay", a.relay.Run)
-	return nil
+	return a.whenConnected(nc, "relay", func(pctx context.Context) error {
+		sctx, cancel := context.WithTimeout(pctx, 30*time.Second)
+		defer cancel()
+		if err := relay.EnsureStreams(sctx, nc, streams); err != nil {
+			return busStreamsFault(a.cfg, err)
+		}
+		a.startPart("relay", a.relay.Run)
+		return nil
+	})
 }
 
+// startProjector builds the projector and runs it once the bus is
+// connected (at once when it is).
 func (a *App) startProjector() error {
 	nc, err := a.connect("icpd-projector")
 	if err != nil {
@@ -295,8 +362,10 @@ func (a *App) startProjector() error {
 	if err != nil {
 		return fmt.Errorf("projector: %w", err)
 	}
-	a.startPart("projector", a.projector.Run)
-	return nil
+	return a.whenConnected(nc, "projector", func(context.Context) error {
+		a.startPart("projector", a.projector.Run)
+		return nil
+	})
 }
 
 func (a *App) startAPI(ctx context.Context) error {
@@ -335,9 +404,6 @@ func (a *App) startAPI(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("api: %w", err)
 	}
-	if a.listener, err = net.Listen("tcp", a.cfg.Addr); err != nil {
-		return fmt.Errorf("listen %s: %w", a.cfg.Addr, err)
-	}
 	a.server = &http.Server{
 		Handler:           a.metrics.HTTP(handler),
 		ReadHeaderTimeout: a.cfg.ReadHeaderTimeout,
@@ -352,7 +418,7 @@ func newVerifier(ctx context.Context, cfg config.Config, log *slog.Logger) (auth
 	if cfg.Dev {
 		key, err := auth.LoadOrCreateDevKey(cfg.DataDir)
 		if err != nil {
-			return nil, fmt.Errorf("dev key: %w", err)
+			return nil, devKeyFault(cfg.DataDir, err)
 		}
 		log.Warn("DEVELOPMENT MODE: accepting tokens signed with the local key in " + cfg.DataDir + " (mint one with: icpctl token --data-dir " + cfg.DataDir + " --user USER); never use this in production")
 		return auth.NewDevVerifier(key, auth.DevConfig{AdminRoles: cfg.AuthAdminRoles, AdminUsers: cfg.AuthAdminUsers}), nil
@@ -366,7 +432,7 @@ func newVerifier(ctx context.Context, cfg config.Config, log *slog.Logger) (auth
 		Logger:            log.With("part", "auth"),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("clerk verifier: %w", err)
+		return nil, authFault(cfg, err)
 	}
 	return v, nil
 }

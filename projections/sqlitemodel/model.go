@@ -28,6 +28,7 @@ import (
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
+	"github.com/icpservice/icp/internal/sqlitefile"
 	"github.com/icpservice/icp/internal/sqlitewal"
 	"github.com/icpservice/icp/projections"
 )
@@ -162,7 +163,7 @@ func Open(ctx context.Context, path string, opts Options) (*Model, error) {
 	wdb.SetConnMaxIdleTime(0)
 	if err := migrate(ctx, wdb); err != nil {
 		_ = wdb.Close()
-		return nil, fmt.Errorf("sqlitemodel: open %s: %w", path, err)
+		return nil, fmt.Errorf("sqlitemodel: open %s: %w", path, sqlitefile.Classify(err))
 	}
 	r := url.Values{}
 	r.Add("_pragma", "query_only(1)")

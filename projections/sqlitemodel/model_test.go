@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/icpservice/icp/internal/sqlitefile"
 	"github.com/icpservice/icp/projections"
 	"github.com/icpservice/icp/projections/readmodeltest"
 	"github.com/icpservice/icp/projections/sqlitemodel"
@@ -160,9 +161,13 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = db.Close()
-	if m, err := sqlitemodel.Open(context.Background(), path, sqlitemodel.Options{}); err == nil {
+	m, err = sqlitemodel.Open(context.Background(), path, sqlitemodel.Options{})
+	if err == nil {
 		_ = m.Close()
 		t.Fatal("opened a file with a newer schema")
+	}
+	if !errors.Is(err, sqlitefile.ErrNewerSchema) {
+		t.Fatalf("Open of a newer file: %v, want ErrNewerSchema", err)
 	}
 }
 

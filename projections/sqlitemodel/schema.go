@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 
+	"github.com/icpservice/icp/internal/sqlitefile"
 	"github.com/icpservice/icp/projections"
 )
 
@@ -46,7 +47,7 @@ func migrate(ctx context.Context, db *sql.DB) error {
 		return err
 	}
 	if have > len(migrations) {
-		return fmt.Errorf("sqlitemodel: schema version %d is newer than this release knows (%d)", have, len(migrations))
+		return fmt.Errorf("sqlitemodel: %w", sqlitefile.NewerSchema(have, len(migrations)))
 	}
 	for i := have; i < len(migrations); i++ {
 		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
