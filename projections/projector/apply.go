@@ -33,7 +33,11 @@ const maxAttempts = 8
 //     in one batch.
 //
 // When the conditional write is refused, another writer got there first: the
-// stored version is read again and the rule re-evaluated.
+// stored version is read again and the rule re-evaluated. When the read
+// model refuses this ICP's view for good (projections.RefusedError), the
+// error wraps errPermanent: the message is dead-lettered, and the ICP stays
+// at its last version until the dead letter is re-driven (later events of
+// it fill the gap through the refused version and are dead-lettered too).
 func (p *Projector) project(ctx context.Context, rec events.Recorded, payload any) error {
 	id := rec.ICPID()
 	v := rec.Version
@@ -77,6 +81,9 @@ func (p *Projector) project(ctx context.Context, rec events.Recorded, payload an
 			return err
 		}
 		out, err := p.rm.Apply(ctx, views)
+		if projections.RefusedView(err, id) {
+			return fmt.Errorf("%w: %v", errPermanent, err)
+		}
 		if err != nil {
 			return fmt.Errorf("read model apply %s v%d: %w", id, v, err)
 		}
