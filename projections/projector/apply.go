@@ -75,7 +75,7 @@ func (p *Projector) project(ctx context.Context, rec events.Recorded, payload an
 		if storedVer == v-1 {
 			views, err = foldOne(state, rec, payload)
 		} else {
-			views, err = p.fillGap(ctx, state, rec)
+			views, err = fillGap(ctx, p.store, state, rec)
 		}
 		if err != nil {
 			return err
@@ -129,12 +129,12 @@ func foldOne(state *events.State, rec events.Recorded, payload any) ([]projectio
 
 // fillGap reads the events after state from the event store and folds them
 // up to rec's version, returning one view per version, oldest first.
-func (p *Projector) fillGap(ctx context.Context, state *events.State, rec events.Recorded) ([]projections.View, error) {
+func fillGap(ctx context.Context, store events.Store, state *events.State, rec events.Recorded) ([]projections.View, error) {
 	var from uint64 = 1
 	if state != nil {
 		from = state.Version + 1
 	}
-	stream, err := p.store.ReadStream(ctx, rec.StreamID, from)
+	stream, err := store.ReadStream(ctx, rec.StreamID, from)
 	switch {
 	case errors.Is(err, events.ErrStreamNotFound):
 		return nil, fmt.Errorf("%w: stream %s has no events, the bus has version %d", errMissingInStore, rec.StreamID, rec.Version)

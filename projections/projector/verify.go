@@ -11,10 +11,11 @@ import (
 	"github.com/icpservice/icp/events"
 )
 
-// errNotStored marks a message whose event the event store does not hold:
+// ErrNotStored marks a message whose event the event store does not hold:
 // forged, or left on the bus by a store that was since restored from an
-// older backup. It is dead-lettered, whatever schema version it claims.
-var errNotStored = errors.New("event not in the event store")
+// older backup. It is dead-lettered, whatever schema version it claims, and
+// Reapply refuses to re-drive it.
+var ErrNotStored = errors.New("event not in the event store")
 
 // verify checks every pending item of a batch against the event store and
 // replaces what the message says with the store's copy of the event.
@@ -28,7 +29,7 @@ var errNotStored = errors.New("event not in the event store")
 // only a prompt to apply what the store holds.
 //
 //   - The store holds another event there, or none although it has events
-//     past that position: dead-lettered at once (errNotStored), whatever
+//     past that position: dead-lettered at once (ErrNotStored), whatever
 //     version the message claims; the rule that unknown schema versions
 //     are retried applies only to events the store holds.
 //   - The message's position is past the store's last event: the store may
@@ -135,11 +136,11 @@ func (v *verification) match(it *item, st *events.Recorded) {
 	switch {
 	case st == nil:
 		it.deadLetter(fmt.Errorf("%w: no event of this service at position %d (message: event %s, %s v%d)",
-			errNotStored, c.Position, c.ID, c.StreamID, c.Version))
+			ErrNotStored, c.Position, c.ID, c.StreamID, c.Version))
 		return
 	case st.ID != c.ID || st.StreamID != c.StreamID || st.Version != c.Version || st.Position != c.Position:
 		it.deadLetter(fmt.Errorf("%w: the store holds event %s (%s v%d) at position %d, the message claims event %s (%s v%d) at position %d",
-			errNotStored, st.ID, st.StreamID, st.Version, st.Position, c.ID, c.StreamID, c.Version, c.Position))
+			ErrNotStored, st.ID, st.StreamID, st.Version, st.Position, c.ID, c.StreamID, c.Version, c.Position))
 		return
 	}
 	it.verified = true
@@ -212,7 +213,7 @@ func (v *verification) absent(it *item) {
 		v.unreadable([]*item{it}, fmt.Errorf("event store head: %w", v.headErr))
 	case c.Position <= v.head:
 		it.deadLetter(fmt.Errorf("%w: stream %s has no version %d (message: event %s at position %d)",
-			errNotStored, c.StreamID, c.Version, c.ID, c.Position))
+			ErrNotStored, c.StreamID, c.Version, c.ID, c.Position))
 	default:
 		v.missing(it, fmt.Sprintf("stream %s has no version %d and position %d is past the store's last event, %d",
 			c.StreamID, c.Version, c.Position, v.head))
