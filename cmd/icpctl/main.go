@@ -21,6 +21,7 @@ type CLI struct {
 	Rebuild   RebuildCmd   `cmd:"" help:"Rebuild the SQLite read model from the event history and swap it in atomically (icpd running or stopped)."`
 	Verify    VerifyCmd    `cmd:"" help:"Replay the event history and compare it with the live read model; exit non-zero listing the ICPs that differ."`
 	Republish RepublishCmd `cmd:"" help:"Publish a range of the history again to the ICP_REPLAY stream for a downstream that lost data."`
+	DLQ       DLQCmd       `cmd:"" name:"dlq" help:"List and re-drive a consumer's dead letters (ICP_DLQ)."`
 }
 
 // Globals are what every subcommand's Run receives.
