@@ -97,7 +97,9 @@ func deadLetterSetup(t *testing.T, dir string) ([]events.Recorded, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.OnCreated(func(context.Context, consumer.Event[events.ICPCreatedV1]) error { return errors.New("the worker's service is down") })
+	w.OnCreated(func(context.Context, consumer.Event[events.ICPCreatedV1]) error {
+		return errors.New("the worker's service is down")
+	})
 	runCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 2)
 	go func() { done <- p.Run(runCtx) }()
@@ -232,4 +234,3 @@ func wantViews(t *testing.T, dir string, applied, absent []events.Recorded) {
 		}
 	}
 }
-

@@ -203,4 +203,3 @@ func ids(vs []projections.View) []string {
 	}
 	return out
 }
-
