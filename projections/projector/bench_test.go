@@ -160,3 +160,28 @@ func (e *env) storeCreates(n int) []events.Recorded {
 	}
 	return recs
 }
+
+// BenchmarkStoreCheck measures the read that checks a batch against the
+// event store (see verify) on its own: one ReadAll over the global log per
+// batch of consecutive events, the steady state of a projector keeping up.
+// Reported per event, with the projector's default batch size.
+func BenchmarkStoreCheck(b *testing.B) {
+	e := newEnv(b)
+	const batch = 1024
+	recs := e.storeCreates(8 * batch)
+	ctx := context.Background()
+	b.ResetTimer()
+	cpu0 := cpuTime(b)
+	n := 0
+	for i := range b.N {
+		after := recs[(i%8)*batch].Position - 1
+		got, err := e.store.ReadAll(ctx, after, batch)
+		if err != nil || len(got) != batch {
+			b.Fatalf("ReadAll: %d events, %v", len(got), err)
+		}
+		n += len(got)
+	}
+	cpu := cpuTime(b) - cpu0
+	b.ReportMetric(float64(cpu.Microseconds())/float64(n), "cpu-µs/event")
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(n), "µs/event")
+}
