@@ -48,6 +48,9 @@ func (c *Consumer) handle(msg *message.Message) (err error) {
 	if err != nil {
 		return c.deadLetter(ctx, msg, err.Error())
 	}
+	if src := msg.Metadata.Get(events.HeaderSource); src != events.CloudEventsSource {
+		return c.deadLetter(ctx, msg, fmt.Sprintf("%v: %s %q is not the ICP service's %q", events.ErrCorrupt, events.HeaderSource, src, events.CloudEventsSource))
+	}
 	h := c.handlers[rec.Type]
 	if h == nil {
 		c.stats.skipped.Add(1)
