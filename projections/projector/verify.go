@@ -44,7 +44,8 @@ var ErrNotStored = errors.New("event not in the event store")
 // an event's), at most twice the batch's size in events; the items that
 // read does not reach (redeliveries, another replica's share, a forged
 // position) are read by stream. A batch of consecutive events costs one
-// read. BenchmarkProjector measures it.
+// read. BenchmarkStoreCheck measures that read, BenchmarkProjector the
+// whole path.
 func (p *Projector) verify(ctx context.Context, items []*item) {
 	var todo []*item
 	for _, it := range items {
@@ -112,7 +113,8 @@ func (p *Projector) verify(ctx context.Context, items []*item) {
 	if v.maxVerified > p.verified {
 		p.verified = v.maxVerified
 	}
-	// Every item left pending was matched: nothing unchecked goes on.
+	// An item still pending has been matched; one that somehow was not is
+	// retried, never applied unchecked.
 	v.unreadable(todo, errors.New("not checked against the event store"))
 }
 
