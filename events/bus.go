@@ -63,6 +63,17 @@ const (
 	RelayDLQMaxBytes = 64 << 20
 )
 
+// Limits of DLQStream, set by whoever creates it (the relay's stream setup,
+// the projector, a worker built on events/consumer), and given to an
+// existing stream that has none. A dead letter is evidence, not the only copy
+// of anything: every event the projector dead-letters that was ever accepted
+// is in the event store, and a worker's are there too. The oldest dead
+// letters go first when either limit is reached.
+const (
+	DLQMaxAge   = 30 * 24 * time.Hour
+	DLQMaxBytes = 1 << 30
+)
+
 // Message headers (CloudEvents 1.0 binary mode plus ours).
 const (
 	HeaderSpecVersion = "ce-specversion"
@@ -79,13 +90,48 @@ const (
 	HeaderSchemaVersion = "icp-schemaversion"
 	// HeaderStream carries the event store stream name.
 	HeaderStream = "icp-stream"
-	// HeaderDLQReason is set on dead-lettered messages.
-	HeaderDLQReason = "icp-dlq-reason"
 	// HeaderSize carries the byte size of the body of an event the relay
 	// passed over (RelayDLQStream).
 	HeaderSize = "icp-size"
 	// HeaderTraceParent carries W3C trace context.
 	HeaderTraceParent = "traceparent"
+)
+
+// The dead-letter headers, one schema for every writer of DLQStream (the
+// projector and events/consumer). A dead letter is the original message's
+// body and headers (JetStream's Nats-* headers excepted) plus these. The
+// time it was dead-lettered is the dead letter's own JetStream timestamp.
+const (
+	// HeaderDLQReason says why the message was dead-lettered.
+	HeaderDLQReason = "icp-dlq-reason"
+	// HeaderDLQBy names the kind of writer: DLQByProjector, DLQByConsumer or
+	// DLQByRelay.
+	// It says how a dead letter is re-driven (icpctl dlq redrive).
+	HeaderDLQBy = "icp-dlq-by"
+	// HeaderDLQConsumer names the durable that dead-lettered the message.
+	HeaderDLQConsumer = "icp-dlq-consumer"
+	// HeaderDLQDeliveries is how many times the original was delivered.
+	HeaderDLQDeliveries = "icp-dlq-deliveries"
+	// HeaderDLQStream is the stream the original was read from: ICP_EVENTS,
+	// or ICP_REPLAY for a replay durable.
+	HeaderDLQStream = "icp-dlq-stream"
+	// HeaderDLQStreamSeq is the original's sequence in that stream.
+	HeaderDLQStreamSeq = "icp-dlq-stream-seq"
+	// HeaderDLQSubject is the original's subject.
+	HeaderDLQSubject = "icp-dlq-subject"
+)
+
+// Values of HeaderDLQBy.
+const (
+	// DLQByProjector: the read model's projector. Its dead letters are
+	// re-driven from the event store, never from the message.
+	DLQByProjector = "projector"
+	// DLQByConsumer: a worker built on events/consumer. Its dead letters are
+	// re-driven by publishing the original again on ICP_REPLAY.
+	DLQByConsumer = "consumer"
+	// DLQByRelay: the relay's record of a stored event it passed over
+	// (RelayDLQStream). It holds no event body: nothing to re-drive.
+	DLQByRelay = "relay"
 )
 
 // Subject returns the bus subject of an event type.

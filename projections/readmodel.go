@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 )
 
 // ErrNotFound is returned by Get for an id the read model has never seen.
@@ -15,6 +16,36 @@ var ErrNotFound = errors.New("icp not found in read model")
 // ErrUnavailable wraps errors that mean the read model could not be reached:
 // retry later; nothing was applied that was not reported as applied.
 var ErrUnavailable = errors.New("read model unavailable")
+
+// ErrRefused is wrapped by errors that mean the read model will never accept
+// a view as it is (a document too large or invalid for the engine): retrying
+// cannot help. A *RefusedError names the view.
+var ErrRefused = errors.New("read model refused the view")
+
+// RefusedError reports the view the read model refused. It wraps ErrRefused.
+// A write shared with other callers' views (group commit) fails for all of
+// them with the same error: ID and Version say whose view it was.
+type RefusedError struct {
+	ID      string
+	Version uint64
+	// Reason says why, in the engine's terms.
+	Reason string
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("%v: ICP %s v%d: %s", ErrRefused, e.ID, e.Version, e.Reason)
+}
+
+// Unwrap lets errors.Is(err, ErrRefused) match.
+func (e *RefusedError) Unwrap() error { return ErrRefused }
+
+// RefusedView reports whether err is the read model's refusal of ICP id's
+// view (at any version), as opposed to another caller's view of a shared
+// write or a failure that may pass.
+func RefusedView(err error, id string) bool {
+	var re *RefusedError
+	return errors.As(err, &re) && re.ID == id
+}
 
 // View is one ICP as the read model holds it.
 //
@@ -57,6 +88,9 @@ type ReadModel interface {
 	// Outcome per view. When it returns nil, every applied view is durable;
 	// on error, nothing in the batch may be assumed applied (callers retry the
 	// batch; already-applied views then report Applied false, Stored >= v).
+	// Errors: ErrUnavailable, retry later; a *RefusedError (ErrRefused), the
+	// named view can never be written as it is; anything else is not known
+	// to pass or to last.
 	Apply(ctx context.Context, views []View) ([]Outcome, error)
 
 	// Get returns the view of one ICP, tombstones included, from the

@@ -24,6 +24,7 @@ type CLI struct {
 	Verify    VerifyCmd    `cmd:"" help:"Replay the event history and compare it with the live read model; exit non-zero listing the ICPs that differ."`
 	Republish RepublishCmd `cmd:"" help:"Publish a range of the history again to the ICP_REPLAY stream for a downstream that lost data."`
 	Realign   RealignCmd   `cmd:"" help:"Purge ICP_EVENTS when the relay reports that the bus and the event store disagree (a restored store), so the relay publishes the store again."`
+	DLQ       DLQCmd       `cmd:"" name:"dlq" help:"List and re-drive a consumer's dead letters (ICP_DLQ)."`
 }
 
 // Globals are what every subcommand's Run receives.

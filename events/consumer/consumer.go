@@ -15,8 +15,8 @@
 //   - Handler returns an error or panics: the message is delivered again
 //     after a backoff; after Config.MaxAttempts deliveries it is copied to
 //     icp.dlq.<Durable> with the reason and acknowledged.
-//   - Headers or payload that no release can read: dead-lettered at once,
-//     the handler is not called.
+//   - Headers or payload that no release can read, or a ce-source other
+//     than the service's: dead-lettered at once, the handler is not called.
 //   - A schema version newer than this code knows (a newer release of the
 //     service is rolling out): delivered again later, without limit, never
 //     dead-lettered; upgrade the worker.

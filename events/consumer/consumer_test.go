@@ -266,11 +266,23 @@ func TestMessageWithBrokenHeadersIsDeadLetteredAtOnce(t *testing.T) {
 	if _, err := e.js.PublishMsg(context.Background(), m); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the dead letter", func() bool { return len(e.deadLetters("headers")) == 1 })
+	// Another service's event, on our subjects.
+	h = events.Headers(good)
+	h[events.HeaderSource] = "/another-service"
+	if _, err := e.js.PublishMsg(context.Background(), natsMsg(events.Subject(events.TypeICPCreated), h, good.Data)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the dead letters", func() bool { return len(e.deadLetters("headers")) == 2 })
 	e.settled("headers")
-	reason := e.deadLetters("headers")[0].Header.Get(events.HeaderDLQReason)
-	if !strings.Contains(reason, events.HeaderICPVersion) {
+	dl := e.deadLetters("headers")
+	if reason := dl[0].Header.Get(events.HeaderDLQReason); !strings.Contains(reason, events.HeaderICPVersion) {
 		t.Errorf("reason %q does not name the missing header", reason)
+	}
+	if reason := dl[1].Header.Get(events.HeaderDLQReason); !strings.Contains(reason, events.HeaderSource) {
+		t.Errorf("reason %q does not name the foreign source", reason)
+	}
+	if by := dl[1].Header.Get(events.HeaderDLQBy); by != events.DLQByConsumer {
+		t.Errorf("%s = %q, want %q", events.HeaderDLQBy, by, events.DLQByConsumer)
 	}
 	if rec.count() != 1 {
 		t.Errorf("%d handler calls, want 1 (the relay's copy only)", rec.count())

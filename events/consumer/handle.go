@@ -16,19 +16,20 @@ import (
 )
 
 // Headers a dead-letter copy carries besides the original's headers and
-// events.HeaderDLQReason.
+// events.HeaderDLQReason: the dead-letter schema the projector shares, kept
+// here under their earlier names.
 const (
 	// HeaderDLQConsumer names the durable that dead-lettered the message.
-	HeaderDLQConsumer = "icp-dlq-consumer"
+	HeaderDLQConsumer = events.HeaderDLQConsumer
 	// HeaderDLQDeliveries is how many times the original was delivered.
-	HeaderDLQDeliveries = "icp-dlq-deliveries"
+	HeaderDLQDeliveries = events.HeaderDLQDeliveries
 	// HeaderDLQStream is the stream the original was read from: ICP_EVENTS,
 	// or ICP_REPLAY for a replay durable.
-	HeaderDLQStream = "icp-dlq-stream"
+	HeaderDLQStream = events.HeaderDLQStream
 	// HeaderDLQStreamSeq is the original's sequence in that stream.
-	HeaderDLQStreamSeq = "icp-dlq-stream-seq"
+	HeaderDLQStreamSeq = events.HeaderDLQStreamSeq
 	// HeaderDLQSubject is the original's subject.
-	HeaderDLQSubject = "icp-dlq-subject"
+	HeaderDLQSubject = events.HeaderDLQSubject
 )
 
 // handle is the router's handler for one bus message. Returning nil acks the
@@ -46,6 +47,9 @@ func (c *Consumer) handle(msg *message.Message) (err error) {
 	rec, err := events.FromHeaders(msg.Metadata.Get, msg.Payload)
 	if err != nil {
 		return c.deadLetter(ctx, msg, err.Error())
+	}
+	if src := msg.Metadata.Get(events.HeaderSource); src != events.CloudEventsSource {
+		return c.deadLetter(ctx, msg, fmt.Sprintf("%v: %s %q is not the ICP service's %q", events.ErrCorrupt, events.HeaderSource, src, events.CloudEventsSource))
 	}
 	h := c.handlers[rec.Type]
 	if h == nil {
@@ -110,6 +114,7 @@ func (c *Consumer) deadLetter(ctx context.Context, msg *message.Message, reason 
 		}
 	}
 	dl.Metadata.Set(events.HeaderDLQReason, headerSafe(reason))
+	dl.Metadata.Set(events.HeaderDLQBy, events.DLQByConsumer)
 	dl.Metadata.Set(HeaderDLQConsumer, c.cfg.Durable)
 	dl.Metadata.Set(HeaderDLQDeliveries, strconv.Itoa(deliveries(msg)))
 	dl.Metadata.Set(HeaderDLQStream, c.src.stream)

@@ -16,11 +16,22 @@ import (
 // settings the contract needs (explicit ack, MaxAckPending, MaxDeliver,
 // deliver policy).
 
-// ensureDLQStream creates the dead-letter stream when it does not exist. An
-// existing stream is left alone: the service's setup owns its configuration.
+// ensureDLQStream creates the dead-letter stream, bounded by
+// events.DLQMaxAge and events.DLQMaxBytes, when it does not exist. An
+// existing stream keeps its configuration (the service's setup owns it),
+// except that one with no limits at all, as earlier releases created it,
+// is given these.
 func ensureDLQStream(ctx context.Context, js nats.JetStreamContext) error {
-	_, err := js.StreamInfo(events.DLQStream, nats.Context(ctx))
+	info, err := js.StreamInfo(events.DLQStream, nats.Context(ctx))
 	if err == nil {
+		if info.Config.MaxAge > 0 || info.Config.MaxBytes > 0 {
+			return nil
+		}
+		cfg := info.Config
+		cfg.MaxAge, cfg.MaxBytes = events.DLQMaxAge, events.DLQMaxBytes
+		if _, err := js.UpdateStream(&cfg, nats.Context(ctx)); err != nil {
+			return fmt.Errorf("consumer: bound dead-letter stream %s: %w", events.DLQStream, err)
+		}
 		return nil
 	}
 	if !errors.Is(err, nats.ErrStreamNotFound) {
@@ -32,7 +43,10 @@ func ensureDLQStream(ctx context.Context, js nats.JetStreamContext) error {
 		Subjects:    []string{events.DLQSubjects},
 		Storage:     nats.FileStorage,
 		Retention:   nats.LimitsPolicy,
+		Discard:     nats.DiscardOld,
 		Duplicates:  events.DLQDuplicates,
+		MaxAge:      events.DLQMaxAge,
+		MaxBytes:    events.DLQMaxBytes,
 	}, nats.Context(ctx))
 	if err != nil && !errors.Is(err, nats.ErrStreamNameAlreadyInUse) {
 		return fmt.Errorf("consumer: create dead-letter stream %s: %w", events.DLQStream, err)

@@ -58,6 +58,7 @@ func (r *Relay) record(ctx context.Context, p passedOver) error {
 	pos := strconv.FormatUint(p.Position, 10)
 	m.Header.Set(nats.MsgIdHdr, "relay-"+p.Kind+"-"+pos)
 	m.Header.Set(events.HeaderDLQReason, p.Kind+": "+p.Reason)
+	m.Header.Set(events.HeaderDLQBy, events.DLQByRelay)
 	m.Header.Set(events.HeaderPosition, pos)
 	m.Header.Set(events.HeaderStream, p.Stream)
 	m.Header.Set(events.HeaderSize, strconv.Itoa(p.Size))

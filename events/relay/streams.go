@@ -129,6 +129,8 @@ func EnsureStreams(ctx context.Context, nc *nats.Conn, cfg StreamConfig) error {
 		Retention:   jetstream.LimitsPolicy,
 		Discard:     jetstream.DiscardOld,
 		Duplicates:  events.DLQDuplicates,
+		MaxAge:      events.DLQMaxAge,
+		MaxBytes:    events.DLQMaxBytes,
 		Replicas:    cfg.Replicas,
 	}, {
 		Name:        events.RelayDLQStream,

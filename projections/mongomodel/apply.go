@@ -11,6 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver"
 
 	"github.com/icpservice/icp/internal/groupcommit"
 	"github.com/icpservice/icp/projections"
@@ -46,8 +47,10 @@ func (m *Model) queue() groupcommit.Queue[projections.View, projections.Outcome]
 // already there); version v > 1 is a replace filtered on {_id, version: v-1},
 // never an upsert, so a gap or a stale view is never written. When it
 // returns nil every applied view is majority-committed. On error nothing may
-// be assumed applied; errors from the engine wrap projections.ErrUnavailable,
-// validation errors (a malformed view) do not and will fail again on retry.
+// be assumed applied. A view MongoDB can never hold (malformed, a document
+// over 15 MiB, or one the server or driver refuses as too large) fails with a
+// *projections.RefusedError naming it; other engine errors wrap
+// projections.ErrUnavailable.
 //
 // Outcomes are exact while this Model is the only writer of the batch's
 // ICPs. When another writer changes one of them between this batch's read
@@ -60,7 +63,7 @@ func (m *Model) Apply(ctx context.Context, views []projections.View) ([]projecti
 	}
 	for i, v := range views {
 		if err := validate(v); err != nil {
-			return nil, fmt.Errorf("mongomodel: view %d (%q v%d): %w", i, v.ID, v.Version, err)
+			return nil, &projections.RefusedError{ID: v.ID, Version: v.Version, Reason: fmt.Sprintf("mongomodel: view %d: %v", i, err)}
 		}
 	}
 	out, err := m.queue().Call(ctx, views)
@@ -249,6 +252,9 @@ func (m *Model) bulkWrite(ctx context.Context, views []projections.View, ops []o
 	defer cancel()
 	res, err := m.coll.BulkWrite(wctx, models, options.BulkWrite().SetOrdered(true))
 	ran := len(ops)
+	if refused := refusal(err, views, ops); refused != nil {
+		return nil, refused
+	}
 	if err != nil {
 		var bwe mongo.BulkWriteException
 		if !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) != 1 ||
@@ -274,6 +280,35 @@ func (m *Model) bulkWrite(ctx context.Context, views []projections.View, ops []o
 		exact[o.view] = (o.insert && insertsExact) || (!o.insert && replacesExact)
 	}
 	return exact, nil
+}
+
+// codeBSONObjectTooLarge is the server's error code for a document over
+// its size limit.
+const codeBSONObjectTooLarge = 10334
+
+// refusal returns a *projections.RefusedError when err is MongoDB refusing
+// one document of the bulk write for good (too large), and it
+// can tell which: the write error's index names the op, and a refusal by
+// the driver (an inserted document too large, found before sending) names
+// the view only when the write held one. Otherwise nil: err is handled as
+// a failure of the whole write.
+func refusal(err error, views []projections.View, ops []op) error {
+	if err == nil {
+		return nil
+	}
+	var bwe mongo.BulkWriteException
+	if errors.As(err, &bwe) && len(bwe.WriteErrors) == 1 {
+		we := bwe.WriteErrors[0]
+		if we.Code == codeBSONObjectTooLarge && we.Index >= 0 && we.Index < len(ops) {
+			v := views[ops[we.Index].view]
+			return &projections.RefusedError{ID: v.ID, Version: v.Version, Reason: fmt.Sprintf("mongomodel: server error %d: %s", we.Code, we.Message)}
+		}
+	}
+	if errors.Is(err, driver.ErrDocumentTooLarge) && len(ops) == 1 {
+		v := views[ops[0].view]
+		return &projections.RefusedError{ID: v.ID, Version: v.Version, Reason: "mongomodel: " + err.Error()}
+	}
+	return nil
 }
 
 func isDuplicateKey(code int) bool {

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -305,11 +306,16 @@ func TestInvalidViewsAreRefusedBeforeWriting_OnFerretDB(t *testing.T) {
 		"no doc":       view(uuid.NewString(), 1, ``),
 		"empty member": view(uuid.NewString(), 1, `{}`, ""),
 		"huge version": view(uuid.NewString(), 1<<63, `{}`),
+		// Over MongoDB's 16 MiB document limit with the other fields.
+		"huge doc": view(uuid.NewString(), 1, `"`+strings.Repeat("a", 15<<20)+`"`),
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := m.Apply(testCtx(t), []projections.View{good, bad})
-			if err == nil || errors.Is(err, projections.ErrUnavailable) {
-				t.Fatalf("Apply: err = %v, want a validation error", err)
+			if !errors.Is(err, projections.ErrRefused) || errors.Is(err, projections.ErrUnavailable) {
+				t.Fatalf("Apply: err = %v, want a refusal, not an unavailability", err)
+			}
+			if !projections.RefusedView(err, bad.ID) || (bad.ID != good.ID && projections.RefusedView(err, good.ID)) {
+				t.Fatalf("Apply: refusal %v does not name the refused view", err)
 			}
 		})
 	}

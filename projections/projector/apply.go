@@ -33,7 +33,11 @@ const maxAttempts = 8
 //     in one batch.
 //
 // When the conditional write is refused, another writer got there first: the
-// stored version is read again and the rule re-evaluated.
+// stored version is read again and the rule re-evaluated. When the read
+// model refuses this ICP's view for good (projections.RefusedError), the
+// error wraps errPermanent: the message is dead-lettered, and the ICP stays
+// at its last version until the dead letter is re-driven (later events of
+// it fill the gap through the refused version and are dead-lettered too).
 func (p *Projector) project(ctx context.Context, rec events.Recorded, payload any) error {
 	id := rec.ICPID()
 	v := rec.Version
@@ -71,12 +75,15 @@ func (p *Projector) project(ctx context.Context, rec events.Recorded, payload an
 		if storedVer == v-1 {
 			views, err = foldOne(state, rec, payload)
 		} else {
-			views, err = p.fillGap(ctx, state, rec)
+			views, err = fillGap(ctx, p.store, state, rec)
 		}
 		if err != nil {
 			return err
 		}
 		out, err := p.rm.Apply(ctx, views)
+		if projections.RefusedView(err, id) {
+			return fmt.Errorf("%w: %v", errPermanent, err)
+		}
 		if err != nil {
 			return fmt.Errorf("read model apply %s v%d: %w", id, v, err)
 		}
@@ -122,12 +129,12 @@ func foldOne(state *events.State, rec events.Recorded, payload any) ([]projectio
 
 // fillGap reads the events after state from the event store and folds them
 // up to rec's version, returning one view per version, oldest first.
-func (p *Projector) fillGap(ctx context.Context, state *events.State, rec events.Recorded) ([]projections.View, error) {
+func fillGap(ctx context.Context, store events.Store, state *events.State, rec events.Recorded) ([]projections.View, error) {
 	var from uint64 = 1
 	if state != nil {
 		from = state.Version + 1
 	}
-	stream, err := p.store.ReadStream(ctx, rec.StreamID, from)
+	stream, err := store.ReadStream(ctx, rec.StreamID, from)
 	switch {
 	case errors.Is(err, events.ErrStreamNotFound):
 		return nil, fmt.Errorf("%w: stream %s has no events, the bus has version %d", errMissingInStore, rec.StreamID, rec.Version)

@@ -19,11 +19,14 @@ import (
 // (creates onto nothing, without a read) and writes all views in one Apply,
 // so a batch costs one read model commit. What the fast path cannot decide
 // (a gap, a conditional write another writer won, two deliveries of one
-// version, an error reading the stored view) goes through project one
-// message at a time, in stream order, after the batch's write.
+// version, an error reading the stored view, a write the read model failed
+// for another reason than being unavailable) goes through project one
+// message at a time, in stream order, after the batch's write: a view the
+// read model refuses fails only its own message, never the batch.
 func (p *Projector) handleBatch(ctx context.Context, items []*item) {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.AckWait)
 	defer cancel()
+	p.verify(ctx, items)
 	slow := p.applyFast(ctx, items)
 	for _, it := range slow {
 		p.judge(it, p.project(it.ctx, it.rec, it.payload))
@@ -110,8 +113,12 @@ func (p *Projector) applyFast(ctx context.Context, items []*item) []*item {
 		}
 		for i, it := range planned {
 			switch {
-			case err != nil:
+			case errors.Is(err, projections.ErrUnavailable):
 				it.verdict, it.reason = retry, err
+			case err != nil:
+				// One view may be refused, or fail for a reason
+				// of its own: find out one message at a time.
+				slow[it] = true
 			case out[i].Applied:
 				it.verdict = ack
 				p.stats.applied.Add(1)

@@ -33,7 +33,8 @@ type env struct {
 	rm    *sqlitemodel.Model
 }
 
-func newEnv(t testing.TB) *env {
+// newEnv starts the environment; opts, when given, configure the read model.
+func newEnv(t testing.TB, opts ...sqlitemodel.Options) *env {
 	t.Helper()
 	dir := t.TempDir()
 	srv, err := natsserver.Start(natsserver.Config{StoreDir: filepath.Join(dir, "nats")})
@@ -63,7 +64,11 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = store.Close() })
-	rm, err := sqlitemodel.Open(context.Background(), filepath.Join(dir, "rm.db"), sqlitemodel.Options{})
+	var rmOpts sqlitemodel.Options
+	if len(opts) > 0 {
+		rmOpts = opts[0]
+	}
+	rm, err := sqlitemodel.Open(context.Background(), filepath.Join(dir, "rm.db"), rmOpts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,6 +184,12 @@ func (e *env) appendEvent(id string, expected uint64, payload any) events.Record
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	return e.appendRaw(id, expected, p)
+}
+
+// appendRaw appends p as it is, as another writer of the store might.
+func (e *env) appendRaw(id string, expected uint64, p events.Proposed) events.Recorded {
+	e.t.Helper()
 	ctx := context.Background()
 	res, err := e.store.Append(ctx, events.StreamID(id), expected, []events.Proposed{p})
 	if err != nil {
@@ -303,4 +314,22 @@ func (e *env) dlqCount() uint64 {
 		e.t.Fatal(err)
 	}
 	return info.State.Msgs
+}
+
+// deadLetters returns the projector's dead letters by their event id.
+func (e *env) deadLetters() map[string]*nats.RawStreamMsg {
+	e.t.Helper()
+	out := map[string]*nats.RawStreamMsg{}
+	info, err := e.js.StreamInfo(events.DLQStream)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := e.js.GetMsg(events.DLQStream, seq)
+		if err != nil {
+			continue // deleted
+		}
+		out[m.Header.Get(events.HeaderID)] = m
+	}
+	return out
 }

@@ -35,32 +35,46 @@ const (
 //
 //   - Applied, or already applied: acked, only after the read model reported
 //     the write durable.
-//   - Unknown event type or schema version (a newer release wrote it): nak,
-//     retried later, never dead-lettered.
-//   - Headers or payload that no release can read, or an event that can never
-//     fold onto its stream: a copy goes to the dead-letter subject with the
-//     reason, is counted, and the original is acked.
-//   - Read model or event store unavailable: nak, retried later.
+//   - Not an event the store holds (see verify): dead-lettered, whatever it
+//     claims to be.
+//   - A stored event of an unknown type or schema version (a newer release
+//     wrote it): nak, retried later, never dead-lettered.
+//   - Headers that no release can read, a source other than this service,
+//     a stored payload no release can decode, an event that can never fold
+//     onto its stream, or a view the read model refuses for good
+//     (projections.ErrRefused): a copy goes to the dead-letter subject with
+//     the reason, is counted, and the original is acked.
+//   - Read model or event store unavailable, or a read model error not
+//     known to last: nak, retried later with backoff, that message alone.
 //
 // Each message is one consumer span, a child of the request that recorded
 // the event (the message's traceparent).
 type item struct {
-	d       delivery
-	ctx     context.Context
-	span    trace.Span
+	d    delivery
+	ctx  context.Context
+	span trace.Span
+	// rec is what the message's headers and body say until verify
+	// found the event in the store; from then on it is the store's copy.
 	rec     events.Recorded
 	payload any
 	// doc is the ICP's JSON of a create, as its view holds it (nil when
 	// the view's document must be encoded).
 	doc []byte
+	// decodeErr is the error of decoding the payload (nil: payload is
+	// set); it decides the verdict once verify found the event stored.
+	decodeErr error
+	// verified: the store holds this event, and rec is its copy.
+	verified bool
 
 	verdict verdict
 	// reason is the dead-letter reason or the retried error.
 	reason error
 }
 
-// inspect reads and decodes one message. Messages that cannot be projected
-// leave with their verdict set; the others are pending.
+// inspect reads and decodes one message. Messages that cannot be used at
+// all (headers missing or malformed, another source) leave with their
+// verdict set; the others are pending until verify checked them against the
+// event store.
 func (p *Projector) inspect(ctx context.Context, m jetstream.Msg) *item {
 	it := &item{d: newDelivery(m)}
 	it.ctx, it.span = telemetry.StartMessageSpan(ctx, p.tracer, p.cfg.Durable, it.d.header)
@@ -73,20 +87,28 @@ func (p *Projector) inspect(ctx context.Context, m jetstream.Msg) *item {
 		it.deadLetter(err)
 		return it
 	}
+	if src := it.d.header(events.HeaderSource); src != events.CloudEventsSource {
+		it.deadLetter(fmt.Errorf("%w: %s %q is not this service's %q", events.ErrCorrupt, events.HeaderSource, src, events.CloudEventsSource))
+		return it
+	}
 	it.rec = rec
+	// Decoded here, while the previous batch is written; verify keeps the
+	// result when the store's copy is the same bytes and decides the
+	// verdict.
+	it.payload, it.doc, it.decodeErr = decode(rec)
+	return it
+}
+
+// decode decodes rec's payload and checks that it names rec's ICP.
+func decode(rec events.Recorded) (any, []byte, error) {
 	payload, doc, err := events.DecodeRecordedDoc(rec)
 	if err == nil {
 		err = checkPayloadID(rec, payload)
 	}
-	switch {
-	case errors.Is(err, events.ErrUnknownVersion):
-		it.verdict, it.reason = retry, err
-	case err != nil:
-		it.deadLetter(err)
-	default:
-		it.payload, it.doc = payload, doc
+	if err != nil {
+		return nil, nil, err
 	}
-	return it
+	return payload, doc, nil
 }
 
 func (it *item) deadLetter(reason error) { it.verdict, it.reason = deadLetter, reason }
@@ -172,13 +194,20 @@ func (p *Projector) deadLetter(ctx context.Context, it *item) error {
 		// JetStream control headers (Nats-Msg-Id,
 		// Nats-Expected-Last-Sequence, ...) speak of the original
 		// publish; carried into the copy they would make JetStream
-		// refuse it.
-		if strings.HasPrefix(k, "Nats-") {
+		// refuse it. Dead-letter headers on the original (a forger's)
+		// are replaced by the projector's own.
+		if strings.HasPrefix(k, "Nats-") || strings.HasPrefix(k, "icp-dlq-") {
 			continue
 		}
 		dl.Header[k] = vs
 	}
 	dl.Header.Set(events.HeaderDLQReason, reason)
+	dl.Header.Set(events.HeaderDLQBy, events.DLQByProjector)
+	dl.Header.Set(events.HeaderDLQConsumer, p.cfg.Durable)
+	dl.Header.Set(events.HeaderDLQDeliveries, strconv.FormatUint(it.d.delivered, 10))
+	dl.Header.Set(events.HeaderDLQStream, events.BusStream)
+	dl.Header.Set(events.HeaderDLQStreamSeq, strconv.FormatUint(it.d.streamSeq, 10))
+	dl.Header.Set(events.HeaderDLQSubject, it.d.msg.Subject())
 	dl.Data = it.d.msg.Data()
 	telemetry.DeadLettered(it.ctx, reason)
 	if _, err := p.pubJS.PublishMsg(ctx, dl, jetstream.WithMsgID(p.deadLetterID(it))); err != nil {

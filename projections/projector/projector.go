@@ -34,10 +34,14 @@ type Projector struct {
 	log        *slog.Logger
 	dlqSubject string
 
-	pubJS   jetstream.JetStream
-	stats   counters
-	tracer  trace.Tracer
-	backoff backoff
+	pubJS jetstream.JetStream
+	stats counters
+	// verified is the largest position of an event a batch found in the
+	// store: the next batch's check reads on from there. Only the batch
+	// writer's goroutine uses it.
+	verified uint64
+	tracer   trace.Tracer
+	backoff  backoff
 
 	started  atomic.Bool
 	ready    atomic.Bool

@@ -128,8 +128,13 @@ func TestUnknownSchemaVersionIsRetriedNotDeadLettered(t *testing.T) {
 	cfg := e.config()
 	p := e.start(cfg)
 	id := uuid.NewString()
-	rec := e.create(id)
-	rec.SchemaVersion = 99 // written by a newer release
+	// Written to the store by a newer release.
+	ev, err := events.Encode(uuid.NewString(), events.ICPCreatedV1{ICP: testICP(id), Tenant: "org_1", CreatedBy: "user_1"}, events.Metadata{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev.SchemaVersion = 99
+	rec := e.appendRaw(id, events.NoStream, ev)
 	e.publish(rec)
 
 	eventually(t, "several redeliveries", func() bool { return p.Stats().Retried >= 3 })
@@ -157,8 +162,14 @@ func TestUndecodableMessagesAreDeadLetteredAndAcked(t *testing.T) {
 	e := newEnv(t)
 	p := e.start(e.config())
 
-	corrupt := e.create(uuid.NewString())
-	corrupt.Data = []byte(`{"icp":{"id":`)
+	// Another writer left a payload no release can decode in the store.
+	corruptID := uuid.NewString()
+	corruptEv, err := events.Encode(uuid.NewString(), events.ICPCreatedV1{ICP: testICP(corruptID), Tenant: "org_1", CreatedBy: "user_1"}, events.Metadata{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	corruptEv.Data = []byte(`{"icp":{"id":`)
+	corrupt := e.appendRaw(corruptID, events.NoStream, corruptEv)
 	e.publish(corrupt)
 
 	noHeaders := nats.NewMsg(events.Subject(events.TypeICPCreated))
@@ -168,9 +179,14 @@ func TestUndecodableMessagesAreDeadLetteredAndAcked(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	wrongID := e.create(uuid.NewString())
-	wrongID.StreamID = events.StreamID(uuid.NewString()) // payload names another ICP
-	e.publish(wrongID, "wrong-id")
+	// A stored create in one ICP's stream whose payload names another.
+	inStream := uuid.NewString()
+	wrongEv, err := events.Encode(uuid.NewString(), events.ICPCreatedV1{ICP: testICP(uuid.NewString()), Tenant: "org_1", CreatedBy: "user_1"}, events.Metadata{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrongID := e.appendRaw(inStream, events.NoStream, wrongEv)
+	e.publish(wrongID)
 
 	twice := e.create(uuid.NewString())
 	m := nats.NewMsg(events.Subject(twice.Type))
@@ -184,13 +200,25 @@ func TestUndecodableMessagesAreDeadLetteredAndAcked(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	eventually(t, "four dead letters", func() bool { return p.Stats().DeadLettered == 4 })
+	elsewhere := e.create(uuid.NewString())
+	m = nats.NewMsg(events.Subject(elsewhere.Type))
+	for k, v := range events.Headers(elsewhere) {
+		m.Header.Set(k, v)
+	}
+	m.Header.Set(events.HeaderSource, "/another-service")
+	m.Header.Set(nats.MsgIdHdr, elsewhere.ID)
+	m.Data = elsewhere.Data
+	if _, err := e.js.PublishMsg(m); err != nil {
+		t.Fatal(err)
+	}
+
+	eventually(t, "five dead letters", func() bool { return p.Stats().DeadLettered == 5 })
 	eventually(t, "originals acked", func() bool { return e.consumer(projector.DefaultDurable).NumAckPending == 0 })
-	if n := e.dlqCount(); n != 4 {
-		t.Fatalf("%d messages on the dead-letter stream, want 4", n)
+	if n := e.dlqCount(); n != 5 {
+		t.Fatalf("%d messages on the dead-letter stream, want 5", n)
 	}
 	reasons := map[string]string{}
-	for seq := uint64(1); seq <= 4; seq++ {
+	for seq := uint64(1); seq <= 5; seq++ {
 		msg, err := e.js.GetMsg(events.DLQStream, seq)
 		if err != nil {
 			t.Fatal(err)
@@ -202,12 +230,15 @@ func TestUndecodableMessagesAreDeadLetteredAndAcked(t *testing.T) {
 		if reason == "" {
 			t.Fatalf("dead letter %d without a reason: %v", seq, msg.Header)
 		}
+		if by := msg.Header.Get(events.HeaderDLQBy); by != events.DLQByProjector {
+			t.Fatalf("dead letter %d written by %q, want %q", seq, by, events.DLQByProjector)
+		}
 		reasons[msg.Header.Get(events.HeaderID)] = reason
 		if msg.Header.Get(events.HeaderID) == corrupt.ID && string(msg.Data) != string(corrupt.Data) {
 			t.Fatalf("dead letter body %q, want the original %q", msg.Data, corrupt.Data)
 		}
 	}
-	for id, want := range map[string]string{corrupt.ID: "corrupt", "": "ce-id", wrongID.ID: "payload id", twice.ID: "2 values"} {
+	for id, want := range map[string]string{corrupt.ID: "corrupt", "": "ce-id", wrongID.ID: "payload id", twice.ID: "2 values", elsewhere.ID: "ce-source"} {
 		if !strings.Contains(reasons[id], want) {
 			t.Errorf("reason for %q = %q, want it to mention %q", id, reasons[id], want)
 		}

@@ -11,12 +11,22 @@ import (
 	"github.com/icpservice/icp/events"
 )
 
-// ensureDLQStream creates the dead-letter stream if it does not exist. It
-// leaves an existing stream's configuration alone: whoever created it (the
-// relay's setup, an operator) owns it.
+// ensureDLQStream creates the dead-letter stream, bounded by
+// events.DLQMaxAge and events.DLQMaxBytes, if it does not exist. It leaves an
+// existing stream's configuration alone (whoever created it, the relay's
+// setup or an operator, owns it), except that one with no limits at all, as
+// earlier releases created it, is given these.
 func ensureDLQStream(ctx context.Context, js jetstream.JetStream) error {
-	_, err := js.Stream(ctx, events.DLQStream)
+	s, err := js.Stream(ctx, events.DLQStream)
 	if err == nil {
+		cfg := s.CachedInfo().Config
+		if cfg.MaxAge > 0 || cfg.MaxBytes > 0 {
+			return nil
+		}
+		cfg.MaxAge, cfg.MaxBytes = events.DLQMaxAge, events.DLQMaxBytes
+		if _, err := js.UpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("projector: bound dead-letter stream: %w", err)
+		}
 		return nil
 	}
 	if !errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -28,7 +38,10 @@ func ensureDLQStream(ctx context.Context, js jetstream.JetStream) error {
 		Subjects:    []string{events.DLQSubjects},
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
 		Duplicates:  events.DLQDuplicates,
+		MaxAge:      events.DLQMaxAge,
+		MaxBytes:    events.DLQMaxBytes,
 	})
 	if err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 		return fmt.Errorf("projector: create dead-letter stream: %w", err)

@@ -56,6 +56,7 @@ func Run(t *testing.T, open func(t *testing.T) projections.ReadModel) {
 		{"WaitForTimesOut", testWaitForTimeout},
 		{"ConcurrentApplies", testConcurrentApplies},
 		{"Ping", testPing},
+		{"RefusedViewIsNamedAndNothingApplied", testRefused},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -673,4 +674,24 @@ func testPing(t *testing.T, rm projections.ReadModel) {
 	if err := rm.Ping(ctxT(t)); err != nil {
 		t.Fatalf("Ping: %v", err)
 	}
+}
+
+// A view no engine can hold (here a live view whose doc is not JSON) is
+// refused with a *projections.RefusedError naming it, not an unavailability:
+// retrying can never help. Nothing of the call is applied.
+func testRefused(t *testing.T, rm projections.ReadModel) {
+	good, bad := newICP("org_refused", 1), newICP("org_refused", 2)
+	v := bad.view(1, "user_1")
+	v.Doc = []byte(`{"id":`)
+	_, err := rm.Apply(ctxT(t), []projections.View{good.view(1, "user_1"), v})
+	if !errors.Is(err, projections.ErrRefused) || errors.Is(err, projections.ErrUnavailable) {
+		t.Fatalf("Apply of an invalid doc: err = %v, want ErrRefused and not ErrUnavailable", err)
+	}
+	if !projections.RefusedView(err, bad.id) || projections.RefusedView(err, good.id) {
+		t.Fatalf("refusal %v does not name the refused view %s (and only it)", err, bad.id)
+	}
+	if _, err := rm.Get(ctxT(t), good.id); !errors.Is(err, projections.ErrNotFound) {
+		t.Fatalf("the other view of the refused call: Get = %v, want not found", err)
+	}
+	wantOutcome(t, applyOne(t, rm, good.view(1, "user_1")), true, 0)
 }

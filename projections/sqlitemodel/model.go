@@ -42,6 +42,10 @@ type Options struct {
 	// MaxBatch caps the views written in one group-commit transaction
 	// (default 2048).
 	MaxBatch int
+	// MaxDocBytes is the largest document Apply accepts (default
+	// DefaultMaxDocBytes); a larger one is refused with a
+	// *projections.RefusedError.
+	MaxDocBytes int
 	// ReadConns is the size of the read connection pool (default 4).
 	ReadConns int
 	// BusyTimeout is how long a statement waits for a lock held by another
@@ -56,6 +60,9 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if o.MaxBatch < 0 {
 		problems = append(problems, "MaxBatch must not be negative")
+	}
+	if o.MaxDocBytes < 0 {
+		problems = append(problems, "MaxDocBytes must not be negative")
 	}
 	if o.ReadConns < 0 {
 		problems = append(problems, "ReadConns must not be negative")
@@ -73,6 +80,9 @@ func (o *Options) withDefaults() (Options, error) {
 	if n.MaxBatch == 0 {
 		n.MaxBatch = 2048
 	}
+	if n.MaxDocBytes == 0 {
+		n.MaxDocBytes = DefaultMaxDocBytes
+	}
 	if n.ReadConns == 0 {
 		n.ReadConns = 4
 	}
@@ -81,6 +91,12 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	return n, nil
 }
+
+// DefaultMaxDocBytes is the default of Options.MaxDocBytes: the limit the
+// MongoDB read model has (its documents cannot exceed 16 MiB), so that an ICP
+// the production read model refuses is refused by the embedded one too, and
+// the two behave alike.
+const DefaultMaxDocBytes = 15 << 20
 
 // Model is the SQLite read model. It is safe for concurrent use.
 type Model struct {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -124,7 +125,7 @@ func TestCloseEndsWaitsAndRefusesCalls(t *testing.T) {
 }
 
 func TestApplyRefusesMalformedViews(t *testing.T) {
-	m := open(t, filepath.Join(t.TempDir(), "rm.db"), sqlitemodel.Options{})
+	m := open(t, filepath.Join(t.TempDir(), "rm.db"), sqlitemodel.Options{MaxDocBytes: 64})
 	bad := map[string]projections.View{
 		"no id":       {Tenant: "t", Version: 1, Doc: []byte(`{}`)},
 		"no tenant":   {ID: "a", Version: 1, Doc: []byte(`{}`)},
@@ -133,12 +134,16 @@ func TestApplyRefusesMalformedViews(t *testing.T) {
 		"invalid doc": {ID: "a", Tenant: "t", Version: 1, Doc: []byte(`{"a":`)},
 		"huge pos":    {ID: "a", Tenant: "t", Version: 1, Position: 1 << 63, Doc: []byte(`{}`)},
 		"empty user":  {ID: "a", Tenant: "t", Version: 1, Doc: []byte(`{}`), UserIDs: []string{""}},
+		"doc too big": {ID: "a", Tenant: "t", Version: 1, Doc: []byte(`"` + strings.Repeat("a", 64) + `"`)},
 	}
 	for name, v := range bad {
 		// A malformed view refuses the whole call, even beside a good one.
 		_, err := m.Apply(context.Background(), []projections.View{view("good", 1), v})
-		if err == nil || errors.Is(err, projections.ErrUnavailable) {
-			t.Errorf("%s: err = %v, want a validation error", name, err)
+		if !errors.Is(err, projections.ErrRefused) || errors.Is(err, projections.ErrUnavailable) {
+			t.Errorf("%s: err = %v, want a refusal, not an unavailability", name, err)
+		}
+		if !projections.RefusedView(err, v.ID) || projections.RefusedView(err, "good") {
+			t.Errorf("%s: refusal %v does not name the refused view", name, err)
 		}
 	}
 	if _, err := m.Get(context.Background(), "good"); !errors.Is(err, projections.ErrNotFound) {

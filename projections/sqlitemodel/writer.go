@@ -9,6 +9,9 @@ import (
 	"math"
 	"slices"
 
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
 	"github.com/icpservice/icp/internal/groupcommit"
 	"github.com/icpservice/icp/projections"
 )
@@ -33,9 +36,10 @@ func (m *Model) queue() groupcommit.Queue[item, projections.Outcome] {
 // Apply writes each view only onto stored version view.Version-1 (nothing
 // for version 1), in slice order, in one transaction that may be shared with
 // other callers' views (group commit). When it returns nil every applied view
-// is durable. On error nothing may be assumed applied; validation errors
-// (a malformed view) are not wrapped in projections.ErrUnavailable and will
-// fail again on retry.
+// is durable. On error nothing may be assumed applied. A view this read model
+// can never hold (malformed, a document over Options.MaxDocBytes, or one
+// SQLite refuses as too big) fails with a *projections.RefusedError naming
+// it; engine failures that may pass wrap projections.ErrUnavailable.
 func (m *Model) Apply(ctx context.Context, views []projections.View) ([]projections.Outcome, error) {
 	if len(views) == 0 {
 		return []projections.Outcome{}, nil
@@ -43,7 +47,11 @@ func (m *Model) Apply(ctx context.Context, views []projections.View) ([]projecti
 	items := make([]item, len(views))
 	for i, v := range views {
 		if err := validate(v); err != nil {
-			return nil, fmt.Errorf("sqlitemodel: view %d (%q v%d): %w", i, v.ID, v.Version, err)
+			return nil, &projections.RefusedError{ID: v.ID, Version: v.Version, Reason: fmt.Sprintf("sqlitemodel: view %d: %v", i, err)}
+		}
+		if len(v.Doc) > m.opts.MaxDocBytes {
+			return nil, &projections.RefusedError{ID: v.ID, Version: v.Version,
+				Reason: fmt.Sprintf("sqlitemodel: document of %d bytes exceeds the limit of %d", len(v.Doc), m.opts.MaxDocBytes)}
 		}
 		users := v.UserIDs
 		if v.Deleted || users == nil {
@@ -171,6 +179,9 @@ func (w *writer) write(items []item) (out []projections.Outcome, err error) {
 	out = make([]projections.Outcome, len(items))
 	for i, it := range items {
 		if out[i], err = st.apply(ctx, it.view, it.users); err != nil {
+			if tooBig(err) {
+				return nil, &projections.RefusedError{ID: it.view.ID, Version: it.view.Version, Reason: "sqlitemodel: " + err.Error()}
+			}
 			return nil, err
 		}
 	}
@@ -267,6 +278,13 @@ func (st txStmts) addMembers(ctx context.Context, tenant string, position uint64
 		}
 	}
 	return nil
+}
+
+// tooBig reports whether SQLite refused a value as larger than it can hold
+// (SQLITE_TOOBIG): writing it again can never succeed.
+func tooBig(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_TOOBIG
 }
 
 // difference returns the members of a that are not in b.

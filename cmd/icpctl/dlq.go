@@ -1,0 +1,408 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/icpservice/icp/events"
+	"github.com/icpservice/icp/internal/app"
+	"github.com/icpservice/icp/internal/natsserver"
+	"github.com/icpservice/icp/projections"
+	"github.com/icpservice/icp/projections/mongomodel"
+	"github.com/icpservice/icp/projections/projector"
+	"github.com/icpservice/icp/projections/sqlitemodel"
+)
+
+// DLQCmd lists and re-drives the dead letters of one consumer: the messages
+// it copied to icp.dlq.<consumer> on the stream ICP_DLQ with the reason
+// (see events.HeaderDLQReason and the other dead-letter headers).
+type DLQCmd struct {
+	List    DLQListCmd    `cmd:"" help:"List a consumer's dead letters: sequence, time, event id, type and reason."`
+	Redrive DLQRedriveCmd `cmd:"" help:"Re-drive a consumer's dead letters and remove those that were re-driven."`
+}
+
+// DLQFlags are what both dlq subcommands need: the bus, and the consumer.
+type DLQFlags struct {
+	StoreFlags `embed:""`
+	Consumer   string        `name:"consumer" required:"" help:"Durable name of the consumer (the read model's projector is \"projector\"; a worker's is its Config.Durable)."`
+	NATS       string        `name:"nats" env:"ICP_NATS_URL" help:"NATS URL of the bus (required while icpd runs; empty: start the embedded server on <data-dir>/nats)."`
+	Timeout    time.Duration `name:"timeout" default:"10s" help:"How long one request to JetStream waits for its answer."`
+}
+
+func (f *DLQFlags) validate() error {
+	var errs []error
+	if err := f.StoreFlags.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if f.Consumer == "" || strings.ContainsAny(f.Consumer, ".*> \t\r\n") {
+		errs = append(errs, fmt.Errorf("--consumer %q: want a durable name, without '.', '*', '>' or whitespace", f.Consumer))
+	}
+	if f.Timeout <= 0 {
+		errs = append(errs, fmt.Errorf("--timeout %s: want > 0", f.Timeout))
+	}
+	if f.NATS == "" && f.EventStore != "" {
+		errs = append(errs, errors.New("--nats is required with --event-store"))
+	}
+	return errors.Join(errs...)
+}
+
+// deadLetter is one message of icp.dlq.<consumer>.
+type deadLetter struct {
+	*jetstream.RawStreamMsg
+}
+
+func (d deadLetter) get(key string) string { return d.Header.Get(key) }
+
+// by is the kind of writer: the header, or for dead letters of earlier
+// releases, which had none, a worker when it named its durable and the
+// projector otherwise.
+func (d deadLetter) by() string {
+	if by := d.get(events.HeaderDLQBy); by != "" {
+		return by
+	}
+	if d.get(events.HeaderDLQConsumer) != "" {
+		return events.DLQByConsumer
+	}
+	return events.DLQByProjector
+}
+
+// eachDeadLetter calls fn with the consumer's dead letters, oldest first,
+// at most limit of them (0: all). Each is read on its own with a direct get
+// by subject: an operator's tool, where one request per message is cheap
+// next to holding a consumer on the stream.
+func eachDeadLetter(ctx context.Context, js jetstream.JetStream, consumer string, limit int, fn func(deadLetter) error) error {
+	s, err := js.Stream(ctx, events.DLQStream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil // nothing was ever dead-lettered
+	}
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", events.DLQStream, err)
+	}
+	subject := events.DLQSubject(consumer)
+	seq := uint64(1)
+	for n := 0; limit <= 0 || n < limit; n++ {
+		m, err := s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("dead letters of %s after sequence %d: %w", consumer, seq, err)
+		}
+		if err := fn(deadLetter{m}); err != nil {
+			return err
+		}
+		seq = m.Sequence + 1
+	}
+	return nil
+}
+
+// DLQListCmd prints a consumer's dead letters as a table on stdout.
+type DLQListCmd struct {
+	DLQFlags `embed:""`
+	Limit    int `name:"limit" default:"1000" help:"Print at most this many, oldest first (0: all)."`
+}
+
+// Validate is called by kong after parsing.
+func (c *DLQListCmd) Validate() error {
+	err := c.DLQFlags.validate()
+	if c.Limit < 0 {
+		err = errors.Join(err, fmt.Errorf("--limit %d: want >= 0", c.Limit))
+	}
+	return err
+}
+
+// Run lists the dead letters.
+func (c *DLQListCmd) Run(g *Globals) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	js, closeBus, err := c.connect(g)
+	if err != nil {
+		return err
+	}
+	defer closeBus()
+	tw := tabwriter.NewWriter(g.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SEQ\tTIME\tEVENT\tTYPE\tREASON")
+	n := 0
+	err = eachDeadLetter(ctx, js, c.Consumer, c.Limit, func(d deadLetter) error {
+		n++
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", d.Sequence, d.Time.UTC().Format(time.RFC3339), orDash(d.get(events.HeaderID)),
+			orDash(d.get(events.HeaderType)), orDash(d.get(events.HeaderDLQReason)))
+		return nil
+	})
+	if ferr := tw.Flush(); err == nil {
+		err = ferr
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(g.Stderr, "dlq: %d dead letters of %s on %s\n", n, c.Consumer, events.DLQSubject(c.Consumer))
+	return nil
+}
+
+// DLQRedriveCmd re-drives dead letters and removes each one it re-drove.
+//
+// How depends on who dead-lettered it (events.HeaderDLQBy):
+//
+//   - The projector: from the event store, never from the message. The
+//     store must hold the dead letter's event (same id, stream and version);
+//     the read model's view of that ICP is then brought up to that version
+//     from the stored events (projector.Reapply). A dead letter whose event
+//     the store does not hold (a forged message) is kept: there is nothing
+//     to apply.
+//   - A worker (events/consumer): the original message, body and headers,
+//     is published again on ICP_REPLAY, subject icp.replay.<EventType>,
+//     where the worker's replay durable (consumer.Config.Replay) takes it.
+//     Not on ICP_EVENTS: the relay's resume point is the last message there
+//     and every other durable would get it too. Its Nats-Msg-Id is derived
+//     from the dead letter's sequence, so a re-drive repeated within the
+//     replay stream's window is stored once.
+//
+// A dead letter that cannot be re-driven is kept and reported; the command
+// then exits non-zero.
+type DLQRedriveCmd struct {
+	DLQFlags  `embed:""`
+	ID        string `name:"id" help:"Re-drive only the dead letters of this event id (default: all of the consumer's)."`
+	ReadModel string `name:"read-model" env:"ICP_READ_MODEL" help:"icpd's read model (mongodb://...) for the projector's dead letters; empty: the SQLite read model in --data-dir."`
+}
+
+// Validate is called by kong after parsing.
+func (c *DLQRedriveCmd) Validate() error { return c.DLQFlags.validate() }
+
+// Run re-drives the dead letters.
+func (c *DLQRedriveCmd) Run(g *Globals) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	js, closeBus, err := c.connect(g)
+	if err != nil {
+		return err
+	}
+	defer closeBus()
+	r := redriver{cmd: c, g: g, js: js}
+	defer r.close()
+
+	var todo []deadLetter
+	if err := eachDeadLetter(ctx, js, c.Consumer, 0, func(d deadLetter) error {
+		if c.ID == "" || d.get(events.HeaderID) == c.ID {
+			todo = append(todo, d)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if c.ID != "" && len(todo) == 0 {
+		return fmt.Errorf("no dead letter of event %s on %s", c.ID, events.DLQSubject(c.Consumer))
+	}
+	kept := 0
+	for _, d := range todo {
+		how, err := r.redrive(ctx, d)
+		if err == nil {
+			err = r.remove(ctx, d)
+		}
+		if err != nil {
+			kept++
+			fmt.Fprintf(g.Stdout, "kept %d %s: %v\n", d.Sequence, orDash(d.get(events.HeaderID)), err)
+			continue
+		}
+		fmt.Fprintf(g.Stdout, "redriven %d %s: %s\n", d.Sequence, orDash(d.get(events.HeaderID)), how)
+	}
+	fmt.Fprintf(g.Stderr, "dlq: %d of %d dead letters of %s re-driven and removed\n", len(todo)-kept, len(todo), c.Consumer)
+	if kept > 0 {
+		return fmt.Errorf("%d dead letters could not be re-driven and are kept", kept)
+	}
+	return nil
+}
+
+// redriver holds what re-driving needs, opened on first use: the projector's
+// dead letters need the event store and the read model, a worker's only
+// the bus.
+type redriver struct {
+	cmd *DLQRedriveCmd
+	g   *Globals
+	js  jetstream.JetStream
+
+	store  events.Store
+	rm     projections.ReadModel
+	closer []func()
+}
+
+func (r *redriver) close() {
+	for i := len(r.closer) - 1; i >= 0; i-- {
+		r.closer[i]()
+	}
+}
+
+func (r *redriver) redrive(ctx context.Context, d deadLetter) (string, error) {
+	switch by := d.by(); by {
+	case events.DLQByProjector:
+		return r.reapply(ctx, d)
+	case events.DLQByConsumer:
+		return r.republish(ctx, d)
+	default:
+		return "", fmt.Errorf("dead letters written by %q cannot be re-driven", by)
+	}
+}
+
+// reapply re-drives a projector's dead letter from the event store.
+func (r *redriver) reapply(ctx context.Context, d deadLetter) (string, error) {
+	stream := d.get(events.HeaderStream)
+	if stream == "" && d.get(events.HeaderSubject) != "" {
+		stream = events.StreamID(d.get(events.HeaderSubject))
+	}
+	version, err := strconv.ParseUint(d.get(events.HeaderICPVersion), 10, 64)
+	if err != nil || stream == "" || d.get(events.HeaderID) == "" {
+		return "", fmt.Errorf("%w: the dead letter names no event (id %q, stream %q, version %q)",
+			projector.ErrNotStored, d.get(events.HeaderID), stream, d.get(events.HeaderICPVersion))
+	}
+	if err := r.openStores(ctx); err != nil {
+		return "", err
+	}
+	n, err := projector.Reapply(ctx, r.store, r.rm, stream, version, d.get(events.HeaderID))
+	if err != nil {
+		return "", err
+	}
+	if n == 0 {
+		return fmt.Sprintf("the read model already holds %s at version %d or later", stream, version), nil
+	}
+	return fmt.Sprintf("re-applied from the event store: %s up to version %d (%d versions written)", stream, version, n), nil
+}
+
+func (r *redriver) openStores(ctx context.Context) error {
+	if r.store != nil {
+		return nil
+	}
+	st, err := r.cmd.openStore(ctx)
+	if err != nil {
+		return err
+	}
+	r.closer = append(r.closer, func() { _ = st.Close() })
+	var rm projections.ReadModel
+	if r.cmd.ReadModel != "" {
+		rm, err = mongomodel.Open(ctx, r.cmd.ReadModel, mongomodel.Options{})
+	} else {
+		if err := mustExist(r.cmd.readModelPath(), "read model"); err != nil {
+			return err
+		}
+		rm, err = sqlitemodel.Open(ctx, r.cmd.readModelPath(), sqlitemodel.Options{})
+	}
+	if err != nil {
+		return fmt.Errorf("read model: %w", err)
+	}
+	r.closer = append(r.closer, func() { _ = rm.Close() })
+	r.store, r.rm = st, rm
+	return nil
+}
+
+// republish re-drives a worker's dead letter onto ICP_REPLAY.
+func (r *redriver) republish(ctx context.Context, d deadLetter) (string, error) {
+	subject := d.get(events.HeaderDLQSubject)
+	switch {
+	case strings.HasPrefix(subject, events.ReplaySubjectPrefix):
+	case strings.HasPrefix(subject, events.BusSubjectPrefix):
+		subject = events.ReplaySubjectPrefix + strings.TrimPrefix(subject, events.BusSubjectPrefix)
+	default:
+		return "", fmt.Errorf("original subject %q is not an event subject", subject)
+	}
+	if err := ensureReplayExists(ctx, r.js); err != nil {
+		return "", err
+	}
+	m := nats.NewMsg(subject)
+	for k, vs := range d.Header {
+		if strings.HasPrefix(k, "icp-dlq-") || strings.HasPrefix(k, "Nats-") {
+			continue
+		}
+		m.Header[k] = vs
+	}
+	m.Data = d.Data
+	pctx, cancel := context.WithTimeout(ctx, r.cmd.Timeout)
+	defer cancel()
+	id := "redrive-" + events.DLQStream + "-" + strconv.FormatUint(d.Sequence, 10)
+	if _, err := r.js.PublishMsg(pctx, m, jetstream.WithMsgID(id), jetstream.WithExpectStream(events.ReplayStream)); err != nil {
+		return "", fmt.Errorf("publish on %s: %w", subject, err)
+	}
+	return "published again on " + subject + " (" + events.ReplayStream + ")", nil
+}
+
+// ensureReplayExists creates ICP_REPLAY as icpctl republish does when it
+// does not exist; an existing one keeps its limits.
+func ensureReplayExists(ctx context.Context, js jetstream.JetStream) error {
+	_, err := js.Stream(ctx, events.ReplayStream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return ensureReplayStream(ctx, js, 7*24*time.Hour)
+	}
+	return err
+}
+
+// remove deletes the re-driven dead letter.
+func (r *redriver) remove(ctx context.Context, d deadLetter) error {
+	s, err := r.js.Stream(ctx, events.DLQStream)
+	if err != nil {
+		return fmt.Errorf("re-driven, but not removed: %w", err)
+	}
+	if err := s.DeleteMsg(ctx, d.Sequence); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return fmt.Errorf("re-driven, but not removed: %w", err)
+	}
+	return nil
+}
+
+// connect returns JetStream on --nats, or on the embedded server of the
+// data directory when no other process has it open (two servers on one
+// JetStream directory would corrupt it), as icpctl republish does.
+func (f *DLQFlags) connect(g *Globals) (jetstream.JetStream, func(), error) {
+	var (
+		nc      *nats.Conn
+		cleanup func()
+		err     error
+	)
+	if f.NATS != "" {
+		if nc, err = nats.Connect(f.NATS, nats.Name("icpctl-dlq"), nats.Timeout(f.Timeout)); err != nil {
+			return nil, nil, fmt.Errorf("connect to %s: %w", f.NATS, err)
+		}
+		cleanup = nc.Close
+	} else {
+		if err := mustExist(f.eventsPath(), "event store"); err != nil {
+			return nil, nil, err
+		}
+		busy, err := dbOpenElsewhere(f.eventsPath())
+		switch {
+		case err != nil:
+			return nil, nil, fmt.Errorf("%w; pass --nats (icpd logs its embedded NATS URL at start)", err)
+		case busy:
+			return nil, nil, fmt.Errorf("another process (a running icpd?) has %s open: pass --nats with the URL icpd logs for its embedded NATS", f.eventsPath())
+		}
+		srv, err := natsserver.Start(natsserver.Config{StoreDir: filepath.Join(f.DataDir, app.NATSDir)})
+		if err != nil {
+			return nil, nil, fmt.Errorf("embedded NATS: %w", err)
+		}
+		if nc, err = nats.Connect("", nats.InProcessServer(srv.Inner()), nats.Name("icpctl-dlq")); err != nil {
+			srv.Shutdown()
+			return nil, nil, fmt.Errorf("connect to the embedded NATS: %w", err)
+		}
+		fmt.Fprintf(g.Stderr, "dlq: started the embedded NATS server on %s\n", filepath.Join(f.DataDir, app.NATSDir))
+		cleanup = func() { nc.Close(); srv.Shutdown() }
+	}
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(f.Timeout))
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	return js, cleanup, nil
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
