@@ -137,15 +137,26 @@ func eachMember(obj []byte, fn func(rawKey, val []byte)) {
 	}
 }
 
-// eachElement calls fn for every element of the array arr, in order.
-func eachElement(arr []byte, fn func(i int, val []byte)) {
+// eachElementWhile calls fn for the first n elements of the array arr.
+func eachElementWhile(arr []byte, n int, fn func(i int, val []byte)) {
+	if n <= 0 {
+		return
+	}
+	eachElementUntil(arr, func(i int, val []byte) bool { fn(i, val); return i+1 < n })
+}
+
+// eachElementUntil calls fn for the elements of the array arr, in order,
+// until fn returns false.
+func eachElementUntil(arr []byte, fn func(i int, val []byte) bool) {
 	i := skipSpace(arr, 1)
 	if i >= len(arr) || arr[i] == ']' {
 		return
 	}
 	for n := 0; i < len(arr); n++ {
 		ve := valueEnd(arr, i)
-		fn(n, arr[i:ve])
+		if !fn(n, arr[i:ve]) {
+			return
+		}
 		i = skipSpace(arr, ve)
 		if i >= len(arr) || arr[i] != ',' {
 			return
@@ -157,7 +168,7 @@ func eachElement(arr []byte, fn func(i int, val []byte)) {
 // countElements returns the number of elements of the array arr.
 func countElements(arr []byte) int {
 	n := 0
-	eachElement(arr, func(int, []byte) { n++ })
+	eachElementUntil(arr, func(int, []byte) bool { n++; return true })
 	return n
 }
 
@@ -180,16 +191,17 @@ func decodeString(s []byte) string {
 	return out
 }
 
-// keyText returns the decoded text of a raw key (quotes included) as bytes;
-// without escapes it is a sub-slice of rawKey (no copy), so that a switch on
-// string(keyText(k)) allocates nothing.
-func keyText(rawKey []byte) []byte {
-	for _, c := range rawKey {
+// stringText returns the decoded text of the JSON string s (quotes
+// included) as bytes; without escapes it is a sub-slice of s (no copy), so
+// that a comparison or a map lookup with string(stringText(s)) allocates
+// nothing.
+func stringText(s []byte) []byte {
+	for _, c := range s {
 		if c == '\\' {
-			return []byte(decodeString(rawKey))
+			return []byte(decodeString(s))
 		}
 	}
-	return rawKey[1 : len(rawKey)-1]
+	return s[1 : len(s)-1]
 }
 
 // compactInto appends v without insignificant whitespace to dst and reports
