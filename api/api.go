@@ -259,10 +259,12 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 		r.Use(a.cors)
 	}
 	r.NoRoute(func(c *gin.Context) {
-		a.abort(c, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "no such route: " + c.Request.Method + " " + c.Request.URL.Path}, "")
+		a.abort(c, &Error{Status: http.StatusNotFound, Code: CodeNotFound,
+			Message: "no such route: " + commands.Excerpt(c.Request.Method, maxEchoed) + " " + commands.Excerpt(c.Request.URL.Path, maxEchoed)}, "")
 	})
 	r.NoMethod(func(c *gin.Context) {
-		a.abort(c, &Error{Status: http.StatusMethodNotAllowed, Code: CodeMethodNotAllowed, Message: "method " + c.Request.Method + " is not allowed here"}, "")
+		a.abort(c, &Error{Status: http.StatusMethodNotAllowed, Code: CodeMethodNotAllowed,
+			Message: "method " + commands.Excerpt(c.Request.Method, maxEchoed) + " is not allowed here"}, "")
 	})
 
 	r.GET("/healthz", a.healthz)
