@@ -117,3 +117,97 @@ func BenchmarkParseHostile(b *testing.B) {
 		})
 	}
 }
+
+// TestHostileBodiesAreRefusedWithBoundedDetails pins what each hostile body
+// gets: the refusal and its details, at most MaxDetails of them, or the
+// command it stands for.
+func TestHostileBodiesAreRefusedWithBoundedDetails(t *testing.T) {
+	elements := func(body []byte, open string) int {
+		i := strings.Index(string(body), open)
+		return countElements(body[i+len(open)-1:])
+	}
+	for _, hc := range hostileBodies() {
+		t.Run(hc.name, func(t *testing.T) {
+			cmd, err := ParseCreate(hc.body, caller)
+			var want []problem
+			switch hc.name {
+			case "userIds-same":
+				if err != nil || len(cmd.UserIDs) != 2 || cmd.UserIDs[0] != "u" || cmd.UserIDs[1] != caller {
+					t.Fatalf("userIds %v (%v), want [u %s]", cmd.UserIDs, err, caller)
+				}
+				return
+			case "unknown-keys", "accepted-large-filters":
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			case "too-deep-body", "malformed-at-end":
+				if ve := parseErr(t, string(hc.body)); len(ve.Details) != 0 || !strings.Contains(ve.Message, "malformed JSON") {
+					t.Fatalf("%s with details %v, want malformed JSON", ve.Message, ve.Details)
+				}
+				return
+			case "userIds-distinct", "userIds-escaped":
+				want = []problem{{"userIds", "must have at most 100 distinct entries including the caller, has more"}}
+			case "userIds-invalid":
+				n := elements(hc.body, `"userIds":[`)
+				for i := range MaxDetails - 1 {
+					want = append(want, problem{"userIds[" + strconv.Itoa(i) + "]", "must be a string, not a number"})
+				}
+				want = append(want, problem{"", strconv.Itoa(n-MaxDetails+1) + " more problems were found"})
+			case "criteria-invalid", "custom-invalid":
+				path, open, required := "leadProviderCriteria", `"leadProviderCriteria":[`, []string{".provider", ".filters"}
+				if hc.name == "custom-invalid" {
+					path, open, required = "customFilterCriteria", `"customFilterCriteria":[`, []string{".type", ".value"}
+				}
+				want = []problem{{path, "must have at most 20 items, has " + strconv.Itoa(elements(hc.body, open))}}
+				for i := range 20 { // the elements up to the limit, no further
+					for _, r := range required {
+						want = append(want, problem{path + "[" + strconv.Itoa(i) + "]" + r, "is required"})
+					}
+				}
+			case "crm-filters-invalid":
+				want = []problem{{"crmFilters.filters", "must have at most 50 items, has " + strconv.Itoa(elements(hc.body, `"filters":[`))}}
+				for i := 0; len(want) < MaxDetails-1; i++ {
+					for _, r := range []string{".path", ".mode", ".value"} {
+						if len(want) < MaxDetails-1 {
+							want = append(want, problem{"crmFilters.filters[" + strconv.Itoa(i) + "]" + r, "is required"})
+						}
+					}
+				}
+				want = append(want, problem{"", strconv.Itoa(1+50*3-(MaxDetails-1)) + " more problems were found"})
+			case "custom-type-long":
+				for i := range MaxCustomFilters {
+					want = append(want, problem{"customFilterCriteria[" + strconv.Itoa(i) + "].type",
+						`unknown type "` + strings.Repeat("x", MaxQuoted) + `"…; known types: maxPeoplePerCompany, minDaysUntilReuse`})
+				}
+			case "duplicate-keys", "escaped-keys":
+				want = []problem{{"name", "is given more than once"}}
+			case "escaped-name":
+				want = []problem{{"name", "must be at most 200 characters"}}
+			case "deep-filters":
+				want = []problem{{"leadProviderCriteria[0].filters", "must not nest deeper than 32 levels"}}
+			case "long-number":
+				want = []problem{{"leadsPerList", "must be at most 1000"}}
+			default:
+				t.Fatalf("no expectation for %s", hc.name)
+			}
+			checkDetails(t, string(hc.body), want)
+		})
+	}
+}
+
+// TestFurtherProblemsAllocateNothing: past MaxDetails, a problem is counted
+// and nothing else, so a hundred times as many cost no more allocations.
+func TestFurtherProblemsAllocateNothing(t *testing.T) {
+	allocs := func(n int) float64 {
+		body := []byte(`{"name":"N","leadProviderCriteria":[],"userIds":[` + strings.TrimSuffix(strings.Repeat(`0,"",`, n), ",") + `]}`)
+		return testing.AllocsPerRun(5, func() {
+			if _, err := ParseCreate(body, caller); err == nil {
+				t.Fatal("accepted")
+			}
+		})
+	}
+	if few, many := allocs(100), allocs(10_000); many != few {
+		t.Fatalf("%v allocations for 200 problems, %v for 20000", few, many)
+	}
+}
