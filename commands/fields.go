@@ -519,6 +519,10 @@ func (p *parser) leadsPerList(v []byte, path string) int {
 	return 0
 }
 
+// maxTimeText is more than the longest RFC 3339 time as a JSON string, even
+// with every character escaped ("2006-01-02T15:04:05.999999999+07:00" is 35).
+const maxTimeText = 2 + 6*35
+
 // activeUntil reads an RFC 3339 time or null (nil).
 func (p *parser) activeUntil(v []byte, path string) *events.Time {
 	const want = "an RFC 3339 timestamp such as 2024-01-15T10:30:00Z, or null"
@@ -526,6 +530,10 @@ func (p *parser) activeUntil(v []byte, path string) *events.Time {
 	case kindNull:
 		return nil
 	case kindString:
+		if len(v) > maxTimeText { // not a time: spare the parser and its error text
+			p.add(pathLoc(path), "must be "+want)
+			return nil
+		}
 		t, err := events.ParseTime(decodeString(v))
 		if err != nil {
 			p.add(pathLoc(path), "must be "+want)

@@ -67,6 +67,7 @@ func hostileBodies() []hostileCase {
 		{"escaped-name", fill(`{"leadProviderCriteria":[],"name":"`, repeated(`\u00e9`), "", `"}`)},
 		{"deep-filters", deepFilters()},
 		{"too-deep-body", fill(`{"name":"N","leadProviderCriteria":`, repeated(`[`), "", "")},
+		{"long-time", fill(`{"name":"N","leadProviderCriteria":[],"activeUntil":"2024-01-15T10:30:00`, repeated(`0`), "", `Z"}`)},
 		{"long-number", fill(`{"name":"N","leadProviderCriteria":[],"leadsPerList":0.`, repeated(`0`), "", `1e99999999}`)},
 		{"malformed-at-end", fill(`{"name":"N","leadProviderCriteria":[],"pad":"`, repeated(`x`), "", `"`)},
 		// Accepted: free-form filters as large as the body allows, then hashed
@@ -186,6 +187,8 @@ func TestHostileBodiesAreRefusedWithBoundedDetails(t *testing.T) {
 				want = []problem{{"name", "must be at most 200 characters"}}
 			case "deep-filters":
 				want = []problem{{"leadProviderCriteria[0].filters", "must not nest deeper than 32 levels"}}
+			case "long-time":
+				want = []problem{{"activeUntil", "must be an RFC 3339 timestamp"}}
 			case "long-number":
 				want = []problem{{"leadsPerList", "must be at most 1000"}}
 			default:
