@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -70,9 +71,21 @@ type parser struct {
 	problems problems
 	size     int // of the body: the arena's capacity, allocated on first use
 	arena    []byte
+	scratch  []byte // decoded text of the last escaped string looked at
 }
 
 func newParser(bodyLen int) *parser { return &parser{size: bodyLen} }
+
+// text is the decoded text of the JSON string s (see stringText), valid
+// until the next call: escaped text is decoded into the parser's reused
+// buffer.
+func (p *parser) text(s []byte) []byte {
+	if bytes.IndexByte(s, '\\') < 0 {
+		return s[1 : len(s)-1]
+	}
+	p.scratch = appendUnescaped(p.scratch[:0], s)
+	return p.scratch
+}
 
 // loc is where a problem is: base, then "[i]" when i >= 0, then field. It
 // becomes a path only when the problem is kept, so a problem past MaxDetails
@@ -146,11 +159,12 @@ const maxEscapedKey = 2 + 6*20
 // each raw value in the slot of the same index (nil: absent). Other members
 // are ignored. It returns a bit set of the names given more than once.
 func fields(obj []byte, names []string, slots [][]byte) (dups uint32) {
+	var scratch [maxEscapedKey]byte
 	eachMember(obj, func(rawKey, val []byte) {
 		if len(rawKey) > maxEscapedKey {
 			return
 		}
-		k := stringText(rawKey)
+		k := stringText(rawKey, scratch[:0])
 		for j, n := range names {
 			if string(k) == n {
 				if slots[j] != nil {
@@ -445,7 +459,7 @@ func (p *parser) userIDs(v []byte, path, caller string) []string {
 			p.wrongType(itemLoc(path, i, ""), "a string", el)
 			return true
 		}
-		text := stringText(el)
+		text := p.text(el)
 		switch l := utf8.RuneCount(text); {
 		case l == 0:
 			p.add(itemLoc(path, i, ""), "must not be empty")

@@ -144,3 +144,27 @@ func FuzzParseUpdate(f *testing.F) {
 		}
 	})
 }
+
+// FuzzUnescape compares the decoding of JSON strings with encoding/json's
+// (go test -run X -fuzz FuzzUnescape -fuzztime 5m ./commands).
+func FuzzUnescape(f *testing.F) {
+	for _, s := range []string{`"plain"`, `"a\u00e9\"\\\/\b\f\n\r\t"`, `"\ud83d\ude00"`, `"\ud83d"`, `"\ud83d\u0041"`,
+		`"\ude00\ud83d"`, `"\uD83D\uDE00x"`, "\"\xff\xfe\"", `"\u0000"`, `"é€😀"`, `"\ud83d\ud83d\ude00"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, s []byte) {
+		if !json.Valid(s) || len(s) < 2 || s[0] != '"' {
+			return
+		}
+		var want string
+		if err := json.Unmarshal(s, &want); err != nil {
+			t.Fatal(err)
+		}
+		if got := appendUnescaped(nil, s); string(got) != want {
+			t.Fatalf("%q decoded as %q, encoding/json gives %q", s, got, want)
+		}
+		if got := decodeString(s); got != want {
+			t.Fatalf("decodeString(%q) = %q, encoding/json gives %q", s, got, want)
+		}
+	})
+}

@@ -55,6 +55,7 @@ func hostileBodies() []hostileCase {
 		// Every element a problem: a detail each.
 		{"userIds-invalid", fill(head+`"userIds":[`, repeated(`0`), ",", "]}")},
 		{"userIds-escaped", fill(head+`"userIds":[`, func(i int) string { return `"\u0075` + strconv.FormatInt(int64(i), 36) + `"` }, ",", "]}")},
+		{"userIds-escaped-same", fill(head+`"userIds":[`, repeated(`"\u0075"`), ",", "]}")},
 		{"criteria-invalid", fill(`{"name":"N","leadProviderCriteria":[`, repeated(`{}`), ",", "]}")},
 		{"custom-invalid", fill(head+`"customFilterCriteria":[`, repeated(`{}`), ",", "]}")},
 		{"crm-filters-invalid", fill(head+`"crmFilters":{"filters":[`, repeated(`{}`), ",", "]}}")},
@@ -132,7 +133,7 @@ func TestHostileBodiesAreRefusedWithBoundedDetails(t *testing.T) {
 			cmd, err := ParseCreate(hc.body, caller)
 			var want []problem
 			switch hc.name {
-			case "userIds-same":
+			case "userIds-same", "userIds-escaped-same":
 				if err != nil || len(cmd.UserIDs) != 2 || cmd.UserIDs[0] != "u" || cmd.UserIDs[1] != caller {
 					t.Fatalf("userIds %v (%v), want [u %s]", cmd.UserIDs, err, caller)
 				}
