@@ -215,3 +215,25 @@ func TestFurtherProblemsAllocateNothing(t *testing.T) {
 		t.Fatalf("%v allocations for 200 problems, %v for 20000", few, many)
 	}
 }
+
+// Keys longer than maxEscapedKey are skipped undecoded: every member name
+// of the schema, written with every character escaped, must fit.
+func TestEveryMemberNameFitsTheEscapedKeyBound(t *testing.T) {
+	for _, names := range [][]string{createFields, criterionFields, customFilterFields, crmFields, crmFilterFields} {
+		for _, n := range names {
+			var raw strings.Builder
+			raw.WriteByte('"')
+			for _, c := range []byte(n) {
+				raw.WriteString(`\u00` + strconv.FormatInt(int64(c), 16))
+			}
+			raw.WriteByte('"')
+			if raw.Len() > maxEscapedKey {
+				t.Errorf("%s escaped takes %d bytes, more than maxEscapedKey %d", n, raw.Len(), maxEscapedKey)
+			}
+			var slots [1][]byte
+			if fields([]byte(`{`+raw.String()+`:1}`), []string{n}, slots[:]); string(slots[0]) != "1" {
+				t.Errorf("%s escaped is not found", n)
+			}
+		}
+	}
+}
