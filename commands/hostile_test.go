@@ -211,7 +211,9 @@ func TestFurtherProblemsAllocateNothing(t *testing.T) {
 			}
 		})
 	}
-	if few, many := allocs(100), allocs(10_000); many != few {
+	// A few allocations of slack: under the race detector sync.Pool (which
+	// encoding/json's validator uses) drops items at random.
+	if few, many := allocs(100), allocs(10_000); many > few+4 {
 		t.Fatalf("%v allocations for 200 problems, %v for 20000", few, many)
 	}
 }
