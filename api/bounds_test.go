@@ -18,7 +18,7 @@ func fillBody(head, item, tail string) (string, int) {
 	return head + strings.TrimSuffix(strings.Repeat(item+",", n), ",") + tail, n
 }
 
-var moreProblems = regexp.MustCompile(`^([0-9]+) more problems? (were|was) found$`)
+var moreProblems = regexp.MustCompile(`^([0-9]+) more problems were found$`)
 
 // assertBounded checks what every error answer promises whatever the
 // request: a body under 64 KiB, at most 50 details, and when more problems

@@ -86,14 +86,8 @@ func CapDetails(details []Detail, further int) []Detail {
 	more := further + len(details) - keep
 	out := make([]Detail, keep, keep+1)
 	copy(out, details)
-	return append(out, Detail{Path: "", Message: moreProblems(more)})
-}
-
-func moreProblems(n int) string {
-	if n == 1 {
-		return "1 more problem was found"
-	}
-	return strconv.Itoa(n) + " more problems were found"
+	// more is at least 2: the last listed place went to this detail.
+	return append(out, Detail{Path: "", Message: strconv.Itoa(more) + " more problems were found"})
 }
 
 // MaxQuoted is how many characters of what the client sent a message quotes
