@@ -20,7 +20,6 @@ import (
 
 	"github.com/icpservice/icp/api/auth"
 	"github.com/icpservice/icp/commands"
-	"github.com/icpservice/icp/internal/telemetry"
 	"github.com/icpservice/icp/projections"
 )
 
@@ -292,10 +291,12 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 		r.Use(a.cors)
 	}
 	r.NoRoute(func(c *gin.Context) {
-		a.abort(c, &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "no such route: " + telemetry.ClipPath(c.Request.Method) + " " + telemetry.ClipPath(c.Request.URL.Path)}, "")
+		a.abort(c, &Error{Status: http.StatusNotFound, Code: CodeNotFound,
+			Message: "no such route: " + commands.Excerpt(c.Request.Method, maxEchoed) + " " + commands.Excerpt(c.Request.URL.Path, maxEchoed)}, "")
 	})
 	r.NoMethod(func(c *gin.Context) {
-		a.abort(c, &Error{Status: http.StatusMethodNotAllowed, Code: CodeMethodNotAllowed, Message: "method " + telemetry.ClipPath(c.Request.Method) + " is not allowed here"}, "")
+		a.abort(c, &Error{Status: http.StatusMethodNotAllowed, Code: CodeMethodNotAllowed,
+			Message: "method " + commands.Excerpt(c.Request.Method, maxEchoed) + " is not allowed here"}, "")
 	})
 
 	r.GET("/healthz", a.healthz)

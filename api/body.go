@@ -13,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"golang.org/x/sync/semaphore"
 
+	"github.com/icpservice/icp/commands"
 	"github.com/icpservice/icp/events"
 )
 
@@ -139,7 +140,7 @@ func checkJSONContentType(ct string) error {
 		return unsupported
 	}
 	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
-		unsupported.Message = "the request body must be JSON in UTF-8, not charset " + cs
+		unsupported.Message = "the request body must be JSON in UTF-8, not charset " + commands.Quote(cs)
 		return unsupported
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -64,11 +65,12 @@ func badRequest(msg string, details ...commands.Detail) *Error {
 	return &Error{Status: http.StatusBadRequest, Code: CodeBadRequest, Message: msg, Details: details}
 }
 
+// maxEchoed is how many characters of an id, a path or a method a message
+// repeats.
+const maxEchoed = 64
+
 func notFound(id string) *Error {
-	if len(id) > 100 {
-		id = id[:100] + "..."
-	}
-	return &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "ICP not found: " + id}
+	return &Error{Status: http.StatusNotFound, Code: CodeNotFound, Message: "ICP not found: " + commands.Excerpt(id, maxEchoed)}
 }
 
 // errorFor is the one mapping from what went wrong to the answer. id is the
@@ -127,13 +129,80 @@ func (a *api) abort(c *gin.Context, err error, id string) {
 	if e.Challenge != "" {
 		h.Set("WWW-Authenticate", e.Challenge)
 	}
-	body, merr := jsonBytes(errorBody{Error: errorFields{Code: e.Code, Message: e.Message, Details: e.Details}})
+	body, merr := errorJSON(e)
 	if merr != nil { // cannot happen: strings only
 		log.Error("encode error body", "err", merr)
 		body = []byte(`{"error":{"code":"INTERNAL_ERROR","message":"internal error"}}`)
 	}
 	c.Abort()
 	c.Data(e.Status, contentTypeJSON, body)
+}
+
+// MaxErrorBodyBytes bounds every error answer: its body is shorter than this
+// whatever the request (the contract: under 64 KiB).
+const MaxErrorBodyBytes = 64 << 10
+
+// The most bytes each text of an error answer takes once encoded as JSON.
+// With at most commands.MaxDetails details they keep a body below
+// MaxErrorBodyBytes (TestErrorBodiesStayBoundedWhateverTheyCarry).
+const (
+	maxCodeJSON          = 64
+	maxMessageJSON       = 2 << 10
+	maxDetailPathJSON    = 256
+	maxDetailMessageJSON = 768
+)
+
+// errorJSON is the body of the error answer e: {"error":{"code","message"
+// [,"details"]}}. It is where every error answer is bounded, whoever built
+// e: at most commands.MaxDetails details (the last saying how many more
+// problems were found), each text cut to its budget on a character boundary
+// with "…" marking the cut.
+func errorJSON(e *Error) ([]byte, error) {
+	f := errorFields{Code: clipJSON(e.Code, maxCodeJSON), Message: clipJSON(e.Message, maxMessageJSON)}
+	if len(e.Details) > 0 {
+		ds := commands.CapDetails(e.Details, 0)
+		f.Details = make([]commands.Detail, len(ds))
+		for i, d := range ds {
+			f.Details[i] = commands.Detail{Path: clipJSON(d.Path, maxDetailPathJSON), Message: clipJSON(d.Message, maxDetailMessageJSON)}
+		}
+	}
+	return jsonBytes(errorBody{Error: f})
+}
+
+// clipJSON returns s when its JSON encoding (quotes aside) takes at most max
+// bytes, else its longest prefix on a character boundary that fits with the
+// mark "…" after it.
+func clipJSON(s string, max int) string {
+	const mark = "…"
+	n, cut := 0, -1
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		w := jsonWidth(r, size)
+		if cut < 0 && n+w > max-len(mark) {
+			cut = i
+		}
+		if n += w; n > max {
+			return s[:cut] + mark
+		}
+		i += size
+	}
+	return s
+}
+
+// jsonWidth bounds how many bytes the JSON encoding of the character r (size
+// bytes of UTF-8) takes in the service's JSON, where HTML characters are not
+// escaped: six for what may be written as \uXXXX (control characters, an
+// invalid byte, U+2028 and U+2029), two for a quote or a backslash, else its
+// own size.
+func jsonWidth(r rune, size int) int {
+	switch {
+	case r == utf8.RuneError && size == 1, r < 0x20, r == '\u2028', r == '\u2029':
+		return 6
+	case r == '"', r == '\\':
+		return 2
+	default:
+		return size
+	}
 }
 
 // logAttrs is the request's identity for logs: never the token or the body.

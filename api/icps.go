@@ -163,7 +163,7 @@ func parseIfMatch(h http.Header) []uint64 {
 	}
 	versions := []uint64{}
 	for _, v := range vals {
-		for _, tag := range strings.Split(v, ",") {
+		for tag := range strings.SplitSeq(v, ",") {
 			tag = strings.TrimSpace(tag)
 			if tag == "*" {
 				return nil

@@ -46,11 +46,11 @@ func ParseCreate(body []byte, caller string) (CreateICP, error) {
 	obj := trimValue(body)
 	var slots [8][]byte
 	p := newParser(len(obj))
-	p.reportDups(fields(obj, createFields, slots[:]), "", createFields)
+	p.reportDups(fields(obj, createFields, slots[:]), pathLoc(""), createFields)
 
 	cmd := CreateICP{LeadsPerList: DefaultLeadsPerList}
 	if v := slots[0]; v == nil {
-		p.add("name", "is required")
+		p.add(pathLoc("name"), "is required")
 	} else {
 		cmd.Name = p.name(v, "name")
 	}
@@ -58,7 +58,7 @@ func ParseCreate(body []byte, caller string) (CreateICP, error) {
 		cmd.Description = p.description(v, "description")
 	}
 	if v := slots[2]; v == nil {
-		p.add("leadProviderCriteria", "is required")
+		p.add(pathLoc("leadProviderCriteria"), "is required")
 		cmd.LeadProviderCriteria = []events.LeadProviderCriterion{}
 	} else {
 		cmd.LeadProviderCriteria = p.criteria(v, "leadProviderCriteria")

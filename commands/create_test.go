@@ -125,7 +125,7 @@ func TestParseCreateRejectsEachRule(t *testing.T) {
 		{"userId empty", valid(`"userIds":["user_a",""]`), []problem{{"userIds[1]", "must not be empty"}}},
 		{"userId too long", valid(`"userIds":["` + strings.Repeat("u", 129) + `"]`), []problem{{"userIds[0]", "at most 128 characters"}}},
 		{"userId not a string", valid(`"userIds":[7]`), []problem{{"userIds[0]", "must be a string, not a number"}}},
-		{"userIds over 100 with the caller", valid(`"userIds":[` + userList(100) + `]`), []problem{{"userIds", "at most 100 distinct entries including the caller, has 101"}}},
+		{"userIds over 100 with the caller", valid(`"userIds":[` + userList(100) + `]`), []problem{{"userIds", "at most 100 distinct entries including the caller, has more"}}},
 		{"leadsPerList zero", valid(`"leadsPerList":0`), []problem{{"leadsPerList", "at least 1"}}},
 		{"leadsPerList too big", valid(`"leadsPerList":1001`), []problem{{"leadsPerList", "at most 1000"}}},
 		{"leadsPerList huge", valid(`"leadsPerList":123456789012345678901234567890`), []problem{{"leadsPerList", "at most 1000"}}},

@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -46,22 +47,88 @@ var customFilterMin = map[string]int64{
 
 const knownCustomTypes = CustomMaxPeoplePerCompany + ", " + CustomMinDaysUntilReuse
 
+// Messages that would otherwise be formatted per problem.
+var (
+	msgNameTooLong        = fmt.Sprintf("must be at most %d characters", MaxNameLength)
+	msgDescriptionTooLong = fmt.Sprintf("must be at most %d characters", MaxDescriptionLength)
+	msgUserIDTooLong      = fmt.Sprintf("must be at most %d characters", MaxUserIDLength)
+	msgTooDeep            = fmt.Sprintf("must not nest deeper than %d levels", maxDepth)
+	msgLeadsTooFew        = fmt.Sprintf("must be at least %d", MinLeadsPerList)
+	msgLeadsTooMany       = fmt.Sprintf("must be at most %d", MaxLeadsPerList)
+)
+
 // parser validates the fields of one request body. It collects every problem
-// instead of stopping at the first, and copies free-form JSON into one arena
-// so the parsed command never aliases the caller's buffer.
+// instead of stopping at the first (keeping MaxDetails of them, counting the
+// rest), and copies free-form JSON into one arena so the parsed command never
+// aliases the caller's buffer.
+//
+// Its work is linear in the body's size: every byte is scanned a bounded
+// number of times (the schema's nesting is fixed, free-form values are
+// copied once), arrays past their limit are examined only up to the limit,
+// and a problem past MaxDetails costs a counter increment, nothing else
+// (see BenchmarkParseHostile and docs/limits.md).
 type parser struct {
 	problems problems
+	size     int // of the body: the arena's capacity, allocated on first use
 	arena    []byte
+	scratch  []byte // decoded text of the last escaped string looked at
 }
 
-func newParser(bodyLen int) *parser { return &parser{arena: make([]byte, 0, bodyLen)} }
+func newParser(bodyLen int) *parser { return &parser{size: bodyLen} }
 
-func (p *parser) add(path, msg string) { p.problems.add(path, msg) }
+// text is the decoded text of the JSON string s (see stringText), valid
+// until the next call: escaped text is decoded into the parser's reused
+// buffer.
+func (p *parser) text(s []byte) []byte {
+	if bytes.IndexByte(s, '\\') < 0 {
+		return s[1 : len(s)-1]
+	}
+	p.scratch = appendUnescaped(p.scratch[:0], s)
+	return p.scratch
+}
 
-// at builds the path of an array item's field: at("a", 2, ".b") = "a[2].b".
-// Paths are built only when a problem is reported.
-func at(base string, i int, field string) string {
-	return base + "[" + strconv.Itoa(i) + "]" + field
+// loc is where a problem is: base, then "[i]" when i >= 0, then field. It
+// becomes a path only when the problem is kept, so a problem past MaxDetails
+// allocates nothing.
+type loc struct {
+	base  string
+	i     int
+	field string
+}
+
+func pathLoc(path string) loc { return loc{base: path, i: -1} }
+
+// itemLoc is the loc of an array item's field: itemLoc("a", 2, ".b") is
+// "a[2].b".
+func itemLoc(base string, i int, field string) loc { return loc{base: base, i: i, field: field} }
+
+func (l loc) path() string {
+	if l.i < 0 {
+		return l.base + l.field
+	}
+	return l.base + "[" + strconv.Itoa(l.i) + "]" + l.field
+}
+
+// add reports a problem at l; msg should be a constant or already built
+// (use addf or wrongType for a message built per problem).
+func (p *parser) add(l loc, msg string) {
+	if p.problems.report() {
+		p.problems.list = append(p.problems.list, Detail{Path: l.path(), Message: msg})
+	}
+}
+
+// addf reports a problem at l whose message is formatted only when kept.
+func (p *parser) addf(l loc, format string, args ...any) {
+	if p.problems.report() {
+		p.problems.list = append(p.problems.list, Detail{Path: l.path(), Message: fmt.Sprintf(format, args...)})
+	}
+}
+
+// wrongType reports that the value v at l is not what was wanted.
+func (p *parser) wrongType(l loc, want string, v []byte) {
+	if p.problems.report() {
+		p.problems.list = append(p.problems.list, Detail{Path: l.path(), Message: typeMessage(want, v)})
+	}
 }
 
 func typeMessage(want string, v []byte) string {
@@ -83,12 +150,21 @@ func typeMessage(want string, v []byte) string {
 	return "must be " + want + ", not " + got
 }
 
+// maxEscapedKey is the longest raw key (quotes included) that can decode to
+// one of the schema's member names: each of their at most 20 characters
+// written as a six-byte \uXXXX escape. Longer keys are ignored undecoded.
+const maxEscapedKey = 2 + 6*20
+
 // fields looks up the members named in names in the object obj and stores
 // each raw value in the slot of the same index (nil: absent). Other members
 // are ignored. It returns a bit set of the names given more than once.
 func fields(obj []byte, names []string, slots [][]byte) (dups uint32) {
+	var scratch [maxEscapedKey]byte
 	eachMember(obj, func(rawKey, val []byte) {
-		k := keyText(rawKey)
+		if len(rawKey) > maxEscapedKey {
+			return
+		}
+		k := stringText(rawKey, scratch[:0])
 		for j, n := range names {
 			if string(k) == n {
 				if slots[j] != nil {
@@ -102,26 +178,33 @@ func fields(obj []byte, names []string, slots [][]byte) (dups uint32) {
 	return dups
 }
 
-func (p *parser) reportDups(dups uint32, base string, names []string) {
+// reportDups reports the names of the bit set dups as given more than once
+// in the object at obj (pathLoc(""): the body).
+func (p *parser) reportDups(dups uint32, obj loc, names []string) {
 	for j, n := range names {
 		if dups&(1<<j) != 0 {
-			path := n
-			if base != "" {
-				path = base + "." + n
+			l := obj
+			if l.base == "" {
+				l.base = n
+			} else {
+				l.field += "." + n
 			}
-			p.add(path, "is given more than once")
+			p.add(l, "is given more than once")
 		}
 	}
 }
 
 // freeForm keeps v (any JSON value) as its exact text without insignificant
 // whitespace, and checks its nesting depth.
-func (p *parser) freeForm(v []byte, path func() string) json.RawMessage {
+func (p *parser) freeForm(v []byte, l loc) json.RawMessage {
+	if p.arena == nil {
+		p.arena = make([]byte, 0, p.size)
+	}
 	start := len(p.arena)
 	var depth int
 	p.arena, depth = compactInto(p.arena, v)
 	if depth > maxDepth {
-		p.add(path(), fmt.Sprintf("must not nest deeper than %d levels", maxDepth))
+		p.add(l, msgTooDeep)
 	}
 	end := len(p.arena)
 	return json.RawMessage(p.arena[start:end:end])
@@ -129,15 +212,15 @@ func (p *parser) freeForm(v []byte, path func() string) json.RawMessage {
 
 func (p *parser) name(v []byte, path string) string {
 	if kindOf(v) != kindString {
-		p.add(path, typeMessage("a string", v))
+		p.wrongType(pathLoc(path), "a string", v)
 		return ""
 	}
 	s := strings.TrimSpace(decodeString(v))
 	switch {
 	case s == "":
-		p.add(path, "must not be empty")
+		p.add(pathLoc(path), "must not be empty")
 	case utf8.RuneCountInString(s) > MaxNameLength:
-		p.add(path, fmt.Sprintf("must be at most %d characters", MaxNameLength))
+		p.add(pathLoc(path), msgNameTooLong)
 	}
 	return s
 }
@@ -150,45 +233,55 @@ func (p *parser) description(v []byte, path string) *string {
 	case kindString:
 		s := decodeString(v)
 		if utf8.RuneCountInString(s) > MaxDescriptionLength {
-			p.add(path, fmt.Sprintf("must be at most %d characters", MaxDescriptionLength))
+			p.add(pathLoc(path), msgDescriptionTooLong)
 		}
 		return &s
 	default:
-		p.add(path, typeMessage("a string or null", v))
+		p.wrongType(pathLoc(path), "a string or null", v)
 		return nil
 	}
+}
+
+// limitedArray checks that v is an array of at most limit elements and
+// returns how many of its elements to examine: all of them, or none when v
+// is not an array. Over the limit it reports the count and only the first
+// limit elements are examined: the array is refused whatever the rest holds.
+func (p *parser) limitedArray(v []byte, path string, limit int) int {
+	if kindOf(v) != kindArray {
+		p.wrongType(pathLoc(path), "an array", v)
+		return 0
+	}
+	n := countElements(v)
+	if n > limit {
+		p.addf(pathLoc(path), "must have at most %d items, has %d", limit, n)
+		return limit
+	}
+	return n
 }
 
 var criterionFields = []string{"provider", "type", "filters"}
 
 // criteria reads leadProviderCriteria; the result is never nil.
 func (p *parser) criteria(v []byte, path string) []events.LeadProviderCriterion {
-	if kindOf(v) != kindArray {
-		p.add(path, typeMessage("an array", v))
-		return []events.LeadProviderCriterion{}
-	}
-	n := countElements(v)
-	if n > MaxCriteria {
-		p.add(path, fmt.Sprintf("must have at most %d items, has %d", MaxCriteria, n))
-	}
+	n := p.limitedArray(v, path, MaxCriteria)
 	out := make([]events.LeadProviderCriterion, 0, n)
-	eachElement(v, func(i int, el []byte) {
+	eachElementWhile(v, n, func(i int, el []byte) {
 		if kindOf(el) != kindObject {
-			p.add(at(path, i, ""), typeMessage("an object", el))
+			p.wrongType(itemLoc(path, i, ""), "an object", el)
 			return
 		}
 		var slots [3][]byte
-		p.reportDups(fields(el, criterionFields, slots[:]), at(path, i, ""), criterionFields)
+		p.reportDups(fields(el, criterionFields, slots[:]), itemLoc(path, i, ""), criterionFields)
 		var c events.LeadProviderCriterion
 		switch pv := slots[0]; {
 		case pv == nil:
-			p.add(at(path, i, ".provider"), "is required")
+			p.add(itemLoc(path, i, ".provider"), "is required")
 		case kindOf(pv) != kindString:
-			p.add(at(path, i, ".provider"), typeMessage("a string", pv))
+			p.wrongType(itemLoc(path, i, ".provider"), "a string", pv)
 		default:
 			c.Provider = decodeString(pv)
 			if c.Provider != ProviderBase {
-				p.add(at(path, i, ".provider"), `must be "`+ProviderBase+`" (the only provider supported)`)
+				p.add(itemLoc(path, i, ".provider"), `must be "`+ProviderBase+`" (the only provider supported)`)
 			}
 		}
 		if tv := slots[1]; tv != nil {
@@ -196,16 +289,16 @@ func (p *parser) criteria(v []byte, path string) []events.LeadProviderCriterion 
 				c.Type = events.Some(decodeString(tv))
 			}
 			if !c.Type.Set || (c.Type.V != TypePerson && c.Type.V != TypeCompany) {
-				p.add(at(path, i, ".type"), `must be "`+TypePerson+`" or "`+TypeCompany+`" when given`)
+				p.add(itemLoc(path, i, ".type"), `must be "`+TypePerson+`" or "`+TypeCompany+`" when given`)
 			}
 		}
 		switch fv := slots[2]; {
 		case fv == nil:
-			p.add(at(path, i, ".filters"), "is required")
+			p.add(itemLoc(path, i, ".filters"), "is required")
 		case kindOf(fv) != kindObject:
-			p.add(at(path, i, ".filters"), typeMessage("a JSON object", fv))
+			p.wrongType(itemLoc(path, i, ".filters"), "a JSON object", fv)
 		default:
-			c.Filters = p.freeForm(fv, func() string { return at(path, i, ".filters") })
+			c.Filters = p.freeForm(fv, itemLoc(path, i, ".filters"))
 		}
 		out = append(out, c)
 	})
@@ -216,49 +309,42 @@ var customFilterFields = []string{"type", "value"}
 
 // customFilters reads customFilterCriteria; the result is never nil.
 func (p *parser) customFilters(v []byte, path string) []events.CustomFilter {
-	if kindOf(v) != kindArray {
-		p.add(path, typeMessage("an array", v))
-		return []events.CustomFilter{}
-	}
-	n := countElements(v)
-	if n > MaxCustomFilters {
-		p.add(path, fmt.Sprintf("must have at most %d items, has %d", MaxCustomFilters, n))
-	}
+	n := p.limitedArray(v, path, MaxCustomFilters)
 	out := make([]events.CustomFilter, 0, n)
-	eachElement(v, func(i int, el []byte) {
+	eachElementWhile(v, n, func(i int, el []byte) {
 		if kindOf(el) != kindObject {
-			p.add(at(path, i, ""), typeMessage("an object", el))
+			p.wrongType(itemLoc(path, i, ""), "an object", el)
 			return
 		}
 		var slots [2][]byte
-		p.reportDups(fields(el, customFilterFields, slots[:]), at(path, i, ""), customFilterFields)
+		p.reportDups(fields(el, customFilterFields, slots[:]), itemLoc(path, i, ""), customFilterFields)
 		var f events.CustomFilter
 		min, known := int64(0), false
 		switch tv := slots[0]; {
 		case tv == nil:
-			p.add(at(path, i, ".type"), "is required")
+			p.add(itemLoc(path, i, ".type"), "is required")
 		case kindOf(tv) != kindString:
-			p.add(at(path, i, ".type"), typeMessage("a string", tv))
+			p.wrongType(itemLoc(path, i, ".type"), "a string", tv)
 		default:
 			f.Type = decodeString(tv)
 			if min, known = customFilterMin[f.Type]; !known {
-				p.add(at(path, i, ".type"), fmt.Sprintf("unknown type %q; known types: %s", f.Type, knownCustomTypes))
+				p.addf(itemLoc(path, i, ".type"), "unknown type %s; known types: %s", Quote(f.Type), knownCustomTypes)
 			}
 		}
 		switch vv := slots[1]; {
 		case vv == nil:
-			p.add(at(path, i, ".value"), "is required")
+			p.add(itemLoc(path, i, ".value"), "is required")
 		case kindOf(vv) != kindNumber:
-			p.add(at(path, i, ".value"), typeMessage("a number", vv))
+			p.wrongType(itemLoc(path, i, ".value"), "a number", vv)
 		default:
-			f.Value = p.freeForm(vv, nil) // a number: depth 0
+			f.Value = p.freeForm(vv, itemLoc(path, i, ".value")) // a number: depth 0
 			if known {
 				n, whole := jsonInteger(vv)
 				switch {
 				case !whole:
-					p.add(at(path, i, ".value"), "must be an integer for "+f.Type)
+					p.add(itemLoc(path, i, ".value"), "must be an integer for "+f.Type)
 				case n < min:
-					p.add(at(path, i, ".value"), fmt.Sprintf("must be at least %d for %s", min, f.Type))
+					p.addf(itemLoc(path, i, ".value"), "must be at least %d for %s", min, f.Type)
 				}
 			}
 		}
@@ -276,15 +362,15 @@ func (p *parser) crmFilters(v []byte, path string) *events.CRMFilters {
 		return nil
 	case kindObject:
 	default:
-		p.add(path, typeMessage("an object or null", v))
+		p.wrongType(pathLoc(path), "an object or null", v)
 		return nil
 	}
 	var slots [4][]byte
-	p.reportDups(fields(v, crmFields, slots[:]), path, crmFields)
+	p.reportDups(fields(v, crmFields, slots[:]), pathLoc(path), crmFields)
 	c := &events.CRMFilters{}
 	if pv := slots[0]; pv != nil {
 		if kindOf(pv) != kindString {
-			p.add(path+".provider", typeMessage("a string", pv))
+			p.wrongType(loc{base: path, i: -1, field: ".provider"}, "a string", pv)
 		} else {
 			c.Provider = events.Some(decodeString(pv))
 		}
@@ -296,11 +382,11 @@ func (p *parser) crmFilters(v []byte, path string) *events.CRMFilters {
 		case kindString:
 			c.TextSearch = events.Some(decodeString(tv))
 		default:
-			p.add(path+".textSearch", typeMessage("a string or null", tv))
+			p.wrongType(loc{base: path, i: -1, field: ".textSearch"}, "a string or null", tv)
 		}
 	}
 	if qv := slots[2]; qv != nil {
-		c.Query = p.freeForm(qv, func() string { return path + ".query" })
+		c.Query = p.freeForm(qv, loc{base: path, i: -1, field: ".query"})
 	}
 	if fv := slots[3]; fv != nil {
 		c.Filters = events.Some(p.crmFilterList(fv, path+".filters"))
@@ -311,29 +397,22 @@ func (p *parser) crmFilters(v []byte, path string) *events.CRMFilters {
 var crmFilterFields = []string{"path", "mode", "value", "exclude"}
 
 func (p *parser) crmFilterList(v []byte, path string) []events.CRMFilter {
-	if kindOf(v) != kindArray {
-		p.add(path, typeMessage("an array", v))
-		return []events.CRMFilter{}
-	}
-	n := countElements(v)
-	if n > MaxCRMFilters {
-		p.add(path, fmt.Sprintf("must have at most %d items, has %d", MaxCRMFilters, n))
-	}
+	n := p.limitedArray(v, path, MaxCRMFilters)
 	out := make([]events.CRMFilter, 0, n)
-	eachElement(v, func(i int, el []byte) {
+	eachElementWhile(v, n, func(i int, el []byte) {
 		if kindOf(el) != kindObject {
-			p.add(at(path, i, ""), typeMessage("an object", el))
+			p.wrongType(itemLoc(path, i, ""), "an object", el)
 			return
 		}
 		var slots [4][]byte
-		p.reportDups(fields(el, crmFilterFields, slots[:]), at(path, i, ""), crmFilterFields)
+		p.reportDups(fields(el, crmFilterFields, slots[:]), itemLoc(path, i, ""), crmFilterFields)
 		var f events.CRMFilter
 		for j, field := range crmFilterFields[:2] {
 			switch sv := slots[j]; {
 			case sv == nil:
-				p.add(at(path, i, "."+field), "is required")
+				p.add(itemLoc(path, i, "."+field), "is required")
 			case kindOf(sv) != kindString:
-				p.add(at(path, i, "."+field), typeMessage("a string", sv))
+				p.wrongType(itemLoc(path, i, "."+field), "a string", sv)
 			case j == 0:
 				f.Path = decodeString(sv)
 			default:
@@ -341,13 +420,13 @@ func (p *parser) crmFilterList(v []byte, path string) []events.CRMFilter {
 			}
 		}
 		if vv := slots[2]; vv == nil {
-			p.add(at(path, i, ".value"), "is required")
+			p.add(itemLoc(path, i, ".value"), "is required")
 		} else {
-			f.Value = p.freeForm(vv, func() string { return at(path, i, ".value") })
+			f.Value = p.freeForm(vv, itemLoc(path, i, ".value"))
 		}
 		if ev := slots[3]; ev != nil {
 			if kindOf(ev) != kindBool {
-				p.add(at(path, i, ".exclude"), typeMessage("a boolean", ev))
+				p.wrongType(itemLoc(path, i, ".exclude"), "a boolean", ev)
 			} else {
 				f.Exclude = events.Some(ev[0] == 't')
 			}
@@ -359,47 +438,71 @@ func (p *parser) crmFilterList(v []byte, path string) []events.CRMFilter {
 
 // userIDs reads userIds: duplicates dropped (first kept), order kept, and
 // caller appended when absent (caller "": no one is added). The limit counts
-// the caller.
+// distinct entries, the caller included.
+//
+// Duplicates are legal, so the limit is on distinct entries: they are
+// counted in a set as they come, and the elements after the first entry
+// past the limit are not examined (the list is refused whatever they hold).
+// The elements before it are examined, each problem reported.
 func (p *parser) userIDs(v []byte, path, caller string) []string {
 	if kindOf(v) != kindArray {
-		p.add(path, typeMessage("an array of strings", v))
+		p.wrongType(pathLoc(path), "an array of strings", v)
 		return nil
 	}
-	n := countElements(v)
-	out := make([]string, 0, n+1)
-	eachElement(v, func(i int, el []byte) {
+	var (
+		out  []string
+		seen = make(map[string]struct{})
+		over bool
+	)
+	eachElementUntil(v, func(i int, el []byte) bool {
 		if kindOf(el) != kindString {
-			p.add(at(path, i, ""), typeMessage("a string", el))
-			return
+			p.wrongType(itemLoc(path, i, ""), "a string", el)
+			return true
 		}
-		s := decodeString(el)
-		switch l := utf8.RuneCountInString(s); {
+		text := p.text(el)
+		switch l := utf8.RuneCount(text); {
 		case l == 0:
-			p.add(at(path, i, ""), "must not be empty")
-			return
+			p.add(itemLoc(path, i, ""), "must not be empty")
+			return true
 		case l > MaxUserIDLength:
-			p.add(at(path, i, ""), fmt.Sprintf("must be at most %d characters", MaxUserIDLength))
-			return
+			p.add(itemLoc(path, i, ""), msgUserIDTooLong)
+			return true
 		}
-		for _, u := range out {
-			if u == s {
-				return
-			}
+		if _, dup := seen[string(text)]; dup {
+			return true
 		}
+		if len(out) == MaxUserIDs {
+			over = true
+			return false
+		}
+		s := string(text)
+		seen[s] = struct{}{}
 		out = append(out, s)
+		return true
 	})
 	if caller == "" {
-		if len(out) > MaxUserIDs {
-			p.add(path, fmt.Sprintf("must have at most %d distinct entries, has %d", MaxUserIDs, len(out)))
+		if over {
+			p.add(pathLoc(path), msgTooManyUsers)
 		}
 		return out
 	}
-	out = withMember(out, caller)
-	if len(out) > MaxUserIDs {
-		p.add(path, fmt.Sprintf("must have at most %d distinct entries including the caller, has %d", MaxUserIDs, len(out)))
+	if _, listed := seen[caller]; !listed && !over {
+		if len(out) == MaxUserIDs {
+			over = true
+		} else {
+			out = append(out, caller)
+		}
+	}
+	if over {
+		p.add(pathLoc(path), msgTooManyUsersWithCaller)
 	}
 	return out
 }
+
+var (
+	msgTooManyUsers           = fmt.Sprintf("must have at most %d distinct entries, has more", MaxUserIDs)
+	msgTooManyUsersWithCaller = fmt.Sprintf("must have at most %d distinct entries including the caller, has more", MaxUserIDs)
+)
 
 // withMember returns ids with user appended when it is not listed yet.
 func withMember(ids []string, user string) []string {
@@ -413,22 +516,26 @@ func withMember(ids []string, user string) []string {
 
 func (p *parser) leadsPerList(v []byte, path string) int {
 	if kindOf(v) != kindNumber {
-		p.add(path, typeMessage("an integer", v))
+		p.wrongType(pathLoc(path), "an integer", v)
 		return 0
 	}
 	n, whole := jsonInteger(v)
 	switch {
 	case !whole:
-		p.add(path, "must be an integer")
+		p.add(pathLoc(path), "must be an integer")
 	case n < MinLeadsPerList:
-		p.add(path, fmt.Sprintf("must be at least %d", MinLeadsPerList))
+		p.add(pathLoc(path), msgLeadsTooFew)
 	case n > MaxLeadsPerList:
-		p.add(path, fmt.Sprintf("must be at most %d", MaxLeadsPerList))
+		p.add(pathLoc(path), msgLeadsTooMany)
 	default:
 		return int(n)
 	}
 	return 0
 }
+
+// maxTimeText is more than the longest RFC 3339 time as a JSON string, even
+// with every character escaped ("2006-01-02T15:04:05.999999999+07:00" is 35).
+const maxTimeText = 2 + 6*35
 
 // activeUntil reads an RFC 3339 time or null (nil).
 func (p *parser) activeUntil(v []byte, path string) *events.Time {
@@ -437,14 +544,18 @@ func (p *parser) activeUntil(v []byte, path string) *events.Time {
 	case kindNull:
 		return nil
 	case kindString:
+		if len(v) > maxTimeText { // not a time: spare the parser and its error text
+			p.add(pathLoc(path), "must be "+want)
+			return nil
+		}
 		t, err := events.ParseTime(decodeString(v))
 		if err != nil {
-			p.add(path, "must be "+want)
+			p.add(pathLoc(path), "must be "+want)
 			return nil
 		}
 		return &t
 	default:
-		p.add(path, typeMessage(want, v))
+		p.wrongType(pathLoc(path), want, v)
 		return nil
 	}
 }

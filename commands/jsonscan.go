@@ -1,7 +1,8 @@
 package commands
 
 import (
-	"encoding/json"
+	"bytes"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -137,15 +138,26 @@ func eachMember(obj []byte, fn func(rawKey, val []byte)) {
 	}
 }
 
-// eachElement calls fn for every element of the array arr, in order.
-func eachElement(arr []byte, fn func(i int, val []byte)) {
+// eachElementWhile calls fn for the first n elements of the array arr.
+func eachElementWhile(arr []byte, n int, fn func(i int, val []byte)) {
+	if n <= 0 {
+		return
+	}
+	eachElementUntil(arr, func(i int, val []byte) bool { fn(i, val); return i+1 < n })
+}
+
+// eachElementUntil calls fn for the elements of the array arr, in order,
+// until fn returns false.
+func eachElementUntil(arr []byte, fn func(i int, val []byte) bool) {
 	i := skipSpace(arr, 1)
 	if i >= len(arr) || arr[i] == ']' {
 		return
 	}
 	for n := 0; i < len(arr); n++ {
 		ve := valueEnd(arr, i)
-		fn(n, arr[i:ve])
+		if !fn(n, arr[i:ve]) {
+			return
+		}
 		i = skipSpace(arr, ve)
 		if i >= len(arr) || arr[i] != ',' {
 			return
@@ -157,7 +169,7 @@ func eachElement(arr []byte, fn func(i int, val []byte)) {
 // countElements returns the number of elements of the array arr.
 func countElements(arr []byte) int {
 	n := 0
-	eachElement(arr, func(int, []byte) { n++ })
+	eachElementUntil(arr, func(int, []byte) bool { n++; return true })
 	return n
 }
 
@@ -165,31 +177,85 @@ func countElements(arr []byte) int {
 // common case, no escapes, copies the bytes without a decoder.
 func decodeString(s []byte) string {
 	inner := s[1 : len(s)-1]
-	plain := true
-	for _, c := range inner {
-		if c == '\\' {
-			plain = false
-			break
-		}
-	}
-	if plain && utf8.Valid(inner) {
+	if bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
 		return string(inner)
 	}
-	var out string
-	_ = json.Unmarshal(s, &out) // valid JSON string: cannot fail
-	return out
+	return string(appendUnescaped(make([]byte, 0, len(inner)), s))
 }
 
-// keyText returns the decoded text of a raw key (quotes included) as bytes;
-// without escapes it is a sub-slice of rawKey (no copy), so that a switch on
-// string(keyText(k)) allocates nothing.
-func keyText(rawKey []byte) []byte {
-	for _, c := range rawKey {
-		if c == '\\' {
-			return []byte(decodeString(rawKey))
+// stringText returns the decoded text of the JSON string s (quotes
+// included), appended to scratch[:0] when s has escapes; without escapes it
+// is a sub-slice of s (no copy). So a comparison or a map lookup with
+// string(stringText(s, scratch)) allocates nothing while scratch has room.
+func stringText(s, scratch []byte) []byte {
+	if bytes.IndexByte(s, '\\') < 0 {
+		return s[1 : len(s)-1]
+	}
+	return appendUnescaped(scratch[:0], s)
+}
+
+// appendUnescaped appends the text of the JSON string s (quotes included,
+// valid JSON) to dst, decoded as encoding/json decodes it: escapes resolved,
+// a surrogate pair joined, a lone surrogate and an invalid byte replaced by
+// U+FFFD (FuzzUnescape compares the two). Written here because
+// encoding/json decodes a string only into a new allocation, and escaped
+// keys and user ids are decoded once each: into a reused buffer, they cost
+// no memory per element.
+func appendUnescaped(dst, s []byte) []byte {
+	s = s[1 : len(s)-1]
+	for i := 0; i < len(s); {
+		switch c := s[i]; {
+		case c == '\\' && s[i+1] == 'u':
+			r := hex4(s[i+2:])
+			i += 6
+			if utf16.IsSurrogate(r) {
+				if i+6 <= len(s) && s[i] == '\\' && s[i+1] == 'u' {
+					if pair := utf16.DecodeRune(r, hex4(s[i+2:])); pair != utf8.RuneError {
+						dst = utf8.AppendRune(dst, pair)
+						i += 6
+						continue
+					}
+				}
+				r = utf8.RuneError
+			}
+			dst = utf8.AppendRune(dst, r)
+		case c == '\\':
+			dst = append(dst, unescaped[s[i+1]])
+			i += 2
+		case c < utf8.RuneSelf:
+			dst = append(dst, c)
+			i++
+		default:
+			r, size := utf8.DecodeRune(s[i:])
+			if r == utf8.RuneError && size == 1 {
+				dst = utf8.AppendRune(dst, utf8.RuneError)
+			} else {
+				dst = append(dst, s[i:i+size]...)
+			}
+			i += size
 		}
 	}
-	return rawKey[1 : len(rawKey)-1]
+	return dst
+}
+
+// unescaped maps the character after a backslash to what it stands for.
+var unescaped = [256]byte{'"': '"', '\\': '\\', '/': '/', 'b': '\b', 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t'}
+
+// hex4 reads the four hex digits that follow \u.
+func hex4(h []byte) rune {
+	var r rune
+	for _, c := range h[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 10
+		default:
+			c -= 'A' - 10
+		}
+		r = r<<4 | rune(c)
+	}
+	return r
 }
 
 // compactInto appends v without insignificant whitespace to dst and reports

@@ -34,7 +34,7 @@ func ParseUpdate(body []byte) (UpdateICP, error) {
 	obj := trimValue(body)
 	var slots [8][]byte
 	p := newParser(len(obj))
-	p.reportDups(fields(obj, updateFields, slots[:]), "", updateFields)
+	p.reportDups(fields(obj, updateFields, slots[:]), pathLoc(""), updateFields)
 
 	var c events.ICPChanges
 	if v := slots[0]; v != nil {
@@ -55,7 +55,7 @@ func ParseUpdate(body []byte) (UpdateICP, error) {
 	if v := slots[5]; v != nil {
 		c.UserIDs = events.Some(nonNil(p.userIDs(v, "userIds", "")))
 		if kindOf(v) == kindArray && countElements(v) == 0 {
-			p.add("userIds", "must list at least one user: an ICP without members is in no one's list")
+			p.add(pathLoc("userIds"), "must list at least one user: an ICP without members is in no one's list")
 		}
 	}
 	if v := slots[6]; v != nil {
