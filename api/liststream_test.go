@@ -19,6 +19,7 @@ import (
 
 	"github.com/icpservice/icp/api"
 	"github.com/icpservice/icp/commands"
+	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/sqlitestore"
 	"github.com/icpservice/icp/projections"
 	"github.com/icpservice/icp/projections/sqlitemodel"
@@ -28,6 +29,7 @@ import (
 // views (the documents are served as stored, so any JSON object will do),
 // with rm as the read model the API reads through.
 type listFixture struct {
+	store   *sqlitestore.Store
 	model   *sqlitemodel.Model
 	handler http.Handler
 }
@@ -54,7 +56,7 @@ func newListFixture(t testing.TB, wrap func(projections.ReadModel) projections.R
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &listFixture{model: m, handler: h}
+	return &listFixture{store: st, model: m, handler: h}
 }
 
 // fill stores n ICPs of alice (tenant org_acme), each with a document of
@@ -72,6 +74,13 @@ func (f *listFixture) fill(t testing.TB, n, size int) []byte {
 			want = append(want, ',')
 		}
 		want = append(want, doc...)
+		// The ICP's stream at the view's version: the API checks every view
+		// it serves against the event store (withdrawn access).
+		if _, err := f.store.Append(context.Background(), events.StreamID(id), events.NoStream, []events.Proposed{{
+			ID: uuid.NewString(), Type: events.TypeICPCreated, SchemaVersion: 1, Data: []byte(`{}`), Metadata: []byte(`{}`),
+		}}); err != nil {
+			t.Fatal(err)
+		}
 		if len(batch) == 64 || i == n-1 {
 			if _, err := f.model.Apply(context.Background(), batch); err != nil {
 				t.Fatal(err)

@@ -28,7 +28,7 @@ import (
 
 // waitBudget bounds every wait in the suite: long enough for a slow CI
 // machine under -race, short enough that a hang fails instead of stalling.
-const waitBudget = 10 * time.Second
+const waitBudget = 30 * time.Second
 
 // Run runs every conformance case against read models made by open.
 func Run(t *testing.T, open func(t *testing.T) projections.ReadModel) {
