@@ -32,6 +32,7 @@ import (
 
 // passwords are the environment docker-compose.yml gives the nats service.
 var passwords = map[string]string{
+	"api":         "NATS_API_PASSWORD",
 	"relay":       "NATS_RELAY_PASSWORD",
 	"projector":   "NATS_PROJECTOR_PASSWORD",
 	"leadsourcer": "NATS_LEADSOURCER_PASSWORD",
@@ -247,6 +248,14 @@ func TestEachRoleDoesItsWorkAndNothingElse(t *testing.T) {
 	workerConn.refused(t, "leadsourcer", "$JS.API.STREAM.DELETE."+events.BusStream)
 	projConn.refused(t, "projector", "$JS.API.STREAM.PURGE."+events.BusStream)
 	workerConn.refused(t, "leadsourcer", "$JS.API.CONSUMER.DELETE."+events.BusStream+"."+projector.DefaultDurable)
+
+	// The API learns max_payload from its connection and may do nothing else.
+	apiConn := connectAs(t, url, "api")
+	if apiConn.MaxPayload() <= 0 {
+		t.Error("the api user's connection reports no max_payload")
+	}
+	apiConn.refused(t, "api", forged)
+	apiConn.refused(t, "api", "$JS.API.STREAM.INFO."+events.BusStream)
 
 	s, err := js.Stream(ctx, events.BusStream)
 	if err != nil {
