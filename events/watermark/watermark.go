@@ -146,11 +146,10 @@ func (t *Tracker) Check(ctx context.Context) (Gap, bool, error) {
 	// stream held every message after the mark after the floor was read,
 	// it did when it was read too, and the floor was not moved by a
 	// removal.
-	cons, err := t.js.Consumer(ctx, t.stream, t.durable)
+	floor, err := t.ackFloor(ctx)
 	if err != nil {
-		return Gap{}, false, fmt.Errorf("consumer %s: %w", t.durable, err)
+		return Gap{}, false, err
 	}
-	floor := cons.CachedInfo().AckFloor.Stream
 	str, err := t.js.Stream(ctx, t.stream)
 	if err != nil {
 		return Gap{}, false, fmt.Errorf("stream %s: %w", t.stream, err)
@@ -176,6 +175,21 @@ func (t *Tracker) Check(ctx context.Context) (Gap, bool, error) {
 // gap.After.Position when there was none) at sequence FirstSeq-1.
 func (t *Tracker) Close(ctx context.Context, gap Gap, last uint64) error {
 	return t.advance(ctx, Mark{Position: max(last, gap.After.Position), Seq: gap.FirstSeq - 1})
+}
+
+// ackFloor returns the durable's ack floor, pull or push consumer.
+func (t *Tracker) ackFloor(ctx context.Context) (uint64, error) {
+	pull, err := t.js.Consumer(ctx, t.stream, t.durable)
+	if err == nil {
+		return pull.CachedInfo().AckFloor.Stream, nil
+	}
+	if errors.Is(err, jetstream.ErrNotPullConsumer) {
+		push, err := t.js.PushConsumer(ctx, t.stream, t.durable)
+		if err == nil {
+			return push.CachedInfo().AckFloor.Stream, nil
+		}
+	}
+	return 0, fmt.Errorf("consumer %s: %w", t.durable, err)
 }
 
 func (t *Tracker) position(ctx context.Context, str jetstream.Stream, seq uint64) (uint64, bool) {
