@@ -6,6 +6,12 @@
 //
 // Replicas with the same Durable share one consumer; the version guard of the
 // read model keeps them from applying an event twice.
+//
+// Events the bus stream dropped (retention) before the durable applied them
+// are read from the event store: the durable's progress is recorded as a
+// watermark (events/watermark), and a stream that no longer holds the
+// message after it is caught up from the store (see checkpoint and
+// docs/operations.md, "Catching up after retention").
 package projector
 
 import (
