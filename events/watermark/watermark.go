@@ -200,7 +200,10 @@ func (t *Tracker) position(ctx context.Context, str jetstream.Stream, seq uint64
 	return t.locate(ctx, m)
 }
 
-// advance sets the mark to next unless it already is at or past it.
+// advance moves the mark up to next: each of its two fields becomes the
+// larger of the stored one and next's. Each field states on its own what was
+// handled (messages up to Seq, events up to Position), so the larger of two
+// true statements is true.
 func (t *Tracker) advance(ctx context.Context, next Mark) error {
 	for range maxCAS {
 		cur, rev, err := t.Mark(ctx)
@@ -210,6 +213,7 @@ func (t *Tracker) advance(ctx context.Context, next Mark) error {
 		if rev != 0 && cur.Seq >= next.Seq && cur.Position >= next.Position {
 			return nil
 		}
+		next = Mark{Position: max(cur.Position, next.Position), Seq: max(cur.Seq, next.Seq)}
 		val, err := json.Marshal(next)
 		if err != nil {
 			return err
