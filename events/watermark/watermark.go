@@ -20,8 +20,12 @@
 // durable may have missed are those after Mark.Position, before the first
 // message the stream still has.
 //
+// A stream younger than its mark (LastSeq below Mark.Seq: deleted and
+// created again, or restored from an older copy) restarts the mark's
+// sequence at 0; its position stays.
+//
 // Marks live in the NATS key-value bucket ICP_WATERMARKS, one key per
-// durable. A missing or unreadable key counts as the start of the history:
+// durable (<stream>.<durable>). A missing or unreadable key counts as the start of the history:
 // the whole history before the stream's first message is then the gap.
 package watermark
 
@@ -138,7 +142,7 @@ func (t *Tracker) Mark(ctx context.Context) (Mark, uint64, error) {
 // and reports no gap. Otherwise it reports the gap, and leaves the mark
 // where it is until the caller, having dealt with the gap, calls Close.
 func (t *Tracker) Check(ctx context.Context) (Gap, bool, error) {
-	mark, _, err := t.Mark(ctx)
+	mark, rev, err := t.Mark(ctx)
 	if err != nil {
 		return Gap{}, false, err
 	}
@@ -155,6 +159,15 @@ func (t *Tracker) Check(ctx context.Context) (Gap, bool, error) {
 		return Gap{}, false, fmt.Errorf("stream %s: %w", t.stream, err)
 	}
 	state := str.CachedInfo().State
+	if mark.Seq > state.LastSeq {
+		// The stream is younger than the mark (deleted and created
+		// again, or restored from an older copy): its sequences start
+		// again. Position still says what was handled.
+		mark.Seq = 0
+		if err := t.reset(ctx, rev, mark); err != nil {
+			return Gap{}, false, err
+		}
+	}
 	if state.FirstSeq <= mark.Seq+1 {
 		if floor > mark.Seq && floor <= state.LastSeq {
 			if pos, ok := t.position(ctx, str, floor); ok && pos >= mark.Position {
@@ -198,6 +211,19 @@ func (t *Tracker) position(ctx context.Context, str jetstream.Stream, seq uint64
 		return 0, false
 	}
 	return t.locate(ctx, m)
+}
+
+// reset replaces the mark at revision rev with m, even if lower; another
+// writer in between makes it fail (checked again next time).
+func (t *Tracker) reset(ctx context.Context, rev uint64, m Mark) error {
+	val, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if _, err := t.kv.Update(ctx, t.key(), val, rev); err != nil {
+		return fmt.Errorf("watermark %s: reset for a younger stream: %w", t.key(), err)
+	}
+	return nil
 }
 
 // advance moves the mark up to next: each of its two fields becomes the

@@ -198,3 +198,41 @@ func TestAnUnreadableMarkMeansEverythingAndMarksOnlyMoveUp(t *testing.T) {
 		t.Fatalf("mark %+v, want position 20, seq 3", m)
 	}
 }
+
+// A stream younger than the mark (created again, or restored from an older
+// copy) starts its sequences again: the mark keeps its position and follows
+// the new sequences, and a loss in the new stream is still seen.
+func TestAYoungerStreamRestartsTheSequences(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	tr := e.tracker()
+	e.publish(5)
+	e.ackAll(5)
+	if _, _, err := tr.Check(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if m := e.mark(tr); m.Seq != 5 {
+		t.Fatalf("mark %+v", m)
+	}
+	if err := e.js.DeleteStream(ctx, events.BusStream); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	if e.str, err = e.js.CreateStream(ctx, jetstream.StreamConfig{Name: events.BusStream, Subjects: []string{events.BusSubjects}}); err != nil {
+		t.Fatal(err)
+	}
+	if e.cons, err = e.js.CreateOrUpdateConsumer(ctx, events.BusStream, jetstream.ConsumerConfig{Durable: "d", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatal(err)
+	}
+	e.publish(3) // positions 10, 20, 30 again
+	if err := e.str.Purge(ctx, jetstream.WithPurgeSequence(3)); err != nil {
+		t.Fatal(err)
+	}
+	gap, found, err := tr.Check(ctx)
+	if err != nil || !found {
+		t.Fatalf("Check: %v %v", found, err)
+	}
+	if want := (watermark.Gap{After: watermark.Mark{Position: 50}, FirstSeq: 3}); gap != want {
+		t.Fatalf("gap %+v, want %+v (the first message's position is below the mark's: unknown)", gap, want)
+	}
+}
