@@ -9,9 +9,11 @@ import (
 
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/watermark"
+	"github.com/icpservice/icp/projections"
 )
 
-// catchUpPage bounds the events one catch-up read takes from the store.
+// catchUpPage bounds the events one catch-up read takes from the store, and
+// the views of one read model write.
 const catchUpPage = 512
 
 // checkpoint records how far the durable got and catches up what the bus
@@ -21,10 +23,12 @@ const catchUpPage = 512
 // The contract: when the stream no longer holds messages after the
 // durable's mark, the events after the mark's position and before the
 // position of the stream's first message are read from the event store, a
-// page of catchUpPage at a time in store order, and applied through the
-// same version-guarded path as a gap fill (project), so an event the read
-// model holds already is not written again and replicas catching up at
-// once write each version once. The mark then moves past the gap. An event
+// page of catchUpPage at a time in store order, and applied under the read
+// model's version guard: each page's events are folded onto the stored
+// views and written with one conditional write, as a bus batch is, and what
+// that write cannot decide goes through project one event at a time. So an
+// event the read model holds already is not written again, and replicas
+// catching up at once write each version once. The mark then moves past the gap. An event
 // that can never be applied (a stored payload no release decodes, a view
 // the read model refuses) is logged and counted in Stats.CatchUpSkipped,
 // as the bus path would dead-letter it; an event of a schema this release
@@ -89,21 +93,129 @@ func (p *Projector) catchUp(ctx context.Context, gap watermark.Gap) (uint64, err
 		if err != nil {
 			return after, fmt.Errorf("event store read after %d: %w", after, err)
 		}
-		if len(recs) == 0 {
-			return after, nil
-		}
+		var page []events.Recorded
 		for _, rec := range recs {
 			if rec.Position >= end {
-				return after, nil
+				break
 			}
-			if _, ok := events.ICPIDFromStream(rec.StreamID); ok {
-				if err := p.catchUpOne(ctx, rec, n); err != nil {
-					return after, err
-				}
-			}
-			after = rec.Position
+			page = append(page, rec)
+		}
+		if len(page) == 0 {
+			return after, nil
+		}
+		if err := p.catchUpPage(ctx, page, n); err != nil {
+			return after, err
+		}
+		after = page[len(page)-1].Position
+		if len(page) < len(recs) {
+			return after, nil
 		}
 	}
+}
+
+// catchUpPage applies one page of stored events, in store order, with one
+// read model write for what folds onto the stored views (as a bus batch
+// does, see applyFast); what that write cannot decide goes through
+// catchUpOne, one event at a time in store order.
+func (p *Projector) catchUpPage(ctx context.Context, page []events.Recorded, n tally) error {
+	type stored struct {
+		rec     events.Recorded
+		payload any
+		doc     []byte
+	}
+	groups := map[string][]*stored{}
+	var order []string
+	for _, rec := range page {
+		id, ok := events.ICPIDFromStream(rec.StreamID)
+		if !ok {
+			continue
+		}
+		payload, doc, err := decode(rec)
+		if err != nil {
+			if err := p.catchUpOne(ctx, rec, n); err != nil {
+				return err
+			}
+			continue
+		}
+		if _, ok := groups[id]; !ok {
+			order = append(order, id)
+		}
+		groups[id] = append(groups[id], &stored{rec: rec, payload: payload, doc: doc})
+	}
+	var (
+		views   []projections.View
+		planned []*stored
+		slow    = map[*stored]bool{}
+	)
+	for _, id := range order {
+		g := groups[id]
+		state, err := p.storedState(ctx, id, g[0].rec.Version)
+		if err != nil {
+			return fmt.Errorf("read model get %s: %w", id, err)
+		}
+		var have uint64
+		if state != nil {
+			have = state.Version
+		}
+		for i, e := range g {
+			v := e.rec.Version
+			if v <= have {
+				n.already.Add(1)
+				continue
+			}
+			if state != nil && v != state.Version+1 || state == nil && v != 1 {
+				for _, rest := range g[i:] {
+					slow[rest] = true
+				}
+				break
+			}
+			next, err := events.Evolve(state, e.payload, v, e.rec.Position)
+			var view projections.View
+			if err == nil {
+				view, err = projections.ViewOfDoc(next, e.doc)
+			}
+			if err != nil {
+				for _, rest := range g[i:] {
+					slow[rest] = true
+				}
+				break
+			}
+			views = append(views, view)
+			planned = append(planned, e)
+			state = next
+		}
+	}
+	if len(views) > 0 {
+		out, err := p.rm.Apply(ctx, views)
+		if err == nil && len(out) != len(views) {
+			err = errors.New("read model apply: outcome count differs from view count")
+		}
+		if errors.Is(err, projections.ErrUnavailable) {
+			return err
+		}
+		for i, e := range planned {
+			switch {
+			case err != nil:
+				slow[e] = true
+			case out[i].Applied:
+				n.applied.Add(1)
+			case out[i].Stored >= e.rec.Version:
+				n.already.Add(1)
+			default:
+				slow[e] = true
+			}
+		}
+	}
+	for _, id := range order {
+		for _, e := range groups[id] {
+			if slow[e] {
+				if err := p.catchUpOne(ctx, e.rec, n); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // catchUpOne applies one stored event; an error stops the catch-up.

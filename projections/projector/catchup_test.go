@@ -1,12 +1,15 @@
 package projector_test
 
 import (
+	"context"
+	"errors"
 	"testing"
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 
 	"github.com/icpservice/icp/events"
+	"github.com/icpservice/icp/projections"
 	"github.com/icpservice/icp/projections/projector"
 )
 
@@ -114,5 +117,57 @@ func TestNewDurableOnATrimmedStreamReadsTheHistoryFromTheStore(t *testing.T) {
 	e.drained(projector.DefaultDurable)
 	if s := p.Stats(); s.CaughtUpFromStore != 3 || s.Applied != 3 {
 		t.Fatalf("caught up %d, applied %d from the bus; want 3 and 3 (%+v)", s.CaughtUpFromStore, s.Applied, s)
+	}
+}
+
+// A gap longer than one page is read and written a page at a time; updates
+// in a later page fold onto views an earlier page wrote.
+func TestCatchUpSpansPages(t *testing.T) {
+	e := newEnv(t)
+	var ids []string
+	for range 520 {
+		id := uuid.NewString()
+		ids = append(ids, id)
+		e.publish(e.create(id))
+	}
+	for _, id := range ids[:10] {
+		e.publish(e.update(id, 1, "v2"))
+	}
+	e.publish(e.update(ids[0], 2, "v3"))
+	last := e.lastSeq()
+	e.purgeBelow(last) // keeps only the last update
+
+	p := e.start(e.config())
+	for _, id := range ids {
+		e.wantFolded(id)
+	}
+	e.drained(projector.DefaultDurable)
+	if s := p.Stats(); s.CaughtUpFromStore != last-1 || s.Applied != 1 || s.CatchUps != 1 {
+		t.Fatalf("caught up %d, applied %d from the bus; want %d and 1 (%+v)", s.CaughtUpFromStore, s.Applied, last-1, s)
+	}
+}
+
+// A stored event no release can decode does not stop the catch-up: it is
+// counted and logged, the events around it are applied, and the gap closes.
+func TestCatchUpSkipsWhatCanNeverBeApplied(t *testing.T) {
+	e := newEnv(t)
+	a, b := uuid.NewString(), uuid.NewString()
+	e.publish(e.create(a))
+	broken := e.appendRaw(uuid.NewString(), events.NoStream, events.Proposed{ID: uuid.NewString(), Type: events.TypeICPCreated,
+		SchemaVersion: 1, Data: []byte(`{"icp":`), Metadata: events.Metadata{Tenant: "org_1", UserID: "user_1"}.Encode()})
+	e.publish(broken)
+	e.publish(e.create(b))
+	e.publish(e.update(a, 1, "v2"))
+	e.purgeBelow(e.lastSeq())
+
+	p := e.start(e.config())
+	e.wantFolded(a)
+	e.wantFolded(b)
+	e.drained(projector.DefaultDurable)
+	if s := p.Stats(); s.CaughtUpFromStore != 2 || s.CatchUpSkipped != 1 || s.CatchUps != 1 || s.Applied != 1 {
+		t.Fatalf("stats %+v: want 2 caught up, 1 skipped, 1 catch-up, 1 applied from the bus", s)
+	}
+	if _, err := e.rm.Get(context.Background(), broken.ICPID()); !errors.Is(err, projections.ErrNotFound) {
+		t.Fatalf("the undecodable event reached the read model: %v", err)
 	}
 }
