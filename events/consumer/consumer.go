@@ -70,6 +70,11 @@ type Consumer struct {
 	mu       sync.Mutex
 	handlers map[string]dispatch
 
+	// created: Run created the durable, which starts after startSeq
+	// (recorded as its first watermark by the first missed-events check).
+	created  bool
+	startSeq uint64
+
 	dlq    message.Publisher
 	stats  counters
 	tracer trace.Tracer

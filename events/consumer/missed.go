@@ -52,7 +52,9 @@ func (m Missed) Command() string {
 // Stats.Missed, and handed to Config.OnMissed; it is reported again at the
 // next check until OnMissed returns nil (or, without OnMissed, once).
 // Nothing is checked for a Replay durable: ICP_REPLAY is the way back, not
-// the history.
+// the history. A durable this process created starts its record where it
+// starts: the events the stream held before, or dropped before, were never
+// meant for it (read the event store for those, see events/CONSUMERS.md).
 func (c *Consumer) watchMissed(ctx context.Context, nc *nats.Conn) {
 	tick := time.NewTicker(c.cfg.MissedCheckInterval)
 	defer tick.Stop()
@@ -80,6 +82,15 @@ func (c *Consumer) checkMissed(ctx context.Context, nc *nats.Conn, report bool) 
 			c.log.Warn("consumer: missed-events check; retried later", "err", err)
 		}
 		return
+	}
+	if c.created {
+		if err := t.Init(ctx, c.startSeq); err != nil {
+			if ctx.Err() == nil {
+				c.log.Warn("consumer: missed-events check; retried later", "err", err)
+			}
+			return
+		}
+		c.created = false
 	}
 	gap, found, err := t.Check(ctx)
 	if err != nil {

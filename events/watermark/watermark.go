@@ -136,6 +136,29 @@ func (t *Tracker) Mark(ctx context.Context) (Mark, uint64, error) {
 	return m, e.Revision(), nil
 }
 
+// Init records where a durable that was just created starts: the messages
+// up to seq (its stream's last sequence before a deliver-new durable was
+// created, or the first sequence - 1 for a deliver-all one) were never
+// meant for it, so their loss is not a gap. It does nothing when the
+// durable has a mark already.
+func (t *Tracker) Init(ctx context.Context, seq uint64) error {
+	var m Mark
+	if seq > 0 {
+		if str, err := t.js.Stream(ctx, t.stream); err == nil {
+			m.Position, _ = t.position(ctx, str, seq)
+		}
+	}
+	m.Seq = seq
+	val, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if _, err := t.kv.Create(ctx, t.key(), val); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+		return fmt.Errorf("watermark %s: %w", t.key(), err)
+	}
+	return nil
+}
+
 // Check compares the durable's mark with the stream. When the stream still
 // holds every message after the mark, it moves the mark up to the durable's
 // ack floor (when the message there is still held and Locate accepts it)
