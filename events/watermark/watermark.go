@@ -44,6 +44,9 @@ import (
 // Bucket is the key-value bucket holding the marks.
 const Bucket = "ICP_WATERMARKS"
 
+// maxValueBytes bounds a stored mark.
+const maxValueBytes = 256
+
 // maxCAS bounds the compare-and-set attempts of one Advance while other
 // replicas write the same key.
 const maxCAS = 8
@@ -105,6 +108,10 @@ func Open(ctx context.Context, js jetstream.JetStream, stream, durable string, l
 			Description: "Each durable consumer's watermark on the event stream: see events/watermark",
 			History:     1,
 			Storage:     jetstream.FileStorage,
+			// A mark is a few dozen bytes; the caps bound what a
+			// writer gone wrong can make the server hold.
+			MaxValueSize: maxValueBytes,
+			MaxBytes:     8 << 20,
 		})
 		if errors.Is(err, jetstream.ErrBucketExists) {
 			kv, err = js.KeyValue(ctx, Bucket)
@@ -130,7 +137,7 @@ func (t *Tracker) Mark(ctx context.Context) (Mark, uint64, error) {
 		return Mark{}, 0, fmt.Errorf("watermark %s: %w", t.key(), err)
 	}
 	var m Mark
-	if len(e.Value()) > 256 || json.Unmarshal(e.Value(), &m) != nil {
+	if len(e.Value()) > maxValueBytes || json.Unmarshal(e.Value(), &m) != nil {
 		return Mark{}, e.Revision(), nil
 	}
 	return m, e.Revision(), nil
