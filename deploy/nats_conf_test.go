@@ -7,6 +7,7 @@ package deploy_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -26,6 +27,7 @@ import (
 	"github.com/icpservice/icp/events/consumer"
 	"github.com/icpservice/icp/events/relay"
 	"github.com/icpservice/icp/events/sqlitestore"
+	"github.com/icpservice/icp/events/watermark"
 	"github.com/icpservice/icp/projections/projector"
 	"github.com/icpservice/icp/projections/sqlitemodel"
 )
@@ -185,7 +187,7 @@ func TestEachRoleDoesItsWorkAndNothingElse(t *testing.T) {
 	t.Cleanup(func() { _ = model.Close() })
 	proj, err := projector.New(projector.Config{
 		URL: url, NatsOptions: []nats.Option{nats.UserInfo("projector", password("projector"))},
-		ReadModel: model, Store: store, Logger: log,
+		ReadModel: model, Store: store, Logger: log, CheckpointInterval: 20 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -206,7 +208,7 @@ func TestEachRoleDoesItsWorkAndNothingElse(t *testing.T) {
 	var handled atomic.Int32
 	worker, err := consumer.New(consumer.Config{
 		URL: url, NatsOptions: []nats.Option{nats.UserInfo("leadsourcer", password("leadsourcer"))},
-		Durable: "leadsourcer", Logger: log,
+		Durable: "leadsourcer", Logger: log, MissedCheckInterval: 20 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -218,6 +220,20 @@ func TestEachRoleDoesItsWorkAndNothingElse(t *testing.T) {
 	runPart(t, worker.Run)
 	waitFor(t, "the worker to handle every event", func() bool { return handled.Load() == n })
 	waitFor(t, "the worker to acknowledge every event", acked("leadsourcer"))
+
+	// Each records its watermark under its own key, and may not write
+	// another's.
+	for _, durable := range []string{projector.DefaultDurable, "leadsourcer"} {
+		waitFor(t, durable+"'s watermark", func() bool {
+			kv, err := js.KeyValue(ctx, watermark.Bucket)
+			if err != nil {
+				return false
+			}
+			e, err := kv.Get(ctx, events.BusStream+"."+durable)
+			return err == nil && strings.Contains(string(e.Value()), fmt.Sprintf(`"seq":%d`, n))
+		})
+	}
+	connectAs(t, url, "leadsourcer").refused(t, "leadsourcer", "$KV."+watermark.Bucket+"."+events.BusStream+"."+projector.DefaultDurable)
 
 	// Allowed: dead letters under one's own name, republish onto ICP_REPLAY.
 	for _, c := range []struct {

@@ -1,6 +1,7 @@
 package consumer
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -111,6 +112,18 @@ type Config struct {
 	// ShutdownTimeout bounds the graceful stop: handlers in flight are
 	// finished and acknowledged within it (default 30s).
 	ShutdownTimeout time.Duration
+	// OnMissed, when set, is told of events ICP_EVENTS dropped before this
+	// durable acknowledged them (see Missed): a durable that was down, or
+	// behind, longer than the stream keeps events. Every such gap is also
+	// logged at error level with the icpctl command that publishes the
+	// events again, and counted in Stats.Missed. A gap is reported until
+	// OnMissed returns nil (without OnMissed, once). It is called from one
+	// goroutine at a time, apart from the handlers. Not used with Replay.
+	OnMissed func(ctx context.Context, m Missed) error
+	// MissedCheckInterval is how often the durable's progress is recorded
+	// and compared with the stream (default 10s); it is also checked when
+	// consuming starts, and recorded on a graceful stop.
+	MissedCheckInterval time.Duration
 	// Logger receives the consumer's logs (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -139,6 +152,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.MissedCheckInterval == 0 {
+		c.MissedCheckInterval = DefaultMissedCheckInterval
 	}
 	return c
 }
@@ -177,6 +193,9 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout < 0 {
 		add("ShutdownTimeout %s: want > 0 (0: default %s)", c.ShutdownTimeout, DefaultShutdownTimeout)
+	}
+	if c.MissedCheckInterval < 0 {
+		add("MissedCheckInterval %s: want > 0 (0: default %s)", c.MissedCheckInterval, DefaultMissedCheckInterval)
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("consumer: invalid config: %w", errors.Join(errs...))

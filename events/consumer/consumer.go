@@ -70,6 +70,11 @@ type Consumer struct {
 	mu       sync.Mutex
 	handlers map[string]dispatch
 
+	// created: Run created the durable, which starts after startSeq
+	// (recorded as its first watermark by the first missed-events check).
+	created  bool
+	startSeq uint64
+
 	dlq    message.Publisher
 	stats  counters
 	tracer trace.Tracer
@@ -84,7 +89,7 @@ type Consumer struct {
 type dispatch func(ctx context.Context, env Envelope, payload any) error
 
 type counters struct {
-	handled, skipped, retried, deferred, deadLettered atomic.Uint64
+	handled, skipped, retried, deferred, deadLettered, missed atomic.Uint64
 }
 
 // Stats counts what a consumer did since New.
@@ -100,6 +105,9 @@ type Stats struct {
 	Deferred uint64
 	// DeadLettered counts messages copied to icp.dlq.<Durable>.
 	DeadLettered uint64
+	// Missed counts reports of events ICP_EVENTS dropped before this
+	// durable acknowledged them (see Config.OnMissed).
+	Missed uint64
 }
 
 // New checks cfg and returns a consumer that is not running yet. Each message
@@ -167,6 +175,7 @@ func (c *Consumer) Stats() Stats {
 		Retried:      c.stats.retried.Load(),
 		Deferred:     c.stats.deferred.Load(),
 		DeadLettered: c.stats.deadLettered.Load(),
+		Missed:       c.stats.missed.Load(),
 	}
 }
 
@@ -282,10 +291,21 @@ func (c *Consumer) Run(ctx context.Context) error {
 	go func() { routerDone <- router.Run(runCtx) }()
 
 	var runErr error
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	watchDone := make(chan struct{})
+	watching := false
 	select {
 	case <-router.Running():
 		c.ready.Store(true)
 		c.log.Info("consumer: consuming", "concurrency", c.cfg.Concurrency)
+		if !c.cfg.Replay {
+			watching = true
+			go func() {
+				defer close(watchDone)
+				c.watchMissed(watchCtx, nc)
+			}()
+		}
 		select {
 		case <-ctx.Done():
 		case <-closed:
@@ -305,6 +325,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 	// then closes the connection.
 	c.ready.Store(false)
 	c.stopping.Store(true)
+	stopWatch()
+	if watching {
+		<-watchDone
+	}
 	if err := nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		c.log.Warn("consumer: drain", "err", err)
 	}
@@ -318,6 +342,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	cancelRun()
 	<-routerDone
+	if !c.cfg.Replay {
+		c.recordProgress(ctx)
+	}
 	c.log.Info("consumer: stopped", "stats", fmt.Sprintf("%+v", c.Stats()))
 	return runErr
 }

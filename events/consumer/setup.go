@@ -128,8 +128,19 @@ func (c *Consumer) ensureConsumer(ctx context.Context, js nats.JetStreamContext)
 	info, err := js.ConsumerInfo(c.src.stream, c.cfg.Durable, nats.Context(ctx))
 	switch {
 	case errors.Is(err, nats.ErrConsumerNotFound):
+		// Where the new durable starts, read before it exists: what the
+		// stream held before was never meant for it (see watchMissed).
+		si, err := js.StreamInfo(c.src.stream, nats.Context(ctx))
+		if err != nil {
+			return fmt.Errorf("consumer: stream %s: %w", c.src.stream, err)
+		}
 		_, err = js.AddConsumer(c.src.stream, cfg, nats.Context(ctx))
 		if err == nil {
+			c.startSeq = si.State.LastSeq
+			if cfg.DeliverPolicy == nats.DeliverAllPolicy && si.State.FirstSeq > 0 {
+				c.startSeq = si.State.FirstSeq - 1
+			}
+			c.created = true
 			return nil
 		}
 		var apiErr *nats.APIError

@@ -106,6 +106,11 @@ func (a *App) registerMetrics() {
 		m.CounterFunc("icp_projector_gap_filled_total", "Events read from the store to fill a gap.", func() float64 { return float64(p.Stats().GapFilled) })
 		m.CounterFunc("icp_projector_dead_lettered_total", "Messages dead-lettered by the projector.", func() float64 { return float64(p.Stats().DeadLettered) })
 		m.CounterFunc("icp_projector_retried_total", "Messages handed back for a later redelivery.", func() float64 { return float64(p.Stats().Retried) })
+		m.CounterFunc("icp_projector_caught_up_from_store_total", "Events read from the store and written because the bus stream dropped them before the projector applied them.", func() float64 {
+			return float64(p.Stats().CaughtUpFromStore)
+		})
+		m.CounterFunc("icp_projector_catch_ups_total", "Gaps the bus stream's retention left, closed from the event store.", func() float64 { return float64(p.Stats().CatchUps) })
+		m.CounterFunc("icp_projector_catch_up_skipped_total", "Stored events a catch-up found that can never be applied.", func() float64 { return float64(p.Stats().CatchUpSkipped) })
 		m.GaugeFunc("icp_projector_lag_messages", "Messages of the projector's durable consumer not yet acknowledged (pending plus in flight).", func() float64 {
 			return float64(a.projectorLag())
 		})

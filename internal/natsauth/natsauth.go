@@ -27,6 +27,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/icpservice/icp/events"
+	"github.com/icpservice/icp/events/watermark"
 )
 
 // Files under the data directory.
@@ -62,7 +63,8 @@ func WorkerCredsPath(dataDir string) string {
 // WorkerPermissions is what a worker's user may do: look at streams and
 // consumers, create and use consumers (events/consumer makes its durable),
 // acknowledge, create the dead-letter stream and publish dead letters on
-// icp.dlq.>. It may not publish on icp.events.> or icp.replay.>, nor
+// icp.dlq.>, read ICP_EVENTS by sequence and keep a watermark in
+// ICP_WATERMARKS (events/watermark; not the projector's). It may not publish on icp.events.> or icp.replay.>, nor
 // create, change, purge or delete the event streams, nor touch the
 // projector's durable or dead-letter as the projector. Subscriptions are
 // not restricted: reading events is what a worker is for.
@@ -74,6 +76,7 @@ func WorkerPermissions() jwt.Permissions {
 		"$JS.API.CONSUMER.*.*.*." + projector,
 		"$JS.ACK.*." + projector + ".>",
 		events.DLQSubject(projector),
+		"$KV." + watermark.Bucket + "." + events.BusStream + "." + projector,
 	}, Allow: jwt.StringList{
 		"$JS.API.INFO",
 		"$JS.API.STREAM.INFO.*",
@@ -84,6 +87,14 @@ func WorkerPermissions() jwt.Permissions {
 		"$JS.ACK.>",
 		"$JS.FC.>",
 		events.DLQSubjects,
+		// A durable's watermark (events/watermark): the messages of
+		// ICP_EVENTS by sequence, and its own key in the bucket.
+		"$JS.API.STREAM.MSG.GET." + events.BusStream,
+		"$JS.API.DIRECT.GET." + events.BusStream,
+		"$JS.API.STREAM.CREATE.KV_" + watermark.Bucket,
+		"$JS.API.STREAM.MSG.GET.KV_" + watermark.Bucket,
+		"$JS.API.DIRECT.GET.KV_" + watermark.Bucket + ".>",
+		"$KV." + watermark.Bucket + ".>",
 	}}}
 }
 

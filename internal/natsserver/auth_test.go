@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/icpservice/icp/events"
+	"github.com/icpservice/icp/events/watermark"
 	"github.com/icpservice/icp/internal/natsauth"
 	"github.com/icpservice/icp/internal/natsserver"
 )
@@ -109,6 +110,26 @@ func TestEmbeddedServerAdmitsOnlyItsUsers(t *testing.T) {
 		t.Fatalf("the worker cannot acknowledge: %v", err)
 	}
 
+	// It keeps its own watermark (events/watermark): reads the stream by
+	// sequence, creates the bucket, writes its key.
+	marks, err := watermark.Open(ctx, wjs, events.BusStream, "worker", watermark.HeaderPosition)
+	if err != nil {
+		t.Fatalf("the worker cannot open its watermark: %v", err)
+	}
+	if _, _, err := marks.Check(ctx); err != nil {
+		t.Fatalf("the worker cannot check its watermark: %v", err)
+	}
+	kv, err := wjs.KeyValue(ctx, watermark.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, events.BusStream+".worker", []byte(`{"position":1,"seq":1}`)); err != nil {
+		t.Fatalf("the worker cannot record its watermark: %v", err)
+	}
+	if m, _, err := marks.Mark(ctx); err != nil || m.Seq != 1 {
+		t.Fatalf("the worker reads its watermark as %+v, %v", m, err)
+	}
+
 	// ... but may not publish on the event subjects, nor touch the stream.
 	if err := wk.Publish(events.BusSubjectPrefix+"ICPCreated", []byte("forged")); err != nil {
 		t.Fatal(err)
@@ -133,6 +154,7 @@ func TestEmbeddedServerAdmitsOnlyItsUsers(t *testing.T) {
 		"$JS.API.CONSUMER.CREATE." + events.BusStream + ".projector",
 		"$JS.API.CONSUMER.MSG.NEXT." + events.BusStream + ".projector",
 		events.DLQSubject("projector"),
+		"$KV." + watermark.Bucket + "." + events.BusStream + ".projector",
 	} {
 		if err := wk.Publish(subject, []byte("{}")); err != nil {
 			t.Fatal(err)

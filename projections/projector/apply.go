@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/projections"
@@ -39,6 +40,18 @@ const maxAttempts = 8
 // at its last version until the dead letter is re-driven (later events of
 // it fill the gap through the refused version and are dead-lettered too).
 func (p *Projector) project(ctx context.Context, rec events.Recorded, payload any) error {
+	return p.projectCounting(ctx, rec, payload, tally{applied: &p.stats.applied, filled: &p.stats.gapFilled, already: &p.stats.alreadyApplied})
+}
+
+// tally is where projectCounting counts what it wrote: the event itself
+// (applied), the events before it that filled a gap (filled), or nothing
+// because the read model held it already (already).
+type tally struct {
+	applied, filled, already *atomic.Uint64
+}
+
+// projectCounting is project with the counters to add to.
+func (p *Projector) projectCounting(ctx context.Context, rec events.Recorded, payload any, n tally) error {
 	id := rec.ICPID()
 	v := rec.Version
 	for range maxAttempts {
@@ -59,7 +72,7 @@ func (p *Projector) project(ctx context.Context, rec events.Recorded, payload an
 			}
 		}
 		if storedVer >= v {
-			p.stats.alreadyApplied.Add(1)
+			n.already.Add(1)
 			return nil
 		}
 		var state *events.State
@@ -95,9 +108,9 @@ func (p *Projector) project(ctx context.Context, rec events.Recorded, payload an
 				continue
 			}
 			if i == len(out)-1 {
-				p.stats.applied.Add(1)
+				n.applied.Add(1)
 			} else {
-				p.stats.gapFilled.Add(1)
+				n.filled.Add(1)
 			}
 		}
 		last := out[len(out)-1]
@@ -105,7 +118,7 @@ func (p *Projector) project(ctx context.Context, rec events.Recorded, payload an
 			return nil
 		}
 		if last.Stored >= v {
-			p.stats.alreadyApplied.Add(1)
+			n.already.Add(1)
 			return nil
 		}
 		// Someone else moved the ICP between our read and our write (or

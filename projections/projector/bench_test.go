@@ -185,3 +185,48 @@ func BenchmarkStoreCheck(b *testing.B) {
 	b.ReportMetric(float64(cpu.Microseconds())/float64(n), "cpu-µs/event")
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(n), "µs/event")
 }
+
+// BenchmarkCatchUp measures events/s a projector catches up from the event
+// store after the bus stream dropped them (see checkpoint): b.N creates are
+// stored, the stream keeps only the last one, and a new projector reads the
+// rest from the store a page at a time into the SQLite read model.
+func BenchmarkCatchUp(b *testing.B) {
+	e := newEnv(b)
+	recs := e.storeCreates(b.N + 1)
+	e.publish(recs[b.N-1])
+	e.publish(recs[b.N])
+	e.purgeBelow(e.lastSeq())
+	cfg := e.config()
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	p, err := projector.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	b.ResetTimer()
+	start, cpu0 := time.Now(), cpuTime(b)
+	go func() { done <- p.Run(runCtx) }()
+	deadline := time.Now().Add(5 * time.Minute)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for p.Stats().CatchUps < 1 {
+		if time.Now().After(deadline) {
+			b.Fatalf("stats after the deadline: %+v", p.Stats())
+		}
+		<-tick.C
+	}
+	elapsed, cpu := time.Since(start), cpuTime(b)-cpu0
+	b.StopTimer()
+	cancel()
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+	if s := p.Stats(); s.CaughtUpFromStore != uint64(b.N) {
+		b.Fatalf("caught up %d, want %d", s.CaughtUpFromStore, b.N)
+	}
+	rs := e.rm.Stats()
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
+	b.ReportMetric(float64(rs.Written)/float64(max(rs.Commits, 1)), "views/commit")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/event")
+}

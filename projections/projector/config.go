@@ -66,6 +66,13 @@ type Config struct {
 	// dead-lettered: the store is the truth, so an event the store never
 	// gets can never be applied (default 20).
 	MissingEventDeliveries int
+	// CheckpointInterval is how often the durable's watermark is recorded
+	// and compared with the bus stream's first message, to catch up from
+	// the event store what the stream dropped before this durable applied
+	// it (default 10s; see docs/operations.md, "Catching up after
+	// retention"). It also runs when consuming starts and on a graceful
+	// stop.
+	CheckpointInterval time.Duration
 	// ShutdownTimeout bounds the graceful stop: in-flight messages are
 	// finished and acked within it (default 30s).
 	ShutdownTimeout time.Duration
@@ -108,6 +115,9 @@ func (c Config) withDefaults() Config {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 30 * time.Second
 	}
+	if c.CheckpointInterval == 0 {
+		c.CheckpointInterval = 10 * time.Second
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -148,6 +158,9 @@ func (c Config) Validate() error {
 	}
 	if c.MissingEventDeliveries < 1 {
 		p = append(p, "MissingEventDeliveries must be >= 1")
+	}
+	if c.CheckpointInterval < 0 {
+		p = append(p, "CheckpointInterval must not be negative")
 	}
 	if c.ShutdownTimeout < 0 {
 		p = append(p, "ShutdownTimeout must not be negative")

@@ -6,6 +6,12 @@
 //
 // Replicas with the same Durable share one consumer; the version guard of the
 // read model keeps them from applying an event twice.
+//
+// Events the bus stream dropped (retention) before the durable applied them
+// are read from the event store: the durable's progress is recorded as a
+// watermark (events/watermark), and a stream that no longer holds the
+// message after it is caught up from the store (see checkpoint and
+// docs/operations.md, "Catching up after retention").
 package projector
 
 import (
@@ -22,6 +28,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/icpservice/icp/events"
+	"github.com/icpservice/icp/events/watermark"
 	"github.com/icpservice/icp/projections"
 )
 
@@ -42,6 +49,9 @@ type Projector struct {
 	verified uint64
 	tracer   trace.Tracer
 	backoff  backoff
+	// marks records the durable's watermark (see checkpoint); opened by
+	// the first checkpoint. Only the batch writer's goroutine uses it.
+	marks *watermark.Tracker
 
 	started  atomic.Bool
 	ready    atomic.Bool
@@ -51,6 +61,7 @@ type Projector struct {
 
 type counters struct {
 	applied, alreadyApplied, gapFilled, deadLettered, retried atomic.Uint64
+	caughtUp, caughtUpAlready, catchUpSkipped, catchUps       atomic.Uint64
 }
 
 // Stats counts what the projector did since New.
@@ -67,6 +78,18 @@ type Stats struct {
 	DeadLettered uint64
 	// Retried counts messages handed back for a later redelivery.
 	Retried uint64
+	// CaughtUpFromStore counts events read from the event store and
+	// written to the read model because the bus stream dropped them before
+	// this durable applied them (see checkpoint).
+	CaughtUpFromStore uint64
+	// CatchUpAlreadyApplied counts events a catch-up read that the read
+	// model held already.
+	CatchUpAlreadyApplied uint64
+	// CatchUpSkipped counts stored events a catch-up found that can never
+	// be applied (logged with their id).
+	CatchUpSkipped uint64
+	// CatchUps counts gaps closed by a catch-up.
+	CatchUps uint64
 }
 
 // New checks cfg and returns a projector that is not yet running. Its spans
@@ -95,6 +118,11 @@ func (p *Projector) Stats() Stats {
 		GapFilled:      p.stats.gapFilled.Load(),
 		DeadLettered:   p.stats.deadLettered.Load(),
 		Retried:        p.stats.retried.Load(),
+
+		CaughtUpFromStore:     p.stats.caughtUp.Load(),
+		CatchUpAlreadyApplied: p.stats.caughtUpAlready.Load(),
+		CatchUpSkipped:        p.stats.catchUpSkipped.Load(),
+		CatchUps:              p.stats.catchUps.Load(),
 	}
 }
 
@@ -232,6 +260,15 @@ func (p *Projector) Run(ctx context.Context) (err error) {
 	if err := subConn.FlushTimeout(time.Second); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		p.log.Warn("projector: flush acks", "err", err)
 	}
+	select {
+	case <-loopDone:
+		// Record how far this durable got, so that a stream that drops
+		// messages while the projector is down is caught up from here.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.ShutdownTimeout)
+		p.checkpoint(cctx)
+		cancel()
+	default:
+	}
 	p.log.Info("projector: stopped", "stats", fmt.Sprintf("%+v", p.Stats()))
 	return runErr
 }
@@ -250,8 +287,19 @@ func (p *Projector) batchLoop(ctx context.Context, in <-chan jetstream.Msg, stop
 	written := make(chan struct{})
 	go func() {
 		defer close(written)
-		for items := range decoded {
-			p.handleBatch(ctx, items)
+		p.checkpoint(ctx)
+		tick := time.NewTicker(p.cfg.CheckpointInterval)
+		defer tick.Stop()
+		for {
+			select {
+			case items, ok := <-decoded:
+				if !ok {
+					return
+				}
+				p.handleBatch(ctx, items)
+			case <-tick.C:
+				p.checkpoint(ctx)
+			}
 		}
 	}()
 	defer func() {
