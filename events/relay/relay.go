@@ -293,6 +293,14 @@ func (r *Relay) session(ctx context.Context, ls *lease) (progressed bool, err er
 		return false, err
 	}
 	r.diverged.Store("")
+	// Read once per session: only restore and realign change it, and both
+	// run with no relay publishing.
+	var generation string
+	if gs, ok := r.store.(events.Generations); ok {
+		if generation, err = gs.Generation(ctx); err != nil {
+			return false, fmt.Errorf("event store generation: %w", err)
+		}
+	}
 	if t.Strays > 0 {
 		r.log.Warn("relay: passed over messages at the end of the bus that are not this service's events",
 			"stream", events.BusStream, "count", t.Strays, "stream_last_seq", t.LastSeq, "resume_after", t.Position)
@@ -316,7 +324,7 @@ func (r *Relay) session(ctx context.Context, ls *lease) (progressed bool, err er
 		wg.Wait()
 	}()
 
-	w := &tailWriter{js: r.js, timeout: r.cfg.PublishTimeout, lastSeq: t.LastSeq}
+	w := &tailWriter{js: r.js, timeout: r.cfg.PublishTimeout, lastSeq: t.LastSeq, generation: generation}
 	last := t.Position
 	follow := r.store.Follow
 	if ff, ok := r.store.(events.ForeignFollower); ok {
