@@ -253,7 +253,7 @@ func (r *Relay) Run(ctx context.Context) error {
 				sleep(ctx, bo.NextBackOff())
 			}
 		case errors.Is(err, ErrDiverged):
-			r.halt(&r.diverged, err, "relay: the bus and the event store disagree; publishing nothing until they are realigned. Stop every icpd, run `"+RealignCommand+"` (purges "+events.BusStream+"; the relay then publishes the store again from its start) and `icpctl rebuild`; see docs/operations.md")
+			r.halt(&r.diverged, err, "relay: the bus and the event store disagree; publishing nothing until they are realigned. Stop every icpd, run `"+RealignCommand+"` (rebuilds the embedded read model, gives the store a new generation and purges "+events.BusStream+"; the relay then publishes the store again from its start); see docs/operations.md")
 			sleep(ctx, bo.NextBackOff())
 		case errors.Is(err, events.ErrCorrupt):
 			r.halt(&r.corrupt, err, "relay: an event of this service in the event store does not decode; publishing nothing after it. Restore the event store from a backup that holds it intact; see docs/operations.md")

@@ -9,8 +9,22 @@ import (
 )
 
 // Store decorates an event store with append latency, conflict and failure
-// metrics. Every other method passes through unchanged.
-func (m *Metrics) Store(s events.Store) events.Store { return &store{Store: s, m: m} }
+// metrics. Every other method passes through unchanged, and the decorated
+// store implements events.Generations exactly when s does (the relay
+// publishes the generation of a store that keeps one).
+func (m *Metrics) Store(s events.Store) events.Store {
+	d := &store{Store: s, m: m}
+	if g, ok := s.(events.Generations); ok {
+		return &generationStore{store: d, Generations: g}
+	}
+	return d
+}
+
+// generationStore is store for an event store with generations.
+type generationStore struct {
+	*store
+	events.Generations
+}
 
 type store struct {
 	events.Store
