@@ -216,6 +216,19 @@ func TestRestoreRefusesWhileTheStoreIsOpenAndADamagedSet(t *testing.T) {
 		t.Fatalf("backup over an existing set: exit %d, %q", code, errOut)
 	}
 
+	// On a new host: an empty data directory, no bus yet.
+	fresh := t.TempDir()
+	if code, out, errOut := icpctl(t, "restore", "--data-dir", fresh, "--from", set); code != 0 || !strings.Contains(out, "rebuilt") {
+		t.Fatalf("restore into an empty directory: exit %d, %q, %q", code, out, errOut)
+	}
+	if code, out, errOut := icpctl(t, "verify", "--data-dir", fresh); code != 0 {
+		t.Fatalf("verify after the restore: exit %d, %q, %q", code, out, errOut)
+	}
+	if generationOf(t, fresh) == generationOf(t, dir) {
+		t.Error("the restored store kept the generation of the one it was backed up from")
+	}
+	startService(t, fresh).stop()
+
 	holdInChild(t, filepath.Join(dir, app.EventsFile))
 	code, _, errOut := icpctl(t, "restore", "--data-dir", dir, "--from", set)
 	if code == 0 || !strings.Contains(errOut, "stop icpd first") {
@@ -237,5 +250,37 @@ func TestRestoreRefusesWhileTheStoreIsOpenAndADamagedSet(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(other, app.EventsFile)); !os.IsNotExist(err) {
 		t.Errorf("a refused restore left %s behind: %v", app.EventsFile, err)
+	}
+}
+
+// A manifest is outside input: restore opens and writes only the files a
+// backup can hold, whatever it names.
+func TestRestoreRefusesAHostileManifest(t *testing.T) {
+	sum := strings.Repeat("ab", 32)
+	for name, manifest := range map[string]string{
+		"path out of the set":   `{"format":1,"files":{"events.db":"` + sum + `","../events.db":"` + sum + `"}}`,
+		"path out of nats-auth": `{"format":1,"files":{"events.db":"` + sum + `","nats-auth/../../x":"` + sum + `"}}`,
+		"hidden file":           `{"format":1,"files":{"events.db":"` + sum + `","nats-auth/.x":"` + sum + `"}}`,
+		"no event store":        `{"format":1,"files":{}}`,
+		"other format":          `{"format":2,"files":{"events.db":"` + sum + `"}}`,
+		"bad checksum":          `{"format":1,"files":{"events.db":"zz"}}`,
+		"bad generation":        `{"format":1,"generation":"a b","files":{"events.db":"` + sum + `"}}`,
+		"unknown field":         `{"format":1,"extra":1,"files":{"events.db":"` + sum + `"}}`,
+		"too large":             `{"format":1,"files":{"events.db":"` + sum + `"},"generation":"` + strings.Repeat("a", maxManifestBytes) + `"}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			set := t.TempDir()
+			if err := os.WriteFile(filepath.Join(set, manifestFile), []byte(manifest), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			data := t.TempDir()
+			code, _, errOut := icpctl(t, "restore", "--data-dir", data, "--from", set)
+			if code == 0 || !strings.Contains(errOut, manifestFile) {
+				t.Fatalf("exit %d, %q", code, errOut)
+			}
+			if entries, _ := os.ReadDir(data); len(entries) != 0 {
+				t.Errorf("a refused restore wrote %d entries into the data directory", len(entries))
+			}
+		})
 	}
 }

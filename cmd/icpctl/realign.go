@@ -121,6 +121,11 @@ func (c *RealignCmd) realign(ctx context.Context, g *Globals, nc *nats.Conn, st 
 		fmt.Fprintf(g.Stdout, "the event store is now generation %s: every message published from now on carries it in %s\n", gen, events.HeaderGeneration)
 	}
 	n, err := relay.Realign(ctx, nc)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		// A bus that never held the stream (a restore on a new host):
+		// the relay creates it and publishes the store from its start.
+		n, err = 0, nil
+	}
 	if err != nil {
 		return err
 	}
