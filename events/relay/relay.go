@@ -453,7 +453,9 @@ func (r *Relay) release(ls *lease) {
 // restored from an older copy once new events pass the bus's position
 // again: those positions then hold other events. The event is looked up by
 // its stream and version, which every store answers exactly (positions of
-// EventStoreDB cannot be read from one less than an event's).
+// EventStoreDB cannot be read from one less than an event's). For a store
+// with generations (events.Generations), the message's generation must
+// also be the store's, when the message carries one.
 //
 // It returns an error wrapping ErrDiverged when they disagree (also when
 // the tail is beyond the store's head), any other error when the store
@@ -481,6 +483,20 @@ func checkTail(ctx context.Context, store events.Store, t tail, head uint64) err
 	if got := recs[0]; got.ID != id.ID || got.Position != id.Position {
 		return fmt.Errorf("%w: the bus's last event is %s at position %d, the event store holds %s at position %d for stream %s version %d",
 			ErrDiverged, id.ID, id.Position, got.ID, got.Position, id.StreamID, id.Version)
+	}
+	// The same event under another generation: the store was restored or
+	// realigned since it was published, and the bus was not purged (a
+	// realign that stopped half-way). Its history may differ before the
+	// tail.
+	if gs, ok := store.(events.Generations); ok && t.Generation != "" {
+		gen, err := gs.Generation(ctx)
+		if err != nil {
+			return fmt.Errorf("event store: %w", err)
+		}
+		if gen != t.Generation {
+			return fmt.Errorf("%w: the bus's last event %s was published under generation %.64q, the event store is now generation %s (restored or realigned since)",
+				ErrDiverged, id.ID, t.Generation, gen)
+		}
 	}
 	return nil
 }
