@@ -284,3 +284,76 @@ func TestRestoreRefusesAHostileManifest(t *testing.T) {
 		})
 	}
 }
+
+// A backup taken while the store is appended to is a consistent prefix of
+// the store: the events up to its head, identical, and nothing else.
+func TestBackupWhileAppendingIsAPrefixOfTheStore(t *testing.T) {
+	dir := t.TempDir()
+	seedStore(t, dir, historytest.Spec{ICPs: 50})
+	ctx := context.Background()
+	st, err := sqlitestore.Open(ctx, filepath.Join(dir, app.EventsFile), sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	stop, done := make(chan struct{}), make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			if _, err := historytest.Write(ctx, st, historytest.Spec{ICPs: 100, UpdateEvery: 3, RandomIDs: true}); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	// Taken once the writer is under way, while it appends.
+	waitFor(t, 30*time.Second, "appends under way", func() bool {
+		h, err := st.Head(ctx)
+		return err == nil && h > 100
+	})
+	set := filepath.Join(t.TempDir(), "backup")
+	code, out, errOut := icpctl(t, "backup", "--data-dir", dir, "--to", set)
+	if code != 0 {
+		t.Fatalf("backup: exit %d, %q, %q", code, out, errOut)
+	}
+	m, err := readManifest(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The writer goes on past the copy's head, then stops.
+	waitFor(t, 30*time.Second, "appends past the backup", func() bool {
+		h, err := st.Head(ctx)
+		return err == nil && h > m.Head
+	})
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	gen, head, err := storeFacts(ctx, filepath.Join(set, app.EventsFile), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := readAll(t, st)
+	if head != m.Head || head < 100 || head >= uint64(len(live)) || gen == "" {
+		t.Fatalf("backup head %d (manifest %d, generation %q); the store holds %d events", head, m.Head, gen, len(live))
+	}
+	copied, err := sqlitestore.Open(ctx, filepath.Join(set, app.EventsFile), sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer copied.Close()
+	got := readAll(t, copied)
+	if uint64(len(got)) != head {
+		t.Fatalf("the copy holds %d events up to position %d", len(got), head)
+	}
+	for i, r := range got {
+		if w := live[i]; r.ID != w.ID || r.Position != w.Position || r.StreamID != w.StreamID || r.Version != w.Version || string(r.Data) != string(w.Data) {
+			t.Fatalf("event %d of the copy is %s at %d, the store's is %s at %d", i, r.ID, r.Position, w.ID, w.Position)
+		}
+	}
+}
