@@ -10,20 +10,33 @@ import (
 
 // Store decorates an event store with append latency, conflict and failure
 // metrics. Every other method passes through unchanged, and the decorated
-// store implements events.Generations exactly when s does (the relay
-// publishes the generation of a store that keeps one).
+// store implements the optional interfaces events.Generations and
+// events.ForeignFollower exactly when s does: the relay publishes the
+// generation of a store that keeps one, and records the foreign events
+// EventStoreDB hands it.
 func (m *Metrics) Store(s events.Store) events.Store {
 	d := &store{Store: s, m: m}
-	if g, ok := s.(events.Generations); ok {
-		return &generationStore{store: d, Generations: g}
+	g, hasGens := s.(events.Generations)
+	f, hasForeign := s.(events.ForeignFollower)
+	switch {
+	case hasGens && hasForeign:
+		return &struct {
+			*store
+			events.Generations
+			events.ForeignFollower
+		}{d, g, f}
+	case hasGens:
+		return &struct {
+			*store
+			events.Generations
+		}{d, g}
+	case hasForeign:
+		return &struct {
+			*store
+			events.ForeignFollower
+		}{d, f}
 	}
 	return d
-}
-
-// generationStore is store for an event store with generations.
-type generationStore struct {
-	*store
-	events.Generations
 }
 
 type store struct {
