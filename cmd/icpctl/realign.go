@@ -65,9 +65,9 @@ func (c *RealignCmd) Validate() error {
 
 // Run checks, realigns and says what is left to do.
 func (c *RealignCmd) Run(g *Globals) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	sctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, 4*c.Timeout)
+	ctx, cancel := context.WithTimeout(sctx, 4*c.Timeout)
 	defer cancel()
 	if c.NATS == "" && c.EventStore == "" {
 		if err := refuseWhileServing(c.DataDir); err != nil {
@@ -99,12 +99,14 @@ func (c *RealignCmd) Run(g *Globals) error {
 	} else if holder != "" && !c.Force {
 		return fmt.Errorf("relay %q holds the lease: stop every relay (icpd with the relay role) first, or wait %s after it stopped", holder, relay.DefaultLeaseTTL)
 	}
-	return c.realign(ctx, g, nc, st)
+	return c.realign(sctx, g, nc, st)
 }
 
 // realign rebuilds the embedded read model, replaces the store's
-// generation and purges the bus, in that order (see RealignCmd).
-func (c *RealignCmd) realign(ctx context.Context, g *Globals, nc *nats.Conn, st events.Store) error {
+// generation and purges the bus, in that order (see RealignCmd). parent
+// bounds nothing but its cancellation: the rebuild takes as long as the
+// history needs, and each later step gets --timeout twice over.
+func (c *RealignCmd) realign(parent context.Context, g *Globals, nc *nats.Conn, st events.Store) error {
 	embeddedModel := c.EventStore == "" && c.ReadModel == ""
 	if embeddedModel {
 		rb := &RebuildCmd{StoreFlags: c.StoreFlags, MaxStates: defaultMaxStates, Progress: "none"}
@@ -112,6 +114,8 @@ func (c *RealignCmd) realign(ctx context.Context, g *Globals, nc *nats.Conn, st 
 			return fmt.Errorf("%w; the bus was not purged: run icpctl realign again", err)
 		}
 	}
+	ctx, cancel := context.WithTimeout(parent, 2*c.Timeout)
+	defer cancel()
 	gens, hasGens := st.(events.Generations)
 	if hasGens {
 		gen, err := gens.NewGeneration(ctx)

@@ -108,8 +108,8 @@ func (c *RestoreCmd) Run(g *Globals) error {
 // stopped, so a lease left on the bus is stale, and the bus must be
 // purged whether or not its tail happens to agree with the restored store
 // (its events after the tail's position may still differ).
-func (c *RestoreCmd) realign(ctx context.Context, g *Globals, rc *RealignCmd) error {
-	ctx, cancel := context.WithTimeout(ctx, 4*c.Timeout)
+func (c *RestoreCmd) realign(parent context.Context, g *Globals, rc *RealignCmd) error {
+	ctx, cancel := context.WithTimeout(parent, 4*c.Timeout)
 	defer cancel()
 	nc, closeBus, err := connectBus(g, busTarget{rc.StoreFlags, rc.NATSAuth, "", rc.Timeout}, "restore")
 	if err != nil {
@@ -121,7 +121,7 @@ func (c *RestoreCmd) realign(ctx context.Context, g *Globals, rc *RealignCmd) er
 		return err
 	}
 	defer st.Close()
-	return rc.realign(ctx, g, nc, st)
+	return rc.realign(parent, g, nc, st)
 }
 
 // swapStore puts a copy of the set's events.db in place of the data
