@@ -23,7 +23,9 @@ type CLI struct {
 	Rebuild   RebuildCmd   `cmd:"" help:"Rebuild the SQLite read model from the event history and swap it in atomically (icpd running or stopped)."`
 	Verify    VerifyCmd    `cmd:"" help:"Replay the event history and compare it with the live read model; exit non-zero listing the ICPs that differ."`
 	Republish RepublishCmd `cmd:"" help:"Publish a range of the history again to the ICP_REPLAY stream for a downstream that lost data."`
-	Realign   RealignCmd   `cmd:"" help:"Purge ICP_EVENTS when the relay reports that the bus and the event store disagree (a restored store), so the relay publishes the store again."`
+	Realign   RealignCmd   `cmd:"" help:"When the relay reports that the bus and the event store disagree (a restored store): rebuild the read model, give the store a new generation and purge ICP_EVENTS, so the relay publishes the store again."`
+	Backup    BackupCmd    `cmd:"" help:"Copy what the embedded default cannot derive (event store, dev key, NATS identity) to a new backup directory, icpd running or stopped."`
+	Restore   RestoreCmd   `cmd:"" help:"Put a backup back into the data directory (icpd stopped) and realign the bus and the read model with it under a new generation."`
 	DLQ       DLQCmd       `cmd:"" name:"dlq" help:"List and re-drive a consumer's dead letters (ICP_DLQ)."`
 }
 

@@ -42,6 +42,13 @@ type Envelope struct {
 	Stream string
 	// StreamSequence is the message's sequence in Stream.
 	StreamSequence uint64
+	// Generation is the event store's generation (icp-generation): it
+	// changes when the store is restored from a backup or the bus is
+	// realigned, after which positions and versions may repeat ones that
+	// named other events. Key idempotency by (Generation, ID) or
+	// (Generation, ICPID, Version). Empty when the store keeps none
+	// (EventStoreDB) or the message predates generations.
+	Generation string
 }
 
 // Event is one event for a handler: the envelope and the typed payload in

@@ -51,6 +51,10 @@ func (c *Consumer) handle(msg *message.Message) (err error) {
 	if src := msg.Metadata.Get(events.HeaderSource); src != events.CloudEventsSource {
 		return c.deadLetter(ctx, msg, fmt.Sprintf("%v: %s %q is not the ICP service's %q", events.ErrCorrupt, events.HeaderSource, src, events.CloudEventsSource))
 	}
+	gen := msg.Metadata.Get(events.HeaderGeneration)
+	if err := events.CheckGeneration(gen); err != nil {
+		return c.deadLetter(ctx, msg, err.Error())
+	}
 	h := c.handlers[rec.Type]
 	if h == nil {
 		c.stats.skipped.Add(1)
@@ -74,6 +78,7 @@ func (c *Consumer) handle(msg *message.Message) (err error) {
 		ID: rec.ID, ICPID: rec.ICPID(), Type: rec.Type, SchemaVersion: rec.SchemaVersion,
 		Version: rec.Version, Position: rec.Position, Time: rec.Time, Metadata: md,
 		Delivery: deliveries(msg), Stream: c.src.stream, StreamSequence: streamSeq(msg),
+		Generation: gen,
 	}
 	err = c.call(ctx, h, env, payload)
 	if err == nil {

@@ -53,13 +53,16 @@ type tailWriter struct {
 	timeout time.Duration
 	// lastSeq is the sequence the next publish expects to follow.
 	lastSeq uint64
+	// generation is the event store's generation, set as
+	// events.HeaderGeneration on every message; empty for a store without
+	// generations.
+	generation string
 }
 
 // publishHeaders is how many headers a published event usually carries:
-// the eleven of events.EachHeader and JetStream's four. A map made for
-// exactly that many takes half the memory of one made for 16; an event
-// with trace context (one header more) grows it once.
-const publishHeaders = 15
+// the eleven of events.EachHeader, the store's generation and JetStream's
+// four. An event with trace context (one header more) grows the map once.
+const publishHeaders = 16
 
 // errCodeWrongLastMsgID is JetStream's error code for a publish whose
 // Nats-Expected-Last-Msg-Id is not the stream's last message id
@@ -87,6 +90,9 @@ func (w *tailWriter) publishBatch(ctx context.Context, batch []events.Recorded) 
 			m.Header[k] = vals[len(vals)-1 : len(vals) : len(vals)]
 		}
 		events.EachHeader(r, set)
+		if w.generation != "" {
+			set(events.HeaderGeneration, w.generation)
+		}
 		set(nats.MsgIdHdr, r.ID)
 		set(nats.ExpectedStreamHdr, events.BusStream)
 		set(nats.ExpectedLastSeqHdr, strconv.FormatUint(w.lastSeq+uint64(i), 10))

@@ -253,7 +253,7 @@ func (r *Relay) Run(ctx context.Context) error {
 				sleep(ctx, bo.NextBackOff())
 			}
 		case errors.Is(err, ErrDiverged):
-			r.halt(&r.diverged, err, "relay: the bus and the event store disagree; publishing nothing until they are realigned. Stop every icpd, run `"+RealignCommand+"` (purges "+events.BusStream+"; the relay then publishes the store again from its start) and `icpctl rebuild`; see docs/operations.md")
+			r.halt(&r.diverged, err, "relay: the bus and the event store disagree; publishing nothing until they are realigned. Stop every icpd, run `"+RealignCommand+"` (rebuilds the embedded read model, gives the store a new generation and purges "+events.BusStream+"; the relay then publishes the store again from its start); see docs/operations.md")
 			sleep(ctx, bo.NextBackOff())
 		case errors.Is(err, events.ErrCorrupt):
 			r.halt(&r.corrupt, err, "relay: an event of this service in the event store does not decode; publishing nothing after it. Restore the event store from a backup that holds it intact; see docs/operations.md")
@@ -293,6 +293,14 @@ func (r *Relay) session(ctx context.Context, ls *lease) (progressed bool, err er
 		return false, err
 	}
 	r.diverged.Store("")
+	// Read once per session: only restore and realign change it, and both
+	// run with no relay publishing.
+	var generation string
+	if gs, ok := r.store.(events.Generations); ok {
+		if generation, err = gs.Generation(ctx); err != nil {
+			return false, fmt.Errorf("event store generation: %w", err)
+		}
+	}
 	if t.Strays > 0 {
 		r.log.Warn("relay: passed over messages at the end of the bus that are not this service's events",
 			"stream", events.BusStream, "count", t.Strays, "stream_last_seq", t.LastSeq, "resume_after", t.Position)
@@ -316,7 +324,7 @@ func (r *Relay) session(ctx context.Context, ls *lease) (progressed bool, err er
 		wg.Wait()
 	}()
 
-	w := &tailWriter{js: r.js, timeout: r.cfg.PublishTimeout, lastSeq: t.LastSeq}
+	w := &tailWriter{js: r.js, timeout: r.cfg.PublishTimeout, lastSeq: t.LastSeq, generation: generation}
 	last := t.Position
 	follow := r.store.Follow
 	if ff, ok := r.store.(events.ForeignFollower); ok {
@@ -445,7 +453,9 @@ func (r *Relay) release(ls *lease) {
 // restored from an older copy once new events pass the bus's position
 // again: those positions then hold other events. The event is looked up by
 // its stream and version, which every store answers exactly (positions of
-// EventStoreDB cannot be read from one less than an event's).
+// EventStoreDB cannot be read from one less than an event's). For a store
+// with generations (events.Generations), the message's generation must
+// also be the store's, when the message carries one.
 //
 // It returns an error wrapping ErrDiverged when they disagree (also when
 // the tail is beyond the store's head), any other error when the store
@@ -473,6 +483,20 @@ func checkTail(ctx context.Context, store events.Store, t tail, head uint64) err
 	if got := recs[0]; got.ID != id.ID || got.Position != id.Position {
 		return fmt.Errorf("%w: the bus's last event is %s at position %d, the event store holds %s at position %d for stream %s version %d",
 			ErrDiverged, id.ID, id.Position, got.ID, got.Position, id.StreamID, id.Version)
+	}
+	// The same event under another generation: the store was restored or
+	// realigned since it was published, and the bus was not purged (a
+	// realign that stopped half-way). Its history may differ before the
+	// tail.
+	if gs, ok := store.(events.Generations); ok && t.Generation != "" {
+		gen, err := gs.Generation(ctx)
+		if err != nil {
+			return fmt.Errorf("event store: %w", err)
+		}
+		if gen != t.Generation {
+			return fmt.Errorf("%w: the bus's last event %s was published under generation %.64q, the event store is now generation %s (restored or realigned since)",
+				ErrDiverged, id.ID, t.Generation, gen)
+		}
 	}
 	return nil
 }

@@ -178,6 +178,9 @@ type tail struct {
 	LastSeq uint64
 	// Strays counts the messages passed over to find the last own one.
 	Strays int
+	// Generation is that event's events.HeaderGeneration ("" when it has
+	// none: published before generations, or from a store without them).
+	Generation string
 }
 
 // readTail reads the resume point from the bus itself, never from a
@@ -215,6 +218,7 @@ func readTail(ctx context.Context, js jetstream.JetStream) (tail, error) {
 			continue
 		}
 		t.Position, t.Identity = id.Position, id
+		t.Generation = m.Header.Get(events.HeaderGeneration)
 		return t, nil
 	}
 	return t, nil

@@ -155,10 +155,13 @@ func checkHeaders(t *testing.T, i int, m jetstream.RawStreamMsg) (string, int) {
 	h := m.Header
 	for _, name := range []string{events.HeaderSpecVersion, events.HeaderID, events.HeaderType, events.HeaderSource,
 		events.HeaderSubject, events.HeaderTime, events.HeaderICPVersion, events.HeaderPosition,
-		events.HeaderSchemaVersion, events.HeaderStream, events.HeaderMetadata, nats.MsgIdHdr} {
+		events.HeaderSchemaVersion, events.HeaderStream, events.HeaderMetadata, events.HeaderGeneration, nats.MsgIdHdr} {
 		if vs := h.Values(name); len(vs) != 1 || vs[0] == "" {
 			t.Errorf("message %d: header %s = %q, want exactly one non-empty value", i, name, vs)
 		}
+	}
+	if err := events.CheckGeneration(h.Get(events.HeaderGeneration)); err != nil {
+		t.Errorf("message %d: %v", i, err)
 	}
 	if got := h.Get(events.HeaderSpecVersion); got != "1.0" {
 		t.Errorf("message %d: ce-specversion %q", i, got)

@@ -29,6 +29,15 @@ var migrations = []string{
 		recorded_at    INTEGER NOT NULL, -- Unix nanoseconds, UTC
 		UNIQUE (stream, version)
 	)`,
+	// 2: facts about the store as a whole, one row per key (see
+	// generation.go).
+	`CREATE TABLE meta (
+		key   TEXT PRIMARY KEY,
+		value TEXT NOT NULL
+	) WITHOUT ROWID`,
+	// 3: the store's first generation, at random: two stores (or two
+	// restores of one backup) never share one.
+	`INSERT INTO meta (key, value) VALUES ('generation', lower(hex(randomblob(16))))`,
 }
 
 // migrate brings the schema of db up to len(migrations). It refuses a file

@@ -9,8 +9,35 @@ import (
 )
 
 // Store decorates an event store with append latency, conflict and failure
-// metrics. Every other method passes through unchanged.
-func (m *Metrics) Store(s events.Store) events.Store { return &store{Store: s, m: m} }
+// metrics. Every other method passes through unchanged, and the decorated
+// store implements the optional interfaces events.Generations and
+// events.ForeignFollower exactly when s does: the relay publishes the
+// generation of a store that keeps one, and records the foreign events
+// EventStoreDB hands it.
+func (m *Metrics) Store(s events.Store) events.Store {
+	d := &store{Store: s, m: m}
+	g, hasGens := s.(events.Generations)
+	f, hasForeign := s.(events.ForeignFollower)
+	switch {
+	case hasGens && hasForeign:
+		return &struct {
+			*store
+			events.Generations
+			events.ForeignFollower
+		}{d, g, f}
+	case hasGens:
+		return &struct {
+			*store
+			events.Generations
+		}{d, g}
+	case hasForeign:
+		return &struct {
+			*store
+			events.ForeignFollower
+		}{d, f}
+	}
+	return d
+}
 
 type store struct {
 	events.Store
