@@ -57,6 +57,7 @@ type App struct {
 	busID     *natsauth.Identity // the embedded server's users; nil with --nats
 	conns     []*nats.Conn
 	projConn  *nats.Conn
+	projStall stallWatch // a projector that handles nothing while messages wait
 	apiConn   *nats.Conn // tells the API the bus's largest message; not part of readiness once it did
 	relay     *relay.Relay
 	projector *projector.Projector
@@ -364,6 +365,11 @@ func (a *App) startProjector() error {
 	}
 	return a.whenConnected(nc, "projector", func(context.Context) error {
 		a.startPart("projector", a.projector.Run)
+		// Stalled: messages waiting and none handled for two ack waits,
+		// longer than any batch retry or redelivery takes.
+		go a.projStall.run(a.partsCtx, 10*time.Second, 2*a.cfg.ProjectorAckWait, func() stallSample {
+			return stallSample{at: time.Now(), pending: a.projectorLag(), handled: handledTotal(a.projector.Stats())}
+		})
 		return nil
 	})
 }
@@ -503,6 +509,9 @@ func (a *App) Ready(ctx context.Context) error {
 	}
 	if a.projector != nil && !a.projector.Ready() {
 		return errors.New("projector: not ready")
+	}
+	if err := a.projStall.err(); err != nil {
+		return fmt.Errorf("projector: %w", err)
 	}
 	return nil
 }
