@@ -29,6 +29,15 @@ var migrations = []string{
 		recorded_at    INTEGER NOT NULL, -- Unix nanoseconds, UTC
 		UNIQUE (stream, version)
 	)`,
+	// 2: the latest snapshot of each stream's fold (see snapshot.go): a
+	// cache kept in the append's transaction, never the source of truth.
+	`CREATE TABLE snapshots (
+		stream   TEXT    PRIMARY KEY,
+		version  INTEGER NOT NULL CHECK (version >= 1),
+		event_id TEXT    NOT NULL,
+		fold     INTEGER NOT NULL,
+		state    BLOB    NOT NULL
+	)`,
 }
 
 // migrate brings the schema of db up to len(migrations). It refuses a file
