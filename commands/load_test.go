@@ -208,3 +208,106 @@ func randomBody(rng *rand.Rand, create bool) string {
 	}
 	return body + "}"
 }
+
+// countingStore counts the events the store serves to reads of one stream.
+type countingStore struct {
+	*sqlitestore.Store
+	served int
+}
+
+func (c *countingStore) ReadStream(ctx context.Context, stream string, from uint64) ([]events.Recorded, error) {
+	recs, err := c.Store.ReadStream(ctx, stream, from)
+	c.served += len(recs)
+	return recs, err
+}
+
+func (c *countingStore) ReadStreamPage(ctx context.Context, stream string, from uint64, limit int) ([]events.Recorded, error) {
+	recs, err := c.Store.ReadStreamPage(ctx, stream, from, limit)
+	c.served += len(recs)
+	return recs, err
+}
+
+// A PATCH, a DELETE and an Idempotency-Key retry read as many events on an
+// ICP with thousands of versions as on a new one, after a restart too, once
+// one write has left a snapshot (the first write after other writers
+// appended without one folds the stream once).
+func TestWritesReadBoundedEventsWhateverTheHistory(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "events.db")
+	st, err := sqlitestore.Open(ctx, path, sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := auth.Principal{UserID: "user_alice", OrgID: "org_acme"}
+	h := NewHandler(st)
+	cmd, err := ParseCreate([]byte(`{"name":"A","leadProviderCriteria":[]}`), alice.UserID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	created, err := h.Create(ctx, alice, cmd, "key-1", RequestMeta{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := created.State.ICP.ID
+	const history = 3000
+	batch := make([]events.Proposed, 0, 100)
+	for v := uint64(1); v < history; v += uint64(len(batch)) {
+		batch = batch[:0]
+		for i := 0; i < 100 && v+uint64(i) < history; i++ {
+			ev, err := events.Encode(uuid.NewString(), events.ICPUpdatedV1{ID: id, UpdatedAt: events.NewTime(time.Now()),
+				UpdatedBy: "user_alice", Changes: events.ICPChanges{LeadsPerList: events.Some(int(v) + i)}}, events.Metadata{Tenant: "org_acme", UserID: "user_alice"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			batch = append(batch, ev)
+		}
+		if _, err := st.Append(ctx, events.StreamID(id), v, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	patch := func(h *Handler, name string) {
+		t.Helper()
+		u, err := ParseUpdate([]byte(`{"name":"` + name + `"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.Update(ctx, alice, id, u, nil, RequestMeta{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first write folds the history the other writer left, once.
+	patch(h, "first")
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, err = sqlitestore.Open(ctx, path, sqlitestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	cs := &countingStore{Store: st}
+	h = NewHandler(cs)
+
+	// A PATCH reads the snapshot's own event; its state comes from the
+	// snapshot.
+	patch(h, "second")
+	if cs.served > 2 {
+		t.Fatalf("a PATCH after a restart read %d events of a stream of %d versions", cs.served, history+1)
+	}
+	cs.served = 0
+	res, err := h.Create(ctx, alice, cmd, "key-1", RequestMeta{})
+	if err != nil || !res.Replayed {
+		t.Fatalf("replay: %+v %v", res, err)
+	}
+	if cs.served != 1 {
+		t.Fatalf("an Idempotency-Key retry read %d events, want the first one only", cs.served)
+	}
+	cs.served = 0
+	del, err := h.Delete(ctx, alice, id, nil, RequestMeta{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cs.served > 2 || del.State.Version != history+3 {
+		t.Fatalf("a DELETE read %d events and answered version %d", cs.served, del.State.Version)
+	}
+}
