@@ -48,7 +48,7 @@ type appendReq struct {
 	stream   string
 	expected uint64
 	evs      []events.Proposed
-	snap     *snapshotReq // AppendWithSnapshot; nil: none
+	snap     *snapshotReq   // AppendWithSnapshot; nil: none
 	done     chan appendAns // buffered: the writer never waits for the caller
 }
 
