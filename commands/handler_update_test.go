@@ -143,7 +143,7 @@ func TestConcurrentUpdatesAreSerialised(t *testing.T) {
 		errs     [n]error
 	)
 	for i := range n {
-		cmd := parseUpdate(t, `{"leadsPerList":`+strconv.Itoa(i+1)+`}`)
+		cmd := parseUpdate(t, `{"leadsPerList":`+strconv.Itoa(i+11)+`}`) // each a change: the ICP holds 10
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
