@@ -3,6 +3,7 @@ package api_test
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -92,7 +93,8 @@ func TestUpdateRefusals(t *testing.T) {
 	}
 	// If-Match on the current version, and "*", pass.
 	for i, im := range []string{`"1"`, `*`, `"9", "3"`} {
-		r := e.do(req{method: http.MethodPatch, path: path, token: "alice", body: `{"leadsPerList":3}`, header: map[string]string{"If-Match": im}})
+		// Each PATCH sets a new value: one that changes nothing records nothing.
+		r := e.do(req{method: http.MethodPatch, path: path, token: "alice", body: `{"leadsPerList":` + strconv.Itoa(3+i) + `}`, header: map[string]string{"If-Match": im}})
 		if want := `"` + string(rune('2'+i)) + `"`; r.status != 200 || r.header.Get("ETag") != want {
 			t.Fatalf("If-Match %s: %d ETag %q, want %s: %s", im, r.status, r.header.Get("ETag"), want, r.body)
 		}

@@ -88,7 +88,7 @@ func lifecycle(t *testing.T, e engines, openStore func(t *testing.T, s *service)
 			`{"name":"P` + strconv.Itoa(i) + `","leadsPerList":` + strconv.Itoa(i+1) + `}`,
 			`{"description":"d` + strconv.Itoa(i) + `"}`,
 			`{"description":null,"crmFilters":{"provider":"bullhorn","query":{"$in":[` + strconv.Itoa(i) + `,1e400]}}}`,
-			`{"crmFilters":null,"activeUntil":"2031-01-01T00:00:00+02:00"}`,
+			`{"crmFilters":null,"activeUntil":"2031-01-01T00:00:` + fmt.Sprintf("%02d", i) + `+02:00"}`, // unique: a PATCH that changes nothing answers the current ETag
 			`{"activeUntil":null,"customFilterCriteria":[{"type":"minDaysUntilReuse","value":` + strconv.Itoa(i) + `}]}`,
 		}[i%5]
 		token := [...]string{alice, bob, root}[i%3]

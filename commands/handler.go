@@ -137,13 +137,13 @@ func (h *Handler) Create(ctx context.Context, p auth.Principal, cmd CreateICP, k
 	}
 	md := h.metadata(p, meta)
 	md.CommandHash, md.IdempotencyKey = hash, key
-	return h.run(ctx, id, true, nil, md, func(cur *current) (decision, error) {
-		if len(cur.events) == 0 {
+	return h.run(ctx, id, true, h.loadFirst, nil, md, func(cur *current) (decision, error) {
+		if cur.first == nil {
 			ev, err := DecideCreate(nil, id, p, cmd, h.now())
 			return decision{payloads: []any{ev}}, err
 		}
 		// The stream exists: a retry of a create with the same key.
-		return replayCreate(cur.events[0], key, hash)
+		return replayCreate(*cur.first, key, hash)
 	})
 }
 
@@ -162,17 +162,14 @@ func (h *Handler) Create(ctx context.Context, p auth.Principal, cmd CreateICP, k
 // (still conflicting after the retries; nothing recorded), or an error
 // wrapping events.ErrUnavailable. On success the event is durable.
 func (h *Handler) Update(ctx context.Context, p auth.Principal, id string, cmd UpdateICP, ifMatch []uint64, meta RequestMeta) (Result, error) {
-	return h.run(ctx, id, false, conflictUnder(ifMatch), h.metadata(p, meta), func(cur *current) (decision, error) {
-		s, err := cur.State()
-		if err != nil {
-			return decision{}, err
-		}
+	return h.run(ctx, id, false, h.loadState, conflictUnder(ifMatch), h.metadata(p, meta), func(cur *current) (decision, error) {
+		s := cur.state
 		ev, ok, err := DecideUpdate(s, p, cmd, ifMatch, h.now())
 		switch {
 		case err != nil:
 			return decision{}, err
 		case !ok:
-			return decision{done: &Result{State: s, Position: cur.events[len(cur.events)-1].Position}}, nil
+			return decision{done: &Result{State: s, Position: cur.lastPosition}}, nil
 		}
 		return decision{payloads: []any{ev}}, nil
 	})
@@ -182,12 +179,8 @@ func (h *Handler) Update(ctx context.Context, p auth.Principal, id string, cmd U
 // stays in the store; the service no longer serves it. A second delete is
 // ErrNotFound. Other errors as for Update.
 func (h *Handler) Delete(ctx context.Context, p auth.Principal, id string, ifMatch []uint64, meta RequestMeta) (Result, error) {
-	return h.run(ctx, id, false, conflictUnder(ifMatch), h.metadata(p, meta), func(cur *current) (decision, error) {
-		s, err := cur.State()
-		if err != nil {
-			return decision{}, err
-		}
-		ev, err := DecideDelete(s, p, ifMatch, h.now())
+	return h.run(ctx, id, false, h.loadState, conflictUnder(ifMatch), h.metadata(p, meta), func(cur *current) (decision, error) {
+		ev, err := DecideDelete(cur.state, p, ifMatch, h.now())
 		if err != nil {
 			return decision{}, err
 		}
@@ -239,28 +232,10 @@ func (h *Handler) metadata(p auth.Principal, meta RequestMeta) events.Metadata {
 
 // current is a stream as loaded for a decision.
 type current struct {
-	events []events.Recorded // oldest first; empty: no stream
-	state  *events.State     // their fold; nil when empty or not folded
-	folded bool
-}
-
-// State folds the stream (once).
-func (c *current) State() (*events.State, error) {
-	if !c.folded {
-		s, err := events.Fold(c.events)
-		if err != nil {
-			return nil, err
-		}
-		c.state, c.folded = s, true
-	}
-	return c.state, nil
-}
-
-func (c *current) version() uint64 {
-	if len(c.events) == 0 {
-		return events.NoStream
-	}
-	return c.events[len(c.events)-1].Version
+	state        *events.State    // the fold of the stream; nil: no stream (or not folded, see loadFirst)
+	version      uint64           // the stream's version; events.NoStream: none
+	lastPosition uint64           // position of the event at version
+	first        *events.Recorded // loadFirst only: the stream's first event
 }
 
 // decision is what a command decided on the current stream: payloads to
@@ -277,15 +252,16 @@ type decision struct {
 // maxAttempts times, then ErrConflict. onConflict, when not nil, is returned
 // at the first conflict instead (a precondition that no longer holds).
 // assumeNew skips the first load and decides on an empty stream (a create: a
-// conflict means the stream exists).
-func (h *Handler) run(ctx context.Context, id string, assumeNew bool, onConflict error, md events.Metadata, decide func(*current) (decision, error)) (Result, error) {
+// conflict means the stream exists). load reads what the decision needs:
+// loadState for an update or a delete, loadFirst for a create's retry.
+func (h *Handler) run(ctx context.Context, id string, assumeNew bool, load loader, onConflict error, md events.Metadata, decide func(*current) (decision, error)) (Result, error) {
 	stream := events.StreamID(id)
-	cur := &current{folded: true}
+	cur := &current{}
 	var pause *backoff.ExponentialBackOff
 	for attempt := 1; ; attempt++ {
 		if !assumeNew || attempt > 1 {
 			var err error
-			if cur, err = h.load(ctx, stream); err != nil {
+			if cur, err = load(ctx, stream); err != nil {
 				return Result{}, err
 			}
 		}
@@ -299,10 +275,7 @@ func (h *Handler) run(ctx context.Context, id string, assumeNew bool, onConflict
 		if len(d.payloads) == 0 {
 			return Result{}, errors.New("commands: a decision without events")
 		}
-		state, err := cur.State()
-		if err != nil {
-			return Result{}, fmt.Errorf("commands: fold %s: %w", stream, err)
-		}
+		state := cur.state
 		proposed := make([]events.Proposed, len(d.payloads))
 		var doc []byte
 		for i, pl := range d.payloads {
@@ -315,7 +288,7 @@ func (h *Handler) run(ctx context.Context, id string, assumeNew bool, onConflict
 				return Result{}, err
 			}
 		}
-		expected := cur.version()
+		expected := cur.version
 		if h.busLimit != nil || h.maxDoc > 0 {
 			next, err := result(state, d.payloads, expected, events.AppendResult{Positions: make([]uint64, len(d.payloads))})
 			if err != nil {
@@ -325,7 +298,11 @@ func (h *Handler) run(ctx context.Context, id string, assumeNew bool, onConflict
 				return Result{}, err
 			}
 		}
-		res, err := h.append(ctx, stream, expected, proposed)
+		snap, err := h.snapshotOf(state, expected, proposed)
+		if err != nil {
+			return Result{}, err
+		}
+		res, err := h.append(ctx, stream, expected, proposed, snap)
 		if err == nil {
 			r, err := result(state, d.payloads, expected, res)
 			r.Doc = doc
@@ -393,25 +370,19 @@ func result(state *events.State, payloads []any, expected uint64, res events.App
 	return Result{State: s, Position: res.Positions[len(res.Positions)-1]}, nil
 }
 
-// load reads a stream; a stream that does not exist is an empty current.
-func (h *Handler) load(ctx context.Context, stream string) (*current, error) {
-	evs, err := h.store.ReadStream(ctx, stream, 0)
-	if errors.Is(err, events.ErrStreamNotFound) {
-		return &current{folded: true}, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &current{events: evs}, nil
-}
-
 // append appends proposed and, when the store could not confirm it, tries the
 // very same events again a few times: the store deduplicates a repeated
 // append of the same event ids at the same expected version, so a retry either
 // records the events once or reports the original result. Giving up returns
 // the store's unavailable error.
-func (h *Handler) append(ctx context.Context, stream string, expected uint64, proposed []events.Proposed) (events.AppendResult, error) {
-	res, err := h.store.Append(ctx, stream, expected, proposed)
+func (h *Handler) append(ctx context.Context, stream string, expected uint64, proposed []events.Proposed, snap []byte) (events.AppendResult, error) {
+	appendOnce := h.store.Append
+	if ss, ok := h.store.(events.Snapshotter); ok && snap != nil {
+		appendOnce = func(ctx context.Context, stream string, expected uint64, evs []events.Proposed) (events.AppendResult, error) {
+			return ss.AppendWithSnapshot(ctx, stream, expected, evs, events.FoldVersion, snap)
+		}
+	}
+	res, err := appendOnce(ctx, stream, expected, proposed)
 	if err == nil || !errors.Is(err, events.ErrUnavailable) || h.unavailable <= 1 {
 		return res, err
 	}
@@ -426,7 +397,7 @@ func (h *Handler) append(ctx context.Context, stream string, expected uint64, pr
 	b.InitialInterval = 20 * time.Millisecond
 	b.MaxInterval = 200 * time.Millisecond
 	res, err = backoff.Retry(rctx, func() (events.AppendResult, error) {
-		res, err := h.store.Append(rctx, stream, expected, proposed)
+		res, err := appendOnce(rctx, stream, expected, proposed)
 		if err != nil && !errors.Is(err, events.ErrUnavailable) {
 			return res, backoff.Permanent(err)
 		}

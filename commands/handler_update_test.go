@@ -143,7 +143,7 @@ func TestConcurrentUpdatesAreSerialised(t *testing.T) {
 		errs     [n]error
 	)
 	for i := range n {
-		cmd := parseUpdate(t, `{"leadsPerList":`+strconv.Itoa(i+1)+`}`)
+		cmd := parseUpdate(t, `{"leadsPerList":`+strconv.Itoa(i+11)+`}`) // each a change: the ICP holds 10
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -209,7 +209,8 @@ func TestConcurrentUpdatesWithOneIfMatchLetOneWin(t *testing.T) {
 // racingStore is the real store with another writer slipping in: after each
 // of the first races reads of a stream, it appends a competing update to that
 // stream, so the command's append that follows meets a moved stream. loads
-// counts every read.
+// counts every read (it hides the store's snapshots, so each load is one
+// read of the stream's page).
 type racingStore struct {
 	events.Store
 	t     *testing.T
@@ -218,9 +219,9 @@ type racingStore struct {
 	loads int
 }
 
-func (r *racingStore) ReadStream(ctx context.Context, stream string, from uint64) ([]events.Recorded, error) {
+func (r *racingStore) ReadStreamPage(ctx context.Context, stream string, from uint64, limit int) ([]events.Recorded, error) {
 	r.loads++
-	evs, err := r.Store.ReadStream(ctx, stream, from)
+	evs, err := r.Store.ReadStreamPage(ctx, stream, from, limit)
 	if err != nil || r.reads >= r.races {
 		return evs, err
 	}

@@ -1,6 +1,9 @@
 package commands
 
 import (
+	"bytes"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/icpservice/icp/api/auth"
@@ -80,8 +83,9 @@ func optOf[T any](v *T) events.Opt[T] {
 
 // DecideUpdate returns the event that applies cmd to the ICP in state s on
 // behalf of p at now, or no event (ok false) for an update that changes
-// nothing. Errors: ErrNotFound, ErrForbidden (see authorize), then
-// ErrPreconditionFailed when ifMatch is not nil and does not list s's
+// nothing: every member it sets already has that value (see changed); the
+// event lists only the members that change. Errors: ErrNotFound,
+// ErrForbidden (see authorize), then ErrPreconditionFailed when ifMatch is not nil and does not list s's
 // version.
 func DecideUpdate(s *events.State, p auth.Principal, cmd UpdateICP, ifMatch []uint64, now time.Time) (ev events.ICPUpdatedV1, ok bool, err error) {
 	if err := authorize(s, p); err != nil {
@@ -90,10 +94,63 @@ func DecideUpdate(s *events.State, p auth.Principal, cmd UpdateICP, ifMatch []ui
 	if err := checkIfMatch(s, ifMatch); err != nil {
 		return events.ICPUpdatedV1{}, false, err
 	}
-	if cmd.Changes.Empty() {
+	changes, err := changed(s.ICP, cmd.Changes)
+	if err != nil {
+		return events.ICPUpdatedV1{}, false, err
+	}
+	if changes.Empty() {
 		return events.ICPUpdatedV1{}, false, nil
 	}
-	return events.ICPUpdatedV1{ID: s.ICP.ID, UpdatedAt: events.NewTime(now), UpdatedBy: p.UserID, Changes: cmd.Changes}, true, nil
+	return events.ICPUpdatedV1{ID: s.ICP.ID, UpdatedAt: events.NewTime(now), UpdatedBy: p.UserID, Changes: changes}, true, nil
+}
+
+// changed returns the members of c whose value differs from what icp holds,
+// compared as the ICP would store them: each field's JSON as the event and
+// the read model keep it (free-form JSON as its exact accepted text, arrays
+// in their order). A member sent with the value it already has is dropped,
+// so an update records only what it changes.
+func changed(icp events.ICP, c events.ICPChanges) (events.ICPChanges, error) {
+	next := events.ApplyChanges(icp, c)
+	var err error
+	same := func(a, b any) bool {
+		if err != nil {
+			return false
+		}
+		x, e1 := events.MarshalJSON(a)
+		y, e2 := events.MarshalJSON(b)
+		if err = errors.Join(e1, e2); err != nil {
+			return false
+		}
+		return bytes.Equal(x, y)
+	}
+	if c.Name.Set && next.Name == icp.Name {
+		c.Name = events.Opt[string]{}
+	}
+	if c.Description.Set && same(next.Description, icp.Description) {
+		c.Description = events.Opt[string]{}
+	}
+	if c.LeadProviderCriteria.Set && same(next.LeadProviderCriteria, icp.LeadProviderCriteria) {
+		c.LeadProviderCriteria = events.Opt[[]events.LeadProviderCriterion]{}
+	}
+	if c.CustomFilterCriteria.Set && same(next.CustomFilterCriteria, icp.CustomFilterCriteria) {
+		c.CustomFilterCriteria = events.Opt[[]events.CustomFilter]{}
+	}
+	if c.CRMFilters.Set && same(next.CRMFilters, icp.CRMFilters) {
+		c.CRMFilters = events.Opt[events.CRMFilters]{}
+	}
+	if c.UserIDs.Set && same(next.UserIDs, icp.UserIDs) {
+		c.UserIDs = events.Opt[[]string]{}
+	}
+	if c.LeadsPerList.Set && next.LeadsPerList == icp.LeadsPerList {
+		c.LeadsPerList = events.Opt[int]{}
+	}
+	if c.ActiveUntil.Set && same(next.ActiveUntil, icp.ActiveUntil) {
+		c.ActiveUntil = events.Opt[events.Time]{}
+	}
+	if err != nil {
+		return events.ICPChanges{}, fmt.Errorf("commands: compare update: %w", err)
+	}
+	return c, nil
 }
 
 // DecideDelete returns the event that deletes the ICP in state s on behalf of

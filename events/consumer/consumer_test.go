@@ -69,7 +69,7 @@ func TestHandlersGetEachKindTypedAndKindsWithoutHandlerAreSkipped(t *testing.T) 
 	ctx := context.Background()
 	created := e.create(1)[0]
 	id := created.ICPID()
-	upd, err := commands.ParseUpdate([]byte(`{"name":"renamed","description":null,"leadsPerList":7}`))
+	upd, err := commands.ParseUpdate([]byte(`{"name":"renamed","description":"described","leadsPerList":7}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestHandlersGetEachKindTypedAndKindsWithoutHandlerAreSkipped(t *testing.T) 
 	note := func(s string) { mu.Lock(); seen = append(seen, s); mu.Unlock() }
 	c.OnUpdated(func(_ context.Context, ev consumer.Event[events.ICPUpdatedV1]) error {
 		ch := ev.Payload.Changes
-		if ev.ICPID != id || ev.Version != 2 || ch.Name.V != "renamed" || !ch.Description.Null || ch.LeadsPerList.V != 7 || ch.UserIDs.Set {
+		if ev.ICPID != id || ev.Version != 2 || ch.Name.V != "renamed" || ch.Description.V != "described" || ch.LeadsPerList.V != 7 || ch.UserIDs.Set {
 			t.Errorf("update event %+v changes %+v", ev.Envelope, ch)
 		}
 		note("updated")

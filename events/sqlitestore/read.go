@@ -44,21 +44,31 @@ func (s *Store) readStream(ctx context.Context, stream string, from uint64, limi
 	}
 	// One statement, so one snapshot: the existence check and the events
 	// agree. Every stream starts at version 1, so its first event tells
-	// whether the stream exists at all.
+	// whether the stream exists at all. Two index seeks, one for that
+	// marker and one for the events from `from` on: a single condition
+	// "version >= ? OR version = 1" walked every index entry of the stream
+	// below `from`, so a read of a long stream's tail grew with its history
+	// (BenchmarkPatchByHistory in commands).
 	rows := limit
 	if limit > 0 {
 		rows++ // room for the existence marker
 	}
-	recs, err := s.queryRecorded(ctx, 0, selectRecorded+
-		`WHERE stream = ? AND (version >= ? OR version = 1) ORDER BY version LIMIT ?`, stream, int64(from), rows)
+	recs, err := s.queryRecorded(ctx, 0, `SELECT * FROM (`+selectRecorded+`WHERE stream = ?1 AND version = 1 AND ?2 > 1
+		UNION ALL SELECT * FROM (`+selectRecorded+`WHERE stream = ?1 AND version >= ?2 ORDER BY version LIMIT ?3))`,
+		stream, int64(from), rows)
 	if err != nil {
 		return nil, s.readErr(ctx, "read stream", err)
 	}
 	if len(recs) == 0 {
 		return nil, fmt.Errorf("sqlitestore: read stream %q: %w", stream, events.ErrStreamNotFound)
 	}
-	if recs[0].Version < from { // the existence marker, not asked for
+	// The existence marker, not asked for: the compound select has no
+	// outer ORDER BY (it would sort the whole read in a temporary tree), so
+	// it is looked for at either end.
+	if recs[0].Version < from {
 		recs = recs[1:]
+	} else if n := len(recs); n > 1 && recs[n-1].Version < from {
+		recs = recs[:n-1]
 	}
 	if limit > 0 && len(recs) > limit {
 		recs = recs[:limit]

@@ -38,6 +38,15 @@ var migrations = []string{
 	// 3: the store's first generation, at random: two stores (or two
 	// restores of one backup) never share one.
 	`INSERT INTO meta (key, value) VALUES ('generation', lower(hex(randomblob(16))))`,
+	// 4: the latest snapshot of each stream's fold (see snapshot.go): a
+	// cache kept in the append's transaction, never the source of truth.
+	`CREATE TABLE snapshots (
+		stream   TEXT    PRIMARY KEY,
+		version  INTEGER NOT NULL CHECK (version >= 1),
+		event_id TEXT    NOT NULL,
+		fold     INTEGER NOT NULL,
+		state    BLOB    NOT NULL
+	)`,
 }
 
 // migrate brings the schema of db up to len(migrations). It refuses a file

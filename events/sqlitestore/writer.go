@@ -48,6 +48,7 @@ type appendReq struct {
 	stream   string
 	expected uint64
 	evs      []events.Proposed
+	snap     *snapshotReq   // AppendWithSnapshot; nil: none
 	done     chan appendAns // buffered: the writer never waits for the caller
 }
 
@@ -66,6 +67,10 @@ type appendAns struct {
 // same expected version is answered from what was committed. Malformed
 // arguments return an error wrapping ErrInvalidAppend; a closed store ErrClosed.
 func (s *Store) Append(ctx context.Context, stream string, expected uint64, evs []events.Proposed) (events.AppendResult, error) {
+	return s.append(ctx, stream, expected, evs, nil)
+}
+
+func (s *Store) append(ctx context.Context, stream string, expected uint64, evs []events.Proposed, snap *snapshotReq) (events.AppendResult, error) {
 	if err := validateAppend(stream, evs); err != nil {
 		return events.AppendResult{}, err
 	}
@@ -76,7 +81,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected uint64, evs 
 	// (the writer may still read an append whose caller returned on ctx);
 	// the events' bytes are not: by the events.Store contract the caller
 	// leaves them alone from the call on.
-	req := &appendReq{ctx: ctx, stream: stream, expected: expected, evs: slices.Clone(evs), done: make(chan appendAns, 1)}
+	req := &appendReq{ctx: ctx, stream: stream, expected: expected, evs: slices.Clone(evs), snap: snap, done: make(chan appendAns, 1)}
 
 	s.sendMu.RLock()
 	if s.closed {
@@ -111,10 +116,11 @@ func appendCtxErr(stream string, err error) error {
 type stmts struct {
 	maxVersion, readIDs, insert    *sql.Stmt
 	savepoint, release, rollbackTo *sql.Stmt
+	snapshot                       *sql.Stmt
 }
 
 func (st *stmts) all() []**sql.Stmt {
-	return []**sql.Stmt{&st.maxVersion, &st.readIDs, &st.insert, &st.savepoint, &st.release, &st.rollbackTo}
+	return []**sql.Stmt{&st.maxVersion, &st.readIDs, &st.insert, &st.savepoint, &st.release, &st.rollbackTo, &st.snapshot}
 }
 
 func prepareStmts(db *sql.DB) (*stmts, error) {
@@ -126,6 +132,7 @@ func prepareStmts(db *sql.DB) (*stmts, error) {
 		"SAVEPOINT append",
 		"RELEASE append",
 		"ROLLBACK TO append",
+		upsertSnapshot,
 	}
 	st := &stmts{}
 	for i, dst := range st.all() {
@@ -353,6 +360,14 @@ func (w *writer) appendOne(ctx context.Context, st *stmts, r *appendReq, now tim
 		}
 		res.Positions[i] = pos
 	}
+	if err := w.keepSnapshot(ctx, st, r, cur+uint64(len(r.evs))); err != nil {
+		if _, rbErr := st.rollbackTo.ExecContext(ctx); rbErr != nil {
+			w.broken = errors.Join(err, rbErr)
+		} else if _, relErr := st.release.ExecContext(ctx); relErr != nil {
+			w.broken = errors.Join(err, relErr)
+		}
+		return events.AppendResult{}, err
+	}
 	if _, err := st.release.ExecContext(ctx); err != nil {
 		w.broken = w.stmtErr(r, "release savepoint", err)
 		return events.AppendResult{}, w.broken
@@ -377,6 +392,12 @@ func (w *writer) insertOne(ctx context.Context, st *stmts, r *appendReq, cur uin
 		}
 		w.broken = w.stmtErr(r, "insert event 0", err)
 		return events.AppendResult{}, w.broken
+	}
+	if err := w.keepSnapshot(ctx, st, r, cur+1); err != nil {
+		// The event is in the transaction, the snapshot is not: the
+		// batch fails as a whole rather than commit one without the other.
+		w.broken = err
+		return events.AppendResult{}, err
 	}
 	w.versions[r.stream] = cur + 1
 	w.fresh = append(w.fresh, recorded(r.stream, cur+1, pos, r.evs[0], now))
