@@ -479,3 +479,46 @@ func TestOnlyOneBuilderPerFile(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// failingTarget fails every Put after the first ok ones.
+type failingTarget struct {
+	rebuild.Swapper
+	ok, puts int
+}
+
+var errPutFailed = errors.New("disk full")
+
+func (f *failingTarget) Put(ctx context.Context, created, replaced []projections.View) error {
+	if f.puts++; f.puts > f.ok {
+		return errPutFailed
+	}
+	return f.Swapper.Put(ctx, created, replaced)
+}
+
+// A write that fails while more batches are in flight (a full disk, or the
+// operator's Ctrl-C cancelling the Put) ends the rebuild with that error;
+// it does not wait for the batches behind it.
+func TestRebuildStopsAtAFailedWriteWithBatchesInFlight(t *testing.T) {
+	rebuild.SmallSteps(t)
+	dir := t.TempDir()
+	st := openStore(t, dir)
+	writeHistory(t, st, historytest.Spec{ICPs: 300, UpdateEvery: 3})
+	b, err := sqlitemodel.OpenBuilder(context.Background(), filepath.Join(dir, "readmodel.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	done := make(chan error, 1)
+	go func() {
+		_, err := rebuild.Rebuild(context.Background(), st, &failingTarget{Swapper: b, ok: 3}, rebuild.Options{MaxStates: 1000})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, errPutFailed) {
+			t.Fatalf("rebuild returned %v, want the failed write's error", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the rebuild did not return after a failed write")
+	}
+}

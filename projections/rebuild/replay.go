@@ -517,8 +517,14 @@ func (w *writer) send(b batch, es []*entry, out bool) error {
 	return nil
 }
 
-// confirm waits for the oldest batch in flight to be written.
+// confirm waits for the oldest batch in flight to be written. After a
+// failed write it returns that error at once: the writing goroutine sends
+// one error and then only drains, so waiting for the batches behind it
+// would wait forever (a cancelled rebuild hung here).
 func (w *writer) confirm() error {
+	if w.failed != nil {
+		return w.failed
+	}
 	err, ok := <-w.done
 	if !ok && err == nil {
 		err = errors.New("rebuild: writer stopped")
