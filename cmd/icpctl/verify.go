@@ -56,7 +56,7 @@ func (c *VerifyCmd) Validate() error {
 func (c *VerifyCmd) Run(g *Globals) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	defer debug.SetGCPercent(debug.SetGCPercent(400))
+	defer tuneReplayMemory()()
 
 	livePath := c.readModelPath()
 	if err := mustExist(livePath, "read model"); err != nil {
@@ -105,6 +105,10 @@ func (c *VerifyCmd) Run(g *Globals) error {
 	if err := b.Close(); err != nil {
 		return err
 	}
+	// The replay's heap is garbage now: hand it back before the compare
+	// opens two more read models, so that the process stays as small as
+	// the replay was.
+	debug.FreeOSMemory()
 	scratch, err := sqlitemodel.Open(ctx, scratchPath, sqlitemodel.Options{})
 	if err != nil {
 		return err
