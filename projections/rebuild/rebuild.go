@@ -12,7 +12,9 @@
 // the replay (ErrNewerRelease), where the projector would wait for the
 // upgrade.
 //
-// Speed: BenchmarkRebuild (figures and command there), SQLite store into
+// Speed: BenchmarkRebuild (figures and command there, measured before
+// histories were read by stream: StreamOrderReader; a million events:
+// docs/performance.md, "Rebuild and verify at scale"), SQLite store into
 // the SQLite read model on the shared 2-core machine, about 700-byte
 // events: 48,000-53,000 events/s for a history of creates only (one event
 // per ICP), 46,000-56,000 for a mixed history (1.45 events per ICP) and
