@@ -23,6 +23,8 @@ type LoadCmd struct {
 	Duration    time.Duration `name:"duration" short:"d" default:"20s" help:"How long to run."`
 	Requests    int           `name:"requests" short:"n" help:"Stop after this many creates (0: no bound)."`
 	VerifyEvery int           `name:"verify-every" default:"10" help:"Read every Nth created ICP back as its creator (0: never)."`
+	Interval    time.Duration `name:"interval" default:"10s" help:"Report creates/s and latency of each interval of this length while running (0: only the final summary)."`
+	PID         int           `name:"icpd-pid" help:"Process id of icpd, to report its resident memory (from /proc/<pid>/status) with each interval."`
 }
 
 // Run performs the load and prints the report.
@@ -32,6 +34,12 @@ func (c *LoadCmd) Run(g *Globals) error {
 	}
 	if c.Duration <= 0 && c.Requests <= 0 {
 		return errors.New("give --duration or --requests")
+	}
+	if c.Interval < 0 || (c.Interval > 0 && c.Interval < 100*time.Millisecond) {
+		return errors.New("--interval: want 0 (off) or at least 100ms")
+	}
+	if c.PID < 0 {
+		return errors.New("--icpd-pid: want a process id")
 	}
 	token := c.Token
 	if token == "" {
@@ -46,10 +54,16 @@ func (c *LoadCmd) Run(g *Globals) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	fmt.Fprintf(g.Stderr, "load: %d clients against %s for %s\n", c.Concurrency, c.URL, c.Duration)
-	res, err := loadgen.Run(ctx, loadgen.Config{
+	cfg := loadgen.Config{
 		BaseURL: c.URL, Token: token, Concurrency: c.Concurrency,
 		Duration: c.Duration, Requests: c.Requests, VerifyEvery: c.VerifyEvery,
-	})
+		Interval:   c.Interval,
+		OnInterval: func(iv loadgen.Interval) { fmt.Fprintln(g.Stdout, iv) },
+	}
+	if c.PID > 0 {
+		cfg.Memory = loadgen.ProcRSS(c.PID)
+	}
+	res, err := loadgen.Run(ctx, cfg)
 	if err != nil {
 		return err
 	}

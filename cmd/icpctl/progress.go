@@ -57,8 +57,8 @@ func newProgress(w io.Writer, mode, what, unit string) *progress {
 	return p
 }
 
-// update reports that phase reached position pos of head, count units done
-// in elapsed.
+// update reports that phase reached position pos of head (0: a total not
+// known), count units done in elapsed.
 func (p *progress) update(phase string, pos, head, count uint64, elapsed time.Duration) {
 	rate := 0.0
 	if elapsed > 0 {
@@ -66,22 +66,31 @@ func (p *progress) update(phase string, pos, head, count uint64, elapsed time.Du
 	}
 	switch {
 	case p.bar != nil:
-		if int64(head) != p.barMax && head > 0 {
+		switch {
+		case head == 0 && p.barMax != -1: // a total not known: a spinner
+			p.bar.ChangeMax64(-1)
+			p.barMax = -1
+		case head > 0 && int64(head) != p.barMax:
 			p.bar.ChangeMax64(int64(head))
 			p.barMax = int64(head)
 		}
 		p.bar.Describe(fmt.Sprintf("%s %s: %d %s, %.0f %s/s", p.what, phase, count, p.unit, rate, p.unit))
-		_ = p.bar.Set64(int64(min(pos, head)))
+		if head == 0 {
+			_ = p.bar.Set64(int64(pos))
+		} else {
+			_ = p.bar.Set64(int64(min(pos, head)))
+		}
 	case p.lines:
 		now := time.Now()
-		if now.Sub(p.lastLine) < p.every && pos < head {
+		if now.Sub(p.lastLine) < p.every && (head == 0 || pos < head) {
 			return
 		}
 		p.lastLine = now
-		pct := 100.0
-		if head > 0 {
-			pct = 100 * float64(pos) / float64(head)
+		if head == 0 {
+			fmt.Fprintf(p.w, "%s: %s, %d %s, %.0f %s/s\n", p.what, phase, count, p.unit, rate, p.unit)
+			return
 		}
+		pct := 100 * float64(pos) / float64(head)
 		fmt.Fprintf(p.w, "%s: %s %.0f%% (position %d of %d), %d %s, %.0f %s/s\n", p.what, phase, pct, pos, head, count, p.unit, rate, p.unit)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 
 	"github.com/icpservice/icp/projections/rebuild"
@@ -25,7 +24,7 @@ import (
 type RebuildCmd struct {
 	StoreFlags    `embed:""`
 	ReadModelFlag `embed:""`
-	MaxStates     int    `name:"max-states" default:"100000" help:"ICP states held in memory while folding (about 1 KB each); more means fewer ICPs written twice."`
+	MaxStates     int    `name:"max-states" default:"20000" help:"ICP states held in memory while folding (a few KB each); more means fewer ICPs written twice and read back."`
 	Progress      string `name:"progress" default:"auto" enum:"auto,bar,lines,none" help:"Progress on stderr: a bar on a terminal (auto), a bar, plain lines, or none."`
 }
 
@@ -50,9 +49,7 @@ func (c *RebuildCmd) Validate() error {
 func (c *RebuildCmd) Run(g *Globals) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	// A short-lived tool: trade memory for the CPU the collector would take
-	// (BenchmarkRebuild runs the same way).
-	defer debug.SetGCPercent(debug.SetGCPercent(400))
+	defer tuneReplayMemory()()
 
 	if _, err := os.Stat(c.DataDir); err != nil {
 		return fmt.Errorf("data directory: %w", err)

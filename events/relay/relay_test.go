@@ -389,8 +389,8 @@ func TestConfigValidationReportsEveryProblem(t *testing.T) {
 			t.Errorf("error does not mention %s: %v", want, err)
 		}
 	}
-	err = StreamConfig{Duplicates: time.Hour, MaxAge: time.Minute, Replicas: 7}.Validate()
-	if err == nil || !strings.Contains(err.Error(), "Duplicates") || !strings.Contains(err.Error(), "Replicas") {
+	err = StreamConfig{Duplicates: time.Hour, MaxAge: time.Minute, Replicas: 7, MaxBytes: 1000}.Validate()
+	if err == nil || !strings.Contains(err.Error(), "Duplicates") || !strings.Contains(err.Error(), "Replicas") || !strings.Contains(err.Error(), "MaxBytes") {
 		t.Errorf("stream config error: %v", err)
 	}
 }
@@ -398,7 +398,7 @@ func TestConfigValidationReportsEveryProblem(t *testing.T) {
 func TestEnsureStreamsIsIdempotentAndAppliesSettings(t *testing.T) {
 	e := newEnv(t, StreamConfig{})
 	ctx := context.Background()
-	cfg := StreamConfig{Duplicates: time.Minute, MaxAge: 24 * time.Hour}
+	cfg := StreamConfig{Duplicates: time.Minute, MaxAge: 24 * time.Hour, MaxBytes: 64 << 20}
 	for range 2 {
 		if err := EnsureStreams(ctx, e.nc, cfg); err != nil {
 			t.Fatal(err)
@@ -409,7 +409,7 @@ func TestEnsureStreamsIsIdempotentAndAppliesSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := s.CachedInfo().Config
-	if c.Duplicates != time.Minute || c.MaxAge != 24*time.Hour || c.Storage != jetstream.FileStorage ||
+	if c.Duplicates != time.Minute || c.MaxAge != 24*time.Hour || c.MaxBytes != 64<<20 || c.Storage != jetstream.FileStorage ||
 		len(c.Subjects) != 1 || c.Subjects[0] != events.BusSubjects {
 		t.Errorf("ICP_EVENTS config %+v", c)
 	}
@@ -456,7 +456,44 @@ func TestEnsureStreamsUpdatesAStreamOfAnEarlierReleaseInPlace(t *testing.T) {
 	if info.Config.MaxMsgsPerSubject != perSubjectLimit {
 		t.Errorf("per-subject limit %d, want %d", info.Config.MaxMsgsPerSubject, int64(perSubjectLimit))
 	}
+	if info.Config.MaxBytes != DefaultMaxBytes {
+		t.Errorf("size bound %d, want the default %d", info.Config.MaxBytes, DefaultMaxBytes)
+	}
 	if info.State.Msgs != 3 || info.State.FirstSeq != 1 || info.State.LastSeq != 3 {
 		t.Errorf("stream state after the update %+v, want the 3 messages it held", info.State)
+	}
+}
+
+// A size-bounded ICP_EVENTS drops its oldest messages, never the newest: the
+// relay's resume point stays on the bus, and a relay started later publishes
+// only what is new.
+func TestSizeBoundedStreamKeepsTheResumePoint(t *testing.T) {
+	e := newEnv(t, StreamConfig{MaxBytes: MinMaxBytes})
+	ctx := context.Background()
+	// About 0.7 KB per message: more than the bound holds.
+	if err := e.appendEvents(ctx, 2000); err != nil {
+		t.Fatal(err)
+	}
+	_, stop := e.startRelay(Config{InstanceID: "first", BatchSize: 64})
+	e.waitCaughtUp(waitLong)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := e.js.Stream(ctx, events.BusStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := s.CachedInfo().State
+	if st.Bytes > uint64(MinMaxBytes) || st.FirstSeq <= 1 || st.LastSeq != 2000 || st.Msgs == 0 {
+		t.Fatalf("stream state %+v: want at most %d bytes, the oldest messages dropped, the last (2000) kept", st, MinMaxBytes)
+	}
+
+	if err := e.appendEvents(ctx, 10); err != nil {
+		t.Fatal(err)
+	}
+	r, _ := e.startRelay(Config{InstanceID: "second", BatchSize: 64})
+	e.waitCaughtUp(waitLong)
+	if got := r.Stats().Published; got != 10 {
+		t.Errorf("the relay started on a trimmed stream published %d events, want the 10 new ones", got)
 	}
 }

@@ -24,6 +24,20 @@ const (
 	// 80 MB, and under sustained writes that cost a quarter of the rate.
 	DefaultDuplicates = 10 * time.Second
 	DefaultReplicas   = 1
+	// DefaultMaxBytes bounds ICP_EVENTS's size on disk. The event store
+	// is the record and keeps every event; the bus is a transport, and
+	// without a bound it would keep a third full copy of the history (after
+	// the store and the read model) forever. A size bound, unlike an age,
+	// never empties the stream: JetStream drops the oldest messages first
+	// (DiscardOld), so the newest one, the relay's resume point, stays
+	// however quiet the service has been. What it holds in events:
+	// docs/performance.md, "Disk per create".
+	DefaultMaxBytes int64 = 4 << 30
+	// MinMaxBytes is the smallest MaxBytes accepted: a stream must hold far
+	// more than the largest event the bus carries.
+	MinMaxBytes int64 = 1 << 20
+	// NoMaxBytes as MaxBytes keeps ICP_EVENTS unbounded in size.
+	NoMaxBytes int64 = -1
 )
 
 // perSubjectLimit is ICP_EVENTS's per-subject message limit. No subject
@@ -50,6 +64,11 @@ type StreamConfig struct {
 	// bus and re-publishes the store from its start; consumers skip what they
 	// already applied.
 	MaxAge time.Duration
+	// MaxBytes bounds ICP_EVENTS's size (0: DefaultMaxBytes, NoMaxBytes:
+	// no bound, otherwise at least MinMaxBytes); the oldest messages go
+	// first. Consumers that fall behind the oldest message kept catch up
+	// from the event store (or icpctl republish).
+	MaxBytes int64
 	// Replicas is the replica count of both streams on a NATS cluster
 	// (default 1).
 	Replicas int
@@ -63,6 +82,9 @@ func (c StreamConfig) Validate() error {
 	}
 	if c.MaxAge < 0 {
 		errs = append(errs, fmt.Errorf("MaxAge must be >= 0 (0: unlimited), got %s", c.MaxAge))
+	}
+	if c.MaxBytes != 0 && c.MaxBytes != NoMaxBytes && c.MaxBytes < MinMaxBytes {
+		errs = append(errs, fmt.Errorf("MaxBytes must be at least %d (0: default %d, %d: no limit), got %d", MinMaxBytes, DefaultMaxBytes, NoMaxBytes, c.MaxBytes))
 	}
 	if d := c.withDefaults().Duplicates; c.MaxAge > 0 && d > c.MaxAge {
 		errs = append(errs, fmt.Errorf("Duplicates (%s) must not exceed MaxAge (%s)", d, c.MaxAge))
@@ -83,6 +105,9 @@ func (c StreamConfig) withDefaults() StreamConfig {
 	if c.Replicas == 0 {
 		c.Replicas = DefaultReplicas
 	}
+	if c.MaxBytes == 0 {
+		c.MaxBytes = DefaultMaxBytes
+	}
 	return c
 }
 
@@ -90,7 +115,9 @@ func (c StreamConfig) withDefaults() StreamConfig {
 // the dead-letter stream ICP_DLQ (subjects icp.dlq.>) and the relay's
 // bounded record of events it passed over, ICP_RELAY_DLQ (subject
 // icp.relay.dlq), or updates them to
-// cfg when they exist. Both are file-backed, limits-based streams. It is
+// cfg when they exist, in place: an existing ICP_EVENTS keeps its messages
+// and takes the new limits (a smaller MaxBytes drops its oldest messages at
+// once). All are file-backed, limits-based streams. It is
 // idempotent: every part of the service may call it at start. It fails when
 // the existing streams cannot be updated to cfg (e.g. a different storage
 // type).
@@ -118,6 +145,7 @@ func EnsureStreams(ctx context.Context, nc *nats.Conn, cfg StreamConfig) error {
 		Discard:     jetstream.DiscardOld,
 		Duplicates:  cfg.Duplicates,
 		MaxAge:      cfg.MaxAge,
+		MaxBytes:    cfg.MaxBytes,
 		Replicas:    cfg.Replicas,
 
 		MaxMsgsPerSubject: perSubjectLimit,

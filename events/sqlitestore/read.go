@@ -211,3 +211,28 @@ func recordedFromRow(row []driver.Value) (events.Recorded, error) {
 	}
 	return r, nil
 }
+
+// ReadAllByStream returns up to limit events with Position <= to whose
+// (stream, version) sorts after (afterStream, afterVersion), ordered by
+// stream (bytewise) and version: every stream's events together, oldest
+// first. Paging on the last event's stream and version reads each event of
+// the prefix up to to exactly once, since nothing committed later can get
+// a position at or below to (see ReadAll's visibility). A replay folds each
+// ICP in one go this way, instead of holding the state of every ICP whose
+// stream is not finished (projections/rebuild). limit must be > 0.
+func (s *Store) ReadAllByStream(ctx context.Context, afterStream string, afterVersion, to uint64, limit int) ([]events.Recorded, error) {
+	if s.isClosing() {
+		return nil, ErrClosed
+	}
+	if limit <= 0 {
+		return nil, fmt.Errorf("sqlitestore: read all by stream: limit must be > 0, got %d", limit)
+	}
+	to, afterVersion = min(to, math.MaxInt64), min(afterVersion, math.MaxInt64)
+	// The row value comparison walks the (stream, version) unique index.
+	recs, err := s.queryRecorded(ctx, limit, selectRecorded+
+		`WHERE (stream, version) > (?, ?) AND position <= ? ORDER BY stream, version LIMIT ?`, afterStream, int64(afterVersion), int64(to), limit)
+	if err != nil {
+		return nil, s.readErr(ctx, "read all by stream", err)
+	}
+	return recs, nil
+}

@@ -320,7 +320,7 @@ func (a *App) startRelay(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	streams := relay.StreamConfig{MaxAge: a.cfg.StreamMaxAge, Duplicates: a.cfg.StreamDuplicates}
+	streams := relay.StreamConfig{MaxAge: a.cfg.StreamMaxAge, MaxBytes: a.cfg.StreamMaxBytes, Duplicates: a.cfg.StreamDuplicates}
 	// InstanceID is left to the relay's default (hostname, pid and a
 	// random suffix): containers with host networking share a hostname and
 	// may share a pid.

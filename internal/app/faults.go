@@ -151,7 +151,7 @@ func busStreamsFault(cfg config.Config, err error) error {
 		Flag: "nats",
 		Msg:  where + " refused the event streams",
 		Err:  err,
-		Fix:  "check that JetStream is enabled there and that " + config.Setting("stream-max-age") + " and " + config.Setting("stream-duplicates") + " suit the existing stream",
+		Fix:  "check that JetStream is enabled there and that " + config.Setting("stream-max-age") + ", " + config.Setting("stream-max-bytes") + " and " + config.Setting("stream-duplicates") + " suit the existing stream",
 	}
 }
 

@@ -34,6 +34,12 @@ func TestDefaultsAndEnvironmentTwins(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatalf("dev defaults must be valid: %v", err)
 	}
+	if c.StreamMaxBytes != 4<<30 {
+		t.Fatalf("ICP_EVENTS size bound %d by default, want 4 GiB", c.StreamMaxBytes)
+	}
+	if c := parse(t, []string{"--dev"}, map[string]string{"ICP_STREAM_MAX_BYTES": "-1"}); c.StreamMaxBytes != -1 || c.Validate() != nil {
+		t.Fatalf("ICP_STREAM_MAX_BYTES=-1 read as %d (valid: %v)", c.StreamMaxBytes, c.Validate())
+	}
 	t.Run("env", func(t *testing.T) {
 		c := parse(t, nil, map[string]string{"ICP_ADDR": "127.0.0.1:9999", "ICP_DATA_DIR": "/tmp/x", "ICP_DEV": "true"})
 		if c.Addr != "127.0.0.1:9999" || c.DataDir != "/tmp/x" || !c.Dev {
@@ -50,12 +56,12 @@ func TestDefaultsAndEnvironmentTwins(t *testing.T) {
 }
 
 func TestValidateListsEveryProblem(t *testing.T) {
-	c := parse(t, []string{"--dev", "--addr=0.0.0.0:8080", "--data-dir=", "--max-body-bytes=10", "--consistency-wait=-1s", "--auth-authorized-parties=not-an-origin", "--memory-limit-mib=-1"}, nil)
+	c := parse(t, []string{"--dev", "--addr=0.0.0.0:8080", "--data-dir=", "--max-body-bytes=10", "--consistency-wait=-1s", "--auth-authorized-parties=not-an-origin", "--memory-limit-mib=-1", "--stream-max-bytes=0"}, nil)
 	err := c.Validate()
 	if err == nil {
 		t.Fatal("invalid configuration accepted")
 	}
-	for _, want := range []string{"non-loopback", "--data-dir", "--max-body-bytes", "--consistency-wait", "not-an-origin", "--memory-limit-mib"} {
+	for _, want := range []string{"non-loopback", "--data-dir", "--max-body-bytes", "--consistency-wait", "not-an-origin", "--memory-limit-mib", "--stream-max-bytes"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %q:\n%v", want, err)
 		}

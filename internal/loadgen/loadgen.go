@@ -11,7 +11,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,6 +34,52 @@ type Config struct {
 	// the same user, checked to answer 200 without a pending consistency
 	// header on the create (0: never).
 	VerifyEvery int
+
+	// Interval, when positive, makes the run call OnInterval with what each
+	// interval of that length saw, and once more with the rest at the end:
+	// a fall of the rate over a long run shows while it runs.
+	Interval time.Duration
+	// OnInterval receives each interval's report, in order, from one
+	// goroutine; a slow OnInterval delays the next report, never a request.
+	OnInterval func(Interval)
+	// Memory, when set, is sampled at the end of each interval (e.g. the
+	// resident memory of the service, ProcRSS); an error leaves the
+	// interval's RSS at 0.
+	Memory func() (uint64, error)
+	// Ticks and Now replace the interval's ticker and the clock (tests);
+	// with Ticks set, Interval only needs to be positive.
+	Ticks <-chan time.Time
+	Now   func() time.Time
+}
+
+// Interval is what one reporting interval of a run saw.
+type Interval struct {
+	// From and To are the interval's bounds, as offsets from the start.
+	From, To time.Duration
+	Creates  int
+	Errors   int
+	P50, P99 time.Duration
+	// RSS is Config.Memory's sample at the end of the interval (0: none).
+	RSS uint64
+}
+
+// Rate is the interval's creates per second.
+func (iv Interval) Rate() float64 {
+	d := iv.To - iv.From
+	if d <= 0 {
+		return 0
+	}
+	return float64(iv.Creates) / d.Seconds()
+}
+
+// String is one line of the running report.
+func (iv Interval) String() string {
+	s := fmt.Sprintf("%7s-%-7s creates %6d = %6.0f/s  p50 %-9s p99 %-9s errors %d",
+		iv.From.Round(time.Second), iv.To.Round(time.Second), iv.Creates, iv.Rate(), iv.P50, iv.P99, iv.Errors)
+	if iv.RSS > 0 {
+		s += fmt.Sprintf("  rss %.0f MiB", float64(iv.RSS)/(1<<20))
+	}
+	return s
 }
 
 // requestTimeout bounds one request of the run.
@@ -96,6 +144,10 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		ctx, cancel = context.WithTimeout(ctx, cfg.Duration)
 		defer cancel()
 	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
 	target := path + "/api/v1/entities/icps"
 	auth := "Bearer " + cfg.Token
 
@@ -105,7 +157,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		res      = Result{Statuses: map[int]int{}}
 		lats     = make([]time.Duration, 0, 1<<16)
 		wg       sync.WaitGroup
-		start    = time.Now()
+		start    = now()
+		cur      interval // this reporting interval, under mu
 		recordFn = func(status int, lat time.Duration, pending, readFail bool, errText string) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -113,8 +166,13 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			if status == http.StatusCreated {
 				res.Creates++
 				lats = append(lats, lat)
+				cur.creates++
+				if len(cur.lats) < maxIntervalSamples {
+					cur.lats = append(cur.lats, lat)
+				}
 			} else {
 				res.Errors++
+				cur.errors++
 				if res.FirstError == "" {
 					res.FirstError = errText
 				}
@@ -147,14 +205,106 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			}
 		}()
 	}
+	var report func(to time.Time) // reports the interval ending at to
+	stopReports := func() {}
+	if cfg.Interval > 0 && cfg.OnInterval != nil {
+		from := start
+		report = func(to time.Time) {
+			mu.Lock()
+			iv := cur
+			cur = interval{lats: make([]time.Duration, 0, len(iv.lats))}
+			mu.Unlock()
+			cfg.OnInterval(iv.report(from.Sub(start), to.Sub(start), cfg.Memory))
+			from = to
+		}
+		ticks := cfg.Ticks
+		if ticks == nil {
+			t := time.NewTicker(cfg.Interval)
+			defer t.Stop()
+			ticks = t.C
+		}
+		done, stopped := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(stopped)
+			for {
+				select {
+				case t := <-ticks:
+					report(t)
+				case <-done:
+					return
+				}
+			}
+		}()
+		stopReports = func() { close(done); <-stopped }
+	}
 	wg.Wait()
-	res.Elapsed = time.Since(start)
+	end := now()
+	res.Elapsed = end.Sub(start)
+	stopReports()
+	if report != nil {
+		report(end)
+	}
 	slices.Sort(lats)
 	res.P50, res.P90, res.P99 = pct(lats, 0.50), pct(lats, 0.90), pct(lats, 0.99)
 	if len(lats) > 0 {
 		res.Max = lats[len(lats)-1]
 	}
 	return res, nil
+}
+
+// maxIntervalSamples caps the latencies kept per reporting interval: an
+// interval's percentiles are those of its first creates beyond it.
+const maxIntervalSamples = 1 << 20
+
+// interval accumulates one reporting interval.
+type interval struct {
+	creates, errors int
+	lats            []time.Duration
+}
+
+func (iv interval) report(from, to time.Duration, memory func() (uint64, error)) Interval {
+	slices.Sort(iv.lats)
+	r := Interval{From: from, To: to, Creates: iv.creates, Errors: iv.errors, P50: pct(iv.lats, 0.50), P99: pct(iv.lats, 0.99)}
+	if memory != nil {
+		if rss, err := memory(); err == nil {
+			r.RSS = rss
+		}
+	}
+	return r
+}
+
+// ProcRSS returns a Config.Memory that reads the resident memory of the
+// process pid from /proc/<pid>/status (Linux; elsewhere it always fails).
+func ProcRSS(pid int) func() (uint64, error) {
+	path := fmt.Sprintf("/proc/%d/status", pid)
+	return func() (uint64, error) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return 0, err
+		}
+		return parseVmRSS(b)
+	}
+}
+
+// parseVmRSS reads the VmRSS line ("VmRSS:   123456 kB") of a
+// /proc/<pid>/status file.
+func parseVmRSS(status []byte) (uint64, error) {
+	for line := range bytes.Lines(status) {
+		rest, ok := bytes.CutPrefix(line, []byte("VmRSS:"))
+		if !ok {
+			continue
+		}
+		f := strings.Fields(string(rest))
+		if len(f) != 2 || f[1] != "kB" {
+			break
+		}
+		kb, err := strconv.ParseUint(f[0], 10, 64)
+		if err != nil || kb > 1<<40 {
+			break
+		}
+		return kb << 10, nil
+	}
+	return 0, errors.New("loadgen: no VmRSS line in kB")
 }
 
 // hostClient returns a client of baseURL's host with one keep-alive

@@ -118,8 +118,10 @@ func benchmarkRebuild(b *testing.B, dir string) {
 	}
 	defer st.Close()
 	// icpctl rebuild runs with the garbage collector's target at 400%: a
-	// short-lived tool trades memory for the CPU the collector would take.
+	// short-lived tool trades memory for the CPU the collector would take,
+	// up to a soft limit (cmd/icpctl, replayMemoryLimit).
 	defer debug.SetGCPercent(debug.SetGCPercent(400))
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(112 << 20))
 	var total uint64
 	b.ResetTimer()
 	cpu0 := cpuTime(b)

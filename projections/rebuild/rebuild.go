@@ -12,7 +12,9 @@
 // the replay (ErrNewerRelease), where the projector would wait for the
 // upgrade.
 //
-// Speed: BenchmarkRebuild (figures and command there), SQLite store into
+// Speed: BenchmarkRebuild (figures and command there, measured before
+// histories were read by stream: StreamOrderReader; a million events:
+// docs/performance.md, "Rebuild and verify at scale"), SQLite store into
 // the SQLite read model on the shared 2-core machine, about 700-byte
 // events: 48,000-53,000 events/s for a history of creates only (one event
 // per ICP), 46,000-56,000 for a mixed history (1.45 events per ICP) and
@@ -61,7 +63,7 @@ type Swapper interface {
 
 // Defaults of Options.
 const (
-	DefaultMaxStates = 100_000
+	DefaultMaxStates = 20_000
 	DefaultSwapBelow = 2048
 	// maxCatchUpRounds bounds the catch-up before the swap under a write
 	// load that keeps up with the replay; the swap's own catch-up then
@@ -84,7 +86,10 @@ type Progress struct {
 	Phase Phase
 	// Position is the last position replayed; Head the position this
 	// phase replays up to. Positions grow with the history but need not be
-	// contiguous (EventStoreDB's are not).
+	// contiguous (EventStoreDB's are not). A history phase read in stream
+	// order (StreamOrderReader) reports the number of events replayed
+	// instead, at most Head: the SQLite store's positions are contiguous
+	// but for rolled-back writes, so it approaches Head.
 	Position, Head uint64
 	// Events is the number of events replayed since the replay began.
 	Events uint64
@@ -95,7 +100,8 @@ type Progress struct {
 // Options tune a replay. The zero value is valid.
 type Options struct {
 	// MaxStates bounds the ICP states held in memory (default
-	// DefaultMaxStates; a state takes about 1 KB). A state that left the
+	// DefaultMaxStates; a state holds its ICP's document and the data of
+	// the event that last set its filters, a few KB). A state that left the
 	// cache is read back from the target when its ICP has another event.
 	MaxStates int
 	// SwapBelow: Rebuild swaps once a catch-up round found fewer new events

@@ -132,17 +132,25 @@ func idsOf(icps []historytest.ICP) []string {
 // than the history makes states leave memory and come back from the target.
 func TestRebuildMatchesTheFoldOfEveryStream(t *testing.T) {
 	for _, tc := range []struct {
-		name      string
-		maxStates int
-		small     bool
-	}{{"defaults", 0, false}, {"small cache", 40, false}, {"small cache and steps", 40, true}} {
+		name        string
+		maxStates   int
+		small       bool
+		globalOrder bool // a store that cannot be read by stream
+	}{
+		{"defaults", 0, false, false}, {"small cache", 40, false, false}, {"small cache and steps", 40, true, false},
+		{"global order", 0, false, true}, {"global order, small cache and steps", 40, true, true},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.small {
 				rebuild.SmallSteps(t)
 			}
 			maxStates := tc.maxStates
 			dir := t.TempDir()
-			st := openStore(t, dir)
+			sqlite := openStore(t, dir)
+			var st events.Store = sqlite
+			if tc.globalOrder {
+				st = globalOrderOnly{sqlite}
+			}
 			icps := writeHistory(t, st, historytest.Spec{ICPs: 500, UpdateEvery: 3, DeleteEvery: 7})
 			path := filepath.Join(dir, "readmodel.db")
 			var progress []rebuild.Progress
@@ -150,6 +158,11 @@ func TestRebuildMatchesTheFoldOfEveryStream(t *testing.T) {
 			head, _ := st.Head(context.Background())
 			if res.Last != head || res.Skipped != 0 {
 				t.Fatalf("result %+v, store head %d", res, head)
+			}
+			// Read by stream, every ICP is folded whole and written once,
+			// however small the cache.
+			if !tc.globalOrder && res.Views != uint64(len(icps)) {
+				t.Errorf("%d views written for %d ICPs: some were written twice", res.Views, len(icps))
 			}
 			if len(progress) == 0 || progress[len(progress)-1].Position != head {
 				t.Fatalf("progress %+v does not end at the head %d", progress, head)
@@ -186,6 +199,10 @@ func TestRebuildMatchesTheFoldOfEveryStream(t *testing.T) {
 		})
 	}
 }
+
+// globalOrderOnly is an event store that cannot be read by stream, as
+// EventStoreDB's cannot.
+type globalOrderOnly struct{ events.Store }
 
 func appendRaw(t *testing.T, st events.Store, id string, expected uint64, typ string, schema int, data string) {
 	t.Helper()
@@ -477,5 +494,48 @@ func TestOnlyOneBuilderPerFile(t *testing.T) {
 	}
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// failingTarget fails every Put after the first ok ones.
+type failingTarget struct {
+	rebuild.Swapper
+	ok, puts int
+}
+
+var errPutFailed = errors.New("disk full")
+
+func (f *failingTarget) Put(ctx context.Context, created, replaced []projections.View) error {
+	if f.puts++; f.puts > f.ok {
+		return errPutFailed
+	}
+	return f.Swapper.Put(ctx, created, replaced)
+}
+
+// A write that fails while more batches are in flight (a full disk, or the
+// operator's Ctrl-C cancelling the Put) ends the rebuild with that error;
+// it does not wait for the batches behind it.
+func TestRebuildStopsAtAFailedWriteWithBatchesInFlight(t *testing.T) {
+	rebuild.SmallSteps(t)
+	dir := t.TempDir()
+	st := openStore(t, dir)
+	writeHistory(t, st, historytest.Spec{ICPs: 300, UpdateEvery: 3})
+	b, err := sqlitemodel.OpenBuilder(context.Background(), filepath.Join(dir, "readmodel.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	done := make(chan error, 1)
+	go func() {
+		_, err := rebuild.Rebuild(context.Background(), st, &failingTarget{Swapper: b, ok: 3}, rebuild.Options{MaxStates: 1000})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, errPutFailed) {
+			t.Fatalf("rebuild returned %v, want the failed write's error", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the rebuild did not return after a failed write")
 	}
 }

@@ -20,7 +20,11 @@ var (
 	// readChunk is how many events one store read returns, and how many
 	// are folded between two looks at the cache's size. The states aged
 	// out of one chunk are written together, so it sizes the Puts too.
-	readChunk = 16384
+	// Up to five chunks are in the pipeline at once (being read, queued,
+	// being decoded, queued, being folded), each event raw and decoded:
+	// with the state cache, this is what the replay's memory is made of,
+	// and it does not grow with the history.
+	readChunk = 2048
 	// putViews bounds the views written in one Put: each Put is one write
 	// transaction, during which the live projector's writes to the same
 	// file wait (the API's read-your-writes wait, 5 s, absorbs it).
@@ -31,10 +35,10 @@ var (
 	// of them, and the checkpointer copies them again.
 	putViews = 16384
 	// ageChunks is how many chunks a dirty state stays unwritten after its
-	// last event (see ageOut): 32768 events.
-	ageChunks uint64 = 2
+	// last event (see ageOut): 16384 events.
+	ageChunks uint64 = 8
 	// compactEvery is how often (in chunks) touched is compacted.
-	compactEvery uint64 = 64
+	compactEvery uint64 = 512
 )
 
 // replayer folds the history into a write-back cache of ICP states. A
@@ -136,7 +140,13 @@ func (r *replayer) replay(ctx context.Context, phase Phase, after, to uint64) (l
 	defer cancel()
 	raw := make(chan rawChunk, 1)
 	chunks := make(chan chunk, 1)
-	go r.read(ctx, after, to, raw)
+	sr, byStream := r.store.(StreamOrderReader)
+	byStream = byStream && after == 0 && phase == PhaseHistory
+	if byStream {
+		go r.readByStream(ctx, sr, to, raw)
+	} else {
+		go r.read(ctx, after, to, raw)
+	}
 	go decodeAll(ctx, raw, chunks)
 	w := r.startWriter(ctx)
 	defer func() {
@@ -158,11 +168,20 @@ func (r *replayer) replay(ctx context.Context, phase Phase, after, to uint64) (l
 		if err := r.evict(w, r.opts.MaxStates); err != nil {
 			return last, err
 		}
-		last = c.evs[len(c.evs)-1].rec.Position
-		r.last = last
 		r.events += uint64(len(c.evs))
+		pos := c.evs[len(c.evs)-1].rec.Position
+		if byStream {
+			// Positions come in no order; every one is at most to.
+			for _, d := range c.evs {
+				last = max(last, d.rec.Position)
+			}
+			pos = min(r.events, to)
+		} else {
+			last = pos
+		}
+		r.last = last
 		if r.opts.Progress != nil {
-			r.opts.Progress(Progress{Phase: phase, Position: last, Head: to, Events: r.events, Elapsed: time.Since(r.start)})
+			r.opts.Progress(Progress{Phase: phase, Position: pos, Head: to, Events: r.events, Elapsed: time.Since(r.start)})
 		}
 	}
 	if err := ctx.Err(); err != nil {
@@ -207,6 +226,57 @@ func (r *replayer) read(ctx context.Context, after, to uint64, out chan<- rawChu
 			after = rec.Position
 		}
 		if len(recs) > 0 && !send(rawChunk{recs: recs}) {
+			return
+		}
+	}
+}
+
+// StreamOrderReader is an event store that can read its log a stream at a
+// time (sqlitestore.Store.ReadAllByStream): the events with positions up
+// to to, ordered by stream and version, after the given stream and version.
+//
+// A replay of the history from its start reads such a store in that order:
+// each ICP's events come together, so its state is folded, written once as
+// a plain insert, and dropped from the cache within a few chunks. In global
+// order, an ICP updated long after its creation has left the cache and is
+// read back from the target and written twice, at a rate that falls as the
+// history grows (docs/performance.md, "Rebuild and verify at scale").
+// Catch-up phases read in global order, as their events are few.
+type StreamOrderReader interface {
+	ReadAllByStream(ctx context.Context, afterStream string, afterVersion, to uint64, limit int) ([]events.Recorded, error)
+}
+
+// readByStream sends the events with positions up to to in stream order, in
+// chunks, then closes out. It stops early when ctx ends.
+func (r *replayer) readByStream(ctx context.Context, sr StreamOrderReader, to uint64, out chan<- rawChunk) {
+	defer close(out)
+	send := func(c rawChunk) bool {
+		select {
+		case out <- c:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	var stream string
+	var version uint64
+	for {
+		recs, err := sr.ReadAllByStream(ctx, stream, version, to, readChunk)
+		if err != nil {
+			send(rawChunk{err: fmt.Errorf("rebuild: read the event store by stream after %s v%d: %w", stream, version, err)})
+			return
+		}
+		if len(recs) == 0 {
+			return
+		}
+		for _, rec := range recs {
+			if rec.Position > to || rec.StreamID < stream || (rec.StreamID == stream && rec.Version <= version) {
+				send(rawChunk{err: fmt.Errorf("rebuild: event store returned %s v%d at position %d after %s v%d up to position %d", rec.StreamID, rec.Version, rec.Position, stream, version, to)})
+				return
+			}
+			stream, version = rec.StreamID, rec.Version
+		}
+		if !send(rawChunk{recs: recs}) {
 			return
 		}
 	}
@@ -517,8 +587,14 @@ func (w *writer) send(b batch, es []*entry, out bool) error {
 	return nil
 }
 
-// confirm waits for the oldest batch in flight to be written.
+// confirm waits for the oldest batch in flight to be written. After a
+// failed write it returns that error at once: the writing goroutine sends
+// one error and then only drains, so waiting for the batches behind it
+// would wait forever (a cancelled rebuild hung here).
 func (w *writer) confirm() error {
+	if w.failed != nil {
+		return w.failed
+	}
 	err, ok := <-w.done
 	if !ok && err == nil {
 		err = errors.New("rebuild: writer stopped")

@@ -65,23 +65,40 @@ type VerifyOptions struct {
 	PollInterval time.Duration
 	// PageSize is the number of views read per Scan (default 2048).
 	PageSize int
+	// MaxDifferences bounds the differences kept, listed and settled
+	// (default DefaultMaxDifferences); beyond it differing ICPs are only
+	// counted (VerifyResult.Differing).
+	MaxDifferences int
+	// Progress, when set, is called after each page compared with the
+	// number of ICPs compared so far.
+	Progress func(compared uint64)
 }
+
+// DefaultMaxDifferences is VerifyOptions.MaxDifferences's default.
+const DefaultMaxDifferences = 10_000
 
 // VerifyResult is the outcome of an audit.
 type VerifyResult struct {
 	// Compared counts the ICPs looked at (in either model).
 	Compared uint64
-	// Differences lists the ICPs that still differed after settling, by id.
+	// Differences lists the ICPs that still differed after settling, by
+	// id: at most VerifyOptions.MaxDifferences of them.
 	Differences []Difference
+	// Differing counts every ICP found differing: those listed, and those
+	// beyond MaxDifferences, which were rechecked once, not settled.
+	Differing uint64
 }
 
 // Verify compares replayed, a read model rebuilt from the history (up to
-// some head), with live, ICP by ICP, in one pass over both in id order.
-// Each ICP on which they differ is then checked again against the history
-// as the store holds it now (its stream folded with the replay's rules) and
-// the live read model as it is now, until they agree or opts.Settle has
+// some head), with live, ICP by ICP, in one pass over both in id order, a
+// page at a time. Each ICP on which they differ is checked again, with its
+// page, against the history as the store holds it now (its stream folded
+// with the replay's rules) and the live read model as it is now; those that
+// still differ are checked again until they agree or opts.Settle has
 // passed: so events recorded after the replay, and a projector catching up,
-// are not reported. An error means the audit could not be completed.
+// are not reported. Memory does not grow with the read models: a page of
+// each, and at most opts.MaxDifferences differences. An error means the
+// audit could not be completed.
 func Verify(ctx context.Context, store events.Store, replayed Scanner, live Live, opts VerifyOptions) (VerifyResult, error) {
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = 100 * time.Millisecond
@@ -89,8 +106,37 @@ func Verify(ctx context.Context, store events.Store, replayed Scanner, live Live
 	if opts.PageSize <= 0 {
 		opts.PageSize = 2048
 	}
-	var res VerifyResult
-	var candidates []string
+	if opts.MaxDifferences <= 0 {
+		opts.MaxDifferences = DefaultMaxDifferences
+	}
+	var (
+		res        VerifyResult
+		candidates []string
+		still      []Difference // differing at their first recheck, at most MaxDifferences
+		unlisted   uint64       // differing beyond MaxDifferences
+	)
+	// recheckCandidates rechecks the candidates gathered so far, keeping
+	// those that still differ.
+	recheckCandidates := func() error {
+		for _, id := range candidates {
+			d, err := recheck(ctx, store, live, id)
+			if err != nil {
+				return err
+			}
+			switch {
+			case d == nil:
+			case len(still) < opts.MaxDifferences:
+				still = append(still, *d)
+			default:
+				unlisted++
+			}
+		}
+		candidates = candidates[:0]
+		if opts.Progress != nil {
+			opts.Progress(res.Compared)
+		}
+		return nil
+	}
 	want := &pager{s: replayed, size: opts.PageSize}
 	got := &pager{s: live, size: opts.PageSize}
 	for {
@@ -120,27 +166,17 @@ func Verify(ctx context.Context, store events.Store, replayed Scanner, live Live
 			want.next()
 			got.next()
 		}
-	}
-	deadline := time.Now().Add(opts.Settle)
-	for {
-		var still []Difference
-		for _, id := range candidates {
-			d, err := recheck(ctx, store, live, id)
-			if err != nil {
+		if res.Compared%uint64(opts.PageSize) == 0 {
+			if err := recheckCandidates(); err != nil {
 				return res, err
 			}
-			if d != nil {
-				still = append(still, *d)
-			}
 		}
-		res.Differences = still
-		if len(still) == 0 || !time.Now().Before(deadline) {
-			break
-		}
-		candidates = candidates[:0]
-		for _, d := range still {
-			candidates = append(candidates, d.ID)
-		}
+	}
+	if err := recheckCandidates(); err != nil {
+		return res, err
+	}
+	deadline := time.Now().Add(opts.Settle)
+	for len(still) > 0 && time.Now().Before(deadline) {
 		t := time.NewTimer(opts.PollInterval)
 		select {
 		case <-ctx.Done():
@@ -148,7 +184,20 @@ func Verify(ctx context.Context, store events.Store, replayed Scanner, live Live
 			return res, ctx.Err()
 		case <-t.C:
 		}
+		next := still[:0]
+		for _, old := range still {
+			d, err := recheck(ctx, store, live, old.ID)
+			if err != nil {
+				return res, err
+			}
+			if d != nil {
+				next = append(next, *d)
+			}
+		}
+		still = next
 	}
+	res.Differences = still
+	res.Differing = uint64(len(still)) + unlisted
 	slices.SortFunc(res.Differences, func(a, b Difference) int { return strings.Compare(a.ID, b.ID) })
 	return res, nil
 }

@@ -152,3 +152,45 @@ func (s *signalLive) Get(ctx context.Context, id string) (projections.View, erro
 	}
 	return v, err
 }
+
+// A read model that differs everywhere is audited in bounded memory: the
+// differences listed stop at MaxDifferences, every differing ICP is still
+// counted, and progress is reported page by page.
+func TestVerifyBoundsTheDifferencesItKeeps(t *testing.T) {
+	dir := t.TempDir()
+	st := openStore(t, dir)
+	writeHistory(t, st, historytest.Spec{ICPs: 50, UpdateEvery: 5})
+	scratchPath := filepath.Join(dir, "scratch.db")
+	rebuildInto(t, st, scratchPath, rebuild.Options{})
+	livePath := filepath.Join(dir, "readmodel.db")
+	rebuildInto(t, st, livePath, rebuild.Options{})
+	db, err := sql.Open("sqlite", "file:"+livePath+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`DELETE FROM icps`); err != nil {
+		t.Fatal(err)
+	}
+	_ = db.Close()
+	live, scratch := openModel(t, livePath), openModel(t, scratchPath)
+
+	var progress []uint64
+	res, err := rebuild.Verify(context.Background(), st, scratch, live, rebuild.VerifyOptions{
+		PageSize: 8, MaxDifferences: 10,
+		Progress: func(n uint64) { progress = append(progress, n) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Compared != 50 || res.Differing != 50 || len(res.Differences) != 10 {
+		t.Fatalf("compared %d, differing %d, listed %d; want 50, 50, 10", res.Compared, res.Differing, len(res.Differences))
+	}
+	for _, d := range res.Differences {
+		if d.Kind != rebuild.Missing {
+			t.Errorf("%v: want missing", d)
+		}
+	}
+	if len(progress) < 50/8 || progress[len(progress)-1] != 50 {
+		t.Errorf("progress reports %v: want one per page of 8, ending at 50", progress)
+	}
+}

@@ -147,10 +147,13 @@ func (b *Builder) open(ctx context.Context) error {
 	q.Add("_pragma", "cache_size(-16384)")
 	// Statement journals in memory, not in a temporary file.
 	q.Add("_pragma", "temp_store(MEMORY)")
-	// Pages that left the cache (the id index's, mostly) are read back
-	// through a memory map rather than a read call each: about 2 µs less
-	// CPU per created view, measured. Read-only; writes go through the WAL.
-	q.Add("_pragma", "mmap_size(1073741824)")
+	// No memory map: every page of the new file read through one would
+	// count in the process's resident memory, which then grew with the
+	// read model (up to the map's size). With histories read by stream
+	// (projections/rebuild), views are inserted in id order and the pages
+	// read back are few: a map saved no CPU in a rebuild of a million
+	// events (docs/performance.md, "Rebuild and verify at scale").
+	q.Add("_pragma", "mmap_size(0)")
 	// The WAL is copied into the database file by the checkpointer, on
 	// another connection and goroutine, not after the builder's commits.
 	q.Add("_pragma", "wal_autocheckpoint(0)")
