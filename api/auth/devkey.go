@@ -9,7 +9,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/icpservice/icp/internal/private"
 )
 
 // Development mode constants.
@@ -62,7 +62,7 @@ func LoadOrCreateDevKey(dataDir string) (*DevKey, error) {
 	if !errors.Is(err, fs.ErrNotExist) {
 		return k, err
 	}
-	if err := createDevKey(dataDir, path); err != nil {
+	if err := createDevKey(path); err != nil {
 		return nil, err
 	}
 	return readDevKey(path)
@@ -71,7 +71,7 @@ func LoadOrCreateDevKey(dataDir string) (*DevKey, error) {
 // Path is the file the key is kept in.
 func (k *DevKey) Path() string { return k.path }
 
-func createDevKey(dataDir, path string) error {
+func createDevKey(path string) error {
 	key, err := rsa.GenerateKey(rand.Reader, devKeyBits)
 	if err != nil {
 		return fmt.Errorf("auth: dev key: generate: %w", err)
@@ -80,54 +80,19 @@ func createDevKey(dataDir, path string) error {
 	if err != nil {
 		return fmt.Errorf("auth: dev key: encode: %w", err)
 	}
-	tmp, err := os.CreateTemp(dataDir, ".dev-signing-key-*.tmp") // mode 0600
-	if err != nil {
+	// The first creator wins and later ones read its key.
+	if err := private.WriteNew(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})); err != nil {
 		return fmt.Errorf("auth: dev key: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	err = pem.Encode(tmp, &pem.Block{Type: "PRIVATE KEY", Bytes: der})
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("auth: dev key: write %s: %w", tmp.Name(), err)
-	}
-	// Link, unlike rename, fails when the target exists: the first creator
-	// wins and later ones read its key.
-	if err := os.Link(tmp.Name(), path); err != nil && !errors.Is(err, fs.ErrExist) {
-		return fmt.Errorf("auth: dev key: %w", err)
-	}
-	if dir, err := os.Open(dataDir); err == nil {
-		_ = dir.Sync() // make the new name durable where the platform allows
-		_ = dir.Close()
 	}
 	return nil
 }
 
 func readDevKey(path string) (*DevKey, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("auth: dev key: %w", err)
-	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("auth: dev key: %w", err)
-	}
-	if !info.Mode().IsRegular() {
-		return nil, fmt.Errorf("auth: dev key %s is not a regular file", path)
-	}
-	if perm := info.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("auth: dev key %s is accessible to other users (mode %#o); run chmod 600 on it", path, perm)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxDevKeyFileBytes))
-	if err != nil {
+	data, err := private.ReadFile(path, maxDevKeyFileBytes)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, err
+	case err != nil:
 		return nil, fmt.Errorf("auth: dev key: %w", err)
 	}
 	block, _ := pem.Decode(data)

@@ -17,7 +17,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -28,6 +27,7 @@ import (
 
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/watermark"
+	"github.com/icpservice/icp/internal/private"
 )
 
 // Files under the data directory.
@@ -291,92 +291,32 @@ func validCreds(data []byte, accPub, name string, perms jwt.Permissions) (Creds,
 	return Creds{JWT: token, Seed: string(seed)}, true
 }
 
-// readPrivate reads a file of the identity, refusing one that is not a
-// regular file, that others may access, or that is larger than any the
-// identity writes.
+// readPrivate reads a file of the identity (see private.ReadFile).
 func readPrivate(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, err
-		}
+	data, err := private.ReadFile(path, maxFileBytes)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, err
+	case err != nil:
 		return nil, fmt.Errorf("natsauth: %w", err)
-	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("natsauth: %w", err)
-	}
-	if !info.Mode().IsRegular() {
-		return nil, fmt.Errorf("natsauth: %s is not a regular file", path)
-	}
-	if perm := info.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("natsauth: %s is accessible to other users (mode %#o); run chmod 600 on it", path, perm)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, maxFileBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("natsauth: %w", err)
-	}
-	if len(data) > maxFileBytes {
-		return nil, fmt.Errorf("natsauth: %s is larger than %d bytes: not a file of the NATS identity", path, maxFileBytes)
 	}
 	return data, nil
 }
 
-// writeNew writes data to path (0600) unless path exists: link, unlike
-// rename, fails when the target exists, so of two processes creating the
-// same seed at once the first wins and the other reads its seed.
+// writeNew writes a file of the identity unless it exists (see
+// private.WriteNew): of two processes creating the same seed at once the
+// first wins and the other reads its seed.
 func writeNew(path string, data []byte) error {
-	tmp, err := writeTemp(path, data)
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp)
-	if err := os.Link(tmp, path); err != nil && !errors.Is(err, fs.ErrExist) {
+	if err := private.WriteNew(path, data); err != nil {
 		return fmt.Errorf("natsauth: %w", err)
 	}
-	syncDir(filepath.Dir(path))
 	return nil
 }
 
-// replace writes data to path (0600) atomically: readers see the old file
-// or the new one, never a part.
+// replace writes a file of the identity atomically (see private.Replace).
 func replace(path string, data []byte) error {
-	tmp, err := writeTemp(path, data)
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
+	if err := private.Replace(path, data); err != nil {
 		return fmt.Errorf("natsauth: %w", err)
 	}
-	syncDir(filepath.Dir(path))
 	return nil
-}
-
-func writeTemp(path string, data []byte) (string, error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+"-*.tmp") // mode 0600
-	if err != nil {
-		return "", fmt.Errorf("natsauth: %w", err)
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return "", fmt.Errorf("natsauth: write %s: %w", path, err)
-	}
-	return f.Name(), nil
-}
-
-// syncDir makes a new name in dir durable where the platform allows.
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		_ = d.Close()
-	}
 }
