@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -17,8 +16,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/icpservice/icp/events"
-	"github.com/icpservice/icp/internal/app"
-	"github.com/icpservice/icp/internal/natsserver"
 	"github.com/icpservice/icp/projections"
 	"github.com/icpservice/icp/projections/mongomodel"
 	"github.com/icpservice/icp/projections/projector"
@@ -36,8 +33,9 @@ type DLQCmd struct {
 // DLQFlags are what both dlq subcommands need: the bus, and the consumer.
 type DLQFlags struct {
 	StoreFlags `embed:""`
+	NATSAuth   NATSAuthFlags `embed:""`
 	Consumer   string        `name:"consumer" required:"" help:"Durable name of the consumer (the read model's projector is \"projector\"; a worker's is its Config.Durable)."`
-	NATS       string        `name:"nats" env:"ICP_NATS_URL" help:"NATS URL of the bus (required while icpd runs; empty: start the embedded server on <data-dir>/nats)."`
+	NATS       string        `name:"nats" env:"ICP_NATS_URL" help:"NATS URL of a bus of one's own (empty: icpd's embedded server at --embedded-nats-addr while icpd runs, else start it on <data-dir>/nats)."`
 	Timeout    time.Duration `name:"timeout" default:"10s" help:"How long one request to JetStream waits for its answer."`
 }
 
@@ -51,6 +49,9 @@ func (f *DLQFlags) validate() error {
 	}
 	if f.Timeout <= 0 {
 		errs = append(errs, fmt.Errorf("--timeout %s: want > 0", f.Timeout))
+	}
+	if err := f.NATSAuth.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if f.NATS == "" && f.EventStore != "" {
 		errs = append(errs, errors.New("--nats is required with --event-store"))
@@ -356,41 +357,13 @@ func (r *redriver) remove(ctx context.Context, d deadLetter) error {
 	return nil
 }
 
-// connect returns JetStream on --nats, or on the embedded server of the
-// data directory when no other process has it open (two servers on one
-// JetStream directory would corrupt it), as icpctl republish does.
+// connect returns JetStream on the bus connectBus finds: --nats, icpd's
+// embedded server while icpd runs, or the embedded server of the data
+// directory started here (with the credentials of either).
 func (f *DLQFlags) connect(g *Globals) (jetstream.JetStream, func(), error) {
-	var (
-		nc      *nats.Conn
-		cleanup func()
-		err     error
-	)
-	if f.NATS != "" {
-		if nc, err = nats.Connect(f.NATS, nats.Name("icpctl-dlq"), nats.Timeout(f.Timeout)); err != nil {
-			return nil, nil, fmt.Errorf("connect to %s: %w", f.NATS, err)
-		}
-		cleanup = nc.Close
-	} else {
-		if err := mustExist(f.eventsPath(), "event store"); err != nil {
-			return nil, nil, err
-		}
-		busy, err := dbOpenElsewhere(f.eventsPath())
-		switch {
-		case err != nil:
-			return nil, nil, fmt.Errorf("%w; pass --nats (icpd logs its embedded NATS URL at start)", err)
-		case busy:
-			return nil, nil, fmt.Errorf("another process (a running icpd?) has %s open: pass --nats with the URL icpd logs for its embedded NATS", f.eventsPath())
-		}
-		srv, err := natsserver.Start(natsserver.Config{StoreDir: filepath.Join(f.DataDir, app.NATSDir)})
-		if err != nil {
-			return nil, nil, fmt.Errorf("embedded NATS: %w", err)
-		}
-		if nc, err = nats.Connect("", nats.InProcessServer(srv.Inner()), nats.Name("icpctl-dlq")); err != nil {
-			srv.Shutdown()
-			return nil, nil, fmt.Errorf("connect to the embedded NATS: %w", err)
-		}
-		fmt.Fprintf(g.Stderr, "dlq: started the embedded NATS server on %s\n", filepath.Join(f.DataDir, app.NATSDir))
-		cleanup = func() { nc.Close(); srv.Shutdown() }
+	nc, cleanup, err := connectBus(g, busTarget{f.StoreFlags, f.NATSAuth, f.NATS, f.Timeout}, "dlq")
+	if err != nil {
+		return nil, nil, err
 	}
 	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(f.Timeout))
 	if err != nil {

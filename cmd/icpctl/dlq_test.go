@@ -17,6 +17,7 @@ import (
 	"github.com/icpservice/icp/events/relay"
 	"github.com/icpservice/icp/events/sqlitestore"
 	"github.com/icpservice/icp/internal/app"
+	"github.com/icpservice/icp/internal/natsauth"
 	"github.com/icpservice/icp/internal/natsserver"
 	"github.com/icpservice/icp/projections"
 	"github.com/icpservice/icp/projections/projector"
@@ -50,15 +51,8 @@ func deadLetterSetup(t *testing.T, dir string) ([]events.Recorded, string) {
 	}
 	stored := readAll(t, st)
 
-	srv, err := natsserver.Start(natsserver.Config{StoreDir: filepath.Join(dir, app.NATSDir)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, nc := startDataDirBus(t, dir)
 	defer srv.Shutdown()
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer nc.Close()
 	if err := relay.EnsureStreams(ctx, nc, relay.StreamConfig{}); err != nil {
 		t.Fatal(err)
@@ -93,7 +87,7 @@ func deadLetterSetup(t *testing.T, dir string) ([]events.Recorded, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := consumer.New(consumer.Config{URL: srv.ClientURL(), Durable: "worker", MaxAttempts: 1, Logger: quiet})
+	w, err := consumer.New(consumer.Config{URL: srv.ClientURL(), NatsOptions: []nats.Option{nats.UserCredentials(natsauth.WorkerCredsPath(dir))}, Durable: "worker", MaxAttempts: 1, Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,15 +164,8 @@ func TestDLQRedriveRepublishesAWorkersDeadLetterOnTheReplayStream(t *testing.T) 
 		t.Fatalf("redrive: exit %d, %q %q", code, out, errOut)
 	}
 
-	srv, err := natsserver.Start(natsserver.Config{StoreDir: filepath.Join(dir, app.NATSDir)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, nc := startDataDirBus(t, dir)
 	defer srv.Shutdown()
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer nc.Close()
 	replayed := streamMessages(t, nc, events.ReplayStream)
 	if len(replayed) != 1 {
@@ -233,4 +220,25 @@ func wantViews(t *testing.T, dir string, applied, absent []events.Recorded) {
 			t.Fatalf("ICP %s was not re-driven yet but is in the read model: %v", r.ICPID(), err)
 		}
 	}
+}
+
+// startDataDirBus starts the embedded NATS server of the data directory as
+// icpd does (operator mode, the directory's identity) and connects with
+// icpd's credentials, so that what the test sets up is where icpctl looks.
+func startDataDirBus(t *testing.T, dir string) (*natsserver.Server, *nats.Conn) {
+	t.Helper()
+	id, err := natsauth.LoadOrCreate(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := natsserver.Start(natsserver.Config{StoreDir: filepath.Join(dir, app.NATSDir), Identity: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect("", nats.InProcessServer(srv.Inner()), nats.UserCredentials(natsauth.ServiceCredsPath(dir)))
+	if err != nil {
+		srv.Shutdown()
+		t.Fatal(err)
+	}
+	return srv, nc
 }
