@@ -22,7 +22,7 @@ import (
 // per fsync; BatchMax=1 (one transaction per append) shows the difference.
 // Alone on the machine the store does better without its linger (the writer
 // idles while it waits); the linger pays off when the rest of the pipeline
-// competes for the CPU (see the README's Performance).
+// competes for the CPU (see docs/performance.md).
 func BenchmarkAppendConcurrent(b *testing.B) {
 	for _, c := range []struct {
 		name string

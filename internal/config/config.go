@@ -17,7 +17,7 @@ import (
 )
 
 // Config is icpd's whole configuration. The kong tags give each field its
-// flag, environment variable and default; the README's configuration table
+// flag, environment variable and default; docs/configuration.md
 // lists the same.
 type Config struct {
 	Addr       string `name:"addr" env:"ICP_ADDR" default:"127.0.0.1:8080" help:"HTTP listen address of the API."`

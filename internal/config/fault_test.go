@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// Every flag is named with its environment variable, as the README's table
+// Every flag is named with its environment variable, as docs/configuration.md
 // and kong know it.
 func TestSettingNamesFlagAndEnv(t *testing.T) {
 	typ := reflect.TypeFor[Config]()

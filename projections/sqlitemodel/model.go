@@ -165,7 +165,7 @@ func Open(ctx context.Context, path string, opts Options) (*Model, error) {
 	// driver's allocator rounds a page and its header up to a power of
 	// two. With 8 MiB here and 1 MiB per reader, the process was about 24
 	// MiB larger under sustained creates, room the Go heap uses better
-	// (see the README's Performance); BenchmarkApplyUpdates found random
+	// (see docs/performance.md); BenchmarkApplyUpdates found random
 	// updates no cheaper with 8 MiB.
 	w.Add("_pragma", "cache_size(-2048)")
 	w.Add("_pragma", "wal_autocheckpoint(0)") // m.checkpoints does it, off the writer's path

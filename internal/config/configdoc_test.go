@@ -10,10 +10,10 @@ import (
 	"github.com/icpservice/icp/internal/config"
 )
 
-// TestReadmeListsEveryFlag keeps the README's configuration table complete:
+// TestConfigurationDocListsEveryFlag keeps docs/configuration.md complete:
 // each flag and its environment variable appear on one row.
-func TestReadmeListsEveryFlag(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join(repoRoot(t), "README.md"))
+func TestConfigurationDocListsEveryFlag(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), "docs", "configuration.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,14 +30,14 @@ func TestReadmeListsEveryFlag(t *testing.T) {
 		flag, env := "--"+f.Tag.Get("name"), f.Tag.Get("env")
 		row, ok := rows[flag]
 		if !ok {
-			t.Errorf("README's configuration table has no row for %s", flag)
+			t.Errorf("docs/configuration.md has no row for %s", flag)
 			continue
 		}
 		if !strings.Contains(row, "`"+env+"`") {
-			t.Errorf("README row of %s does not name %s", flag, env)
+			t.Errorf("docs/configuration.md row of %s does not name %s", flag, env)
 		}
 		if def := f.Tag.Get("default"); def != "" && !strings.Contains(row, "`"+def+"`") {
-			t.Errorf("README row of %s does not give its default %s", flag, def)
+			t.Errorf("docs/configuration.md row of %s does not give its default %s", flag, def)
 		}
 	}
 }
