@@ -132,7 +132,11 @@ func TestTheWALStaysBoundedUnderSustainedWrites(t *testing.T) {
 	ctx := context.Background()
 	row := []byte(strings.Repeat("x", 4000))
 	const pageSize = 4096
-	const total = 3 * sqlitewal.RestartFrames // rows of about a page each: three times the bound
+	// Rows of about a page each: six times the bound, so that a WAL that
+	// never started over would end at twice the size allowed below. The
+	// allowance leaves the checkpointer, polling off the writer's path, a
+	// late start on a busy machine.
+	const total = 6 * sqlitewal.RestartFrames
 	var largest int64
 	written := 0
 	for written < total {
@@ -153,7 +157,7 @@ func TestTheWALStaysBoundedUnderSustainedWrites(t *testing.T) {
 			largest = max(largest, info.Size())
 		}
 	}
-	if bound := int64(2 * sqlitewal.RestartFrames * pageSize); largest > bound {
+	if bound := int64(3 * sqlitewal.RestartFrames * pageSize); largest > bound {
 		t.Fatalf("the WAL grew to %d bytes while %d pages were written, want it to start over below %d", largest, total, bound)
 	}
 	var n int
