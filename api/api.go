@@ -239,7 +239,7 @@ type api struct {
 // {"error":{"code","message"[,"details"]}}. Every answer carries
 // X-Request-Id and X-Correlation-Id; every request is one server span that
 // continues the caller's W3C trace context, taken from the global tracer
-// provider as it is when New runs (see internal/telemetry.Setup). New sets
+// provider as it is when New runs (see platform/telemetry.Setup). New sets
 // Gin's global mode to release.
 func New(cfg Config, deps Deps) (http.Handler, error) {
 	var errs []error

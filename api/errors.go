@@ -13,7 +13,7 @@ import (
 	"github.com/icpservice/icp/api/auth"
 	"github.com/icpservice/icp/commands"
 	"github.com/icpservice/icp/events"
-	"github.com/icpservice/icp/internal/telemetry"
+	"github.com/icpservice/icp/platform/telemetry"
 	"github.com/icpservice/icp/projections"
 )
 

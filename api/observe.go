@@ -16,7 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/icpservice/icp/commands"
-	"github.com/icpservice/icp/internal/telemetry"
+	"github.com/icpservice/icp/platform/telemetry"
 )
 
 // Request identity headers. Both are echoed on every answer.

@@ -16,7 +16,7 @@ import (
 
 	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
-	"github.com/icpservice/icp/internal/private"
+	"github.com/icpservice/icp/platform/private"
 )
 
 // Development mode constants.

@@ -8,7 +8,7 @@ import (
 
 	"github.com/alecthomas/kong"
 
-	"github.com/icpservice/icp/internal/private"
+	"github.com/icpservice/icp/platform/private"
 )
 
 // CLI lists the subcommands. A subcommand is a struct with kong tags and a

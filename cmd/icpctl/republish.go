@@ -18,7 +18,7 @@ import (
 	"github.com/icpservice/icp/internal/app"
 	"github.com/icpservice/icp/internal/natsauth"
 	"github.com/icpservice/icp/internal/natsserver"
-	"github.com/icpservice/icp/internal/redact"
+	"github.com/icpservice/icp/platform/redact"
 )
 
 // The replay stream that republish writes to.

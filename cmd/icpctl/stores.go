@@ -14,7 +14,7 @@ import (
 	"github.com/icpservice/icp/events/esdbstore"
 	"github.com/icpservice/icp/events/sqlitestore"
 	"github.com/icpservice/icp/internal/app"
-	"github.com/icpservice/icp/internal/redact"
+	"github.com/icpservice/icp/platform/redact"
 )
 
 // StoreFlags select the event store the audit tools read: the embedded SQLite

@@ -15,8 +15,8 @@ import (
 
 	"github.com/icpservice/icp/internal/app"
 	"github.com/icpservice/icp/internal/config"
-	"github.com/icpservice/icp/internal/private"
-	"github.com/icpservice/icp/internal/telemetry"
+	"github.com/icpservice/icp/platform/private"
+	"github.com/icpservice/icp/platform/telemetry"
 )
 
 func main() {

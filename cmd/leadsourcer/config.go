@@ -14,7 +14,7 @@ import (
 
 	"github.com/icpservice/icp/events/consumer"
 	"github.com/icpservice/icp/internal/natsauth"
-	"github.com/icpservice/icp/internal/redact"
+	"github.com/icpservice/icp/platform/redact"
 )
 
 // Config is the worker's whole configuration: every flag with its

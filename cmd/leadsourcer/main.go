@@ -15,7 +15,7 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/icpservice/icp/events/consumer"
-	"github.com/icpservice/icp/internal/redact"
+	"github.com/icpservice/icp/platform/redact"
 )
 
 func main() {

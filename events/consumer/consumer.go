@@ -112,7 +112,7 @@ type Stats struct {
 
 // New checks cfg and returns a consumer that is not running yet. Each message
 // is one consumer span from the global tracer provider as it is when New runs
-// (see internal/telemetry.Setup), a child of the request that recorded the
+// (see platform/telemetry.Setup), a child of the request that recorded the
 // event; the handler's ctx carries that span.
 func New(cfg Config) (*Consumer, error) {
 	if err := cfg.Validate(); err != nil {

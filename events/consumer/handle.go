@@ -12,7 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/icpservice/icp/events"
-	"github.com/icpservice/icp/internal/telemetry"
+	"github.com/icpservice/icp/platform/telemetry"
 )
 
 // Headers a dead-letter copy carries besides the original's headers and

@@ -5,7 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 
-	"github.com/icpservice/icp/internal/sqlitefile"
+	"github.com/icpservice/icp/platform/sqlitefile"
 )
 
 // migrations is the ordered schema history. The file's PRAGMA user_version is

@@ -16,7 +16,7 @@ import (
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/sqlitestore"
 	"github.com/icpservice/icp/events/storetest"
-	"github.com/icpservice/icp/internal/sqlitefile"
+	"github.com/icpservice/icp/platform/sqlitefile"
 )
 
 func TestConformance(t *testing.T) {

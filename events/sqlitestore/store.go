@@ -20,8 +20,8 @@ import (
 	"time"
 
 	"github.com/icpservice/icp/events"
-	"github.com/icpservice/icp/internal/sqlitefile"
-	"github.com/icpservice/icp/internal/sqlitewal"
+	"github.com/icpservice/icp/platform/sqlitefile"
+	"github.com/icpservice/icp/platform/sqlitewal"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )

@@ -30,7 +30,7 @@ import (
 	"github.com/icpservice/icp/internal/metrics"
 	"github.com/icpservice/icp/internal/natsauth"
 	"github.com/icpservice/icp/internal/natsserver"
-	"github.com/icpservice/icp/internal/redact"
+	"github.com/icpservice/icp/platform/redact"
 	"github.com/icpservice/icp/projections"
 	"github.com/icpservice/icp/projections/mongomodel"
 	"github.com/icpservice/icp/projections/projector"

@@ -12,9 +12,9 @@ import (
 
 	"github.com/icpservice/icp/api/auth"
 	"github.com/icpservice/icp/internal/config"
-	"github.com/icpservice/icp/internal/private"
-	"github.com/icpservice/icp/internal/redact"
-	"github.com/icpservice/icp/internal/sqlitefile"
+	"github.com/icpservice/icp/platform/private"
+	"github.com/icpservice/icp/platform/redact"
+	"github.com/icpservice/icp/platform/sqlitefile"
 )
 
 // The faults below turn what went wrong on the way up into one line an

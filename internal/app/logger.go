@@ -5,7 +5,7 @@ import (
 	"log/slog"
 
 	"github.com/icpservice/icp/internal/config"
-	"github.com/icpservice/icp/internal/redact"
+	"github.com/icpservice/icp/platform/redact"
 )
 
 // NewLogger returns the process logger: text in development mode, JSON

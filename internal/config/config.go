@@ -13,7 +13,7 @@ import (
 
 	"github.com/alecthomas/kong"
 
-	"github.com/icpservice/icp/internal/redact"
+	"github.com/icpservice/icp/platform/redact"
 )
 
 // Config is icpd's whole configuration. The kong tags give each field its

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/icpservice/icp/internal/telemetry"
+	"github.com/icpservice/icp/platform/telemetry"
 )
 
 // NoRoute is the route label of every path the API has no route for.

@@ -27,7 +27,7 @@ import (
 
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/watermark"
-	"github.com/icpservice/icp/internal/private"
+	"github.com/icpservice/icp/platform/private"
 )
 
 // Files under the data directory.

@@ -13,7 +13,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver"
 
-	"github.com/icpservice/icp/internal/groupcommit"
+	"github.com/icpservice/icp/platform/groupcommit"
 	"github.com/icpservice/icp/projections"
 )
 

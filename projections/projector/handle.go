@@ -13,7 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/icpservice/icp/events"
-	"github.com/icpservice/icp/internal/telemetry"
+	"github.com/icpservice/icp/platform/telemetry"
 )
 
 // verdict is what becomes of one message once its batch is handled.

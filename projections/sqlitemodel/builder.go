@@ -13,7 +13,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/icpservice/icp/internal/sqlitewal"
+	"github.com/icpservice/icp/platform/sqlitewal"
 	"github.com/icpservice/icp/projections"
 )
 

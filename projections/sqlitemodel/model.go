@@ -28,8 +28,8 @@ import (
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
-	"github.com/icpservice/icp/internal/sqlitefile"
-	"github.com/icpservice/icp/internal/sqlitewal"
+	"github.com/icpservice/icp/platform/sqlitefile"
+	"github.com/icpservice/icp/platform/sqlitewal"
 	"github.com/icpservice/icp/projections"
 )
 

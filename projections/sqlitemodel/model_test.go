@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/icpservice/icp/internal/sqlitefile"
+	"github.com/icpservice/icp/platform/sqlitefile"
 	"github.com/icpservice/icp/projections"
 	"github.com/icpservice/icp/projections/readmodeltest"
 	"github.com/icpservice/icp/projections/sqlitemodel"

@@ -5,7 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 
-	"github.com/icpservice/icp/internal/sqlitefile"
+	"github.com/icpservice/icp/platform/sqlitefile"
 	"github.com/icpservice/icp/projections"
 )
 

@@ -12,7 +12,7 @@ import (
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
-	"github.com/icpservice/icp/internal/groupcommit"
+	"github.com/icpservice/icp/platform/groupcommit"
 	"github.com/icpservice/icp/projections"
 )
 

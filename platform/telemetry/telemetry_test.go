@@ -19,7 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/icpservice/icp/events"
-	"github.com/icpservice/icp/internal/telemetry"
+	"github.com/icpservice/icp/platform/telemetry"
 )
 
 const upstream = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/icpservice/icp/internal/groupcommit"
+	"github.com/icpservice/icp/platform/groupcommit"
 )
 
 // fixture runs a queue whose writer records each batch on writes and then

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/icpservice/icp/internal/redact"
+	"github.com/icpservice/icp/platform/redact"
 )
 
 const password = "s3cr3t-P@ss"

@@ -11,7 +11,7 @@ import (
 
 	_ "modernc.org/sqlite"
 
-	"github.com/icpservice/icp/internal/sqlitewal"
+	"github.com/icpservice/icp/platform/sqlitewal"
 )
 
 // openWriter opens a WAL database at path whose writer never checkpoints,

@@ -23,7 +23,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace/noop"
 
-	"github.com/icpservice/icp/internal/redact"
+	"github.com/icpservice/icp/platform/redact"
 )
 
 // DefaultServiceName is the service.name of exported spans when
