@@ -13,7 +13,7 @@ import (
 	"github.com/icpservice/icp/api"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/sqlitestore"
-	"github.com/icpservice/icp/internal/app"
+	"github.com/icpservice/icp/platform/datadir"
 )
 
 // startSmallNATS runs a NATS server with JetStream whose largest message is
@@ -46,7 +46,7 @@ func TestEventsTheBusCannotCarryAreRefusedBeforeTheyAreRecorded(t *testing.T) {
 	const maxPayload = 64 << 10
 	ns := startSmallNATS(t, maxPayload)
 	s := startServiceOn(t, engines{nats: ns.ClientURL()})
-	store, err := sqlitestore.Open(context.Background(), filepath.Join(s.dir, app.EventsFile), sqlitestore.Options{})
+	store, err := sqlitestore.Open(context.Background(), filepath.Join(s.dir, datadir.EventsFile), sqlitestore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

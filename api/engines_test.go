@@ -18,7 +18,7 @@ import (
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/esdbstore"
 	"github.com/icpservice/icp/events/esdbstore/esdbtest"
-	"github.com/icpservice/icp/internal/app"
+	"github.com/icpservice/icp/platform/datadir"
 	"github.com/icpservice/icp/projections"
 	"github.com/icpservice/icp/projections/mongomodel"
 	"github.com/icpservice/icp/projections/mongomodel/mongotest"
@@ -77,7 +77,7 @@ func runOn(t *testing.T, e engines) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if e.eventStore != "" {
-		assertNoFile(t, s.dir, app.EventsFile)
+		assertNoFile(t, s.dir, datadir.EventsFile)
 		st, err := esdbstore.Open(ctx, e.eventStore, esdbstore.Options{})
 		if err != nil {
 			t.Fatal(err)
@@ -102,7 +102,7 @@ func runOn(t *testing.T, e engines) {
 		}
 	}
 	if e.readModel != "" {
-		assertNoFile(t, s.dir, app.ReadModelFile)
+		assertNoFile(t, s.dir, datadir.ReadModelFile)
 		m, err := mongomodel.Open(ctx, e.readModel, mongomodel.Options{})
 		if err != nil {
 			t.Fatal(err)

@@ -8,7 +8,7 @@ import (
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/esdbstore"
 	"github.com/icpservice/icp/events/esdbstore/esdbtest"
-	"github.com/icpservice/icp/internal/app"
+	"github.com/icpservice/icp/platform/datadir"
 )
 
 // The lifecycle test again with icpd on the EventStoreDB event store: over
@@ -31,7 +31,7 @@ func TestTheLifecycleOnRealEventStoreDB(t *testing.T) {
 func esdbAt(conn string) func(t *testing.T, s *service) events.Store {
 	return func(t *testing.T, s *service) events.Store {
 		t.Helper()
-		assertNoFile(t, s.dir, app.EventsFile)
+		assertNoFile(t, s.dir, datadir.EventsFile)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		st, err := esdbstore.Open(ctx, conn, esdbstore.Options{})

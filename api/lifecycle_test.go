@@ -16,7 +16,7 @@ import (
 	"github.com/icpservice/icp/api/auth"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/sqlitestore"
-	"github.com/icpservice/icp/internal/app"
+	"github.com/icpservice/icp/platform/datadir"
 	"github.com/icpservice/icp/projections"
 	"github.com/icpservice/icp/projections/sqlitemodel"
 )
@@ -35,7 +35,7 @@ import (
 // the same on EventStoreDB.
 func TestTheLifecycleServedLiveIsTheFoldOfTheEventStore(t *testing.T) {
 	lifecycle(t, engines{}, func(t *testing.T, s *service) events.Store {
-		st, err := sqlitestore.Open(context.Background(), filepath.Join(s.dir, app.EventsFile), sqlitestore.Options{})
+		st, err := sqlitestore.Open(context.Background(), filepath.Join(s.dir, datadir.EventsFile), sqlitestore.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -185,7 +185,7 @@ func lifecycle(t *testing.T, e engines, openStore func(t *testing.T, s *service)
 	ctx := context.Background()
 	st := openStore(t, s)
 	defer st.Close()
-	live, err := sqlitemodel.Open(ctx, filepath.Join(s.dir, app.ReadModelFile), sqlitemodel.Options{})
+	live, err := sqlitemodel.Open(ctx, filepath.Join(s.dir, datadir.ReadModelFile), sqlitemodel.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/icpservice/icp/platform/datadir"
 )
 
 func TestDevKeyCreatedOncePrivately(t *testing.T) {
@@ -16,7 +18,7 @@ func TestDevKeyCreatedOncePrivately(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	info, err := os.Stat(filepath.Join(dir, DevKeyFile))
+	info, err := os.Stat(datadir.DevKey(dir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +73,7 @@ func TestDevKeyRefusesUnsafeOrBrokenFiles(t *testing.T) {
 		if _, err := LoadOrCreateDevKey(dir); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.Chmod(filepath.Join(dir, DevKeyFile), 0o644); err != nil {
+		if err := os.Chmod(datadir.DevKey(dir), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		_, err := LoadOrCreateDevKey(dir)
@@ -81,7 +83,7 @@ func TestDevKeyRefusesUnsafeOrBrokenFiles(t *testing.T) {
 	})
 	t.Run("not a key", func(t *testing.T) {
 		dir := t.TempDir()
-		if err := os.WriteFile(filepath.Join(dir, DevKeyFile), []byte("hello"), 0o600); err != nil {
+		if err := os.WriteFile(datadir.DevKey(dir), []byte("hello"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := LoadOrCreateDevKey(dir); err == nil || !strings.Contains(err.Error(), "PRIVATE KEY") {

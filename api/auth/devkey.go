@@ -11,11 +11,12 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/icpservice/icp/platform/datadir"
 	"github.com/icpservice/icp/platform/private"
 )
 
@@ -23,9 +24,6 @@ import (
 const (
 	// DevIssuer is the iss of development tokens.
 	DevIssuer = "icp-dev"
-	// DevKeyFile is the name of the development signing key in the data
-	// directory: a PEM PKCS #8 RSA private key, mode 0600.
-	DevKeyFile = "dev-signing-key.pem"
 	// MaxDevTokenTTL is the longest lifetime Mint accepts.
 	MaxDevTokenTTL = 7 * 24 * time.Hour
 	// devKeyBits is the size of a new development key.
@@ -43,7 +41,7 @@ type DevKey struct {
 	path    string
 }
 
-// LoadOrCreateDevKey returns the key in dataDir/DevKeyFile, creating the
+// LoadOrCreateDevKey returns the key in datadir.DevKey(dataDir), creating the
 // directory (0700) and the key on first use. Creation is atomic: the key is
 // written to a temporary file and linked into place only if no key exists,
 // so concurrent first uses (icpd and icpctl token) agree on one key and no
@@ -57,7 +55,7 @@ func LoadOrCreateDevKey(dataDir string) (*DevKey, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("auth: dev key: %w", err)
 	}
-	path := filepath.Join(dataDir, DevKeyFile)
+	path := datadir.DevKey(dataDir)
 	k, err := readDevKey(path)
 	if !errors.Is(err, fs.ErrNotExist) {
 		return k, err

@@ -23,6 +23,7 @@ import (
 	"github.com/icpservice/icp/events/sqlitestore"
 	"github.com/icpservice/icp/internal/app"
 	"github.com/icpservice/icp/internal/config"
+	"github.com/icpservice/icp/platform/datadir"
 	"github.com/icpservice/icp/projections/rebuild/historytest"
 )
 
@@ -92,7 +93,7 @@ func icpctl(t *testing.T, args ...string) (code int, stdout, stderr string) {
 // closes it.
 func seedStore(t *testing.T, dir string, spec historytest.Spec) []historytest.ICP {
 	t.Helper()
-	st, err := sqlitestore.Open(context.Background(), filepath.Join(dir, app.EventsFile), sqlitestore.Options{})
+	st, err := sqlitestore.Open(context.Background(), filepath.Join(dir, datadir.EventsFile), sqlitestore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,9 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/icpservice/icp/api/auth"
-	"github.com/icpservice/icp/internal/app"
-	"github.com/icpservice/icp/internal/natsauth"
+	"github.com/icpservice/icp/platform/datadir"
 )
 
 // BackupCmd writes a backup set (see backupset.go) of the embedded default's
@@ -48,7 +46,7 @@ func (c *BackupCmd) Run(g *Globals) error {
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
 
-	src := filepath.Join(c.DataDir, app.EventsFile)
+	src := filepath.Join(c.DataDir, datadir.EventsFile)
 	if err := mustExist(src, "event store"); err != nil {
 		return err
 	}
@@ -70,7 +68,7 @@ func (c *BackupCmd) Run(g *Globals) error {
 	}()
 
 	m := &backupManifest{Format: backupFormat, CreatedAt: time.Now().UTC(), Files: map[string]string{}}
-	dst := filepath.Join(tmp, app.EventsFile)
+	dst := filepath.Join(tmp, datadir.EventsFile)
 	if err := snapshotStore(ctx, src, dst); err != nil {
 		return err
 	}
@@ -108,7 +106,7 @@ func (c *BackupCmd) Run(g *Globals) error {
 	if err := closeSynced(f); err != nil {
 		return err
 	}
-	if sub := filepath.Join(tmp, natsauth.Dir); dirExists(sub) {
+	if sub := filepath.Join(tmp, datadir.NATSAuthDir); dirExists(sub) {
 		if err := syncDir(sub); err != nil {
 			return err
 		}
@@ -169,15 +167,15 @@ func snapshotStore(ctx context.Context, src, dst string) error {
 // copySmallFiles copies the dev key and the NATS identity, those that
 // exist, into the set being written in dir.
 func (c *BackupCmd) copySmallFiles(dir string) error {
-	key := filepath.Join(c.DataDir, auth.DevKeyFile)
+	key := filepath.Join(c.DataDir, datadir.DevKeyFile)
 	if _, err := os.Lstat(key); err == nil {
-		if err := copyPrivate(key, filepath.Join(dir, auth.DevKeyFile), maxSmallFile); err != nil {
+		if err := copyPrivate(key, filepath.Join(dir, datadir.DevKeyFile), maxSmallFile); err != nil {
 			return fmt.Errorf("dev key: %w", err)
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("dev key: %w", err)
 	}
-	src := filepath.Join(c.DataDir, natsauth.Dir)
+	src := filepath.Join(c.DataDir, datadir.NATSAuthDir)
 	entries, err := os.ReadDir(src)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -185,7 +183,7 @@ func (c *BackupCmd) copySmallFiles(dir string) error {
 	if err != nil {
 		return fmt.Errorf("NATS identity: %w", err)
 	}
-	if err := os.Mkdir(filepath.Join(dir, natsauth.Dir), 0o700); err != nil {
+	if err := os.Mkdir(filepath.Join(dir, datadir.NATSAuthDir), 0o700); err != nil {
 		return err
 	}
 	n := 0
@@ -198,7 +196,7 @@ func (c *BackupCmd) copySmallFiles(dir string) error {
 		if n++; n > maxBackupFiles-2 {
 			return fmt.Errorf("NATS identity: more than %d files in %s", maxBackupFiles-2, src)
 		}
-		if err := copyPrivate(filepath.Join(src, e.Name()), filepath.Join(dir, natsauth.Dir, e.Name()), maxSmallFile); err != nil {
+		if err := copyPrivate(filepath.Join(src, e.Name()), filepath.Join(dir, datadir.NATSAuthDir, e.Name()), maxSmallFile); err != nil {
 			return fmt.Errorf("NATS identity: %w", err)
 		}
 	}

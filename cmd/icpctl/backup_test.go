@@ -15,11 +15,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/icpservice/icp/api/auth"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/sqlitestore"
-	"github.com/icpservice/icp/internal/app"
 	"github.com/icpservice/icp/internal/natsauth"
+	"github.com/icpservice/icp/platform/datadir"
 	"github.com/icpservice/icp/projections/rebuild/historytest"
 )
 
@@ -64,7 +63,7 @@ func (s *service) createN(t *testing.T, n int, name string) []string {
 // generationOf returns the generation the event store in dir holds now.
 func generationOf(t *testing.T, dir string) string {
 	t.Helper()
-	st, err := sqlitestore.Open(context.Background(), filepath.Join(dir, app.EventsFile), sqlitestore.Options{})
+	st, err := sqlitestore.Open(context.Background(), filepath.Join(dir, datadir.EventsFile), sqlitestore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +144,7 @@ func TestBackupWhileServingThenRestoreRealignsEverything(t *testing.T) {
 	svc.stop()
 	old := generationOf(t, dir)
 
-	for _, name := range []string{"", app.EventsFile, auth.DevKeyFile, manifestFile, natsauth.Dir, filepath.Join(natsauth.Dir, natsauth.ServiceCredsFile)} {
+	for _, name := range []string{"", datadir.EventsFile, datadir.DevKeyFile, manifestFile, datadir.NATSAuthDir, filepath.Join(datadir.NATSAuthDir, datadir.ServiceCredsFile)} {
 		info, err := os.Stat(filepath.Join(set, name))
 		if err != nil {
 			t.Fatal(err)
@@ -172,7 +171,7 @@ func TestBackupWhileServingThenRestoreRealignsEverything(t *testing.T) {
 // kept; one realign brings everything back.
 func TestOlderStoreCopiedBackByHandIsRealignedByOneCommand(t *testing.T) {
 	dir := t.TempDir()
-	db := filepath.Join(dir, app.EventsFile)
+	db := filepath.Join(dir, datadir.EventsFile)
 	saved := filepath.Join(t.TempDir(), "events.db")
 	svc := startService(t, dir)
 	before := svc.createN(t, 3, "before the copy")
@@ -229,14 +228,14 @@ func TestRestoreRefusesWhileTheStoreIsOpenAndADamagedSet(t *testing.T) {
 	}
 	startService(t, fresh).stop()
 
-	holdInChild(t, filepath.Join(dir, app.EventsFile))
+	holdInChild(t, filepath.Join(dir, datadir.EventsFile))
 	code, _, errOut := icpctl(t, "restore", "--data-dir", dir, "--from", set)
 	if code == 0 || !strings.Contains(errOut, "stop icpd first") {
 		t.Fatalf("restore while the store is open elsewhere: exit %d, %q", code, errOut)
 	}
 
 	other := t.TempDir()
-	f, err := os.OpenFile(filepath.Join(set, app.EventsFile), os.O_WRONLY|os.O_APPEND, 0)
+	f, err := os.OpenFile(filepath.Join(set, datadir.EventsFile), os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,8 +247,8 @@ func TestRestoreRefusesWhileTheStoreIsOpenAndADamagedSet(t *testing.T) {
 	if code == 0 || !strings.Contains(errOut, "checksum") {
 		t.Fatalf("restore of a damaged set: exit %d, %q", code, errOut)
 	}
-	if _, err := os.Stat(filepath.Join(other, app.EventsFile)); !os.IsNotExist(err) {
-		t.Errorf("a refused restore left %s behind: %v", app.EventsFile, err)
+	if _, err := os.Stat(filepath.Join(other, datadir.EventsFile)); !os.IsNotExist(err) {
+		t.Errorf("a refused restore left %s behind: %v", datadir.EventsFile, err)
 	}
 }
 
@@ -291,7 +290,7 @@ func TestBackupWhileAppendingIsAPrefixOfTheStore(t *testing.T) {
 	dir := t.TempDir()
 	seedStore(t, dir, historytest.Spec{ICPs: 50})
 	ctx := context.Background()
-	st, err := sqlitestore.Open(ctx, filepath.Join(dir, app.EventsFile), sqlitestore.Options{})
+	st, err := sqlitestore.Open(ctx, filepath.Join(dir, datadir.EventsFile), sqlitestore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,7 +333,7 @@ func TestBackupWhileAppendingIsAPrefixOfTheStore(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	gen, head, err := storeFacts(ctx, filepath.Join(set, app.EventsFile), true)
+	gen, head, err := storeFacts(ctx, filepath.Join(set, datadir.EventsFile), true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,7 +341,7 @@ func TestBackupWhileAppendingIsAPrefixOfTheStore(t *testing.T) {
 	if head != m.Head || head < 100 || head >= uint64(len(live)) || gen == "" {
 		t.Fatalf("backup head %d (manifest %d, generation %q); the store holds %d events", head, m.Head, gen, len(live))
 	}
-	copied, err := sqlitestore.Open(ctx, filepath.Join(set, app.EventsFile), sqlitestore.Options{})
+	copied, err := sqlitestore.Open(ctx, filepath.Join(set, datadir.EventsFile), sqlitestore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

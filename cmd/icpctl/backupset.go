@@ -16,10 +16,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/icpservice/icp/api/auth"
 	"github.com/icpservice/icp/events"
-	"github.com/icpservice/icp/internal/app"
-	"github.com/icpservice/icp/internal/natsauth"
+	"github.com/icpservice/icp/platform/datadir"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
@@ -70,10 +68,10 @@ type backupManifest struct {
 // written.
 func backupPathOK(name string) bool {
 	switch name {
-	case app.EventsFile, auth.DevKeyFile:
+	case datadir.EventsFile, datadir.DevKeyFile:
 		return true
 	}
-	base, ok := strings.CutPrefix(name, natsauth.Dir+"/")
+	base, ok := strings.CutPrefix(name, datadir.NATSAuthDir+"/")
 	return ok && plainName(base)
 }
 
@@ -122,8 +120,8 @@ func readManifest(dir string) (*backupManifest, error) {
 	if len(m.Files) > maxBackupFiles {
 		errs = append(errs, fmt.Errorf("%d files listed, at most %d", len(m.Files), maxBackupFiles))
 	}
-	if _, ok := m.Files[app.EventsFile]; !ok {
-		errs = append(errs, fmt.Errorf("no %s listed", app.EventsFile))
+	if _, ok := m.Files[datadir.EventsFile]; !ok {
+		errs = append(errs, fmt.Errorf("no %s listed", datadir.EventsFile))
 	}
 	for name, sum := range m.Files {
 		if !backupPathOK(name) {
@@ -150,7 +148,7 @@ func verifyFile(dir, name, want string) error {
 	if !info.Mode().IsRegular() {
 		return fmt.Errorf("backup file %s is not a regular file", name)
 	}
-	if name != app.EventsFile && info.Size() > maxSmallFile {
+	if name != datadir.EventsFile && info.Size() > maxSmallFile {
 		return fmt.Errorf("backup file %s is larger than %d bytes", name, maxSmallFile)
 	}
 	got, err := fileSHA256(path)

@@ -16,9 +16,9 @@ import (
 	"github.com/icpservice/icp/events/consumer"
 	"github.com/icpservice/icp/events/relay"
 	"github.com/icpservice/icp/events/sqlitestore"
-	"github.com/icpservice/icp/internal/app"
 	"github.com/icpservice/icp/internal/natsauth"
 	"github.com/icpservice/icp/internal/natsserver"
+	"github.com/icpservice/icp/platform/datadir"
 	"github.com/icpservice/icp/projections"
 	"github.com/icpservice/icp/projections/projector"
 	"github.com/icpservice/icp/projections/rebuild/historytest"
@@ -34,7 +34,7 @@ import (
 func deadLetterSetup(t *testing.T, dir string) ([]events.Recorded, string) {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlitestore.Open(ctx, filepath.Join(dir, app.EventsFile), sqlitestore.Options{})
+	st, err := sqlitestore.Open(ctx, filepath.Join(dir, datadir.EventsFile), sqlitestore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +77,7 @@ func deadLetterSetup(t *testing.T, dir string) ([]events.Recorded, string) {
 		t.Fatal(err)
 	}
 
-	rm, err := sqlitemodel.Open(ctx, filepath.Join(dir, app.ReadModelFile), sqlitemodel.Options{MaxDocBytes: 16})
+	rm, err := sqlitemodel.Open(ctx, filepath.Join(dir, datadir.ReadModelFile), sqlitemodel.Options{MaxDocBytes: 16})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +205,7 @@ func TestDLQRefusesInvalidFlags(t *testing.T) {
 // those of absent.
 func wantViews(t *testing.T, dir string, applied, absent []events.Recorded) {
 	t.Helper()
-	rm, err := sqlitemodel.Open(context.Background(), filepath.Join(dir, app.ReadModelFile), sqlitemodel.Options{})
+	rm, err := sqlitemodel.Open(context.Background(), filepath.Join(dir, datadir.ReadModelFile), sqlitemodel.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +231,7 @@ func startDataDirBus(t *testing.T, dir string) (*natsserver.Server, *nats.Conn) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := natsserver.Start(natsserver.Config{StoreDir: filepath.Join(dir, app.NATSDir), Identity: id})
+	srv, err := natsserver.Start(natsserver.Config{StoreDir: filepath.Join(dir, datadir.NATSDir), Identity: id})
 	if err != nil {
 		t.Fatal(err)
 	}

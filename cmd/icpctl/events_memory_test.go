@@ -13,7 +13,7 @@ import (
 
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/sqlitestore"
-	"github.com/icpservice/icp/internal/app"
+	"github.com/icpservice/icp/platform/datadir"
 )
 
 // heapSampler discards what it is given and records the largest live heap
@@ -43,7 +43,7 @@ func (s *heapSampler) Write(b []byte) (int, error) {
 func seedLarge(t *testing.T, n, perStream, size int) (dir, firstICP string) {
 	t.Helper()
 	dir = t.TempDir()
-	st, err := sqlitestore.Open(context.Background(), filepath.Join(dir, app.EventsFile), sqlitestore.Options{})
+	st, err := sqlitestore.Open(context.Background(), filepath.Join(dir, datadir.EventsFile), sqlitestore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,7 @@ import (
 	"github.com/icpservice/icp/events/esdbstore"
 	"github.com/icpservice/icp/events/esdbstore/esdbtest"
 	"github.com/icpservice/icp/events/sqlitestore"
-	"github.com/icpservice/icp/internal/app"
+	"github.com/icpservice/icp/platform/datadir"
 	"github.com/icpservice/icp/projections/rebuild/historytest"
 )
 
@@ -85,7 +85,7 @@ func checkExported(t *testing.T, got []exported, want []events.Recorded) {
 func TestEventsExportsTheHistoryAsJSONLinesWithFilters(t *testing.T) {
 	dir := t.TempDir()
 	icps := seedStore(t, dir, historytest.Spec{ICPs: 40, UpdateEvery: 3, DeleteEvery: 5})
-	st, err := sqlitestore.Open(context.Background(), filepath.Join(dir, app.EventsFile), sqlitestore.Options{})
+	st, err := sqlitestore.Open(context.Background(), filepath.Join(dir, datadir.EventsFile), sqlitestore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +218,7 @@ func TestEventsFollowsARunningService(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("events --follow --to 4 did not end after position 4 was recorded")
 	}
-	st, err := sqlitestore.Open(context.Background(), filepath.Join(dir, app.EventsFile), sqlitestore.Options{})
+	st, err := sqlitestore.Open(context.Background(), filepath.Join(dir, datadir.EventsFile), sqlitestore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/relay"
-	"github.com/icpservice/icp/internal/app"
+	"github.com/icpservice/icp/platform/datadir"
 )
 
 // RealignCmd realigns the bus and the read model with the event store after
@@ -148,7 +148,7 @@ func (c *RealignCmd) realign(parent context.Context, g *Globals, nc *nats.Conn, 
 // refuseWhileServing fails when another process (a running icpd) has the
 // embedded event store or read model in dataDir open.
 func refuseWhileServing(dataDir string) error {
-	for _, name := range []string{app.EventsFile, app.ReadModelFile} {
+	for _, name := range []string{datadir.EventsFile, datadir.ReadModelFile} {
 		path := filepath.Join(dataDir, name)
 		busy, err := dbOpenElsewhere(path)
 		if err != nil {

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/icpservice/icp/internal/app"
+	"github.com/icpservice/icp/platform/datadir"
 	"github.com/icpservice/icp/projections/rebuild/historytest"
 )
 
@@ -45,7 +45,7 @@ func copyFiles(t *testing.T, from, to string) {
 // says so on /readyz, naming the command; realign and rebuild bring it back.
 func TestRealignAfterTheEventStoreWasRestoredFromAnOlderCopy(t *testing.T) {
 	dir := t.TempDir()
-	db := filepath.Join(dir, app.EventsFile)
+	db := filepath.Join(dir, datadir.EventsFile)
 	backup := filepath.Join(t.TempDir(), "backup.db")
 	seedStore(t, dir, historytest.Spec{ICPs: 3})
 	copyFiles(t, db, backup)

@@ -14,7 +14,7 @@ import (
 	"github.com/icpservice/icp/events/esdbstore"
 	"github.com/icpservice/icp/events/esdbstore/esdbtest"
 	"github.com/icpservice/icp/events/sqlitestore"
-	"github.com/icpservice/icp/internal/app"
+	"github.com/icpservice/icp/platform/datadir"
 	"github.com/icpservice/icp/projections/rebuild/historytest"
 	"github.com/icpservice/icp/projections/sqlitemodel"
 )
@@ -30,7 +30,7 @@ func TestRebuildWhileServingLosesNoWrite(t *testing.T) {
 
 	// A history for the rebuild to chew on, written by another process's
 	// worth of store (the relay and projector pick it up meanwhile).
-	other, err := sqlitestore.Open(ctx, filepath.Join(dir, app.EventsFile), sqlitestore.Options{})
+	other, err := sqlitestore.Open(ctx, filepath.Join(dir, datadir.EventsFile), sqlitestore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func TestRebuildWhileServingLosesNoWrite(t *testing.T) {
 		wg.Wait()
 		t.Fatalf("rebuild: exit %d\n%s", code, errOut)
 	}
-	if !strings.Contains(out, "rebuilt "+filepath.Join(dir, app.ReadModelFile)) || !strings.Contains(errOut, "rebuild: history") {
+	if !strings.Contains(out, "rebuilt "+filepath.Join(dir, datadir.ReadModelFile)) || !strings.Contains(errOut, "rebuild: history") {
 		t.Errorf("rebuild output %q, progress %q", out, errOut)
 	}
 	// Writes go on after the swap, through the service's projector.
@@ -111,7 +111,7 @@ func TestRebuildWhileServingLosesNoWrite(t *testing.T) {
 	}
 	t.Logf("%d writes acknowledged, %d of them while the rebuild ran", len(acked), during.Load())
 
-	model, err := sqlitemodel.Open(ctx, filepath.Join(dir, app.ReadModelFile), sqlitemodel.Options{})
+	model, err := sqlitemodel.Open(ctx, filepath.Join(dir, datadir.ReadModelFile), sqlitemodel.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +140,7 @@ func TestRebuildReplacesADamagedReadModel(t *testing.T) {
 		t.Fatalf("verify: exit %d %s %s", code, out, errOut)
 	}
 	// Damage it behind everyone's back, then rebuild again.
-	path := filepath.Join(dir, app.ReadModelFile)
+	path := filepath.Join(dir, datadir.ReadModelFile)
 	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
 	if err != nil {
 		t.Fatal(err)

@@ -15,9 +15,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/icpservice/icp/events"
-	"github.com/icpservice/icp/internal/app"
 	"github.com/icpservice/icp/internal/natsauth"
 	"github.com/icpservice/icp/internal/natsserver"
+	"github.com/icpservice/icp/platform/datadir"
 	"github.com/icpservice/icp/platform/redact"
 )
 
@@ -260,7 +260,7 @@ func connectBus(g *Globals, b busTarget, tool string) (*nats.Conn, func(), error
 	if err != nil {
 		return nil, nil, fmt.Errorf("embedded NATS credentials: %w", err)
 	}
-	srv, err := natsserver.Start(natsserver.Config{StoreDir: filepath.Join(c.DataDir, app.NATSDir), Identity: id})
+	srv, err := natsserver.Start(natsserver.Config{StoreDir: filepath.Join(c.DataDir, datadir.NATSDir), Identity: id})
 	if err != nil {
 		return nil, nil, fmt.Errorf("embedded NATS: %w", err)
 	}
@@ -270,7 +270,7 @@ func connectBus(g *Globals, b busTarget, tool string) (*nats.Conn, func(), error
 		srv.Shutdown()
 		return nil, nil, fmt.Errorf("connect to the embedded NATS: %w", err)
 	}
-	fmt.Fprintf(g.Stderr, "%s: started the embedded NATS server on %s\n", tool, filepath.Join(c.DataDir, app.NATSDir))
+	fmt.Fprintf(g.Stderr, "%s: started the embedded NATS server on %s\n", tool, filepath.Join(c.DataDir, datadir.NATSDir))
 	// Every publish was acknowledged before the connection closes: nothing
 	// is in flight. Shutdown flushes JetStream's files.
 	return nc, func() { nc.Close(); srv.Shutdown() }, nil

@@ -19,9 +19,9 @@ import (
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/relay"
 	"github.com/icpservice/icp/events/sqlitestore"
-	"github.com/icpservice/icp/internal/app"
 	"github.com/icpservice/icp/internal/natsauth"
 	"github.com/icpservice/icp/internal/natsserver"
+	"github.com/icpservice/icp/platform/datadir"
 	"github.com/icpservice/icp/projections/rebuild/historytest"
 )
 
@@ -88,7 +88,7 @@ func TestRepublishWithTheServiceStopped(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	st, err := sqlitestore.Open(context.Background(), filepath.Join(dir, app.EventsFile), sqlitestore.Options{})
+	st, err := sqlitestore.Open(context.Background(), filepath.Join(dir, datadir.EventsFile), sqlitestore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func TestRepublishWithTheServiceStopped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := natsserver.Start(natsserver.Config{StoreDir: filepath.Join(dir, app.NATSDir), Identity: id})
+	srv, err := natsserver.Start(natsserver.Config{StoreDir: filepath.Join(dir, datadir.NATSDir), Identity: id})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +143,7 @@ func TestRepublishBesideARunningRelay(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	st, err := sqlitestore.Open(context.Background(), filepath.Join(dir, app.EventsFile), sqlitestore.Options{})
+	st, err := sqlitestore.Open(context.Background(), filepath.Join(dir, datadir.EventsFile), sqlitestore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +188,7 @@ func TestRepublishBesideARunningRelay(t *testing.T) {
 func TestRepublishRefusesToStartASecondServer(t *testing.T) {
 	dir := t.TempDir()
 	seedStore(t, dir, historytest.Spec{ICPs: 3})
-	holdInChild(t, filepath.Join(dir, app.EventsFile))
+	holdInChild(t, filepath.Join(dir, datadir.EventsFile))
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -199,7 +199,7 @@ func TestRepublishRefusesToStartASecondServer(t *testing.T) {
 	if code == 0 || !strings.Contains(errOut, "another process (a running icpd?) has") || !strings.Contains(errOut, "--embedded-nats-addr "+silent) {
 		t.Fatalf("exit %d, stderr %q", code, errOut)
 	}
-	if _, err := os.Stat(filepath.Join(dir, app.NATSDir)); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(dir, datadir.NATSDir)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("a NATS server was started on the data directory: %v", err)
 	}
 

@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/icpservice/icp/internal/app"
+	"github.com/icpservice/icp/platform/datadir"
 )
 
 // RestoreCmd puts a backup set (see backupset.go) back into the data
@@ -60,7 +60,7 @@ func (c *RestoreCmd) Run(g *Globals) error {
 			return err
 		}
 	}
-	gen, head, err := storeFacts(ctx, filepath.Join(c.From, app.EventsFile), true)
+	gen, head, err := storeFacts(ctx, filepath.Join(c.From, datadir.EventsFile), true)
 	if err != nil {
 		return err
 	}
@@ -75,12 +75,12 @@ func (c *RestoreCmd) Run(g *Globals) error {
 	if err := refuseWhileServing(c.DataDir); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	kept, err := c.swapStore(filepath.Join(c.From, app.EventsFile))
+	kept, err := c.swapStore(filepath.Join(c.From, datadir.EventsFile))
 	if err != nil {
 		return err
 	}
 	for _, name := range names {
-		if name == app.EventsFile {
+		if name == datadir.EventsFile {
 			continue
 		}
 		if err := replaceFile(filepath.Join(c.From, filepath.FromSlash(name)), filepath.Join(c.DataDir, filepath.FromSlash(name))); err != nil {
@@ -130,8 +130,8 @@ func (c *RestoreCmd) realign(parent context.Context, g *Globals, rc *RealignCmd)
 // the restored file. It returns the name the replaced store was kept
 // under ("" when there was none).
 func (c *RestoreCmd) swapStore(src string) (kept string, err error) {
-	dst := filepath.Join(c.DataDir, app.EventsFile)
-	tmp := filepath.Join(c.DataDir, "."+app.EventsFile+".restoring")
+	dst := filepath.Join(c.DataDir, datadir.EventsFile)
+	tmp := filepath.Join(c.DataDir, "."+datadir.EventsFile+".restoring")
 	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return "", err
 	}

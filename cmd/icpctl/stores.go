@@ -13,7 +13,7 @@ import (
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/esdbstore"
 	"github.com/icpservice/icp/events/sqlitestore"
-	"github.com/icpservice/icp/internal/app"
+	"github.com/icpservice/icp/platform/datadir"
 	"github.com/icpservice/icp/platform/redact"
 )
 
@@ -43,8 +43,8 @@ func (f *StoreFlags) validate() error {
 	return fmt.Errorf("--event-store %q: want esdb://host:2113?tls=false", redact.URL(f.EventStore))
 }
 
-func (f *StoreFlags) eventsPath() string    { return filepath.Join(f.DataDir, app.EventsFile) }
-func (f *StoreFlags) readModelPath() string { return filepath.Join(f.DataDir, app.ReadModelFile) }
+func (f *StoreFlags) eventsPath() string    { return filepath.Join(f.DataDir, datadir.EventsFile) }
+func (f *StoreFlags) readModelPath() string { return filepath.Join(f.DataDir, datadir.ReadModelFile) }
 
 // openStore opens the event store for reading. The embedded store must exist
 // already: an audit never creates an empty one by mistake.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/icpservice/icp/api/auth"
+	"github.com/icpservice/icp/platform/datadir"
 )
 
 // TokenCmd prints a bearer token for icpd in development mode (--dev): the
@@ -38,7 +39,7 @@ func (c *TokenCmd) Validate() error {
 // Run prints the token and a newline on stdout, nothing else; a note on
 // stderr when the key had to be created.
 func (c *TokenCmd) Run(g *Globals) error {
-	path := filepath.Join(c.DataDir, auth.DevKeyFile)
+	path := filepath.Join(c.DataDir, datadir.DevKeyFile)
 	_, statErr := os.Stat(path)
 	key, err := auth.LoadOrCreateDevKey(c.DataDir)
 	if err != nil {

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/icpservice/icp/internal/app"
+	"github.com/icpservice/icp/platform/datadir"
 )
 
 // verify passes on the read model icpd keeps, and finds a row edited behind
@@ -33,7 +33,7 @@ func TestVerifyFindsARowEditedBehindTheServicesBack(t *testing.T) {
 		t.Fatalf("verify of an intact read model: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, app.ReadModelFile)+"?_pragma=busy_timeout(5000)")
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, datadir.ReadModelFile)+"?_pragma=busy_timeout(5000)")
 	if err != nil {
 		t.Fatal(err)
 	}

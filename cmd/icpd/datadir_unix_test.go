@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/icpservice/icp/api/auth"
+	"github.com/icpservice/icp/platform/datadir"
 )
 
 // TestDataDirIsOwnerOnly starts icpd on a data directory that others can
@@ -95,7 +96,7 @@ func TestDataDirIsOwnerOnly(t *testing.T) {
 			natsFiles++
 		}
 	}
-	for _, want := range []string{"events.db", "events.db-wal", "events.db-shm", "readmodel.db", "readmodel.db-wal", "readmodel.db-shm", auth.DevKeyFile, "nats", "notes.txt"} {
+	for _, want := range []string{"events.db", "events.db-wal", "events.db-shm", "readmodel.db", "readmodel.db-wal", "readmodel.db-shm", datadir.DevKeyFile, "nats", "notes.txt"} {
 		if !seen[want] {
 			t.Errorf("%s is missing from the data directory: the check above did not cover it (have %v)", want, seen)
 		}

@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -30,18 +29,12 @@ import (
 	"github.com/icpservice/icp/internal/metrics"
 	"github.com/icpservice/icp/internal/natsauth"
 	"github.com/icpservice/icp/internal/natsserver"
+	"github.com/icpservice/icp/platform/datadir"
 	"github.com/icpservice/icp/platform/redact"
 	"github.com/icpservice/icp/projections"
 	"github.com/icpservice/icp/projections/mongomodel"
 	"github.com/icpservice/icp/projections/projector"
 	"github.com/icpservice/icp/projections/sqlitemodel"
-)
-
-// Files and folders under the data directory.
-const (
-	EventsFile    = "events.db"
-	ReadModelFile = "readmodel.db"
-	NATSDir       = "nats"
 )
 
 // App is a running service. New starts every part of its roles; Run serves
@@ -201,7 +194,7 @@ func openEventStore(ctx context.Context, cfg config.Config, log *slog.Logger) (e
 	if cfg.EventStore != "" {
 		return esdbstore.Open(ctx, cfg.EventStore, esdbstore.Options{Logger: log.With("part", "esdb")})
 	}
-	return sqlitestore.Open(ctx, filepath.Join(cfg.DataDir, EventsFile), sqlitestore.Options{})
+	return sqlitestore.Open(ctx, datadir.Events(cfg.DataDir), sqlitestore.Options{})
 }
 
 // openReadModel opens MongoDB when --read-model is set, else the embedded
@@ -210,7 +203,7 @@ func openReadModel(ctx context.Context, cfg config.Config) (projections.ReadMode
 	if cfg.ReadModel != "" {
 		return mongomodel.Open(ctx, cfg.ReadModel, mongomodel.Options{Lazy: true})
 	}
-	return sqlitemodel.Open(ctx, filepath.Join(cfg.DataDir, ReadModelFile), sqlitemodel.Options{})
+	return sqlitemodel.Open(ctx, datadir.ReadModel(cfg.DataDir), sqlitemodel.Options{})
 }
 
 // watchReachable logs, with backoff, while a backing store does not answer
@@ -250,7 +243,7 @@ func (a *App) startBus(ctx context.Context) error {
 	if a.cfg.NATSURL != "" {
 		return nil
 	}
-	dir := filepath.Join(a.cfg.DataDir, NATSDir)
+	dir := datadir.NATS(a.cfg.DataDir)
 	// Made here so that a file in its place is reported at once (the
 	// server would only fail to become ready).
 	if err := os.MkdirAll(dir, 0o700); err != nil {

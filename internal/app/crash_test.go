@@ -20,8 +20,8 @@ import (
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/relay"
 	"github.com/icpservice/icp/events/sqlitestore"
-	"github.com/icpservice/icp/internal/app"
 	"github.com/icpservice/icp/internal/natsauth"
+	"github.com/icpservice/icp/platform/datadir"
 	"github.com/icpservice/icp/projections"
 	"github.com/icpservice/icp/projections/sqlitemodel"
 )
@@ -53,7 +53,7 @@ type backing struct {
 // data directory.
 var embedded = backing{
 	openStore: func(t *testing.T, dir string) events.Store {
-		st, err := sqlitestore.Open(context.Background(), filepath.Join(dir, app.EventsFile), sqlitestore.Options{})
+		st, err := sqlitestore.Open(context.Background(), filepath.Join(dir, datadir.EventsFile), sqlitestore.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -61,7 +61,7 @@ var embedded = backing{
 		return st
 	},
 	openModel: func(t *testing.T, dir string) projections.ReadModel {
-		m, err := sqlitemodel.Open(context.Background(), filepath.Join(dir, app.ReadModelFile), sqlitemodel.Options{})
+		m, err := sqlitemodel.Open(context.Background(), filepath.Join(dir, datadir.ReadModelFile), sqlitemodel.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,7 +15,7 @@ import (
 	"github.com/icpservice/icp/api/auth"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/sqlitestore"
-	"github.com/icpservice/icp/internal/app"
+	"github.com/icpservice/icp/platform/datadir"
 	"github.com/icpservice/icp/projections/sqlitemodel"
 )
 
@@ -84,7 +84,7 @@ func TestGracefulDrainUnderLoadLosesNothing(t *testing.T) {
 	// After the drain, before any restart: the store holds every
 	// acknowledged create once.
 	ctx := context.Background()
-	store, err := sqlitestore.Open(ctx, filepath.Join(dir, app.EventsFile), sqlitestore.Options{})
+	store, err := sqlitestore.Open(ctx, filepath.Join(dir, datadir.EventsFile), sqlitestore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +109,7 @@ func TestGracefulDrainUnderLoadLosesNothing(t *testing.T) {
 
 	// Restarted, the service projects whatever the drain left unprojected.
 	c = startChild(t, dir, "--relay-lease-ttl=2s", "--projector-ack-wait=5s")
-	model, err := sqlitemodel.Open(ctx, filepath.Join(dir, app.ReadModelFile), sqlitemodel.Options{})
+	model, err := sqlitemodel.Open(ctx, filepath.Join(dir, datadir.ReadModelFile), sqlitemodel.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

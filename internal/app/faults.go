@@ -10,8 +10,8 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"github.com/icpservice/icp/api/auth"
 	"github.com/icpservice/icp/internal/config"
+	"github.com/icpservice/icp/platform/datadir"
 	"github.com/icpservice/icp/platform/private"
 	"github.com/icpservice/icp/platform/redact"
 	"github.com/icpservice/icp/platform/sqlitefile"
@@ -97,7 +97,7 @@ func dataFileFault(dir, file string, err error) error {
 // eventStoreFault explains why the event store could not be opened.
 func eventStoreFault(cfg config.Config, err error) error {
 	if cfg.EventStore == "" {
-		return dataFileFault(cfg.DataDir, EventsFile, err)
+		return dataFileFault(cfg.DataDir, datadir.EventsFile, err)
 	}
 	return &config.Fault{
 		Flag: "event-store",
@@ -110,7 +110,7 @@ func eventStoreFault(cfg config.Config, err error) error {
 // readModelFault explains why the read model could not be opened.
 func readModelFault(cfg config.Config, err error) error {
 	if cfg.ReadModel == "" {
-		return dataFileFault(cfg.DataDir, ReadModelFile, err)
+		return dataFileFault(cfg.DataDir, datadir.ReadModelFile, err)
 	}
 	return &config.Fault{
 		Flag: "read-model",
@@ -125,7 +125,7 @@ func readModelFault(cfg config.Config, err error) error {
 func devKeyFault(dir string, err error) error {
 	return &config.Fault{
 		Flag: "data-dir",
-		Msg:  fmt.Sprintf("--data-dir %s: the development signing key %s cannot be used", dir, auth.DevKeyFile),
+		Msg:  fmt.Sprintf("--data-dir %s: the development signing key %s cannot be used", dir, datadir.DevKeyFile),
 		Err:  err,
 		Fix:  "remove it to have a new one made (tokens signed with the old one stop working), " + otherDataDir,
 	}
@@ -135,7 +135,7 @@ func devKeyFault(dir string, err error) error {
 func embeddedBusFault(dir string, err error) error {
 	return &config.Fault{
 		Flag: "data-dir",
-		Msg:  fmt.Sprintf("--data-dir %s: the embedded NATS server cannot start in %s", dir, filepath.Join(dir, NATSDir)),
+		Msg:  fmt.Sprintf("--data-dir %s: the embedded NATS server cannot start in %s", dir, datadir.NATS(dir)),
 		Err:  err,
 		Fix:  "make it a writable directory, " + otherDataDir + ", or use a NATS server with " + config.Setting("nats"),
 	}

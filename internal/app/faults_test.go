@@ -10,9 +10,9 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/icpservice/icp/api/auth"
 	"github.com/icpservice/icp/internal/app"
 	"github.com/icpservice/icp/internal/config"
+	"github.com/icpservice/icp/platform/datadir"
 )
 
 // A start that fails late, after the stores, the embedded NATS server, the
@@ -21,7 +21,7 @@ import (
 // the failed start. The failure is a config.Fault naming the setting.
 func TestFailedStartClosesWhatItOpened(t *testing.T) {
 	dir := t.TempDir()
-	keyFile := filepath.Join(dir, auth.DevKeyFile)
+	keyFile := filepath.Join(dir, datadir.DevKeyFile)
 	if err := os.WriteFile(keyFile, []byte("not a key"), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -27,20 +27,12 @@ import (
 
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/watermark"
+	"github.com/icpservice/icp/platform/datadir"
 	"github.com/icpservice/icp/platform/private"
 )
 
-// Files under the data directory.
+// Files of the identity, under datadir.NATSAuthDir.
 const (
-	// Dir is the folder of the identity under the data directory.
-	Dir = "nats-auth"
-	// ServiceCredsFile is the .creds of icpd and icpctl: every right on the
-	// service's account.
-	ServiceCredsFile = "icpd.creds"
-	// WorkerCredsFile is the .creds of downstream workers: they may consume
-	// (see WorkerPermissions) but not publish events.
-	WorkerCredsFile = "worker.creds"
-
 	operatorSeedFile = "operator.nk"
 	systemSeedFile   = "system.nk"
 	accountSeedFile  = "account.nk"
@@ -52,12 +44,12 @@ const (
 
 // ServiceCredsPath is where icpd writes its own credentials under dataDir.
 func ServiceCredsPath(dataDir string) string {
-	return filepath.Join(dataDir, Dir, ServiceCredsFile)
+	return filepath.Join(datadir.NATSAuth(dataDir), datadir.ServiceCredsFile)
 }
 
 // WorkerCredsPath is where icpd writes the workers' credentials under dataDir.
 func WorkerCredsPath(dataDir string) string {
-	return filepath.Join(dataDir, Dir, WorkerCredsFile)
+	return filepath.Join(datadir.NATSAuth(dataDir), datadir.WorkerCredsFile)
 }
 
 // WorkerPermissions is what a worker's user may do: look at streams and
@@ -122,7 +114,7 @@ type Identity struct {
 	Service, Worker Creds
 }
 
-// LoadOrCreate reads the identity under dataDir/Dir, creating what is
+// LoadOrCreate reads the identity under datadir.NATSAuth(dataDir), creating what is
 // missing: the folder (0700), the operator, system and account seeds (the
 // first writer wins when two processes start at once), and the .creds files.
 // A .creds file that is not one of this account's, or that grants other
@@ -135,7 +127,7 @@ func LoadOrCreate(dataDir string) (*Identity, error) {
 	if dataDir == "" {
 		return nil, errors.New("natsauth: data directory is empty")
 	}
-	dir := filepath.Join(dataDir, Dir)
+	dir := datadir.NATSAuth(dataDir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("natsauth: %w", err)
 	}
@@ -188,10 +180,10 @@ func LoadOrCreate(dataDir string) (*Identity, error) {
 		id.AccountJWTs[c.Subject] = token
 	}
 
-	if id.Service, err = ensureCreds(filepath.Join(dir, ServiceCredsFile), acc, accPub, "icpd", jwt.Permissions{}); err != nil {
+	if id.Service, err = ensureCreds(filepath.Join(dir, datadir.ServiceCredsFile), acc, accPub, "icpd", jwt.Permissions{}); err != nil {
 		return nil, err
 	}
-	if id.Worker, err = ensureCreds(filepath.Join(dir, WorkerCredsFile), acc, accPub, "worker", WorkerPermissions()); err != nil {
+	if id.Worker, err = ensureCreds(filepath.Join(dir, datadir.WorkerCredsFile), acc, accPub, "worker", WorkerPermissions()); err != nil {
 		return nil, err
 	}
 	return id, nil

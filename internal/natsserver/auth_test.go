@@ -17,6 +17,7 @@ import (
 	"github.com/icpservice/icp/events/watermark"
 	"github.com/icpservice/icp/internal/natsauth"
 	"github.com/icpservice/icp/internal/natsserver"
+	"github.com/icpservice/icp/platform/datadir"
 )
 
 func startWithIdentity(t *testing.T, dataDir string) (*natsserver.Server, *natsauth.Identity) {
@@ -206,12 +207,12 @@ func TestIdentitySurvivesARestart(t *testing.T) {
 	}
 	nc.Close()
 
-	entries, err := os.ReadDir(filepath.Join(dir, natsauth.Dir))
+	entries, err := os.ReadDir(filepath.Join(dir, datadir.NATSAuthDir))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(entries) != 5 {
-		t.Errorf("%d files in %s, want 3 seeds and 2 .creds", len(entries), natsauth.Dir)
+		t.Errorf("%d files in %s, want 3 seeds and 2 .creds", len(entries), datadir.NATSAuthDir)
 	}
 	for _, e := range entries {
 		info, _ := e.Info()
@@ -219,8 +220,8 @@ func TestIdentitySurvivesARestart(t *testing.T) {
 			t.Errorf("%s has mode %#o, want 0600", e.Name(), perm)
 		}
 	}
-	if info, _ := os.Stat(filepath.Join(dir, natsauth.Dir)); info.Mode().Perm() != 0o700 {
-		t.Errorf("%s has mode %#o, want 0700", natsauth.Dir, info.Mode().Perm())
+	if info, _ := os.Stat(filepath.Join(dir, datadir.NATSAuthDir)); info.Mode().Perm() != 0o700 {
+		t.Errorf("%s has mode %#o, want 0700", datadir.NATSAuthDir, info.Mode().Perm())
 	}
 }
 
@@ -253,7 +254,7 @@ func TestIdentityRefusesDamagedFiles(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := seed(t)
-			path := filepath.Join(dir, natsauth.Dir, tc.file)
+			path := filepath.Join(dir, datadir.NATSAuthDir, tc.file)
 			if err := tc.damage(path); err != nil {
 				t.Fatal(err)
 			}
