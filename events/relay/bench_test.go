@@ -16,12 +16,9 @@ import (
 // BenchmarkRelayPublish measures how fast the relay drains a backlog from the
 // SQLite store onto the embedded JetStream (file storage): b.N events of
 // about 600 bytes, default batch size, each batch pipelined with async
-// publishes whose acks are checked in order. Measured on the 2-core machine,
-// without -race, 20,000 events (go test -run X -bench RelayPublish
-// -benchtime 20000x ./events/relay): 26,900 events/s with nothing else
-// running; 8,300 events/s while other builds ran (load average 6), against
-// 3,900 events/s for one acknowledged watermill publish at a time on that
-// same run.
+// publishes whose acks are checked in order. Run it without -race (go test
+// -run X -bench RelayPublish -benchtime 20000x ./events/relay);
+// docs/performance.md holds its figures.
 func BenchmarkRelayPublish(b *testing.B) {
 	e := newEnv(b, StreamConfig{})
 	ctx := context.Background()

@@ -43,11 +43,10 @@ var errTailMoved = errors.New("bus tail is not where this relay left it")
 // session then re-reads the tail from the bus and resumes after what really
 // landed. Watermill's publisher is not used here: it
 // publishes one message at a time, waits for each ack, and hides the ack's
-// sequence and duplicate flag that this check reads. Measured with
-// BenchmarkRelayPublish (embedded NATS, file store, 600-byte events, 2 cores
-// shared with other work): one acknowledged publish at a time through
-// watermill gave 6,000 to 10,000 events/s; see the benchmark for the
-// pipelined figure.
+// sequence and duplicate flag that this check reads. One acknowledged
+// publish at a time through watermill drained a backlog several times more
+// slowly than the pipelined publishes here (BenchmarkRelayPublish: embedded
+// NATS, file store, 600-byte events).
 type tailWriter struct {
 	js      jetstream.JetStream
 	timeout time.Duration

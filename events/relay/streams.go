@@ -20,8 +20,9 @@ const (
 	// publisher's resend after a lost acknowledgement, which comes within
 	// seconds. JetStream keeps every message id of the window in memory,
 	// about 130 bytes each and all of them scanned by the garbage collector:
-	// at 5,000 events/s a 2-minute window would hold 600,000 of them, about
-	// 80 MB, and under sustained writes that cost a quarter of the rate.
+	// the window holds the rate times its length, so at the rate the relay
+	// sustains (BenchmarkRelayPublish) a 2-minute window held hundreds of
+	// thousands of ids, and under sustained writes cost a quarter of the rate.
 	DefaultDuplicates = 10 * time.Second
 	DefaultReplicas   = 1
 	// DefaultMaxBytes bounds ICP_EVENTS's size on disk. The event store

@@ -133,8 +133,8 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	// fasthttp's client, not net/http's: the load generator shares the
 	// machine with the service it measures, and net/http's client cost
-	// about 100 µs of CPU per create, a fifth of the two cores at 3,500
-	// creates/s, taken from the service under test.
+	// about a fifth of the two cores at the create rate icpctl load
+	// reaches, taken from the service under test.
 	client, path, err := hostClient(cfg.BaseURL, cfg.Concurrency)
 	if err != nil {
 		return Result{}, err

@@ -17,8 +17,8 @@
 //
 // Under sustained writes a PASSIVE checkpoint never quite catches up (the
 // writer commits while it copies), so the WAL would never start over and
-// would grow without bound: 38 MB a minute at 3,000 creates/s, with reads
-// and checkpoints slowing as it grew. Once the WAL holds RestartFrames
+// would grow without bound under the create rate icpctl load sustains, with
+// reads and checkpoints slowing as it grew. Once the WAL holds RestartFrames
 // frames, the Checkpointer therefore also runs a RESTART checkpoint, which
 // holds writers off while it copies the little the PASSIVE one left and
 // waits for readers to leave the WAL, so that the next commit starts it

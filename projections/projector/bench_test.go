@@ -21,16 +21,14 @@ import (
 // bus-to-durable-write path: pull delivery, decode, fold, one read model
 // commit per batch, acks.
 //
-// Measured on the 2-core reference VM with nothing else running (go test -run
-// X -bench BenchmarkProjector -benchtime 50000x ./projections/projector):
-// 26,800-35,000 events/s, 800-900 views per commit, 42-56 µs of CPU per
-// event for the whole process (embedded NATS server included); the same binary
-// moves by a fifth from run to run on this VM. With another process using
-// about one core, 11,000-13,500 events/s. Where the CPU goes: the read
-// model's single writer about 20 µs per view (a third of it the WAL's write
-// syscalls), decoding and folding about 5 (creates in canonical form keep
-// their ICP's JSON as the document), NATS delivery and acks on both sides
-// about 15, GC the rest.
+// Run it with go test -run X -bench BenchmarkProjector -benchtime 50000x
+// ./projections/projector; docs/performance.md holds its figures. The CPU
+// per event is for the whole process (embedded NATS server included), and
+// steadier than the rate on a shared machine. Where the CPU goes, largest
+// first: the read model's single writer (a third of it the WAL's write
+// syscalls), NATS delivery and acks on both sides, then decoding and folding
+// (creates in canonical form keep their ICP's JSON as the document); GC
+// takes the rest.
 func BenchmarkProjector(b *testing.B) {
 	e := newEnv(b)
 	ctx := context.Background()
