@@ -196,7 +196,7 @@ func (s *streamsService) readStream(o *api.ReadReq_Options_StreamOptions, backwa
 		}}})
 	}
 	for _, r := range recs {
-		if err := srv.Send(enc.event(r)); err != nil {
+		if err := s.srv.sendEvent(srv, enc, r); err != nil {
 			return err
 		}
 	}
@@ -241,7 +241,7 @@ func (s *streamsService) readAll(o *api.ReadReq_Options_AllOptions, backwards bo
 		if !f.match(r) {
 			continue
 		}
-		if err := srv.Send(enc.event(r)); err != nil {
+		if err := s.srv.sendEvent(srv, enc, r); err != nil {
 			return err
 		}
 		sent++
