@@ -110,6 +110,8 @@ type appendOutcome struct {
 	// wrong expected version: current revision, or hasCurrent false for no stream
 	current    uint64
 	hasCurrent bool
+	// deleted: the stream is hard-deleted, nothing can be appended
+	deleted bool
 }
 
 // memlog is the server's store: the global log in commit order and an index
@@ -147,6 +149,11 @@ func (l *memlog) append(stream string, exp expectation, evs []proposed) appendOu
 
 func (l *memlog) appendLocked(stream string, exp expectation, evs []proposed) appendOutcome {
 	st := l.streams[stream]
+	if st != nil && st.tombstoned {
+		// Rule: a hard-deleted stream refuses every append, whatever the
+		// expected revision.
+		return appendOutcome{deleted: true}
+	}
 	current := int64(-1) // -1: no stream
 	if st != nil {
 		// Rule: a soft-deleted stream keeps its revision; an append

@@ -380,3 +380,17 @@ func isNotFound(err error) bool {
 	var e *esdb.Error
 	return errors.As(err, &e) && e.Code() == esdb.ErrorCodeResourceNotFound
 }
+
+func TestAHardDeletedStreamRefusesAppends(t *testing.T) {
+	srv := esdbtest.Start(t)
+	c := client(t, srv)
+	appendTo(t, c, "s-1", esdb.NoStream{}, event("A"))
+	if _, err := srv.HardDeleteStream("s-1"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.AppendToStream(ctx(t), "s-1", esdb.AppendToStreamOptions{ExpectedRevision: esdb.Any{}}, event("B"))
+	var e *esdb.Error
+	if !errors.As(err, &e) || e.Code() != esdb.ErrorCodeStreamDeleted {
+		t.Fatalf("append to a hard-deleted stream: %v, want ErrorCodeStreamDeleted", err)
+	}
+}

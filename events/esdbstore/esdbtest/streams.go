@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/protos/shared"
@@ -91,6 +92,14 @@ func (s *streamsService) Append(stream api.Streams_AppendServer) error {
 		return status.Error(codes.InvalidArgument, "an append needs at least one event")
 	}
 	out := s.srv.log.append(name, exp, evs)
+	if out.deleted {
+		// Rule: an append to a hard-deleted stream fails with
+		// FailedPrecondition and the trailers "exception: stream-deleted"
+		// and "stream-name", which the client turns into
+		// ErrorCodeStreamDeleted.
+		stream.SetTrailer(metadata.Pairs("exception", "stream-deleted", "stream-name", name))
+		return status.Errorf(codes.FailedPrecondition, "Event stream '%s' is deleted.", name)
+	}
 	return stream.SendAndClose(appendResponse(out, exp))
 }
 
