@@ -302,13 +302,17 @@ func (l *memlog) windowLocked(stream string) (lo, hi uint64, ok bool) {
 
 // readStream returns up to count visible events of stream, from revision
 // from (fromEnd: the last) in the given direction. found is false when a
-// read finds no stream (see windowLocked).
-func (l *memlog) readStream(stream string, from uint64, fromEnd, backwards bool, count uint64) (recs []*record, found bool) {
+// read finds no stream (see windowLocked); deleted is true when the stream
+// is hard-deleted.
+func (l *memlog) readStream(stream string, from uint64, fromEnd, backwards bool, count uint64) (recs []*record, found, deleted bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if st := l.streams[stream]; st != nil && st.tombstoned {
+		return nil, false, true
+	}
 	lo, hi, ok := l.windowLocked(stream)
 	if !ok {
-		return nil, false
+		return nil, false, false
 	}
 	st := l.streams[stream]
 	if !backwards {
@@ -319,19 +323,19 @@ func (l *memlog) readStream(stream string, from uint64, fromEnd, backwards bool,
 		for r := start; r < hi && uint64(len(recs)) < count; r++ {
 			recs = append(recs, st.recs[r])
 		}
-		return recs, true
+		return recs, true, false
 	}
 	start := hi - 1
 	if !fromEnd {
 		if from < lo {
-			return nil, true
+			return nil, true, false
 		}
 		start = min(from, hi-1)
 	}
 	for r := int64(start); r >= int64(lo) && uint64(len(recs)) < count; r-- {
 		recs = append(recs, st.recs[r])
 	}
-	return recs, true
+	return recs, true, false
 }
 
 // since returns the records at index >= i of the global log and the channel

@@ -381,7 +381,7 @@ func isNotFound(err error) bool {
 	return errors.As(err, &e) && e.Code() == esdb.ErrorCodeResourceNotFound
 }
 
-func TestAHardDeletedStreamRefusesAppends(t *testing.T) {
+func TestAHardDeletedStreamRefusesAppendsAndReads(t *testing.T) {
 	srv := esdbtest.Start(t)
 	c := client(t, srv)
 	appendTo(t, c, "s-1", esdb.NoStream{}, event("A"))
@@ -392,5 +392,9 @@ func TestAHardDeletedStreamRefusesAppends(t *testing.T) {
 	var e *esdb.Error
 	if !errors.As(err, &e) || e.Code() != esdb.ErrorCodeStreamDeleted {
 		t.Fatalf("append to a hard-deleted stream: %v, want ErrorCodeStreamDeleted", err)
+	}
+	_, err = readStream(t, c, "s-1")
+	if !errors.As(err, &e) || e.Code() != esdb.ErrorCodeStreamDeleted {
+		t.Fatalf("read of a hard-deleted stream: %v, want ErrorCodeStreamDeleted", err)
 	}
 }

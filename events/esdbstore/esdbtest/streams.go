@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/google/uuid"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -93,14 +94,22 @@ func (s *streamsService) Append(stream api.Streams_AppendServer) error {
 	}
 	out := s.srv.log.append(name, exp, evs)
 	if out.deleted {
-		// Rule: an append to a hard-deleted stream fails with
-		// FailedPrecondition and the trailers "exception: stream-deleted"
-		// and "stream-name", which the client turns into
-		// ErrorCodeStreamDeleted.
-		stream.SetTrailer(metadata.Pairs("exception", "stream-deleted", "stream-name", name))
-		return status.Errorf(codes.FailedPrecondition, "Event stream '%s' is deleted.", name)
+		// Rule: an append to a hard-deleted stream fails (see
+		// streamDeleted).
+		return streamDeleted(stream, name)
 	}
 	return stream.SendAndClose(appendResponse(out, exp))
+}
+
+// streamDeleted is the server's answer to an append to, or a read of, a
+// hard-deleted stream.
+//
+// Rule: it is the gRPC status FailedPrecondition with the trailers
+// "exception: stream-deleted" and "stream-name", which the client turns into
+// ErrorCodeStreamDeleted (not a stream_not_found read message).
+func streamDeleted(call grpc.ServerStream, name string) error {
+	call.SetTrailer(metadata.Pairs("exception", "stream-deleted", "stream-name", name))
+	return status.Errorf(codes.FailedPrecondition, "Event stream '%s' is deleted.", name)
 }
 
 // appendResponse encodes an append's outcome.
@@ -196,7 +205,10 @@ func (s *streamsService) readStream(o *api.ReadReq_Options_StreamOptions, backwa
 	default:
 		return status.Error(codes.InvalidArgument, "stream read without a revision option")
 	}
-	recs, found := s.srv.log.readStream(name, from, fromEnd, backwards, count)
+	recs, found, deleted := s.srv.log.readStream(name, from, fromEnd, backwards, count)
+	if deleted {
+		return streamDeleted(srv, name)
+	}
 	if !found {
 		// Rule: a missing stream is answered with a stream_not_found read
 		// message, not with a gRPC error.
