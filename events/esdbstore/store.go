@@ -53,7 +53,8 @@ type Options struct {
 	// (SnapshotStreamPrefix + a stream's name) could start with it.
 	StreamPrefix string
 	// Logger receives the client library's log lines (its errors and
-	// warnings at Warn, the rest at Debug); nil discards them.
+	// warnings at Warn, the rest at Debug) and, at Warn, the snapshots
+	// AppendWithSnapshot could not write; nil discards them.
 	Logger *slog.Logger
 	// ResubscribeMin and ResubscribeMax bound the exponential backoff
 	// between Follow's attempts to resubscribe after its subscription
