@@ -124,12 +124,13 @@ func (s *Store) streamVersion(ctx context.Context, stream string) (uint64, error
 }
 
 // positions reads the positions of the events just appended at versions
-// expected+1.. and checks that they are those events. atTail reports
-// whether they were the stream's last events when read (one more event is
-// asked for to find out).
-func (s *Store) positions(ctx context.Context, stream string, expected uint64, batch []esdb.EventData) (positions []uint64, atTail bool, err error) {
-	positions = make([]uint64, 0, len(batch))
-	err = s.do(ctx, func(c *esdb.Client) error {
+// expected+1.. and checks that they are those events. It also reports
+// whether they were the stream's last events when read (it asks for one
+// event more to find out).
+func (s *Store) positions(ctx context.Context, stream string, expected uint64, batch []esdb.EventData) ([]uint64, bool, error) {
+	positions := make([]uint64, 0, len(batch))
+	atTail := true
+	err := s.do(ctx, func(c *esdb.Client) error {
 		positions, atTail = positions[:0], true
 		rs, err := c.ReadStream(ctx, stream, esdb.ReadStreamOptions{From: esdb.Revision(expected)}, uint64(len(batch))+1)
 		if err != nil {
@@ -159,7 +160,7 @@ func (s *Store) positions(ctx context.Context, stream string, expected uint64, b
 		}
 	})
 	if err != nil {
-		return nil, false, err // positions may still be written by an abandoned call
+		return nil, false, err // positions and atTail may still be written by an abandoned call
 	}
 	return positions, atTail, nil
 }
