@@ -22,13 +22,20 @@ import (
 // both stop when the test ends (the store first).
 func openESDB(t *testing.T) events.Store {
 	t.Helper()
+	_, st := openESDBServer(t)
+	return st
+}
+
+// openESDBServer is openESDB that also returns the server.
+func openESDBServer(t *testing.T) (*esdbtest.Server, *esdbstore.Store) {
+	t.Helper()
 	srv := esdbtest.Start(t)
 	st, err := esdbstore.Open(context.Background(), srv.ConnString(), esdbstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
-	return st
+	return srv, st
 }
 
 func TestUpdateOnEventStoreDBRetriesOnAMovedStreamThenGivesUp(t *testing.T) {

@@ -221,6 +221,8 @@ func TestOpenRefusesBadConfiguration(t *testing.T) {
 		{name: "credentials without TLS", conn: "esdb://admin:s3cret@localhost:2113?tls=false", hidden: "s3cret"},
 		{name: "unknown setting value", conn: "esdb://admin:s3cret@localhost:2113?tls=maybe", hidden: "s3cret"},
 		{name: "system stream prefix", conn: "esdb://localhost:2113?tls=false", opts: esdbstore.Options{StreamPrefix: "$ce-"}},
+		{name: "prefix of the snapshot streams", conn: "esdb://localhost:2113?tls=false", opts: esdbstore.Options{StreamPrefix: "snap"}},
+		{name: "prefix within the snapshot streams", conn: "esdb://localhost:2113?tls=false", opts: esdbstore.Options{StreamPrefix: "snapshot-icp-"}},
 		{name: "backoff bounds reversed", conn: "esdb://localhost:2113?tls=false", opts: esdbstore.Options{ResubscribeMin: 2e9, ResubscribeMax: 1e9}},
 	}
 	for _, c := range cases {

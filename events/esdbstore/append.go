@@ -26,9 +26,18 @@ import (
 // for the whole write, none at all for a retry, and which event it names
 // differs between server versions.
 func (s *Store) Append(ctx context.Context, stream string, expected uint64, evs []events.Proposed) (events.AppendResult, error) {
+	res, _, err := s.appendEvents(ctx, stream, expected, evs)
+	return res, err
+}
+
+// appendEvents is Append; fresh also reports whether a snapshot of the
+// append's last version may be kept: false when the server answered the
+// append as a retry without a position, or the stream already holds events
+// after the appended ones.
+func (s *Store) appendEvents(ctx context.Context, stream string, expected uint64, evs []events.Proposed) (res events.AppendResult, fresh bool, err error) {
 	batch, err := encodeAppend(stream, evs)
 	if err != nil {
-		return events.AppendResult{}, err
+		return events.AppendResult{}, false, err
 	}
 	var rev esdb.ExpectedRevision = esdb.NoStream{}
 	if expected != events.NoStream {
@@ -44,23 +53,26 @@ func (s *Store) Append(ctx context.Context, stream string, expected uint64, evs 
 		actual, ok := reportedActual(err)
 		if !ok {
 			if actual, err = s.streamVersion(ctx, stream); err != nil {
-				return events.AppendResult{}, s.failed(ctx, fmt.Sprintf("append to %s refused for its expected version %d; reading the stream's version", stream, expected), err)
+				return events.AppendResult{}, false, s.failed(ctx, fmt.Sprintf("append to %s refused for its expected version %d; reading the stream's version", stream, expected), err)
 			}
 		}
-		return events.AppendResult{}, &events.ConflictError{Stream: stream, Expected: expected, Actual: actual}
+		return events.AppendResult{}, false, &events.ConflictError{Stream: stream, Expected: expected, Actual: actual}
 	}
 	if err != nil {
-		return events.AppendResult{}, s.failed(ctx, "append to "+stream, err)
+		return events.AppendResult{}, false, s.failed(ctx, "append to "+stream, err)
 	}
 	version := wr.NextExpectedVersion + 1
 	if want := expected + uint64(len(evs)); version != want {
-		return events.AppendResult{}, fmt.Errorf("esdbstore: append to %s at version %d answered version %d, want %d", stream, expected, version, want)
+		return events.AppendResult{}, false, fmt.Errorf("esdbstore: append to %s at version %d answered version %d, want %d", stream, expected, version, want)
 	}
-	positions, err := s.positions(ctx, stream, expected, batch)
+	positions, atTail, err := s.positions(ctx, stream, expected, batch)
 	if err != nil {
-		return events.AppendResult{}, s.failed(ctx, fmt.Sprintf("append to %s succeeded; reading back its positions", stream), err)
+		return events.AppendResult{}, false, s.failed(ctx, fmt.Sprintf("append to %s succeeded; reading back its positions", stream), err)
 	}
-	return events.AppendResult{Version: version, Positions: positions}, nil
+	// A retry is answered without a position by servers that do not look
+	// the original one up.
+	fresh = atTail && wr.CommitPosition != 0
+	return events.AppendResult{Version: version, Positions: positions}, fresh, nil
 }
 
 // The client reports a wrong expected version only as text, with the
@@ -96,7 +108,7 @@ func (s *Store) streamVersion(ctx context.Context, stream string) (uint64, error
 		defer rs.Close()
 		ev, err := rs.Recv()
 		switch {
-		case isNotFound(err), isEOF(err):
+		case isNotFound(err), isStreamDeleted(err), isEOF(err):
 			version = 0
 			return nil
 		case err != nil:
@@ -112,12 +124,15 @@ func (s *Store) streamVersion(ctx context.Context, stream string) (uint64, error
 }
 
 // positions reads the positions of the events just appended at versions
-// expected+1.. and checks that they are those events.
-func (s *Store) positions(ctx context.Context, stream string, expected uint64, batch []esdb.EventData) ([]uint64, error) {
+// expected+1.. and checks that they are those events. It also reports
+// whether they were the stream's last events when read (it asks for one
+// event more to find out).
+func (s *Store) positions(ctx context.Context, stream string, expected uint64, batch []esdb.EventData) ([]uint64, bool, error) {
 	positions := make([]uint64, 0, len(batch))
+	atTail := true
 	err := s.do(ctx, func(c *esdb.Client) error {
-		positions = positions[:0]
-		rs, err := c.ReadStream(ctx, stream, esdb.ReadStreamOptions{From: esdb.Revision(expected)}, uint64(len(batch)))
+		positions, atTail = positions[:0], true
+		rs, err := c.ReadStream(ctx, stream, esdb.ReadStreamOptions{From: esdb.Revision(expected)}, uint64(len(batch))+1)
 		if err != nil {
 			return err
 		}
@@ -125,7 +140,7 @@ func (s *Store) positions(ctx context.Context, stream string, expected uint64, b
 		for i := 0; ; i++ {
 			ev, err := rs.Recv()
 			if isEOF(err) {
-				if i != len(batch) {
+				if i < len(batch) {
 					return fmt.Errorf("read %d of the %d events appended", i, len(batch))
 				}
 				return nil
@@ -134,14 +149,18 @@ func (s *Store) positions(ctx context.Context, stream string, expected uint64, b
 				return err
 			}
 			e := ev.OriginalEvent()
-			if i >= len(batch) || e.EventID != batch[i].EventID || e.EventNumber != expected+uint64(i) {
+			if i == len(batch) {
+				atTail = false
+				return nil
+			}
+			if e.EventID != batch[i].EventID || e.EventNumber != expected+uint64(i) {
 				return fmt.Errorf("revision %d holds event %s, not the appended one", e.EventNumber, e.EventID)
 			}
 			positions = append(positions, e.Position.Commit)
 		}
 	})
 	if err != nil {
-		return nil, err // positions may still be written by an abandoned call
+		return nil, false, err // positions and atTail may still be written by an abandoned call
 	}
-	return positions, nil
+	return positions, atTail, nil
 }

@@ -78,6 +78,13 @@ func isNotFound(err error) bool {
 	return ok && code == esdb.ErrorCodeResourceNotFound
 }
 
+// isStreamDeleted reports the server's answer to a read of, or an append
+// to, a hard-deleted stream.
+func isStreamDeleted(err error) bool {
+	code, ok := esdbCode(err)
+	return ok && code == esdb.ErrorCodeStreamDeleted
+}
+
 func isEOF(err error) bool { return errors.Is(err, io.EOF) }
 
 // failed turns the error of operation op into the port's terms: an error

@@ -17,7 +17,7 @@ const readAll = math.MaxInt64
 
 // ReadStream returns the events of stream with Version >= from (0 or 1:
 // all), oldest first. A stream the server does not find (never written, or
-// deleted) returns an error wrapping events.ErrStreamNotFound; a stream that
+// deleted, softly or hard) returns an error wrapping events.ErrStreamNotFound; a stream that
 // exists but has nothing from there returns no events and no error.
 func (s *Store) ReadStream(ctx context.Context, stream string, from uint64) ([]events.Recorded, error) {
 	return s.readStream(ctx, stream, from, readAll)
@@ -63,7 +63,7 @@ func (s *Store) readStream(ctx context.Context, stream string, from, count uint6
 			out = append(out, r)
 		}
 	})
-	if isNotFound(err) {
+	if isNotFound(err) || isStreamDeleted(err) {
 		return nil, fmt.Errorf("esdbstore: stream %s: %w", stream, events.ErrStreamNotFound)
 	}
 	if err != nil {

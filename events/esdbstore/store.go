@@ -48,10 +48,13 @@ const (
 type Options struct {
 	// StreamPrefix selects this service's streams in $all: ReadAll, Head
 	// and Follow see only events of streams whose name starts with it.
-	// Default events.StreamPrefix ("icp-").
+	// Default events.StreamPrefix ("icp-"). It may not start with "$" (the
+	// server's streams), nor be such that a snapshot stream's name
+	// (SnapshotStreamPrefix + a stream's name) could start with it.
 	StreamPrefix string
 	// Logger receives the client library's log lines (its errors and
-	// warnings at Warn, the rest at Debug); nil discards them.
+	// warnings at Warn, the rest at Debug) and, at Warn, the snapshots
+	// AppendWithSnapshot could not write; nil discards them.
 	Logger *slog.Logger
 	// ResubscribeMin and ResubscribeMax bound the exponential backoff
 	// between Follow's attempts to resubscribe after its subscription
@@ -65,6 +68,9 @@ func (o Options) Validate() error {
 	var errs []error
 	if strings.HasPrefix(o.StreamPrefix, "$") {
 		errs = append(errs, fmt.Errorf("StreamPrefix %q names system streams", o.StreamPrefix))
+	}
+	if p := o.StreamPrefix; p != "" && (strings.HasPrefix(SnapshotStreamPrefix, p) || strings.HasPrefix(p, SnapshotStreamPrefix)) {
+		errs = append(errs, fmt.Errorf("StreamPrefix %q would select the snapshot streams (%q...)", p, SnapshotStreamPrefix))
 	}
 	if o.ResubscribeMin < 0 || o.ResubscribeMax < 0 {
 		errs = append(errs, errors.New("ResubscribeMin and ResubscribeMax must be >= 0 (0: default)"))

@@ -25,7 +25,9 @@ import (
 	"github.com/icpservice/icp/events"
 )
 
-// Run runs every conformance test against the adapter that open returns.
+// Run runs every conformance test against the adapter that open returns;
+// the Snapshots tests run when it implements events.Snapshotter, and say
+// they were skipped when it does not.
 //
 // open is called once per subtest and must return a ready store; it should
 // register the store's Close with t.Cleanup. The suite closes some stores
@@ -46,6 +48,7 @@ func Run(t *testing.T, open func(t *testing.T) events.Store) {
 	t.Run("Follow", func(t *testing.T) { runFollow(t, open) })
 	t.Run("Concurrency", func(t *testing.T) { runConcurrency(t, open) })
 	t.Run("Lifecycle", func(t *testing.T) { runLifecycle(t, open) })
+	t.Run("Snapshots", func(t *testing.T) { runSnapshots(t, open) })
 }
 
 // waitLimit bounds every wait of the suite for something asynchronous.

@@ -1,8 +1,10 @@
 package esdbtest
 
 import (
+	"encoding/json"
 	"math"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,13 +28,53 @@ type record struct {
 // streamLog is one stream: recs[r] is the event at revision r.
 type streamLog struct {
 	recs []*record
-	// truncateBefore hides revisions below it from reads (soft delete).
-	truncateBefore uint64
+	// tombstoned: hard-deleted, no read finds the stream again.
+	tombstoned bool
 }
 
-// visible reports whether a read of the stream finds any event.
-func (s *streamLog) visible() bool {
-	return s != nil && uint64(len(s.recs)) > s.truncateBefore
+// streamMeta is what the server reads of a stream's metadata: the data of
+// the last $metadata event of "$$<stream>".
+type streamMeta struct {
+	maxCount uint64 // 0: no $maxCount
+	tb       uint64 // $tb, truncate before
+}
+
+// metastreamPrefix starts the name of a stream's metadata stream.
+const metastreamPrefix = "$$"
+
+// parseMeta reads the members of stream metadata the server models.
+//
+// Rule: a stream's metadata is the whole of its metadata stream's last
+// $metadata event: a new one replaces the previous one rather than merging
+// with it. $maxCount must be a positive integer and $tb a non-negative
+// one; metadata that is not a JSON object sets nothing.
+func parseMeta(data []byte) streamMeta {
+	var m struct {
+		MaxCount *int64 `json:"$maxCount"`
+		TB       *int64 `json:"$tb"`
+	}
+	if json.Unmarshal(data, &m) != nil {
+		return streamMeta{}
+	}
+	var out streamMeta
+	if m.MaxCount != nil && *m.MaxCount > 0 {
+		out.maxCount = uint64(*m.MaxCount)
+	}
+	if m.TB != nil && *m.TB > 0 {
+		out.tb = uint64(*m.TB)
+	}
+	return out
+}
+
+// json encodes m as a client would write it.
+func (m streamMeta) json() []byte {
+	b := []byte(`{"$tb":`)
+	b = strconv.AppendUint(b, m.tb, 10)
+	if m.maxCount > 0 {
+		b = append(b, `,"$maxCount":`...)
+		b = strconv.AppendUint(b, m.maxCount, 10)
+	}
+	return append(b, '}')
 }
 
 // expectation is an append's expected stream state.
@@ -68,6 +110,8 @@ type appendOutcome struct {
 	// wrong expected version: current revision, or hasCurrent false for no stream
 	current    uint64
 	hasCurrent bool
+	// deleted: the stream is hard-deleted, nothing can be appended
+	deleted bool
 }
 
 // memlog is the server's store: the global log in commit order and an index
@@ -76,8 +120,9 @@ type memlog struct {
 	mu      sync.Mutex
 	all     []*record
 	streams map[string]*streamLog
-	next    uint64        // position of the next record
-	wake    chan struct{} // closed and replaced at every commit
+	meta    map[string]streamMeta // by stream, from its metadata stream
+	next    uint64                // position of the next record
+	wake    chan struct{}         // closed and replaced at every commit
 	now     func() time.Time
 }
 
@@ -88,6 +133,7 @@ const firstPosition = 1024
 func newMemlog() *memlog {
 	return &memlog{
 		streams: make(map[string]*streamLog),
+		meta:    make(map[string]streamMeta),
 		next:    firstPosition,
 		wake:    make(chan struct{}),
 		now:     time.Now,
@@ -98,7 +144,16 @@ func newMemlog() *memlog {
 func (l *memlog) append(stream string, exp expectation, evs []proposed) appendOutcome {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.appendLocked(stream, exp, evs)
+}
+
+func (l *memlog) appendLocked(stream string, exp expectation, evs []proposed) appendOutcome {
 	st := l.streams[stream]
+	if st != nil && st.tombstoned {
+		// Rule: a hard-deleted stream refuses every append, whatever the
+		// expected revision.
+		return appendOutcome{deleted: true}
+	}
 	current := int64(-1) // -1: no stream
 	if st != nil {
 		// Rule: a soft-deleted stream keeps its revision; an append
@@ -156,6 +211,9 @@ func (l *memlog) append(stream string, exp expectation, evs []proposed) appendOu
 		l.next += uint64(64 + len(stream) + len(e.eventType) + len(e.data) + len(e.meta))
 		st.recs = append(st.recs, last)
 		l.all = append(l.all, last)
+		if target, ok := strings.CutPrefix(stream, metastreamPrefix); ok && e.eventType == "$metadata" {
+			l.meta[target] = parseMeta(e.data)
+		}
 	}
 	close(l.wake)
 	l.wake = make(chan struct{})
@@ -172,24 +230,23 @@ func (l *memlog) isRetry(st *streamLog, want int64, evs []proposed) bool {
 	return true
 }
 
-// softDelete hides every current event of stream from stream reads and
-// records the new truncate-before in the stream's metadata stream, as the
-// server does. It reports false when the stream has no visible events.
+// softDelete hides every current event of stream from stream reads by
+// setting its truncate-before in the stream's metadata stream, as the server
+// does, keeping the rest of its metadata. It reports false when the stream
+// has no visible events.
 func (l *memlog) softDelete(stream string) bool {
 	l.mu.Lock()
-	st := l.streams[stream]
-	if !st.visible() {
-		l.mu.Unlock()
+	defer l.mu.Unlock()
+	_, hi, ok := l.windowLocked(stream)
+	if !ok {
 		return false
 	}
-	st.truncateBefore = uint64(len(st.recs))
-	tb := st.truncateBefore
-	l.mu.Unlock()
+	m := l.meta[stream]
+	m.tb = hi
 	// Rule: deleting a stream writes a $metadata event to "$$<stream>",
 	// which $all shows like any other event.
-	meta := []byte(`{"$tb":` + strconv.FormatUint(tb, 10) + `}`)
-	l.append("$$"+stream, expectation{kind: expAny}, []proposed{{
-		id: uuid.New(), eventType: "$metadata", contentType: "application/json", data: meta,
+	l.appendLocked(metastreamPrefix+stream, expectation{kind: expAny}, []proposed{{
+		id: uuid.New(), eventType: "$metadata", contentType: "application/json", data: m.json(),
 	}})
 	return true
 }
@@ -201,11 +258,11 @@ func (l *memlog) softDelete(stream string) bool {
 func (l *memlog) hardDelete(stream string) (uint64, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	st := l.streams[stream]
-	if !st.visible() {
+	if _, _, ok := l.windowLocked(stream); !ok {
 		return 0, false
 	}
-	st.truncateBefore = math.MaxUint64
+	st := l.streams[stream]
+	st.tombstoned = true
 	rec := &record{
 		id: uuid.New(), stream: stream, revision: math.MaxInt64, position: l.next,
 		eventType: "$streamDeleted", contentType: "application/octet-stream",
@@ -218,17 +275,46 @@ func (l *memlog) hardDelete(stream string) (uint64, bool) {
 	return rec.position, true
 }
 
+// windowLocked returns the revisions of stream a read sees, [lo, hi), and
+// false when a read finds no stream (missing, deleted, or with nothing
+// visible).
+//
+// Rule: a stream's $tb hides the revisions below it, and its $maxCount all
+// but its last $maxCount events, from stream reads at once (scavenging
+// removes them from the log later; $all still shows them until then). A
+// metadata stream keeps only its last event unless told otherwise.
+func (l *memlog) windowLocked(stream string) (lo, hi uint64, ok bool) {
+	st := l.streams[stream]
+	if st == nil || st.tombstoned {
+		return 0, 0, false
+	}
+	m := l.meta[stream]
+	if m.maxCount == 0 && strings.HasPrefix(stream, metastreamPrefix) {
+		m.maxCount = 1
+	}
+	hi = uint64(len(st.recs))
+	lo = m.tb
+	if m.maxCount > 0 && hi > m.maxCount {
+		lo = max(lo, hi-m.maxCount)
+	}
+	return lo, hi, lo < hi
+}
+
 // readStream returns up to count visible events of stream, from revision
 // from (fromEnd: the last) in the given direction. found is false when a
-// read finds no stream (missing or soft-deleted with nothing after).
-func (l *memlog) readStream(stream string, from uint64, fromEnd, backwards bool, count uint64) (recs []*record, found bool) {
+// read finds no stream (see windowLocked); deleted is true when the stream
+// is hard-deleted.
+func (l *memlog) readStream(stream string, from uint64, fromEnd, backwards bool, count uint64) (recs []*record, found, deleted bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	st := l.streams[stream]
-	if !st.visible() {
-		return nil, false
+	if st := l.streams[stream]; st != nil && st.tombstoned {
+		return nil, false, true
 	}
-	lo, hi := st.truncateBefore, uint64(len(st.recs)) // visible: [lo, hi)
+	lo, hi, ok := l.windowLocked(stream)
+	if !ok {
+		return nil, false, false
+	}
+	st := l.streams[stream]
 	if !backwards {
 		start := max(from, lo)
 		if fromEnd {
@@ -237,19 +323,19 @@ func (l *memlog) readStream(stream string, from uint64, fromEnd, backwards bool,
 		for r := start; r < hi && uint64(len(recs)) < count; r++ {
 			recs = append(recs, st.recs[r])
 		}
-		return recs, true
+		return recs, true, false
 	}
 	start := hi - 1
 	if !fromEnd {
 		if from < lo {
-			return nil, true
+			return nil, true, false
 		}
 		start = min(from, hi-1)
 	}
 	for r := int64(start); r >= int64(lo) && uint64(len(recs)) < count; r-- {
 		recs = append(recs, st.recs[r])
 	}
-	return recs, true
+	return recs, true, false
 }
 
 // since returns the records at index >= i of the global log and the channel

@@ -12,8 +12,11 @@
 // It does not model: the server's own system events in $all (only those that
 // DeleteStream writes), real log positions and checkpoint timing, ACLs and
 // authentication, TLS, clusters and gossip, persistent subscriptions,
-// projections, links, stream metadata other than deletes, the append size
-// limit, scavenging, or idempotency for the Any expected state.
+// projections, links, stream metadata other than $maxCount and $tb, the
+// append size limit, scavenging, or idempotency for the Any expected state.
+//
+// EventsServed counts the events it sent to clients, so that a test can
+// show how much an operation read.
 package esdbtest
 
 import (
@@ -51,6 +54,10 @@ type Server struct {
 	closed  bool
 	subs    map[*subscription]struct{}
 	serving sync.WaitGroup
+
+	servedMu    sync.Mutex
+	served      map[string]uint64 // events sent to clients, by stream
+	servedTotal uint64
 }
 
 // Start starts a server for the test and stops it when the test ends.
@@ -70,7 +77,7 @@ func New() (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
-	s := &Server{log: newMemlog(), addr: lis.Addr().String(), subs: make(map[*subscription]struct{})}
+	s := &Server{log: newMemlog(), addr: lis.Addr().String(), subs: make(map[*subscription]struct{}), served: make(map[string]uint64)}
 	s.serve(lis)
 	return s, nil
 }
@@ -214,6 +221,35 @@ func (s *Server) HardDeleteStream(stream string) (uint64, error) {
 	return pos, nil
 }
 
+// EventsServed returns how many events of stream the server has sent to
+// clients so far, by stream reads, reads of $all and subscriptions alike: a
+// test's measure of what an operation read.
+func (s *Server) EventsServed(stream string) uint64 {
+	s.servedMu.Lock()
+	defer s.servedMu.Unlock()
+	return s.served[stream]
+}
+
+// EventsServedTotal returns how many events of any stream the server has
+// sent to clients so far (see EventsServed).
+func (s *Server) EventsServedTotal() uint64 {
+	s.servedMu.Lock()
+	defer s.servedMu.Unlock()
+	return s.servedTotal
+}
+
+// sendEvent sends r to a read or subscription and counts it as served.
+func (s *Server) sendEvent(srv api.Streams_ReadServer, enc encoder, r *record) error {
+	if err := srv.Send(enc.event(r)); err != nil {
+		return err
+	}
+	s.servedMu.Lock()
+	s.served[r.stream]++
+	s.servedTotal++
+	s.servedMu.Unlock()
+	return nil
+}
+
 // subscription is an active subscription's handle for DropSubscriptions.
 type subscription struct {
 	once sync.Once
@@ -293,7 +329,7 @@ func (s *Server) subscribeAll(o *api.ReadReq_Options_AllOptions, f *filter, enc 
 			next++
 			searched = r.position
 			if f.match(r) {
-				if err := srv.Send(enc.event(r)); err != nil {
+				if err := s.sendEvent(srv, enc, r); err != nil {
 					return err
 				}
 			}

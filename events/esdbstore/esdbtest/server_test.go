@@ -242,3 +242,159 @@ func TestDropSubscriptionsEndsThemWithAnError(t *testing.T) {
 		t.Fatalf("after a drop: %+v, want the subscription dropped with an error", ev)
 	}
 }
+
+func readBackwards(t *testing.T, c *esdb.Client, stream string, count uint64) []*esdb.RecordedEvent {
+	t.Helper()
+	rs, err := c.ReadStream(ctx(t), stream, esdb.ReadStreamOptions{Direction: esdb.Backwards, From: esdb.End{}}, count)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	var out []*esdb.RecordedEvent
+	for {
+		ev, err := rs.Recv()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("read %s backwards: %v", stream, err)
+		}
+		out = append(out, ev.Event)
+	}
+}
+
+func revisions(evs []*esdb.RecordedEvent) []uint64 {
+	out := make([]uint64, len(evs))
+	for i, e := range evs {
+		out[i] = e.EventNumber
+	}
+	return out
+}
+
+func TestMaxCountLeavesOnlyTheLastEventsToStreamReads(t *testing.T) {
+	srv := esdbtest.Start(t)
+	c := client(t, srv)
+	appendTo(t, c, "s-1", esdb.NoStream{}, event("A"), event("B"), event("C"))
+	var md esdb.StreamMetadata
+	md.SetMaxCount(2)
+	if _, err := c.SetStreamMetadata(ctx(t), "s-1", esdb.AppendToStreamOptions{}, md); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.GetStreamMetadata(ctx(t), "s-1", esdb.ReadStreamOptions{})
+	if err != nil || got.MaxCount() == nil || *got.MaxCount() != 2 {
+		t.Fatalf("metadata read back: %+v %v, want $maxCount 2", got, err)
+	}
+	recs, err := readStream(t, c, "s-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := revisions(recs); len(r) != 2 || r[0] != 1 || r[1] != 2 {
+		t.Fatalf("forward read sees revisions %v, want [1 2]", r)
+	}
+	appendTo(t, c, "s-1", esdb.Revision(2), event("D"))
+	if r := revisions(readBackwards(t, c, "s-1", 10)); len(r) != 2 || r[0] != 3 || r[1] != 2 {
+		t.Fatalf("backward read sees revisions %v, want [3 2]", r)
+	}
+	if r := revisions(readBackwards(t, c, "s-1", 1)); len(r) != 1 || r[0] != 3 {
+		t.Fatalf("backward read of 1 sees revisions %v, want [3]", r)
+	}
+	// $all still holds every event (until a scavenge, not modelled).
+	rs, err := c.ReadAll(ctx(t), esdb.ReadAllOptions{}, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	n := 0
+	for {
+		ev, err := rs.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Event.StreamID == "s-1" {
+			n++
+		}
+	}
+	if n != 4 {
+		t.Fatalf("$all holds %d events of s-1, want 4", n)
+	}
+}
+
+func TestNewMetadataReplacesTheOldAndASoftDeleteKeepsMaxCount(t *testing.T) {
+	srv := esdbtest.Start(t)
+	c := client(t, srv)
+	appendTo(t, c, "s-1", esdb.NoStream{}, event("A"), event("B"), event("C"))
+	var md esdb.StreamMetadata
+	md.SetMaxCount(1)
+	if _, err := c.SetStreamMetadata(ctx(t), "s-1", esdb.AppendToStreamOptions{}, md); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.DeleteStream("s-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readStream(t, c, "s-1"); !isNotFound(err) {
+		t.Fatalf("read of a soft-deleted stream: %v, want not found", err)
+	}
+	appendTo(t, c, "s-1", esdb.Revision(2), event("D"), event("E"))
+	if r := revisions(readBackwards(t, c, "s-1", 10)); len(r) != 1 || r[0] != 4 {
+		t.Fatalf("after the delete and two appends reads see %v, want [4] ($maxCount 1 kept)", r)
+	}
+	// Metadata without $maxCount replaces it: every event since $tb shows.
+	var tb esdb.StreamMetadata
+	tb.SetTruncateBefore(3)
+	if _, err := c.SetStreamMetadata(ctx(t), "s-1", esdb.AppendToStreamOptions{}, tb); err != nil {
+		t.Fatal(err)
+	}
+	if r := revisions(readBackwards(t, c, "s-1", 10)); len(r) != 2 || r[0] != 4 || r[1] != 3 {
+		t.Fatalf("with $tb 3 alone reads see %v, want [4 3]", r)
+	}
+	// A metadata stream shows its last event only.
+	if r := revisions(readBackwards(t, c, "$$s-1", 10)); len(r) != 1 {
+		t.Fatalf("the metadata stream shows revisions %v, want its last one", r)
+	}
+}
+
+func TestEventsServedCountsEveryEventSentToClients(t *testing.T) {
+	srv := esdbtest.Start(t)
+	c := client(t, srv)
+	appendTo(t, c, "s-1", esdb.NoStream{}, event("A"), event("B"), event("C"))
+	appendTo(t, c, "s-2", esdb.NoStream{}, event("A"))
+	if n := srv.EventsServedTotal(); n != 0 {
+		t.Fatalf("%d events served before any read", n)
+	}
+	readBackwards(t, c, "s-1", 2)
+	if n, total := srv.EventsServed("s-1"), srv.EventsServedTotal(); n != 2 || total != 2 {
+		t.Fatalf("after reading 2 events of s-1: %d served of s-1, %d in all; want 2 and 2", n, total)
+	}
+	if _, err := readStream(t, c, "s-2"); err != nil {
+		t.Fatal(err)
+	}
+	if n, total := srv.EventsServed("s-2"), srv.EventsServedTotal(); n != 1 || total != 3 {
+		t.Fatalf("after reading s-2: %d served of s-2, %d in all; want 1 and 3", n, total)
+	}
+}
+
+func isNotFound(err error) bool {
+	var e *esdb.Error
+	return errors.As(err, &e) && e.Code() == esdb.ErrorCodeResourceNotFound
+}
+
+func TestAHardDeletedStreamRefusesAppendsAndReads(t *testing.T) {
+	srv := esdbtest.Start(t)
+	c := client(t, srv)
+	appendTo(t, c, "s-1", esdb.NoStream{}, event("A"))
+	if _, err := srv.HardDeleteStream("s-1"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.AppendToStream(ctx(t), "s-1", esdb.AppendToStreamOptions{ExpectedRevision: esdb.Any{}}, event("B"))
+	var e *esdb.Error
+	if !errors.As(err, &e) || e.Code() != esdb.ErrorCodeStreamDeleted {
+		t.Fatalf("append to a hard-deleted stream: %v, want ErrorCodeStreamDeleted", err)
+	}
+	_, err = readStream(t, c, "s-1")
+	if !errors.As(err, &e) || e.Code() != esdb.ErrorCodeStreamDeleted {
+		t.Fatalf("read of a hard-deleted stream: %v, want ErrorCodeStreamDeleted", err)
+	}
+}

@@ -10,7 +10,9 @@ import (
 	"strings"
 
 	"github.com/google/uuid"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/protos/shared"
@@ -91,7 +93,23 @@ func (s *streamsService) Append(stream api.Streams_AppendServer) error {
 		return status.Error(codes.InvalidArgument, "an append needs at least one event")
 	}
 	out := s.srv.log.append(name, exp, evs)
+	if out.deleted {
+		// Rule: an append to a hard-deleted stream fails (see
+		// streamDeleted).
+		return streamDeleted(stream, name)
+	}
 	return stream.SendAndClose(appendResponse(out, exp))
+}
+
+// streamDeleted is the server's answer to an append to, or a read of, a
+// hard-deleted stream.
+//
+// Rule: it is the gRPC status FailedPrecondition with the trailers
+// "exception: stream-deleted" and "stream-name", which the client turns into
+// ErrorCodeStreamDeleted (not a stream_not_found read message).
+func streamDeleted(call grpc.ServerStream, name string) error {
+	call.SetTrailer(metadata.Pairs("exception", "stream-deleted", "stream-name", name))
+	return status.Errorf(codes.FailedPrecondition, "Event stream '%s' is deleted.", name)
 }
 
 // appendResponse encodes an append's outcome.
@@ -187,7 +205,10 @@ func (s *streamsService) readStream(o *api.ReadReq_Options_StreamOptions, backwa
 	default:
 		return status.Error(codes.InvalidArgument, "stream read without a revision option")
 	}
-	recs, found := s.srv.log.readStream(name, from, fromEnd, backwards, count)
+	recs, found, deleted := s.srv.log.readStream(name, from, fromEnd, backwards, count)
+	if deleted {
+		return streamDeleted(srv, name)
+	}
 	if !found {
 		// Rule: a missing stream is answered with a stream_not_found read
 		// message, not with a gRPC error.
@@ -196,7 +217,7 @@ func (s *streamsService) readStream(o *api.ReadReq_Options_StreamOptions, backwa
 		}}})
 	}
 	for _, r := range recs {
-		if err := srv.Send(enc.event(r)); err != nil {
+		if err := s.srv.sendEvent(srv, enc, r); err != nil {
 			return err
 		}
 	}
@@ -241,7 +262,7 @@ func (s *streamsService) readAll(o *api.ReadReq_Options_AllOptions, backwards bo
 		if !f.match(r) {
 			continue
 		}
-		if err := srv.Send(enc.event(r)); err != nil {
+		if err := s.srv.sendEvent(srv, enc, r); err != nil {
 			return err
 		}
 		sent++
