@@ -3,6 +3,7 @@ package consumer
 import (
 	"fmt"
 
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 )
 
@@ -67,11 +68,11 @@ func (d decoder) decode(rec events.Recorded) (any, error) {
 func checkPayloadID(rec events.Recorded, payload any) error {
 	var id string
 	switch p := payload.(type) {
-	case events.ICPCreatedV1:
+	case domain.ICPCreatedV1:
 		id = p.ICP.ID
-	case events.ICPUpdatedV1:
+	case domain.ICPUpdatedV1:
 		id = p.ID
-	case events.ICPDeletedV1:
+	case domain.ICPDeletedV1:
 		id = p.ID
 	}
 	if id != rec.ICPID() {

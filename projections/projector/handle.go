@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/platform/telemetry"
 )
@@ -170,11 +171,11 @@ func (p *Projector) ackOrLog(err error) {
 func checkPayloadID(rec events.Recorded, payload any) error {
 	var id string
 	switch pl := payload.(type) {
-	case events.ICPCreatedV1:
+	case domain.ICPCreatedV1:
 		id = pl.ICP.ID
-	case events.ICPUpdatedV1:
+	case domain.ICPUpdatedV1:
 		id = pl.ID
-	case events.ICPDeletedV1:
+	case domain.ICPDeletedV1:
 		id = pl.ID
 	}
 	if id != rec.ICPID() {
