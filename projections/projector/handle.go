@@ -169,16 +169,7 @@ func (p *Projector) ackOrLog(err error) {
 // checkPayloadID refuses a payload that names another ICP than the stream it
 // was recorded in: folding it would write one ICP's data under another's id.
 func checkPayloadID(rec events.Recorded, payload any) error {
-	var id string
-	switch pl := payload.(type) {
-	case domain.ICPCreatedV1:
-		id = pl.ICP.ID
-	case domain.ICPUpdatedV1:
-		id = pl.ID
-	case domain.ICPDeletedV1:
-		id = pl.ID
-	}
-	if id != rec.ICPID() {
+	if id := domain.ICPIDOf(payload); id != rec.ICPID() {
 		return fmt.Errorf("%w: payload id %q in stream %s", events.ErrCorrupt, id, rec.StreamID)
 	}
 	return nil

@@ -56,16 +56,7 @@ func decode(r *events.Recorded) decoded {
 		d.err = err
 		return d
 	}
-	var named string
-	switch pl := p.(type) {
-	case domain.ICPCreatedV1:
-		named = pl.ICP.ID
-	case domain.ICPUpdatedV1:
-		named = pl.ID
-	case domain.ICPDeletedV1:
-		named = pl.ID
-	}
-	if named != d.id {
+	if named := domain.ICPIDOf(p); named != d.id {
 		d.err = fmt.Errorf("%w: payload id %q in stream %s", events.ErrCorrupt, named, r.StreamID)
 		return d
 	}
