@@ -1,7 +1,7 @@
-// Package commands is the write side: the commands a client can send, their
-// validation, the decisions that turn a command and an ICP's current state
-// into events, and the Handler that loads a stream, decides and appends with
-// an expected version.
+// Package commands is the write side: the validation that turns a request
+// body into a domain command, and the Handler that loads a stream, decides
+// with the domain's pure decisions (domain.DecideCreate, ...) and appends
+// with an expected version.
 package commands
 
 import (

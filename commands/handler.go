@@ -15,7 +15,7 @@ import (
 )
 
 // Handler executes commands: it loads an ICP's stream, decides with the pure
-// Decide* functions, and appends the resulting events with the stream's
+// domain.Decide* functions, and appends the resulting events with the stream's
 // version as the expected version, so two concurrent commands on one ICP never
 // both succeed on the same version. Safe for concurrent use.
 type Handler struct {

@@ -61,3 +61,24 @@ func TestDecideUpdateWithNothingToChangeRecordsNothing(t *testing.T) {
 		t.Fatalf("ok %v err %v, want no event and no error", ok, err)
 	}
 }
+
+// Free-form JSON compares as the exact text accepted: the same filter sent
+// again records nothing, and one that differs only in how a character is
+// escaped is a change, since events and reads keep the text as sent.
+func TestDecideUpdateComparesFreeFormJSONAsStored(t *testing.T) {
+	s := live("org_1", "user_m")
+	s.ICP.LeadProviderCriteria = []LeadProviderCriterion{{Provider: "baseProvider", Filters: []byte(`{"q":"<b>"}`)}}
+	m := Actor{UserID: "user_m", Tenant: "org_1"}
+	same := UpdateICP{Changes: ICPChanges{LeadProviderCriteria: Some([]LeadProviderCriterion{{Provider: "baseProvider", Filters: []byte(`{"q":"<b>"}`)}})}}
+	if _, ok, err := DecideUpdate(s, m, same, nil, fixedNow); err != nil || ok {
+		t.Fatalf("the same filters: ok %v err %v, want no event", ok, err)
+	}
+	escaped := UpdateICP{Changes: ICPChanges{LeadProviderCriteria: Some([]LeadProviderCriterion{{Provider: "baseProvider", Filters: []byte(`{"q":"\u003cb>"}`)}})}}
+	ev, ok, err := DecideUpdate(s, m, escaped, nil, fixedNow)
+	if err != nil || !ok || !ev.Changes.LeadProviderCriteria.Set {
+		t.Fatalf("filters written otherwise: ok %v err %v changes %+v, want a change", ok, err, ev.Changes)
+	}
+	if s.ICP.LeadProviderCriteria[0].Provider != "baseProvider" || s.Version != 3 {
+		t.Fatal("the decision changed the state it decided on")
+	}
+}

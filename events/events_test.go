@@ -148,28 +148,7 @@ func TestBusHeadersRoundTrip(t *testing.T) {
 	}
 }
 
-func TestOptKeepsAbsentNullAndValueApart(t *testing.T) {
-	var c domain.CRMFilters
-	if err := json.Unmarshal([]byte(`{"textSearch":null,"provider":"bullhorn"}`), &c); err != nil {
-		t.Fatal(err)
-	}
-	out, _ := events.MarshalJSON(c)
-	if string(out) != `{"provider":"bullhorn","textSearch":null}` {
-		t.Fatalf("absent keys must stay absent, null must stay null: %s", out)
-	}
-}
-
-func TestTimeNormalisesToUTCMilliseconds(t *testing.T) {
-	tm, err := domain.ParseTime("2024-01-15T12:30:00.123456+02:00")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tm.String() != "2024-01-15T10:30:00.123Z" {
-		t.Fatalf("got %s", tm)
-	}
-	if _, err := domain.ParseTime("15/01/2024"); err == nil {
-		t.Fatal("a non RFC 3339 time was accepted")
-	}
+func TestICPIDFromStreamTakesOnlyICPStreams(t *testing.T) {
 	if id, ok := events.ICPIDFromStream("icp-abc"); !ok || id != "abc" {
 		t.Fatal("ICPIDFromStream")
 	}
