@@ -158,9 +158,10 @@ func (h *Handler) Create(ctx context.Context, a domain.Actor, cmd domain.CreateI
 // version the precondition matched is gone, so the answer is
 // domain.ErrPreconditionFailed at once.
 //
-// Errors: domain.ErrNotFound, domain.ErrForbidden, domain.ErrPreconditionFailed, domain.ErrConflict
-// (still conflicting after the retries; nothing recorded), or an error
-// wrapping events.ErrUnavailable. On success the event is durable.
+// Errors: domain.ErrNotFound, domain.ErrForbidden,
+// domain.ErrPreconditionFailed, domain.ErrConflict (still conflicting after
+// the retries; nothing recorded), or an error wrapping
+// events.ErrUnavailable. On success the event is durable.
 func (h *Handler) Update(ctx context.Context, a domain.Actor, id string, cmd domain.UpdateICP, ifMatch []uint64, meta RequestMeta) (Result, error) {
 	return h.run(ctx, id, false, h.loadState, conflictUnder(ifMatch), h.metadata(a, meta), func(cur *current) (decision, error) {
 		s := cur.state

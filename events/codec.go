@@ -26,7 +26,7 @@ var CurrentSchema = map[string]int{
 }
 
 // Encode builds a Proposed event of the current schema version for payload,
-// which must be one of the ICP*V1 payload types.
+// which must be one of the domain.ICP*V1 payload types.
 func Encode(id string, payload any, meta Metadata) (Proposed, error) {
 	var typ string
 	switch payload.(type) {
@@ -70,7 +70,7 @@ func EncodeCreated(id string, p domain.ICPCreatedV1, meta Metadata) (ev Proposed
 		data[len(open):end:end], nil
 }
 
-// Decode returns the event's payload as ICPCreatedV1, ICPUpdatedV1 or
+// Decode returns the event's payload as domain.ICPCreatedV1, ICPUpdatedV1 or
 // ICPDeletedV1. Errors wrap ErrUnknownVersion (retry later) or ErrCorrupt
 // (dead-letter), so callers can tell the two apart with errors.Is.
 func Decode(typ string, schemaVersion int, data []byte) (any, error) {
