@@ -15,6 +15,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/esdbstore"
 	"github.com/icpservice/icp/events/esdbstore/esdbtest"
@@ -87,7 +88,7 @@ func runOn(t *testing.T, e engines) {
 		if err != nil {
 			t.Fatalf("EventStoreDB stream of %s: %v", id, err)
 		}
-		var state *events.State
+		var state *domain.State
 		for _, r := range recs {
 			if state, err = events.EvolveRecorded(state, r); err != nil {
 				t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"github.com/icpservice/icp/api"
 	"github.com/icpservice/icp/api/auth"
 	"github.com/icpservice/icp/commands"
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/sqlitestore"
 	"github.com/icpservice/icp/projections"
@@ -105,7 +106,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 func startProjecting(t *testing.T, st events.Store, rm projections.ReadModel) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	states := map[string]*events.State{}
+	states := map[string]*domain.State{}
 	go func() {
 		done <- st.Follow(ctx, 0, 256, func(batch []events.Recorded) error {
 			views := make([]projections.View, 0, len(batch))

@@ -12,6 +12,7 @@ import (
 
 	"github.com/icpservice/icp/api/auth"
 	"github.com/icpservice/icp/commands"
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/platform/telemetry"
 	"github.com/icpservice/icp/projections"
@@ -90,15 +91,15 @@ func (a *api) errorFor(log *slog.Logger, err error, id string) *Error {
 		return badRequest(ve.Message, ve.Details...)
 	case errors.As(err, &tl):
 		return &Error{Status: http.StatusRequestEntityTooLarge, Code: CodePayloadTooLarge, Message: tl.Error() + ": make the ICP smaller"}
-	case errors.Is(err, commands.ErrNotFound), errors.Is(err, projections.ErrNotFound):
+	case errors.Is(err, domain.ErrNotFound), errors.Is(err, projections.ErrNotFound):
 		return notFound(id)
-	case errors.Is(err, commands.ErrForbidden):
+	case errors.Is(err, domain.ErrForbidden):
 		return &Error{Status: http.StatusForbidden, Code: CodeForbidden, Message: "you do not have access to this ICP"}
 	case errors.Is(err, commands.ErrIdempotencyKeyReused):
 		return &Error{Status: http.StatusConflict, Code: CodeIdempotencyKeyReused, Message: commands.ErrIdempotencyKeyReused.Error()}
-	case errors.Is(err, commands.ErrConflict):
-		return &Error{Status: http.StatusConflict, Code: CodeConflict, Message: commands.ErrConflict.Error()}
-	case errors.Is(err, commands.ErrPreconditionFailed):
+	case errors.Is(err, domain.ErrConflict):
+		return &Error{Status: http.StatusConflict, Code: CodeConflict, Message: domain.ErrConflict.Error()}
+	case errors.Is(err, domain.ErrPreconditionFailed):
 		return &Error{Status: http.StatusPreconditionFailed, Code: CodePreconditionFailed, Message: "If-Match does not match the ICP's current version"}
 	case errors.Is(err, auth.ErrUnauthorized):
 		return &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: err.Error(), Challenge: `Bearer error="invalid_token"`}

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 
-	"github.com/icpservice/icp/api/auth"
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/projections"
 )
@@ -20,13 +20,13 @@ import (
 // store holds it, from which access is decided. A store that cannot answer
 // makes the read 503: access cannot be told.
 
-// fresh returns, of one chunk of a list's views (all of tenant p.Tenant(),
-// listing p among their members, as the read model holds them), the ICPs p
-// may still see, in the same order: each view the store holds at its version
-// as it is, each stale one as the store holds it now, without those deleted
-// or no longer listing p since. The list handler calls it once per chunk of
+// fresh returns, of one chunk of a list's views (all of tenant actor.Tenant,
+// listing actor among their members, as the read model holds them), the ICPs
+// still in actor's list (domain.InList), in the same order: each view the
+// store holds at its version as it is, each stale one as the store holds it
+// now, without those deleted or no longer listing actor since. The list handler calls it once per chunk of
 // views it reads.
-func (a *api) fresh(ctx context.Context, views []projections.View, p auth.Principal) ([]projections.View, error) {
+func (a *api) fresh(ctx context.Context, views []projections.View, actor domain.Actor) ([]projections.View, error) {
 	if len(views) == 0 {
 		return views, nil
 	}
@@ -45,7 +45,7 @@ func (a *api) fresh(ctx context.Context, views []projections.View, p auth.Princi
 				return nil, err
 			}
 		}
-		if v.Deleted || v.Tenant != p.Tenant() || !member(v.UserIDs, p.UserID) {
+		if !domain.InList(actor, v.Tenant, v.Deleted, v.UserIDs) {
 			continue
 		}
 		out = append(out, v)
@@ -75,9 +75,9 @@ func (a *api) fresh1(ctx context.Context, v projections.View) (projections.View,
 // restored from an older backup) is replaced by the fold of the whole
 // stream, or by a tombstone when there is no stream: the store is the truth.
 func (a *api) currentView(ctx context.Context, v projections.View, stored uint64) (projections.View, error) {
-	var s *events.State
+	var s *domain.State
 	if stored > 0 {
-		var known *events.State
+		var known *domain.State
 		if stored > v.Version {
 			known, _ = projections.StateOf(v) // nil for an unreadable document: fold it all
 		}

@@ -9,8 +9,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/icpservice/icp/api/auth"
 	"github.com/icpservice/icp/commands"
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/projections"
 )
@@ -34,7 +34,7 @@ const (
 // shows the ICP, so that the caller's next get or list sees it; past the wait
 // it still answers 201, with ICP-Consistency: pending. The body is encoded
 // like the read model's document, so it equals what a get returns.
-func (a *api) create(c *gin.Context, p auth.Principal) {
+func (a *api) create(c *gin.Context, actor domain.Actor) {
 	key, err := idempotencyKey(c.Request.Header)
 	if err != nil {
 		a.abort(c, err, "")
@@ -45,14 +45,14 @@ func (a *api) create(c *gin.Context, p auth.Principal) {
 		a.abort(c, err, "")
 		return
 	}
-	cmd, err := commands.ParseCreate(buf.Bytes(), p.UserID)
+	cmd, err := commands.ParseCreate(buf.Bytes(), actor.UserID)
 	releaseBody(buf)
 	if err != nil {
 		a.abort(c, err, "")
 		return
 	}
 	res, err := a.write(c, func(ctx context.Context) (commands.Result, error) {
-		return a.cmds.Create(ctx, p, cmd, key, requestMeta(ctx))
+		return a.cmds.Create(ctx, actor, cmd, key, requestMeta(ctx))
 	})
 	if err != nil {
 		a.abort(c, err, "")
@@ -93,11 +93,11 @@ func (a *api) awaitReadModel(c *gin.Context, id string, version uint64) {
 
 // update applies a partial update and answers 200 with the whole ICP as
 // updated (once durable, always 200; consistency as for create).
-func (a *api) update(c *gin.Context, p auth.Principal) {
+func (a *api) update(c *gin.Context, actor domain.Actor) {
 	raw := c.Param("id")
 	id, ok := normaliseID(raw)
 	if !ok {
-		a.abort(c, commands.ErrNotFound, raw)
+		a.abort(c, domain.ErrNotFound, raw)
 		return
 	}
 	ifMatch := parseIfMatch(c.Request.Header)
@@ -113,7 +113,7 @@ func (a *api) update(c *gin.Context, p auth.Principal) {
 		return
 	}
 	res, err := a.write(c, func(ctx context.Context) (commands.Result, error) {
-		return a.cmds.Update(ctx, p, id, cmd, ifMatch, requestMeta(ctx))
+		return a.cmds.Update(ctx, actor, id, cmd, ifMatch, requestMeta(ctx))
 	})
 	if err != nil {
 		a.abort(c, err, raw)
@@ -133,16 +133,16 @@ func (a *api) update(c *gin.Context, p auth.Principal) {
 // remove deletes an ICP and answers 204 (once durable, always 204; it waits
 // for the read model as create does, so the ICP is gone from the caller's
 // next get and list).
-func (a *api) remove(c *gin.Context, p auth.Principal) {
+func (a *api) remove(c *gin.Context, actor domain.Actor) {
 	raw := c.Param("id")
 	id, ok := normaliseID(raw)
 	if !ok {
-		a.abort(c, commands.ErrNotFound, raw)
+		a.abort(c, domain.ErrNotFound, raw)
 		return
 	}
 	ifMatch := parseIfMatch(c.Request.Header)
 	res, err := a.write(c, func(ctx context.Context) (commands.Result, error) {
-		return a.cmds.Delete(ctx, p, id, ifMatch, requestMeta(ctx))
+		return a.cmds.Delete(ctx, actor, id, ifMatch, requestMeta(ctx))
 	})
 	if err != nil {
 		a.abort(c, err, raw)
@@ -195,9 +195,9 @@ func idempotencyKey(h http.Header) (string, error) {
 }
 
 // get answers one ICP as the read model holds it, byte for byte.
-func (a *api) get(c *gin.Context, p auth.Principal) {
+func (a *api) get(c *gin.Context, actor domain.Actor) {
 	raw := c.Param("id")
-	v, err := a.visible(c.Request.Context(), raw, p)
+	v, err := a.visible(c.Request.Context(), raw, actor)
 	if err != nil {
 		a.abort(c, err, raw)
 		return
@@ -206,44 +206,35 @@ func (a *api) get(c *gin.Context, p auth.Principal) {
 	c.Data(http.StatusOK, contentTypeJSON, v.Doc)
 }
 
-// visible returns the live view of ICP id that p may read: ErrNotFound for a
-// malformed id, an unknown or deleted ICP, or another tenant's (never 403, so
-// ids of other tenants leak nothing); ErrForbidden for a member-only ICP of
-// p's tenant that p is not a member of, unless p is an admin. Membership and
-// deletion are those of the event store: a view the read model has not
-// brought up to the store's version is replaced by the store's (fresh1), so
-// an acknowledged removal or delete holds at once.
-func (a *api) visible(ctx context.Context, rawID string, p auth.Principal) (projections.View, error) {
+// visible returns the live view of ICP id that actor may read, by the
+// domain's access rule (domain.Authorize): ErrNotFound for a malformed id, an
+// unknown or deleted ICP, or another tenant's (never 403, so ids of other
+// tenants leak nothing); ErrForbidden for an ICP of actor's tenant that actor
+// is not a member of, unless actor is an admin. Membership and deletion are
+// those of the event store: a view the read model has not brought up to the
+// store's version is replaced by the store's (fresh1), so an acknowledged
+// removal or delete holds at once.
+func (a *api) visible(ctx context.Context, rawID string, actor domain.Actor) (projections.View, error) {
 	id, ok := normaliseID(rawID)
 	if !ok {
-		return projections.View{}, commands.ErrNotFound
+		return projections.View{}, domain.ErrNotFound
 	}
 	v, err := a.rm.Get(ctx, id)
 	if err != nil {
 		return projections.View{}, err
 	}
-	if v.Deleted || v.Tenant != p.Tenant() { // both final: no store can undo them
-		return projections.View{}, commands.ErrNotFound
+	// Deleted and another tenant are both final: no store can undo them.
+	// Membership is decided on the store's version below.
+	if err := domain.Authorize(actor, v.Tenant, v.Deleted, v.UserIDs); errors.Is(err, domain.ErrNotFound) {
+		return projections.View{}, err
 	}
 	if v, err = a.fresh1(ctx, v); err != nil { // access while the read model lags: see fresh.go
 		return projections.View{}, err
 	}
-	if v.Deleted {
-		return projections.View{}, commands.ErrNotFound
-	}
-	if !p.Admin && !member(v.UserIDs, p.UserID) {
-		return projections.View{}, commands.ErrForbidden
+	if err := domain.Authorize(actor, v.Tenant, v.Deleted, v.UserIDs); err != nil {
+		return projections.View{}, err
 	}
 	return v, nil
-}
-
-func member(ids []string, user string) bool {
-	for _, u := range ids {
-		if u == user {
-			return true
-		}
-	}
-	return false
 }
 
 // normaliseID returns id as the lowercase UUID the service stores, and false
@@ -283,18 +274,18 @@ func normaliseID(id string) (string, bool) {
 // first (by the position of their creation): the whole list streamed chunk
 // by chunk (see streamList), or with limit one page read at once, at most
 // MaxPageLimit ICPs, with a Link to the next.
-func (a *api) list(c *gin.Context, p auth.Principal) {
+func (a *api) list(c *gin.Context, actor domain.Actor) {
 	pg, err := parsePage(c.Request.URL.RawQuery)
 	if err != nil {
 		a.abort(c, err, "")
 		return
 	}
 	if pg.limit == 0 {
-		a.streamList(c, p, pg.after)
+		a.streamList(c, actor, pg.after)
 		return
 	}
 	fetch := pg.limit + 1 // one more tells whether another page follows
-	views, err := a.rm.List(c.Request.Context(), p.Tenant(), p.UserID, pg.after, fetch)
+	views, err := a.rm.List(c.Request.Context(), actor.Tenant, actor.UserID, pg.after, fetch)
 	if err != nil {
 		a.abort(c, err, "")
 		return
@@ -305,7 +296,7 @@ func (a *api) list(c *gin.Context, p auth.Principal) {
 	}
 	// After the cursor was taken from the read model's page: fresh may drop
 	// views, and the next page starts after the last one read, dropped or not.
-	if views, err = a.fresh(c.Request.Context(), views, p); err != nil {
+	if views, err = a.fresh(c.Request.Context(), views, actor); err != nil {
 		a.abort(c, err, "")
 		return
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/icpservice/icp/api"
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/projections"
 )
@@ -31,7 +32,7 @@ func projectOnce(t *testing.T, e *env) {
 		byICP[r.ICPID()] = append(byICP[r.ICPID()], r)
 	}
 	for _, id := range order {
-		var s *events.State
+		var s *domain.State
 		var views []projections.View
 		for _, r := range byICP[id] {
 			if s, err = events.EvolveRecorded(s, r); err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/icpservice/icp/api"
 	"github.com/icpservice/icp/api/auth"
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/sqlitestore"
 	"github.com/icpservice/icp/platform/datadir"
@@ -199,7 +200,7 @@ func lifecycle(t *testing.T, e engines, openStore func(t *testing.T, s *service)
 	for _, l := range listers {
 		ours[l.p.Tenant()] = true
 	}
-	folds := map[string]*events.State{}
+	folds := map[string]*domain.State{}
 	var ids []string
 	for _, id := range rebuild(t, st, rebuilt) {
 		evs, err := st.ReadStream(ctx, events.StreamID(id), 0)
@@ -270,7 +271,7 @@ func lifecycle(t *testing.T, e engines, openStore func(t *testing.T, s *service)
 func rebuild(t *testing.T, st events.Store, rm projections.ReadModel) []string {
 	t.Helper()
 	ctx := context.Background()
-	states := map[string]*events.State{}
+	states := map[string]*domain.State{}
 	var ids []string
 	var after uint64
 	for {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
-	"github.com/icpservice/icp/api/auth"
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/projections"
 )
 
@@ -41,7 +41,7 @@ const (
 // put in front: it takes http.ErrAbortHandler for a broken pipe, swallows it
 // and returns, and net/http then ends the chunked body as if it were whole
 // (TestListFailingMidwayAbortsTheConnection would fail).
-func (a *api) streamList(c *gin.Context, p auth.Principal, after uint64) {
+func (a *api) streamList(c *gin.Context, actor domain.Actor, after uint64) {
 	ctx := c.Request.Context()
 	w := c.Writer
 	started := false
@@ -51,11 +51,11 @@ func (a *api) streamList(c *gin.Context, p auth.Principal, after uint64) {
 			_, writeErr = w.Write(b)
 		}
 	}
-	err := projections.EachChunk(ctx, a.rm, p.Tenant(), p.UserID, after, listChunkViews, listChunkBytes, func(views []projections.View) error {
+	err := projections.EachChunk(ctx, a.rm, actor.Tenant, actor.UserID, after, listChunkViews, listChunkBytes, func(views []projections.View) error {
 		// Access is checked against the event store chunk by chunk: a
 		// member removed or an ICP deleted while the read model lags is
 		// dropped here (see fresh).
-		views, err := a.fresh(ctx, views, p)
+		views, err := a.fresh(ctx, views, actor)
 		if err != nil {
 			return err
 		}

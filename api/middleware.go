@@ -10,6 +10,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/icpservice/icp/api/auth"
+	"github.com/icpservice/icp/domain"
 )
 
 const contentTypeJSON = "application/json; charset=utf-8"
@@ -32,11 +33,11 @@ func (a *api) recoverPanics(c *gin.Context) {
 	c.Next()
 }
 
-// authenticated runs h with the caller's Principal, or answers 401 (missing,
-// malformed or refused token, with WWW-Authenticate: Bearer), 503 (the
-// verifier could not check the token) or 429 (the caller is over the
-// per-user rate limit).
-func (a *api) authenticated(h func(c *gin.Context, p auth.Principal)) gin.HandlerFunc {
+// authenticated runs h with the caller's actor (actorOf the verified
+// token's Principal), or answers 401 (missing, malformed or refused token,
+// with WWW-Authenticate: Bearer), 503 (the verifier could not check the
+// token) or 429 (the caller is over the per-user rate limit).
+func (a *api) authenticated(h func(c *gin.Context, actor domain.Actor)) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		token, ok := bearerToken(c.Request.Header.Get("Authorization"))
 		if !ok {
@@ -50,7 +51,7 @@ func (a *api) authenticated(h func(c *gin.Context, p auth.Principal)) gin.Handle
 			a.abort(c, &Error{Status: http.StatusUnauthorized, Code: CodeUnauthorized, Message: "the token names no user", Challenge: `Bearer error="invalid_token"`}, "")
 		case err == nil:
 			if !a.rateLimited(c, p.UserID) {
-				h(c, p)
+				h(c, actorOf(p))
 			}
 		case errors.Is(err, auth.ErrUnauthorized):
 			a.abort(c, err, "")

@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/icpservice/icp/commands"
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/sqlitestore"
 )
@@ -64,9 +65,9 @@ func BenchmarkPatchByHistory(parent *testing.B) {
 }
 
 // criteriaOf returns leadProviderCriteria of about size bytes of JSON.
-func criteriaOf(size int, fill string) []events.LeadProviderCriterion {
+func criteriaOf(size int, fill string) []domain.LeadProviderCriterion {
 	filters := `{"keywords":"` + strings.Repeat(fill, max(size-64, 1)) + `"}`
-	return []events.LeadProviderCriterion{{Provider: "baseProvider", Filters: json.RawMessage(filters)}}
+	return []domain.LeadProviderCriterion{{Provider: "baseProvider", Filters: json.RawMessage(filters)}}
 }
 
 func patchBody(size int, fill string) []byte {
@@ -88,8 +89,8 @@ func buildHistory(b *testing.B, versions, size int) (*commands.Handler, string, 
 	if err != nil {
 		return nil, "", err
 	}
-	created, err := commands.NewHandler(st).Create(ctx, alice, commands.CreateICP{
-		Name: "History", LeadProviderCriteria: criteriaOf(size, "c"), CustomFilterCriteria: []events.CustomFilter{},
+	created, err := commands.NewHandler(st).Create(ctx, alice, domain.CreateICP{
+		Name: "History", LeadProviderCriteria: criteriaOf(size, "c"), CustomFilterCriteria: []domain.CustomFilter{},
 		UserIDs: []string{alice.UserID}, LeadsPerList: 20,
 	}, "", commands.RequestMeta{})
 	if err != nil {
@@ -98,13 +99,13 @@ func buildHistory(b *testing.B, versions, size int) (*commands.Handler, string, 
 	id := created.State.ICP.ID
 	stream := events.StreamID(id)
 	perBatch := max(1, (4<<20)/size) // about 4 MiB a transaction
-	md := events.Metadata{Tenant: alice.Tenant(), UserID: alice.UserID}
+	md := events.Metadata{Tenant: alice.Tenant, UserID: alice.UserID}
 	batch := make([]events.Proposed, 0, perBatch)
 	for v := 1; v < versions; {
 		batch = batch[:0]
 		for len(batch) < perBatch && v+len(batch) < versions {
-			ev, err := events.Encode(uuid.NewString(), events.ICPUpdatedV1{ID: id, UpdatedAt: events.NewTime(time.Now()), UpdatedBy: alice.UserID,
-				Changes: events.ICPChanges{LeadProviderCriteria: events.Some(criteriaOf(size, string(rune('a'+(v+len(batch))%26))))}}, md)
+			ev, err := events.Encode(uuid.NewString(), domain.ICPUpdatedV1{ID: id, UpdatedAt: domain.NewTime(time.Now()), UpdatedBy: alice.UserID,
+				Changes: domain.ICPChanges{LeadProviderCriteria: domain.Some(criteriaOf(size, string(rune('a'+(v+len(batch))%26))))}}, md)
 			if err != nil {
 				return nil, "", err
 			}

@@ -26,6 +26,6 @@ func BenchmarkCreateHash(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		_ = cmd.Hash()
+		_ = HashCreate(cmd)
 	}
 }

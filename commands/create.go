@@ -7,27 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 	"unicode/utf8"
 
-	"github.com/icpservice/icp/api/auth"
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 )
-
-// CreateICP is a validated create command: the ICP's fields as the client
-// sent them, normalised (name trimmed, defaults applied, duplicates dropped
-// from userIds and the caller added, free-form JSON without insignificant
-// whitespace but otherwise the exact accepted text). Its slices are never nil.
-type CreateICP struct {
-	Name                 string                         `json:"name"`
-	Description          *string                        `json:"description"`
-	LeadProviderCriteria []events.LeadProviderCriterion `json:"leadProviderCriteria"`
-	CustomFilterCriteria []events.CustomFilter          `json:"customFilterCriteria"`
-	CRMFilters           *events.CRMFilters             `json:"crmFilters"`
-	UserIDs              []string                       `json:"userIds"`
-	LeadsPerList         int                            `json:"leadsPerList"`
-	ActiveUntil          *events.Time                   `json:"activeUntil"`
-}
 
 var createFields = []string{
 	"name", "description", "leadProviderCriteria", "customFilterCriteria",
@@ -39,16 +23,16 @@ var createFields = []string{
 // are ignored. Every problem is reported at once in a *ValidationError whose
 // details carry paths such as "leadProviderCriteria[0].provider". The result
 // does not alias body, which the caller may reuse.
-func ParseCreate(body []byte, caller string) (CreateICP, error) {
+func ParseCreate(body []byte, caller string) (domain.CreateICP, error) {
 	if err := checkObject(body); err != nil {
-		return CreateICP{}, err
+		return domain.CreateICP{}, err
 	}
 	obj := trimValue(body)
 	var slots [8][]byte
 	p := newParser(len(obj))
 	p.reportDups(fields(obj, createFields, slots[:]), pathLoc(""), createFields)
 
-	cmd := CreateICP{LeadsPerList: DefaultLeadsPerList}
+	cmd := domain.CreateICP{LeadsPerList: domain.DefaultLeadsPerList}
 	if v := slots[0]; v == nil {
 		p.add(pathLoc("name"), "is required")
 	} else {
@@ -59,12 +43,12 @@ func ParseCreate(body []byte, caller string) (CreateICP, error) {
 	}
 	if v := slots[2]; v == nil {
 		p.add(pathLoc("leadProviderCriteria"), "is required")
-		cmd.LeadProviderCriteria = []events.LeadProviderCriterion{}
+		cmd.LeadProviderCriteria = []domain.LeadProviderCriterion{}
 	} else {
 		cmd.LeadProviderCriteria = p.criteria(v, "leadProviderCriteria")
 	}
 	if v := slots[3]; v == nil {
-		cmd.CustomFilterCriteria = []events.CustomFilter{}
+		cmd.CustomFilterCriteria = []domain.CustomFilter{}
 	} else {
 		cmd.CustomFilterCriteria = p.customFilters(v, "customFilterCriteria")
 	}
@@ -83,7 +67,7 @@ func ParseCreate(body []byte, caller string) (CreateICP, error) {
 		cmd.ActiveUntil = p.activeUntil(v, "activeUntil")
 	}
 	if err := p.problems.err(); err != nil {
-		return CreateICP{}, err
+		return domain.CreateICP{}, err
 	}
 	return cmd, nil
 }
@@ -122,52 +106,15 @@ func malformed(body []byte) string {
 	return "malformed JSON: " + err.Error()
 }
 
-// Hash identifies the command's content: two requests whose bodies parse to
-// the same command have the same hash. A create made with an Idempotency-Key
-// stores it as its event's Metadata.CommandHash; it tells a retry from a reuse
-// of the key with another body.
-func (c CreateICP) Hash() string {
+// HashCreate identifies the command's content: two requests whose bodies
+// parse to the same command have the same hash. A create made with an
+// Idempotency-Key stores it as its event's Metadata.CommandHash; it tells a
+// retry from a reuse of the key with another body.
+func HashCreate(c domain.CreateICP) string {
 	b, err := events.MarshalJSON(c)
 	if err != nil { // cannot happen: plain fields and valid raw JSON
 		panic(fmt.Sprintf("commands: encode create command: %v", err))
 	}
 	sum := sha256.Sum256(append([]byte("CreateICP/1\n"), b...))
 	return "sha256:" + hex.EncodeToString(sum[:])
-}
-
-// DecideCreate returns the event that creates ICP id from cmd on behalf of p,
-// at now. s is the ICP's current state: an ICP is created only once, so a
-// non-nil s is ErrConflict. The caller is added to userIds if cmd lacks it.
-func DecideCreate(s *events.State, id string, p auth.Principal, cmd CreateICP, now time.Time) (events.ICPCreatedV1, error) {
-	if s != nil {
-		return events.ICPCreatedV1{}, ErrConflict
-	}
-	if id == "" || p.UserID == "" {
-		return events.ICPCreatedV1{}, errors.New("commands: create needs an id and a caller")
-	}
-	ts := events.NewTime(now)
-	icp := events.ICP{
-		ID:                   id,
-		Name:                 cmd.Name,
-		Description:          cmd.Description,
-		CreatedAt:            ts,
-		UpdatedAt:            ts,
-		LeadProviderCriteria: nonNil(cmd.LeadProviderCriteria),
-		CustomFilterCriteria: nonNil(cmd.CustomFilterCriteria),
-		CRMFilters:           cmd.CRMFilters,
-		UserIDs:              withMember(append([]string(nil), cmd.UserIDs...), p.UserID),
-		LeadsPerList:         cmd.LeadsPerList,
-		ActiveUntil:          cmd.ActiveUntil,
-	}
-	if icp.LeadsPerList == 0 {
-		icp.LeadsPerList = DefaultLeadsPerList
-	}
-	return events.ICPCreatedV1{ICP: icp, Tenant: p.Tenant(), CreatedBy: p.UserID}, nil
-}
-
-func nonNil[T any](s []T) []T {
-	if s == nil {
-		return []T{}
-	}
-	return s
 }

@@ -8,11 +8,15 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 )
 
 const caller = "user_caller"
+
+var fixedNow = time.Date(2024, 1, 15, 11, 30, 0, 123456789, time.FixedZone("CET", 3600))
 
 // problem is an expected validation detail: the exact path and a part of the
 // message.
@@ -35,7 +39,7 @@ func short(s string) string {
 	return s
 }
 
-func mustParse(t *testing.T, body string) CreateICP {
+func mustParse(t *testing.T, body string) domain.CreateICP {
 	t.Helper()
 	cmd, err := ParseCreate([]byte(body), caller)
 	if err != nil {
@@ -194,10 +198,10 @@ func TestParseCreateRefusesBodiesThatAreNotOneObject(t *testing.T) {
 
 func TestParseCreateAppliesDefaults(t *testing.T) {
 	cmd := mustParse(t, `{"name":"  DACH Tech  ","leadProviderCriteria":[]}`)
-	want := CreateICP{
+	want := domain.CreateICP{
 		Name:                 "DACH Tech",
-		LeadProviderCriteria: []events.LeadProviderCriterion{},
-		CustomFilterCriteria: []events.CustomFilter{},
+		LeadProviderCriteria: []domain.LeadProviderCriterion{},
+		CustomFilterCriteria: []domain.CustomFilter{},
 		UserIDs:              []string{caller},
 		LeadsPerList:         10,
 	}
@@ -251,7 +255,7 @@ func TestParseCreateKeepsFreeFormJSONExactly(t *testing.T) {
 		t.Errorf("crm filter = %+v", f)
 	}
 	// What is served is what was accepted: the ICP's JSON carries the same text.
-	ev, err := DecideCreate(nil, "id", principal("org_1", caller), cmd, fixedNow)
+	ev, err := domain.DecideCreate(nil, "id", domain.Actor{UserID: caller, Tenant: "org_1"}, cmd, fixedNow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,7 +277,7 @@ func TestParseCreateKeepsFreeFormJSONExactly(t *testing.T) {
 
 func TestParseCreateKeepsOnlyKeysSentInCRMFilters(t *testing.T) {
 	cmd := mustParse(t, valid(`"crmFilters":{"provider":"bullhorn"}`))
-	ev, err := DecideCreate(nil, "id", principal("", caller), cmd, fixedNow)
+	ev, err := domain.DecideCreate(nil, "id", domain.Actor{UserID: caller, Tenant: "personal:" + caller}, cmd, fixedNow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,10 +329,10 @@ func TestCreateHashIdentifiesTheContent(t *testing.T) {
 	a := mustParse(t, `{"name":"N","leadProviderCriteria":[{"provider":"baseProvider","filters":{"a":1}}]}`)
 	b := mustParse(t, "{ \"leadProviderCriteria\" : [ { \"filters\" : { \"a\" : 1 } , \"provider\":\"baseProvider\"} ] ,\n \"name\" : \" N \", \"ignored\": 1 }")
 	c := mustParse(t, `{"name":"N","leadProviderCriteria":[{"provider":"baseProvider","filters":{"a":2}}]}`)
-	if a.Hash() != b.Hash() {
+	if HashCreate(a) != HashCreate(b) {
 		t.Errorf("same content, different hashes")
 	}
-	if a.Hash() == c.Hash() {
+	if HashCreate(a) == HashCreate(c) {
 		t.Errorf("different filters, same hash")
 	}
 }

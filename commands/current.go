@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 )
 
@@ -41,7 +42,7 @@ func (h *Handler) Versions(ctx context.Context, ids []string) (map[string]uint64
 // newer release wrote it: the state cannot be told yet, retry later); any
 // other error means the stream cannot be folded (corrupt, or known is not an
 // earlier state of this stream).
-func (h *Handler) Current(ctx context.Context, id string, known *events.State) (*events.State, error) {
+func (h *Handler) Current(ctx context.Context, id string, known *domain.State) (*domain.State, error) {
 	from := uint64(0)
 	if known != nil {
 		from = known.Version + 1

@@ -1,7 +1,7 @@
-// Package commands is the write side: the commands a client can send, their
-// validation, the decisions that turn a command and an ICP's current state
-// into events, and the Handler that loads a stream, decides and appends with
-// an expected version.
+// Package commands is the write side: the validation that turns a request
+// body into a domain command, and the Handler that loads a stream, decides
+// with the domain's pure decisions (domain.DecideCreate, ...) and appends
+// with an expected version.
 package commands
 
 import (
@@ -10,27 +10,13 @@ import (
 	"strings"
 )
 
-// Domain errors. The API maps each to one status and code (see api/errors.go);
-// every other error is unexpected (500) unless it wraps events.ErrUnavailable
-// (503: the store could not be reached).
-var (
-	// ErrNotFound: no such live ICP in the caller's tenant (never seen,
-	// deleted, or another tenant's).
-	ErrNotFound = errors.New("ICP not found")
-	// ErrForbidden: the ICP is in the caller's tenant but the caller is
-	// neither a member nor an admin.
-	ErrForbidden = errors.New("no access to this ICP")
-	// ErrConflict: the ICP kept changing under the command; it still
-	// conflicted after the handler's bounded retries. Nothing was recorded.
-	ErrConflict = errors.New("the ICP was changed concurrently; retry")
-	// ErrIdempotencyKeyReused: the Idempotency-Key was already used by this
-	// caller in this tenant with a different request body. Nothing was
-	// recorded.
-	ErrIdempotencyKeyReused = errors.New("this Idempotency-Key was already used with a different request body")
-	// ErrPreconditionFailed: the ICP is not at the version the command
-	// required (If-Match). Nothing was recorded.
-	ErrPreconditionFailed = errors.New("the ICP is not at the required version")
-)
+// ErrIdempotencyKeyReused: the Idempotency-Key was already used by this
+// caller in this tenant with a different request body. Nothing was
+// recorded. The API maps it, like the domain's errors (domain.ErrNotFound,
+// ...), to one status and code (see api/errors.go); every other error is
+// unexpected (500) unless it wraps events.ErrUnavailable (503: the store
+// could not be reached).
+var ErrIdempotencyKeyReused = errors.New("this Idempotency-Key was already used with a different request body")
 
 // Detail is one validation problem: where (a path such as
 // "leadProviderCriteria[0].provider"; "" for the body as a whole) and what.

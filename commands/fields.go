@@ -8,7 +8,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/icpservice/icp/events"
+	"github.com/icpservice/icp/domain"
 )
 
 // The contract's limits.
@@ -22,7 +22,6 @@ const (
 	MaxUserIDLength      = 128
 	MinLeadsPerList      = 1
 	MaxLeadsPerList      = 1000
-	DefaultLeadsPerList  = 10
 	// MaxDepth is the deepest nesting accepted inside free-form JSON.
 	MaxDepth = maxDepth
 )
@@ -262,9 +261,9 @@ func (p *parser) limitedArray(v []byte, path string, limit int) int {
 var criterionFields = []string{"provider", "type", "filters"}
 
 // criteria reads leadProviderCriteria; the result is never nil.
-func (p *parser) criteria(v []byte, path string) []events.LeadProviderCriterion {
+func (p *parser) criteria(v []byte, path string) []domain.LeadProviderCriterion {
 	n := p.limitedArray(v, path, MaxCriteria)
-	out := make([]events.LeadProviderCriterion, 0, n)
+	out := make([]domain.LeadProviderCriterion, 0, n)
 	eachElementWhile(v, n, func(i int, el []byte) {
 		if kindOf(el) != kindObject {
 			p.wrongType(itemLoc(path, i, ""), "an object", el)
@@ -272,7 +271,7 @@ func (p *parser) criteria(v []byte, path string) []events.LeadProviderCriterion 
 		}
 		var slots [3][]byte
 		p.reportDups(fields(el, criterionFields, slots[:]), itemLoc(path, i, ""), criterionFields)
-		var c events.LeadProviderCriterion
+		var c domain.LeadProviderCriterion
 		switch pv := slots[0]; {
 		case pv == nil:
 			p.add(itemLoc(path, i, ".provider"), "is required")
@@ -286,7 +285,7 @@ func (p *parser) criteria(v []byte, path string) []events.LeadProviderCriterion 
 		}
 		if tv := slots[1]; tv != nil {
 			if kindOf(tv) == kindString {
-				c.Type = events.Some(decodeString(tv))
+				c.Type = domain.Some(decodeString(tv))
 			}
 			if !c.Type.Set || (c.Type.V != TypePerson && c.Type.V != TypeCompany) {
 				p.add(itemLoc(path, i, ".type"), `must be "`+TypePerson+`" or "`+TypeCompany+`" when given`)
@@ -308,9 +307,9 @@ func (p *parser) criteria(v []byte, path string) []events.LeadProviderCriterion 
 var customFilterFields = []string{"type", "value"}
 
 // customFilters reads customFilterCriteria; the result is never nil.
-func (p *parser) customFilters(v []byte, path string) []events.CustomFilter {
+func (p *parser) customFilters(v []byte, path string) []domain.CustomFilter {
 	n := p.limitedArray(v, path, MaxCustomFilters)
-	out := make([]events.CustomFilter, 0, n)
+	out := make([]domain.CustomFilter, 0, n)
 	eachElementWhile(v, n, func(i int, el []byte) {
 		if kindOf(el) != kindObject {
 			p.wrongType(itemLoc(path, i, ""), "an object", el)
@@ -318,7 +317,7 @@ func (p *parser) customFilters(v []byte, path string) []events.CustomFilter {
 		}
 		var slots [2][]byte
 		p.reportDups(fields(el, customFilterFields, slots[:]), itemLoc(path, i, ""), customFilterFields)
-		var f events.CustomFilter
+		var f domain.CustomFilter
 		min, known := int64(0), false
 		switch tv := slots[0]; {
 		case tv == nil:
@@ -356,7 +355,7 @@ func (p *parser) customFilters(v []byte, path string) []events.CustomFilter {
 var crmFields = []string{"provider", "textSearch", "query", "filters"}
 
 // crmFilters reads crmFilters: an object or null (nil).
-func (p *parser) crmFilters(v []byte, path string) *events.CRMFilters {
+func (p *parser) crmFilters(v []byte, path string) *domain.CRMFilters {
 	switch kindOf(v) {
 	case kindNull:
 		return nil
@@ -367,20 +366,20 @@ func (p *parser) crmFilters(v []byte, path string) *events.CRMFilters {
 	}
 	var slots [4][]byte
 	p.reportDups(fields(v, crmFields, slots[:]), pathLoc(path), crmFields)
-	c := &events.CRMFilters{}
+	c := &domain.CRMFilters{}
 	if pv := slots[0]; pv != nil {
 		if kindOf(pv) != kindString {
 			p.wrongType(loc{base: path, i: -1, field: ".provider"}, "a string", pv)
 		} else {
-			c.Provider = events.Some(decodeString(pv))
+			c.Provider = domain.Some(decodeString(pv))
 		}
 	}
 	if tv := slots[1]; tv != nil {
 		switch kindOf(tv) {
 		case kindNull:
-			c.TextSearch = events.Null[string]()
+			c.TextSearch = domain.Null[string]()
 		case kindString:
-			c.TextSearch = events.Some(decodeString(tv))
+			c.TextSearch = domain.Some(decodeString(tv))
 		default:
 			p.wrongType(loc{base: path, i: -1, field: ".textSearch"}, "a string or null", tv)
 		}
@@ -389,16 +388,16 @@ func (p *parser) crmFilters(v []byte, path string) *events.CRMFilters {
 		c.Query = p.freeForm(qv, loc{base: path, i: -1, field: ".query"})
 	}
 	if fv := slots[3]; fv != nil {
-		c.Filters = events.Some(p.crmFilterList(fv, path+".filters"))
+		c.Filters = domain.Some(p.crmFilterList(fv, path+".filters"))
 	}
 	return c
 }
 
 var crmFilterFields = []string{"path", "mode", "value", "exclude"}
 
-func (p *parser) crmFilterList(v []byte, path string) []events.CRMFilter {
+func (p *parser) crmFilterList(v []byte, path string) []domain.CRMFilter {
 	n := p.limitedArray(v, path, MaxCRMFilters)
-	out := make([]events.CRMFilter, 0, n)
+	out := make([]domain.CRMFilter, 0, n)
 	eachElementWhile(v, n, func(i int, el []byte) {
 		if kindOf(el) != kindObject {
 			p.wrongType(itemLoc(path, i, ""), "an object", el)
@@ -406,7 +405,7 @@ func (p *parser) crmFilterList(v []byte, path string) []events.CRMFilter {
 		}
 		var slots [4][]byte
 		p.reportDups(fields(el, crmFilterFields, slots[:]), itemLoc(path, i, ""), crmFilterFields)
-		var f events.CRMFilter
+		var f domain.CRMFilter
 		for j, field := range crmFilterFields[:2] {
 			switch sv := slots[j]; {
 			case sv == nil:
@@ -428,7 +427,7 @@ func (p *parser) crmFilterList(v []byte, path string) []events.CRMFilter {
 			if kindOf(ev) != kindBool {
 				p.wrongType(itemLoc(path, i, ".exclude"), "a boolean", ev)
 			} else {
-				f.Exclude = events.Some(ev[0] == 't')
+				f.Exclude = domain.Some(ev[0] == 't')
 			}
 		}
 		out = append(out, f)
@@ -504,16 +503,6 @@ var (
 	msgTooManyUsersWithCaller = fmt.Sprintf("must have at most %d distinct entries including the caller, has more", MaxUserIDs)
 )
 
-// withMember returns ids with user appended when it is not listed yet.
-func withMember(ids []string, user string) []string {
-	for _, u := range ids {
-		if u == user {
-			return ids
-		}
-	}
-	return append(ids, user)
-}
-
 func (p *parser) leadsPerList(v []byte, path string) int {
 	if kindOf(v) != kindNumber {
 		p.wrongType(pathLoc(path), "an integer", v)
@@ -538,7 +527,7 @@ func (p *parser) leadsPerList(v []byte, path string) int {
 const maxTimeText = 2 + 6*35
 
 // activeUntil reads an RFC 3339 time or null (nil).
-func (p *parser) activeUntil(v []byte, path string) *events.Time {
+func (p *parser) activeUntil(v []byte, path string) *domain.Time {
 	const want = "an RFC 3339 timestamp such as 2024-01-15T10:30:00Z, or null"
 	switch kindOf(v) {
 	case kindNull:
@@ -548,7 +537,7 @@ func (p *parser) activeUntil(v []byte, path string) *events.Time {
 			p.add(pathLoc(path), "must be "+want)
 			return nil
 		}
-		t, err := events.ParseTime(decodeString(v))
+		t, err := domain.ParseTime(decodeString(v))
 		if err != nil {
 			p.add(pathLoc(path), "must be "+want)
 			return nil

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 )
 
@@ -89,7 +90,7 @@ func FuzzParseCreate(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var (
-			cmd CreateICP
+			cmd domain.CreateICP
 			err error
 		)
 		if n := allocatedBy(func() { cmd, err = ParseCreate(body, caller) }); n > maxAllocated(len(body)) {
@@ -99,7 +100,7 @@ func FuzzParseCreate(f *testing.F) {
 			checkRefusal(t, body, err)
 			return
 		}
-		ev, err := DecideCreate(nil, "id", principal("org_1", caller), cmd, fixedNow)
+		ev, err := domain.DecideCreate(nil, "id", domain.Actor{UserID: caller, Tenant: "org_1"}, cmd, fixedNow)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -108,7 +109,7 @@ func FuzzParseCreate(f *testing.F) {
 			t.Fatalf("%.200q: stored as %.200q (%v)", body, doc, err)
 		}
 		again, err := ParseCreate(doc, caller)
-		if err != nil || !reflect.DeepEqual(again, cmd) || again.Hash() != cmd.Hash() {
+		if err != nil || !reflect.DeepEqual(again, cmd) || HashCreate(again) != HashCreate(cmd) {
 			t.Fatalf("%.200q: stored as %.300s, which reads back as\n%+v (%v), want\n%+v", body, doc, again, err, cmd)
 		}
 	})
@@ -124,7 +125,7 @@ func FuzzParseUpdate(f *testing.F) {
 	f.Add([]byte(`{"name":null,"description":null,"crmFilters":null,"activeUntil":null,"userIds":[]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		var (
-			u   UpdateICP
+			u   domain.UpdateICP
 			err error
 		)
 		if n := allocatedBy(func() { u, err = ParseUpdate(body) }); n > maxAllocated(len(body)) {

@@ -10,12 +10,12 @@ import (
 	"github.com/cenkalti/backoff/v5"
 	"github.com/google/uuid"
 
-	"github.com/icpservice/icp/api/auth"
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 )
 
 // Handler executes commands: it loads an ICP's stream, decides with the pure
-// Decide* functions, and appends the resulting events with the stream's
+// domain.Decide* functions, and appends the resulting events with the stream's
 // version as the expected version, so two concurrent commands on one ICP never
 // both succeed on the same version. Safe for concurrent use.
 type Handler struct {
@@ -36,7 +36,7 @@ func WithClock(now func() time.Time) Option { return func(h *Handler) { h.now = 
 // WithMaxAttempts bounds the load-decide-append attempts of one command when
 // the stream changes in between (default 5); attempts after the first wait a
 // short random pause (see conflictBackOff). Past it the command fails with
-// ErrConflict.
+// domain.ErrConflict.
 func WithMaxAttempts(n int) Option {
 	return func(h *Handler) {
 		if n > 0 {
@@ -70,7 +70,7 @@ type Result struct {
 	// State is the ICP after the command as recorded, with its version and
 	// the position of its creation. For a replayed create it is the ICP as
 	// it was first created, whatever happened to it since.
-	State *events.State
+	State *domain.State
 	// Position is the global position of the last event the command
 	// recorded (for a replay: of the original ICPCreated event).
 	Position uint64
@@ -110,7 +110,7 @@ func ICPIDForKey(tenant, user, key string) string {
 	return uuid.NewSHA1(idNamespace, []byte(name)).String()
 }
 
-// Create records a new ICP from cmd for p.
+// Create records a new ICP from cmd for a.
 //
 // With an Idempotency-Key (key != ""), the ICP's id is derived from the
 // tenant, the user and the key: a retry with a command of the same Hash
@@ -123,23 +123,23 @@ func ICPIDForKey(tenant, user, key string) string {
 // or could not confirm the append (nothing may have been recorded, or the ICP
 // may have been: retrying with the same key is safe). On success the event is
 // durable.
-func (h *Handler) Create(ctx context.Context, p auth.Principal, cmd CreateICP, key string, meta RequestMeta) (Result, error) {
-	if p.UserID == "" {
+func (h *Handler) Create(ctx context.Context, a domain.Actor, cmd domain.CreateICP, key string, meta RequestMeta) (Result, error) {
+	if a.UserID == "" {
 		return Result{}, errors.New("commands: create needs an authenticated caller")
 	}
 	// The hash is only ever compared on an Idempotency-Key retry; a create
 	// without a key cannot be retried, so it skips the cost.
 	var id, hash string
 	if key != "" {
-		id, hash = ICPIDForKey(p.Tenant(), p.UserID, key), cmd.Hash()
+		id, hash = ICPIDForKey(a.Tenant, a.UserID, key), HashCreate(cmd)
 	} else {
 		id = newICPID()
 	}
-	md := h.metadata(p, meta)
+	md := h.metadata(a, meta)
 	md.CommandHash, md.IdempotencyKey = hash, key
 	return h.run(ctx, id, true, h.loadFirst, nil, md, func(cur *current) (decision, error) {
 		if cur.first == nil {
-			ev, err := DecideCreate(nil, id, p, cmd, h.now())
+			ev, err := domain.DecideCreate(nil, id, a, cmd, h.now())
 			return decision{payloads: []any{ev}}, err
 		}
 		// The stream exists: a retry of a create with the same key.
@@ -147,7 +147,7 @@ func (h *Handler) Create(ctx context.Context, p auth.Principal, cmd CreateICP, k
 	})
 }
 
-// Update applies cmd to ICP id for p. ifMatch nil: no precondition; else the
+// Update applies cmd to ICP id for a. ifMatch nil: no precondition; else the
 // ICP must be at one of the listed versions (If-Match). An update that changes
 // nothing records nothing and returns the ICP as it is.
 //
@@ -156,15 +156,16 @@ func (h *Handler) Create(ctx context.Context, p auth.Principal, cmd CreateICP, k
 // a short random pause before each new attempt), so concurrent updates are
 // serialised. With ifMatch it never retries: the
 // version the precondition matched is gone, so the answer is
-// ErrPreconditionFailed at once.
+// domain.ErrPreconditionFailed at once.
 //
-// Errors: ErrNotFound, ErrForbidden, ErrPreconditionFailed, ErrConflict
-// (still conflicting after the retries; nothing recorded), or an error
-// wrapping events.ErrUnavailable. On success the event is durable.
-func (h *Handler) Update(ctx context.Context, p auth.Principal, id string, cmd UpdateICP, ifMatch []uint64, meta RequestMeta) (Result, error) {
-	return h.run(ctx, id, false, h.loadState, conflictUnder(ifMatch), h.metadata(p, meta), func(cur *current) (decision, error) {
+// Errors: domain.ErrNotFound, domain.ErrForbidden,
+// domain.ErrPreconditionFailed, domain.ErrConflict (still conflicting after
+// the retries; nothing recorded), or an error wrapping
+// events.ErrUnavailable. On success the event is durable.
+func (h *Handler) Update(ctx context.Context, a domain.Actor, id string, cmd domain.UpdateICP, ifMatch []uint64, meta RequestMeta) (Result, error) {
+	return h.run(ctx, id, false, h.loadState, conflictUnder(ifMatch), h.metadata(a, meta), func(cur *current) (decision, error) {
 		s := cur.state
-		ev, ok, err := DecideUpdate(s, p, cmd, ifMatch, h.now())
+		ev, ok, err := domain.DecideUpdate(s, a, cmd, ifMatch, h.now())
 		switch {
 		case err != nil:
 			return decision{}, err
@@ -175,12 +176,12 @@ func (h *Handler) Update(ctx context.Context, p auth.Principal, id string, cmd U
 	})
 }
 
-// Delete deletes ICP id for p (ifMatch as for Update). The ICP's history
+// Delete deletes ICP id for a (ifMatch as for Update). The ICP's history
 // stays in the store; the service no longer serves it. A second delete is
-// ErrNotFound. Other errors as for Update.
-func (h *Handler) Delete(ctx context.Context, p auth.Principal, id string, ifMatch []uint64, meta RequestMeta) (Result, error) {
-	return h.run(ctx, id, false, h.loadState, conflictUnder(ifMatch), h.metadata(p, meta), func(cur *current) (decision, error) {
-		ev, err := DecideDelete(cur.state, p, ifMatch, h.now())
+// domain.ErrNotFound. Other errors as for Update.
+func (h *Handler) Delete(ctx context.Context, a domain.Actor, id string, ifMatch []uint64, meta RequestMeta) (Result, error) {
+	return h.run(ctx, id, false, h.loadState, conflictUnder(ifMatch), h.metadata(a, meta), func(cur *current) (decision, error) {
+		ev, err := domain.DecideDelete(cur.state, a, ifMatch, h.now())
 		if err != nil {
 			return decision{}, err
 		}
@@ -191,12 +192,12 @@ func (h *Handler) Delete(ctx context.Context, p auth.Principal, id string, ifMat
 // conflictUnder is what a command under the precondition ifMatch answers
 // when its append meets a moved stream: nil (no precondition) means load and
 // decide again; with If-Match the matched version is gone, so
-// ErrPreconditionFailed without another attempt.
+// domain.ErrPreconditionFailed without another attempt.
 func conflictUnder(ifMatch []uint64) error {
 	if ifMatch == nil {
 		return nil
 	}
-	return ErrPreconditionFailed
+	return domain.ErrPreconditionFailed
 }
 
 // replayCreate answers an Idempotency-Key retry from the stream's first event.
@@ -208,7 +209,7 @@ func replayCreate(first events.Recorded, key, hash string) (decision, error) {
 	if key == "" {
 		// A fresh id that is taken: cannot happen short of a broken
 		// random source; refuse rather than answer with someone else's ICP.
-		return decision{}, ErrConflict
+		return decision{}, domain.ErrConflict
 	}
 	if md.IdempotencyKey != key || md.CommandHash != hash {
 		return decision{}, ErrIdempotencyKeyReused
@@ -220,10 +221,10 @@ func replayCreate(first events.Recorded, key, hash string) (decision, error) {
 	return decision{done: &Result{State: s, Position: first.Position, Replayed: true}}, nil
 }
 
-func (h *Handler) metadata(p auth.Principal, meta RequestMeta) events.Metadata {
+func (h *Handler) metadata(a domain.Actor, meta RequestMeta) events.Metadata {
 	return events.Metadata{
-		Tenant:        p.Tenant(),
-		UserID:        p.UserID,
+		Tenant:        a.Tenant,
+		UserID:        a.UserID,
 		CorrelationID: meta.CorrelationID,
 		TraceParent:   meta.TraceParent,
 		TraceState:    meta.TraceState,
@@ -232,14 +233,14 @@ func (h *Handler) metadata(p auth.Principal, meta RequestMeta) events.Metadata {
 
 // current is a stream as loaded for a decision.
 type current struct {
-	state        *events.State    // the fold of the stream; nil: no stream (or not folded, see loadFirst)
+	state        *domain.State    // the fold of the stream; nil: no stream (or not folded, see loadFirst)
 	version      uint64           // the stream's version; events.NoStream: none
 	lastPosition uint64           // position of the event at version
 	first        *events.Recorded // loadFirst only: the stream's first event
 }
 
 // decision is what a command decided on the current stream: payloads to
-// append (values of the events.ICP*V1 types), or a result to answer without
+// append (values of the domain.ICP*V1 types), or a result to answer without
 // appending anything.
 type decision struct {
 	payloads []any
@@ -249,7 +250,7 @@ type decision struct {
 // run is the one path of every command: load the stream of ICP id, decide,
 // append with the loaded version as the expected version; when the stream
 // moved in between (a *ConflictError), load again and decide again, at most
-// maxAttempts times, then ErrConflict. onConflict, when not nil, is returned
+// maxAttempts times, then domain.ErrConflict. onConflict, when not nil, is returned
 // at the first conflict instead (a precondition that no longer holds).
 // assumeNew skips the first load and decides on an empty stream (a create: a
 // conflict means the stream exists). load reads what the decision needs:
@@ -279,7 +280,7 @@ func (h *Handler) run(ctx context.Context, id string, assumeNew bool, load loade
 		proposed := make([]events.Proposed, len(d.payloads))
 		var doc []byte
 		for i, pl := range d.payloads {
-			if c, ok := pl.(events.ICPCreatedV1); ok && len(d.payloads) == 1 {
+			if c, ok := pl.(domain.ICPCreatedV1); ok && len(d.payloads) == 1 {
 				proposed[i], doc, err = events.EncodeCreated(uuid.NewString(), c, md)
 			} else {
 				proposed[i], err = events.Encode(uuid.NewString(), pl, md)
@@ -315,7 +316,7 @@ func (h *Handler) run(ctx context.Context, id string, assumeNew bool, load loade
 			return Result{}, onConflict
 		}
 		if attempt >= h.maxAttempts {
-			return Result{}, ErrConflict
+			return Result{}, domain.ErrConflict
 		}
 		if pause == nil {
 			pause = conflictBackOff()
@@ -356,14 +357,14 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 // result folds the appended payloads onto state.
-func result(state *events.State, payloads []any, expected uint64, res events.AppendResult) (Result, error) {
+func result(state *domain.State, payloads []any, expected uint64, res events.AppendResult) (Result, error) {
 	if len(res.Positions) != len(payloads) {
 		return Result{}, fmt.Errorf("commands: store returned %d positions for %d events", len(res.Positions), len(payloads))
 	}
 	s := state
 	for i, pl := range payloads {
 		var err error
-		if s, err = events.Evolve(s, pl, expected+uint64(i)+1, res.Positions[i]); err != nil {
+		if s, err = domain.Evolve(s, pl, expected+uint64(i)+1, res.Positions[i]); err != nil {
 			return Result{}, fmt.Errorf("commands: fold appended events: %w", err)
 		}
 	}
@@ -379,7 +380,7 @@ func (h *Handler) append(ctx context.Context, stream string, expected uint64, pr
 	appendOnce := h.store.Append
 	if ss, ok := h.store.(events.Snapshotter); ok && snap != nil {
 		appendOnce = func(ctx context.Context, stream string, expected uint64, evs []events.Proposed) (events.AppendResult, error) {
-			return ss.AppendWithSnapshot(ctx, stream, expected, evs, events.FoldVersion, snap)
+			return ss.AppendWithSnapshot(ctx, stream, expected, evs, domain.FoldVersion, snap)
 		}
 	}
 	res, err := appendOnce(ctx, stream, expected, proposed)

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/icpservice/icp/commands"
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/esdbstore"
 	"github.com/icpservice/icp/events/esdbstore/esdbtest"
@@ -49,8 +50,8 @@ func TestUpdateOnEventStoreDBRetriesOnAMovedStreamThenGivesUp(t *testing.T) {
 		wantLoads int
 	}{
 		{"one race: decided again on the new version", 1, nil, nil, 2},
-		{"races past the attempts: conflict", 3, nil, commands.ErrConflict, 3},
-		{"a race under If-Match: precondition failed without a retry", 1, []uint64{1}, commands.ErrPreconditionFailed, 1},
+		{"races past the attempts: conflict", 3, nil, domain.ErrConflict, 3},
+		{"a race under If-Match: precondition failed without a retry", 1, []uint64{1}, domain.ErrPreconditionFailed, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			created, err := commands.NewHandler(st).Create(ctx, alice, parse(t, body1, alice), "", commands.RequestMeta{})
@@ -145,8 +146,8 @@ func TestConcurrentUpdatesOnEventStoreDB(t *testing.T) {
 			switch {
 			case err == nil:
 				won++
-			case !errors.Is(err, commands.ErrPreconditionFailed):
-				t.Errorf("update %d: %v, want success or ErrPreconditionFailed", i, err)
+			case !errors.Is(err, domain.ErrPreconditionFailed):
+				t.Errorf("update %d: %v, want success or domain.ErrPreconditionFailed", i, err)
 			}
 		}
 		if won != 1 {
@@ -170,20 +171,20 @@ func TestDeleteOnEventStoreDBIsFinalAndKeepsTheHistory(t *testing.T) {
 	if _, err := h.Update(ctx, alice, id, parseUpdate(t, `{"name":"Renamed"}`), nil, commands.RequestMeta{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.Delete(ctx, alice, id, []uint64{1}, commands.RequestMeta{}); !errors.Is(err, commands.ErrPreconditionFailed) {
+	if _, err := h.Delete(ctx, alice, id, []uint64{1}, commands.RequestMeta{}); !errors.Is(err, domain.ErrPreconditionFailed) {
 		t.Fatalf("stale If-Match: %v", err)
 	}
 	res, err := h.Delete(ctx, alice, id, []uint64{2}, commands.RequestMeta{})
 	if err != nil || !res.State.Deleted || res.State.Version != 3 {
 		t.Fatalf("delete: %+v %v", res.State, err)
 	}
-	if _, err := h.Delete(ctx, alice, id, nil, commands.RequestMeta{}); !errors.Is(err, commands.ErrNotFound) {
+	if _, err := h.Delete(ctx, alice, id, nil, commands.RequestMeta{}); !errors.Is(err, domain.ErrNotFound) {
 		t.Fatalf("second delete: %v", err)
 	}
-	if _, err := h.Update(ctx, alice, id, parseUpdate(t, `{"name":"Back"}`), nil, commands.RequestMeta{}); !errors.Is(err, commands.ErrNotFound) {
+	if _, err := h.Update(ctx, alice, id, parseUpdate(t, `{"name":"Back"}`), nil, commands.RequestMeta{}); !errors.Is(err, domain.ErrNotFound) {
 		t.Fatalf("update after delete: %v", err)
 	}
-	if _, err := h.Update(ctx, alice, "00000000-0000-4000-8000-000000000000", parseUpdate(t, `{"name":"x"}`), nil, commands.RequestMeta{}); !errors.Is(err, commands.ErrNotFound) {
+	if _, err := h.Update(ctx, alice, "00000000-0000-4000-8000-000000000000", parseUpdate(t, `{"name":"x"}`), nil, commands.RequestMeta{}); !errors.Is(err, domain.ErrNotFound) {
 		t.Fatalf("update of an unknown id: %v", err)
 	}
 	// The history stays for audit: create, update, delete, nothing after.

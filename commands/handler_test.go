@@ -10,8 +10,8 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/icpservice/icp/api/auth"
 	"github.com/icpservice/icp/commands"
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/sqlitestore"
 	"github.com/icpservice/icp/projections"
@@ -40,9 +40,9 @@ func (c *clock) add(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-var alice = auth.Principal{UserID: "user_alice", OrgID: "org_acme"}
+var alice = domain.Actor{UserID: "user_alice", Tenant: "org_acme"}
 
-func parse(t *testing.T, body string, p auth.Principal) commands.CreateICP {
+func parse(t *testing.T, body string, p domain.Actor) domain.CreateICP {
 	t.Helper()
 	cmd, err := commands.ParseCreate([]byte(body), p.UserID)
 	if err != nil {
@@ -53,7 +53,7 @@ func parse(t *testing.T, body string, p auth.Principal) commands.CreateICP {
 
 const body1 = `{"name":"DACH Tech Leaders","leadProviderCriteria":[{"provider":"baseProvider","type":"person","filters":{"job_title":["CTO"],"n":12345678901234567890}}],"userIds":["user_bob"]}`
 
-func doc(t *testing.T, s *events.State) string {
+func doc(t *testing.T, s *domain.State) string {
 	t.Helper()
 	b, err := events.MarshalJSON(s.ICP)
 	if err != nil {
@@ -168,15 +168,15 @@ func TestCreateRetryWithTheSameKeyAnswersTheFirstResult(t *testing.T) {
 	}
 
 	md, err := events.DecodeMetadata(readStream(t, st, id)[0].Metadata)
-	if err != nil || md.IdempotencyKey != "key-1" || md.CommandHash != parse(t, body1, alice).Hash() {
+	if err != nil || md.IdempotencyKey != "key-1" || md.CommandHash != commands.HashCreate(parse(t, body1, alice)) {
 		t.Fatalf("metadata %+v (%v), want the key and the command's hash", md, err)
 	}
 
 	// The ICP changes after it was created; a retry still answers the ICP
 	// as it was created.
-	upd, err := events.Encode(uuid.NewString(), events.ICPUpdatedV1{
-		ID: id, UpdatedAt: events.NewTime(clk.now()), UpdatedBy: "user_alice",
-		Changes: events.ICPChanges{Name: events.Some("Renamed")},
+	upd, err := events.Encode(uuid.NewString(), domain.ICPUpdatedV1{
+		ID: id, UpdatedAt: domain.NewTime(clk.now()), UpdatedBy: "user_alice",
+		Changes: domain.ICPChanges{Name: domain.Some("Renamed")},
 	}, events.Metadata{Tenant: "org_acme", UserID: "user_alice"})
 	if err != nil {
 		t.Fatal(err)
@@ -223,12 +223,12 @@ func TestCreateWithAKeyReusedForAnotherBodyIsRefused(t *testing.T) {
 func TestTheSameKeyOfAnotherUserOrTenantIsAnotherICP(t *testing.T) {
 	ctx := context.Background()
 	h := commands.NewHandler(openStore(t))
-	ids := map[string]auth.Principal{}
-	for _, p := range []auth.Principal{
+	ids := map[string]domain.Actor{}
+	for _, p := range []domain.Actor{
 		alice,
-		{UserID: "user_bob", OrgID: "org_acme"},
-		{UserID: "user_alice", OrgID: "org_other"},
-		{UserID: "user_alice"},
+		{UserID: "user_bob", Tenant: "org_acme"},
+		{UserID: "user_alice", Tenant: "org_other"},
+		{UserID: "user_alice", Tenant: "personal:user_alice"},
 	} {
 		res, err := h.Create(ctx, p, parse(t, body1, p), "shared-key", commands.RequestMeta{})
 		if err != nil {
@@ -241,8 +241,8 @@ func TestTheSameKeyOfAnotherUserOrTenantIsAnotherICP(t *testing.T) {
 			t.Errorf("%+v and %+v got the same ICP", p, q)
 		}
 		ids[res.State.ICP.ID] = p
-		if res.State.Tenant != p.Tenant() {
-			t.Errorf("tenant %q, want %q", res.State.Tenant, p.Tenant())
+		if res.State.Tenant != p.Tenant {
+			t.Errorf("tenant %q, want %q", res.State.Tenant, p.Tenant)
 		}
 	}
 }

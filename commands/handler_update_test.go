@@ -10,13 +10,13 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/icpservice/icp/api/auth"
 	"github.com/icpservice/icp/commands"
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/projections"
 )
 
-func parseUpdate(t *testing.T, body string) commands.UpdateICP {
+func parseUpdate(t *testing.T, body string) domain.UpdateICP {
 	t.Helper()
 	u, err := commands.ParseUpdate([]byte(body))
 	if err != nil {
@@ -37,7 +37,7 @@ func TestUpdateRecordsTheChangeAndAnswersTheFoldedICP(t *testing.T) {
 	id := created.State.ICP.ID
 	clk.add(time.Minute)
 
-	bob := auth.Principal{UserID: "user_bob", OrgID: "org_acme"} // a member
+	bob := domain.Actor{UserID: "user_bob", Tenant: "org_acme"} // a member
 	res, err := h.Update(ctx, bob, id, parseUpdate(t, `{"name":"Renamed","description":"now set","leadsPerList":50}`), []uint64{1}, commands.RequestMeta{})
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +62,7 @@ func TestUpdateRecordsTheChangeAndAnswersTheFoldedICP(t *testing.T) {
 	}
 
 	// A stale If-Match is refused and records nothing.
-	if _, err := h.Update(ctx, alice, id, parseUpdate(t, `{"name":"Lost"}`), []uint64{1}, commands.RequestMeta{}); !errors.Is(err, commands.ErrPreconditionFailed) {
+	if _, err := h.Update(ctx, alice, id, parseUpdate(t, `{"name":"Lost"}`), []uint64{1}, commands.RequestMeta{}); !errors.Is(err, domain.ErrPreconditionFailed) {
 		t.Fatalf("stale If-Match: %v", err)
 	}
 	// Clearing and an empty update.
@@ -76,7 +76,7 @@ func TestUpdateRecordsTheChangeAndAnswersTheFoldedICP(t *testing.T) {
 		t.Fatalf("stored %s v%d %s\nwant ICPUpdated v1 %s", cleared.Type, cleared.SchemaVersion, cleared.Data, want)
 	}
 	p, err := events.DecodeRecorded(cleared)
-	if ch := p.(events.ICPUpdatedV1).Changes; err != nil || !ch.Description.Set || !ch.Description.Null || ch.Name.Set || ch.CRMFilters.Set {
+	if ch := p.(domain.ICPUpdatedV1).Changes; err != nil || !ch.Description.Set || !ch.Description.Null || ch.Name.Set || ch.CRMFilters.Set {
 		t.Fatalf("decoded %+v %v", p, err)
 	}
 	res, err = h.Update(ctx, alice, id, parseUpdate(t, `{}`), nil, commands.RequestMeta{})
@@ -97,28 +97,28 @@ func TestDeleteIsFinal(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := created.State.ICP.ID
-	eve := auth.Principal{UserID: "user_eve", OrgID: "org_other", Admin: true}
-	carol := auth.Principal{UserID: "user_carol", OrgID: "org_acme"}
-	if _, err := h.Delete(ctx, eve, id, nil, commands.RequestMeta{}); !errors.Is(err, commands.ErrNotFound) {
+	eve := domain.Actor{UserID: "user_eve", Tenant: "org_other", Admin: true}
+	carol := domain.Actor{UserID: "user_carol", Tenant: "org_acme"}
+	if _, err := h.Delete(ctx, eve, id, nil, commands.RequestMeta{}); !errors.Is(err, domain.ErrNotFound) {
 		t.Fatalf("another tenant's delete: %v", err)
 	}
-	if _, err := h.Delete(ctx, carol, id, nil, commands.RequestMeta{}); !errors.Is(err, commands.ErrForbidden) {
+	if _, err := h.Delete(ctx, carol, id, nil, commands.RequestMeta{}); !errors.Is(err, domain.ErrForbidden) {
 		t.Fatalf("a non-member's delete: %v", err)
 	}
-	if _, err := h.Delete(ctx, alice, id, []uint64{7}, commands.RequestMeta{}); !errors.Is(err, commands.ErrPreconditionFailed) {
+	if _, err := h.Delete(ctx, alice, id, []uint64{7}, commands.RequestMeta{}); !errors.Is(err, domain.ErrPreconditionFailed) {
 		t.Fatalf("stale If-Match: %v", err)
 	}
 	res, err := h.Delete(ctx, alice, id, []uint64{1}, commands.RequestMeta{})
 	if err != nil || !res.State.Deleted || res.State.Version != 2 {
 		t.Fatalf("delete: %+v %v", res.State, err)
 	}
-	if _, err := h.Delete(ctx, alice, id, nil, commands.RequestMeta{}); !errors.Is(err, commands.ErrNotFound) {
+	if _, err := h.Delete(ctx, alice, id, nil, commands.RequestMeta{}); !errors.Is(err, domain.ErrNotFound) {
 		t.Fatalf("second delete: %v", err)
 	}
-	if _, err := h.Update(ctx, alice, id, parseUpdate(t, `{"name":"Back"}`), nil, commands.RequestMeta{}); !errors.Is(err, commands.ErrNotFound) {
+	if _, err := h.Update(ctx, alice, id, parseUpdate(t, `{"name":"Back"}`), nil, commands.RequestMeta{}); !errors.Is(err, domain.ErrNotFound) {
 		t.Fatalf("update after delete: %v", err)
 	}
-	if _, err := h.Update(ctx, alice, "00000000-0000-4000-8000-000000000000", parseUpdate(t, `{"name":"x"}`), nil, commands.RequestMeta{}); !errors.Is(err, commands.ErrNotFound) {
+	if _, err := h.Update(ctx, alice, "00000000-0000-4000-8000-000000000000", parseUpdate(t, `{"name":"x"}`), nil, commands.RequestMeta{}); !errors.Is(err, domain.ErrNotFound) {
 		t.Fatalf("update of an unknown id: %v", err)
 	}
 	// The history stays for audit.
@@ -197,8 +197,8 @@ func TestConcurrentUpdatesWithOneIfMatchLetOneWin(t *testing.T) {
 		switch {
 		case err == nil:
 			won++
-		case !errors.Is(err, commands.ErrPreconditionFailed):
-			t.Errorf("update %d: %v, want success or ErrPreconditionFailed", i, err)
+		case !errors.Is(err, domain.ErrPreconditionFailed):
+			t.Errorf("update %d: %v, want success or domain.ErrPreconditionFailed", i, err)
 		}
 	}
 	if won != 1 {
@@ -227,9 +227,9 @@ func (r *racingStore) ReadStreamPage(ctx context.Context, stream string, from ui
 	}
 	r.reads++
 	last := evs[len(evs)-1]
-	p, err := events.Encode(uuid.NewString(), events.ICPUpdatedV1{
-		ID: last.ICPID(), UpdatedAt: events.NewTime(time.Now()), UpdatedBy: "user_other",
-		Changes: events.ICPChanges{LeadsPerList: events.Some(int(last.Version) + 1)},
+	p, err := events.Encode(uuid.NewString(), domain.ICPUpdatedV1{
+		ID: last.ICPID(), UpdatedAt: domain.NewTime(time.Now()), UpdatedBy: "user_other",
+		Changes: domain.ICPChanges{LeadsPerList: domain.Some(int(last.Version) + 1)},
 	}, events.Metadata{Tenant: "org_acme", UserID: "user_other"})
 	if err != nil {
 		r.t.Fatal(err)
@@ -251,11 +251,11 @@ func TestUpdateRetriesOnAMovedStreamThenGivesUp(t *testing.T) {
 		wantLoads   int
 	}{
 		{"one race: decided again on the new version", 1, nil, nil, 3, 2},
-		{"races past the attempts: conflict", 3, nil, commands.ErrConflict, 0, 3},
-		{"a race under If-Match: precondition failed without a retry", 1, []uint64{1}, commands.ErrPreconditionFailed, 0, 1},
+		{"races past the attempts: conflict", 3, nil, domain.ErrConflict, 0, 3},
+		{"a race under If-Match: precondition failed without a retry", 1, []uint64{1}, domain.ErrPreconditionFailed, 0, 1},
 		// The new version is listed too, yet the answer is 412: the
 		// version the precondition matched when decided is gone.
-		{"a race under an If-Match listing the new version too", 1, []uint64{1, 2}, commands.ErrPreconditionFailed, 0, 1},
+		{"a race under an If-Match listing the new version too", 1, []uint64{1, 2}, domain.ErrPreconditionFailed, 0, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st := openStore(t)
@@ -309,10 +309,10 @@ func TestAMemberMayLeaveAndAnAdminKeepsAccess(t *testing.T) {
 	if err != nil || len(res.State.ICP.UserIDs) != 1 || res.State.ICP.UserIDs[0] != "user_bob" {
 		t.Fatalf("hand over: %+v %v", res.State, err)
 	}
-	if _, err := h.Update(ctx, alice, id, parseUpdate(t, `{"name":"x"}`), nil, commands.RequestMeta{}); !errors.Is(err, commands.ErrForbidden) {
-		t.Fatalf("alice after leaving: %v, want ErrForbidden", err)
+	if _, err := h.Update(ctx, alice, id, parseUpdate(t, `{"name":"x"}`), nil, commands.RequestMeta{}); !errors.Is(err, domain.ErrForbidden) {
+		t.Fatalf("alice after leaving: %v, want domain.ErrForbidden", err)
 	}
-	admin := auth.Principal{UserID: "user_root", OrgID: "org_acme", Admin: true}
+	admin := domain.Actor{UserID: "user_root", Tenant: "org_acme", Admin: true}
 	if _, err := h.Update(ctx, admin, id, parseUpdate(t, `{"userIds":["user_alice"]}`), nil, commands.RequestMeta{}); err != nil {
 		t.Fatalf("an admin who is not a member: %v", err)
 	}

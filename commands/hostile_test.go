@@ -108,7 +108,7 @@ func BenchmarkParseHostile(b *testing.B) {
 				var ve *ValidationError
 				switch {
 				case err == nil:
-					_ = cmd.Hash()
+					_ = HashCreate(cmd)
 				case errors.As(err, &ve):
 					details = len(ve.Details)
 				default:

@@ -3,6 +3,7 @@ package commands
 import (
 	"fmt"
 
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 )
 
@@ -62,7 +63,7 @@ func (h *Handler) MaxEventData() int64 {
 // expected) when the bus could not carry one of its events, or when the ICP's
 // document after it, next (nil when deleted), would exceed the read model's
 // limit. doc, when not nil, is next's document already encoded.
-func (h *Handler) checkLimits(stream string, expected uint64, proposed []events.Proposed, next *events.State, doc []byte) error {
+func (h *Handler) checkLimits(stream string, expected uint64, proposed []events.Proposed, next *domain.State, doc []byte) error {
 	if h.busLimit != nil {
 		limit := h.busLimit()
 		if limit <= 0 {

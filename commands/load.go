@@ -8,7 +8,7 @@ package commands
 // append's transaction). A load reads that snapshot and only the events from
 // its version on, and folds those onto it. The snapshot is a cache of the
 // fold and nothing else: it is used only when its fold version is
-// events.FoldVersion and the stream still holds the event the snapshot names
+// domain.FoldVersion and the stream still holds the event the snapshot names
 // at the snapshot's version; otherwise, or when the store keeps no
 // snapshots, the load folds the whole stream a page at a time, and the next
 // write stores a fresh snapshot. Either way the state is exactly the fold of
@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 )
 
@@ -65,7 +66,7 @@ func (h *Handler) loadState(ctx context.Context, stream string) (*current, error
 		if err != nil {
 			return nil, err
 		}
-		if ok && snap.Fold == events.FoldVersion {
+		if ok && snap.Fold == domain.FoldVersion {
 			cur, usable, err := h.fromSnapshot(ctx, stream, snap)
 			if err != nil || usable {
 				return cur, err
@@ -133,7 +134,7 @@ func (h *Handler) foldFrom(ctx context.Context, stream string, base *current, fr
 // them (decoded from their bytes, as a load would), encoded. Nil for a
 // create (its first event is all a load reads) and when the store keeps no
 // snapshots.
-func (h *Handler) snapshotOf(state *events.State, expected uint64, proposed []events.Proposed) ([]byte, error) {
+func (h *Handler) snapshotOf(state *domain.State, expected uint64, proposed []events.Proposed) ([]byte, error) {
 	if _, ok := h.store.(events.Snapshotter); !ok || state == nil {
 		return nil, nil
 	}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/icpservice/icp/api/auth"
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/sqlitestore"
 )
@@ -35,7 +35,7 @@ func TestLoadedStateIsTheFold(t *testing.T) {
 	}
 	st, h := open()
 	t.Cleanup(func() { _ = st.Close() })
-	alice := auth.Principal{UserID: "user_alice", OrgID: "org_acme"}
+	alice := domain.Actor{UserID: "user_alice", Tenant: "org_acme"}
 
 	var ids []string
 	var kinds [8]int
@@ -68,12 +68,12 @@ func TestLoadedStateIsTheFold(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, err = h.Update(ctx, alice, target, cmd, nil, RequestMeta{})
-			if err != nil && !errors.Is(err, ErrNotFound) {
+			if err != nil && !errors.Is(err, domain.ErrNotFound) {
 				t.Fatalf("step %d: update: %v", step, err)
 			}
 			kinds[1]++
 		case kind < 72:
-			if _, err := h.Delete(ctx, alice, target, nil, RequestMeta{}); err != nil && !errors.Is(err, ErrNotFound) {
+			if _, err := h.Delete(ctx, alice, target, nil, RequestMeta{}); err != nil && !errors.Is(err, domain.ErrNotFound) {
 				t.Fatalf("step %d: delete: %v", step, err)
 			}
 			kinds[2]++
@@ -82,7 +82,7 @@ func TestLoadedStateIsTheFold(t *testing.T) {
 				kinds[3]++
 			}
 		case kind < 88: // a snapshot of an older fold, holding a stale state
-			if appendRaw(t, st, target, rng, func(before *events.State) (int, []byte) {
+			if appendRaw(t, st, target, rng, func(before *domain.State) (int, []byte) {
 				// At the right version, but without the change: only
 				// its fold version tells it from a true one.
 				stale := *before
@@ -91,13 +91,13 @@ func TestLoadedStateIsTheFold(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				return events.FoldVersion - 1, b
+				return domain.FoldVersion - 1, b
 			}) {
 				kinds[4]++
 			}
 		case kind < 91: // a snapshot of this fold that does not decode
-			if appendRaw(t, st, target, rng, func(*events.State) (int, []byte) {
-				return events.FoldVersion, []byte(`{"icp":`)
+			if appendRaw(t, st, target, rng, func(*domain.State) (int, []byte) {
+				return domain.FoldVersion, []byte(`{"icp":`)
 			}) {
 				kinds[5]++
 			}
@@ -144,7 +144,7 @@ func TestLoadedStateIsTheFold(t *testing.T) {
 // appendRaw appends a random update to ICP id as another writer would,
 // bypassing the handler, with the snapshot snap returns (nil: plain Append).
 // It reports false when the ICP is deleted.
-func appendRaw(t *testing.T, st *sqlitestore.Store, id string, rng *rand.Rand, snap func(before *events.State) (int, []byte)) bool {
+func appendRaw(t *testing.T, st *sqlitestore.Store, id string, rng *rand.Rand, snap func(before *domain.State) (int, []byte)) bool {
 	t.Helper()
 	ctx := context.Background()
 	all, err := st.ReadStream(ctx, events.StreamID(id), 0)
@@ -163,9 +163,9 @@ func appendRaw(t *testing.T, st *sqlitestore.Store, id string, rng *rand.Rand, s
 		t.Fatal(err)
 	}
 	if cmd.Changes.Empty() {
-		cmd.Changes.LeadsPerList = events.Some(rng.IntN(1000) + 1)
+		cmd.Changes.LeadsPerList = domain.Some(rng.IntN(1000) + 1)
 	}
-	ev, err := events.Encode(uuid.NewString(), events.ICPUpdatedV1{ID: id, UpdatedAt: events.NewTime(time.Now()),
+	ev, err := events.Encode(uuid.NewString(), domain.ICPUpdatedV1{ID: id, UpdatedAt: domain.NewTime(time.Now()),
 		UpdatedBy: "user_other", Changes: cmd.Changes}, events.Metadata{Tenant: "org_acme", UserID: "user_other"})
 	if err != nil {
 		t.Fatal(err)
@@ -238,7 +238,7 @@ func TestWritesReadBoundedEventsWhateverTheHistory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	alice := auth.Principal{UserID: "user_alice", OrgID: "org_acme"}
+	alice := domain.Actor{UserID: "user_alice", Tenant: "org_acme"}
 	h := NewHandler(st)
 	cmd, err := ParseCreate([]byte(`{"name":"A","leadProviderCriteria":[]}`), alice.UserID)
 	if err != nil {
@@ -254,8 +254,8 @@ func TestWritesReadBoundedEventsWhateverTheHistory(t *testing.T) {
 	for v := uint64(1); v < history; v += uint64(len(batch)) {
 		batch = batch[:0]
 		for i := 0; i < 100 && v+uint64(i) < history; i++ {
-			ev, err := events.Encode(uuid.NewString(), events.ICPUpdatedV1{ID: id, UpdatedAt: events.NewTime(time.Now()),
-				UpdatedBy: "user_alice", Changes: events.ICPChanges{LeadsPerList: events.Some(int(v) + i)}}, events.Metadata{Tenant: "org_acme", UserID: "user_alice"})
+			ev, err := events.Encode(uuid.NewString(), domain.ICPUpdatedV1{ID: id, UpdatedAt: domain.NewTime(time.Now()),
+				UpdatedBy: "user_alice", Changes: domain.ICPChanges{LeadsPerList: domain.Some(int(v) + i)}}, events.Metadata{Tenant: "org_acme", UserID: "user_alice"})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/icpservice/icp/commands"
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/esdbstore"
 	"github.com/icpservice/icp/events/esdbstore/esdbtest"
@@ -22,12 +23,12 @@ import (
 // snapshots, as another writer (or an older release) would.
 func appendHistory(t *testing.T, st events.Store, id string, from uint64, n int) {
 	t.Helper()
-	md := events.Metadata{Tenant: alice.Tenant(), UserID: alice.UserID}
+	md := events.Metadata{Tenant: alice.Tenant, UserID: alice.UserID}
 	for v := from; v < from+uint64(n); {
 		batch := make([]events.Proposed, 0, 200)
 		for len(batch) < cap(batch) && v+uint64(len(batch)) < from+uint64(n) {
-			ev, err := events.Encode(uuid.NewString(), events.ICPUpdatedV1{ID: id, UpdatedAt: events.NewTime(time.Now()), UpdatedBy: alice.UserID,
-				Changes: events.ICPChanges{LeadsPerList: events.Some(int(v)%50 + 1 + len(batch)%2)}}, md)
+			ev, err := events.Encode(uuid.NewString(), domain.ICPUpdatedV1{ID: id, UpdatedAt: domain.NewTime(time.Now()), UpdatedBy: alice.UserID,
+				Changes: domain.ICPChanges{LeadsPerList: domain.Some(int(v)%50 + 1 + len(batch)%2)}}, md)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -156,10 +157,10 @@ func TestHostileSnapshotsOnEventStoreDBAreIgnored(t *testing.T) {
 		data, meta []byte
 	}{
 		{"another writer's event", "Other", []byte(`{"name":"Forged"}`), []byte(`{"by":"someone else"}`)},
-		{"a state that does not decode", "Snapshot", []byte(`{"not":"a state"}`), meta(stream, last.Version, last.ID, events.FoldVersion)},
-		{"a state of another fold", "Snapshot", forgedState, meta(stream, last.Version, last.ID, events.FoldVersion+1)},
-		{"an event the stream does not hold", "Snapshot", forgedState, meta(stream, last.Version, uuid.NewString(), events.FoldVersion)},
-		{"another stream's snapshot", "Snapshot", forgedState, meta(events.StreamID(uuid.NewString()), last.Version, last.ID, events.FoldVersion)},
+		{"a state that does not decode", "Snapshot", []byte(`{"not":"a state"}`), meta(stream, last.Version, last.ID, domain.FoldVersion)},
+		{"a state of another fold", "Snapshot", forgedState, meta(stream, last.Version, last.ID, domain.FoldVersion+1)},
+		{"an event the stream does not hold", "Snapshot", forgedState, meta(stream, last.Version, uuid.NewString(), domain.FoldVersion)},
+		{"another stream's snapshot", "Snapshot", forgedState, meta(events.StreamID(uuid.NewString()), last.Version, last.ID, domain.FoldVersion)},
 		{"metadata with unknown members", "Snapshot", forgedState, []byte(`{"stream":"` + stream + `","version":2,"eventId":"` + last.ID + `","fold":1,"trust":"me"}`)},
 		{"metadata that is not JSON", "Snapshot", forgedState, []byte(`{"stream":`)},
 	} {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/icpservice/icp/commands"
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 )
 
@@ -52,7 +53,7 @@ func TestUpdateOfUnchangedValuesRecordsNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := p.(events.ICPUpdatedV1).Changes; c.Name.Set || !c.LeadsPerList.Set || c.LeadsPerList.V != 11 {
+	if c := p.(domain.ICPUpdatedV1).Changes; c.Name.Set || !c.LeadsPerList.Set || c.LeadsPerList.V != 11 {
 		t.Fatalf("the event records %+v, want leadsPerList alone", c)
 	}
 }

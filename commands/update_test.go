@@ -5,11 +5,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/icpservice/icp/api/auth"
-	"github.com/icpservice/icp/events"
+	"github.com/icpservice/icp/domain"
 )
 
-func mustParseUpdate(t *testing.T, body string) UpdateICP {
+func mustParseUpdate(t *testing.T, body string) domain.UpdateICP {
 	t.Helper()
 	u, err := ParseUpdate([]byte(body))
 	if err != nil {
@@ -78,62 +77,5 @@ func TestParseUpdateRefusesAnICPWithoutMembers(t *testing.T) {
 	_, err = ParseUpdate([]byte(`{"userIds":[""]}`))
 	if !errors.As(err, &ve) || len(ve.Details) != 1 || ve.Details[0].Path != "userIds[0]" {
 		t.Fatalf("err = %v, want one detail on userIds[0]", err)
-	}
-}
-
-func live(tenant string, members ...string) *events.State {
-	return &events.State{ICP: events.ICP{ID: "a1", UserIDs: members}, Tenant: tenant, Version: 3}
-}
-
-func TestDecideUpdateAndDeleteCheckAccessThenPrecondition(t *testing.T) {
-	member := auth.Principal{UserID: "user_m", OrgID: "org_1"}
-	outsider := auth.Principal{UserID: "user_o", OrgID: "org_1"}
-	admin := auth.Principal{UserID: "user_a", OrgID: "org_1", Admin: true}
-	otherAdmin := auth.Principal{UserID: "user_m", OrgID: "org_2", Admin: true}
-	deleted := live("org_1", "user_m")
-	deleted.Deleted = true
-	change := UpdateICP{Changes: events.ICPChanges{Name: events.Some("x")}}
-	for _, tc := range []struct {
-		name    string
-		s       *events.State
-		p       auth.Principal
-		ifMatch []uint64
-		want    error
-	}{
-		{"never created", nil, member, nil, ErrNotFound},
-		{"deleted", deleted, member, nil, ErrNotFound},
-		{"another tenant, even for its admin", live("org_1", "user_m"), otherAdmin, nil, ErrNotFound},
-		{"not a member", live("org_1", "user_m"), outsider, nil, ErrForbidden},
-		{"not a member, stale If-Match", live("org_1", "user_m"), outsider, []uint64{1}, ErrForbidden},
-		{"member", live("org_1", "user_m"), member, nil, nil},
-		{"admin", live("org_1", "user_m"), admin, nil, nil},
-		{"If-Match current", live("org_1", "user_m"), member, []uint64{3}, nil},
-		{"If-Match one of", live("org_1", "user_m"), member, []uint64{2, 3}, nil},
-		{"If-Match stale", live("org_1", "user_m"), member, []uint64{2}, ErrPreconditionFailed},
-		{"If-Match matching nothing", live("org_1", "user_m"), member, []uint64{}, ErrPreconditionFailed},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			ev, ok, err := DecideUpdate(tc.s, tc.p, change, tc.ifMatch, fixedNow)
-			if !errors.Is(err, tc.want) || (err == nil) != ok {
-				t.Fatalf("update: ok %v err %v, want %v", ok, err, tc.want)
-			}
-			if err == nil && (ev.ID != "a1" || ev.UpdatedBy != tc.p.UserID || ev.UpdatedAt.String() != "2024-01-15T10:30:00.123Z" || ev.Changes.Name.V != "x") {
-				t.Errorf("event %+v", ev)
-			}
-			del, err := DecideDelete(tc.s, tc.p, tc.ifMatch, fixedNow)
-			if !errors.Is(err, tc.want) {
-				t.Fatalf("delete: err %v, want %v", err, tc.want)
-			}
-			if err == nil && (del.ID != "a1" || del.DeletedBy != tc.p.UserID) {
-				t.Errorf("event %+v", del)
-			}
-		})
-	}
-}
-
-func TestDecideUpdateWithNothingToChangeRecordsNothing(t *testing.T) {
-	_, ok, err := DecideUpdate(live("org_1", "user_m"), auth.Principal{UserID: "user_m", OrgID: "org_1"}, UpdateICP{}, nil, fixedNow)
-	if err != nil || ok {
-		t.Fatalf("ok %v err %v, want no event and no error", ok, err)
 	}
 }

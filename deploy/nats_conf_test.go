@@ -21,8 +21,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/icpservice/icp/api/auth"
 	"github.com/icpservice/icp/commands"
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/consumer"
 	"github.com/icpservice/icp/events/relay"
@@ -151,7 +151,7 @@ func TestEachRoleDoesItsWorkAndNothingElse(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = store.Close() })
 	cmds := commands.NewHandler(store)
-	p := auth.Principal{UserID: "user_1", OrgID: "org_1"}
+	p := domain.Actor{UserID: "user_1", Tenant: "org_1"}
 	const n = 3
 	for i := range n {
 		cmd, err := commands.ParseCreate([]byte(`{"name":"ICP `+string(rune('A'+i))+`","leadProviderCriteria":[]}`), p.UserID)
@@ -213,7 +213,7 @@ func TestEachRoleDoesItsWorkAndNothingElse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	worker.OnCreated(func(context.Context, consumer.Event[events.ICPCreatedV1]) error {
+	worker.OnCreated(func(context.Context, consumer.Event[domain.ICPCreatedV1]) error {
 		handled.Add(1)
 		return nil
 	})

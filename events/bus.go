@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/icpservice/icp/domain"
 )
 
 // The bus topology: one JetStream stream carries every event; dead letters go
@@ -162,7 +164,7 @@ func EachHeader(r Recorded, set func(key, value string)) {
 	set(HeaderType, CloudEventsType(r.Type, r.SchemaVersion))
 	set(HeaderSource, CloudEventsSource)
 	set(HeaderSubject, r.ICPID())
-	set(HeaderTime, NewTime(r.Time).String())
+	set(HeaderTime, domain.NewTime(r.Time).String())
 	set(HeaderICPVersion, strconv.FormatUint(r.Version, 10))
 	set(HeaderPosition, strconv.FormatUint(r.Position, 10))
 	set(HeaderSchemaVersion, strconv.Itoa(r.SchemaVersion))
@@ -209,7 +211,7 @@ func FromHeaders(get func(string) string, body []byte) (Recorded, error) {
 	if _, ok := ICPIDFromStream(r.StreamID); !ok {
 		return r, fmt.Errorf("%w: not an ICP stream %q", ErrCorrupt, r.StreamID)
 	}
-	if t, err := ParseTime(get(HeaderTime)); err == nil {
+	if t, err := domain.ParseTime(get(HeaderTime)); err == nil {
 		r.Time = t.Time
 	}
 	if m := get(HeaderMetadata); m != "" {

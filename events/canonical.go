@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/icpservice/icp/domain"
 )
 
 // ParseCanonicalCreated decodes an ICPCreated v1 payload that is exactly in
@@ -25,7 +27,7 @@ import (
 // back to the same bytes. A field added to ICP makes every payload
 // that carries it fall back (its key is unknown here) and fails
 // TestCanonicalCreateKnowsEveryField.
-func ParseCanonicalCreated(data []byte) (p ICPCreatedV1, icp []byte, ok bool) {
+func ParseCanonicalCreated(data []byte) (p domain.ICPCreatedV1, icp []byte, ok bool) {
 	c := &canon{b: data, ok: true}
 	c.lit(`{"icp":`)
 	start := c.i
@@ -37,7 +39,7 @@ func ParseCanonicalCreated(data []byte) (p ICPCreatedV1, icp []byte, ok bool) {
 	p.CreatedBy = c.str()
 	c.lit(`}`)
 	if !c.ok || c.i != len(data) {
-		return ICPCreatedV1{}, nil, false
+		return domain.ICPCreatedV1{}, nil, false
 	}
 	return p, icp, true
 }
@@ -136,15 +138,15 @@ func (c *canon) integer() int {
 
 // time consumes a time written as Time writes it, and reads it as
 // Time reads it.
-func (c *canon) time() Time {
+func (c *canon) time() domain.Time {
 	s := c.str()
 	if !c.ok {
-		return Time{}
+		return domain.Time{}
 	}
-	t, err := ParseTime(s)
+	t, err := domain.ParseTime(s)
 	if err != nil || t.String() != s {
 		c.fail()
-		return Time{}
+		return domain.Time{}
 	}
 	return t
 }
@@ -309,7 +311,7 @@ func (c *canon) number() {
 }
 
 // icp consumes an ICP.
-func (c *canon) icp(p *ICP) {
+func (c *canon) icp(p *domain.ICP) {
 	c.lit(`{"id":`)
 	p.ID = c.str()
 	c.lit(`,"name":`)
@@ -324,7 +326,7 @@ func (c *canon) icp(p *ICP) {
 	c.lit(`,"updatedAt":`)
 	p.UpdatedAt = c.time()
 	c.lit(`,"leadProviderCriteria":`)
-	p.LeadProviderCriteria = array(c, func(l *LeadProviderCriterion) {
+	p.LeadProviderCriteria = array(c, func(l *domain.LeadProviderCriterion) {
 		c.lit(`{"provider":`)
 		l.Provider = c.str()
 		if c.peek(`,"type":`) {
@@ -336,7 +338,7 @@ func (c *canon) icp(p *ICP) {
 		c.lit(`}`)
 	})
 	c.lit(`,"customFilterCriteria":`)
-	p.CustomFilterCriteria = array(c, func(f *CustomFilter) {
+	p.CustomFilterCriteria = array(c, func(f *domain.CustomFilter) {
 		c.lit(`{"type":`)
 		f.Type = c.str()
 		c.lit(`,"value":`)
@@ -360,8 +362,8 @@ func (c *canon) icp(p *ICP) {
 }
 
 // crm consumes an CRMFilters; its keys are all optional.
-func (c *canon) crm() *CRMFilters {
-	var f CRMFilters
+func (c *canon) crm() *domain.CRMFilters {
+	var f domain.CRMFilters
 	c.lit(`{`)
 	sep := ""
 	key := func(k string) bool {
@@ -384,8 +386,8 @@ func (c *canon) crm() *CRMFilters {
 		}
 	}
 	if key("filters") {
-		f.Filters = opt(c, func() []CRMFilter {
-			return array(c, func(x *CRMFilter) {
+		f.Filters = opt(c, func() []domain.CRMFilter {
+			return array(c, func(x *domain.CRMFilter) {
 				c.lit(`{"path":`)
 				x.Path = c.str()
 				c.lit(`,"mode":`)
@@ -416,15 +418,15 @@ func (c *canon) crm() *CRMFilters {
 
 // opt consumes an Opt: null, or a value that json.Marshal writes
 // (with '<', '>' and '&' escaped: see canon.html).
-func opt[T any](c *canon, val func() T) Opt[T] {
+func opt[T any](c *canon, val func() T) domain.Opt[T] {
 	if c.null() {
-		return Null[T]()
+		return domain.Null[T]()
 	}
 	html := c.html
 	c.html = true
 	v := val()
 	c.html = html
-	return Some(v)
+	return domain.Some(v)
 }
 
 // array consumes null (a nil slice) or an array whose elements elem
@@ -461,7 +463,7 @@ func array[T any](c *canon, elem func(*T)) []T {
 func DecodeRecordedDoc(r Recorded) (p any, icpJSON []byte, err error) {
 	if r.Type == TypeICPCreated && r.SchemaVersion == 1 && CurrentSchema[TypeICPCreated] == 1 {
 		v, doc, ok := ParseCanonicalCreated(r.Data)
-		if ok && v.check() == nil {
+		if ok && checkCreated(v) == nil {
 			return v, doc, nil
 		}
 	}

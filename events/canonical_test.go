@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/projections"
 )
@@ -17,61 +18,61 @@ import (
 // the encoder escapes, and values json.Marshal escapes inside an Opt).
 func canonicalSamples(t testing.TB) (payloads [][]byte, accept []bool) {
 	t.Helper()
-	at := events.NewTime(time.Date(2025, 3, 1, 9, 0, 0, 123e6, time.UTC))
+	at := domain.NewTime(time.Date(2025, 3, 1, 9, 0, 0, 123e6, time.UTC))
 	desc := "Entscheider in der DACH-Region: Größe ≥ 50 <&>"
-	until := events.NewTime(at.Add(90 * 24 * time.Hour))
-	base := func() events.ICP {
-		return events.ICP{ID: "0b6f7d2e-8c1a-4c2e-9d3f-3f5a1e2b4c6d", Name: "DACH Tech Leaders", CreatedAt: at, UpdatedAt: at, LeadsPerList: 100}
+	until := domain.NewTime(at.Add(90 * 24 * time.Hour))
+	base := func() domain.ICP {
+		return domain.ICP{ID: "0b6f7d2e-8c1a-4c2e-9d3f-3f5a1e2b4c6d", Name: "DACH Tech Leaders", CreatedAt: at, UpdatedAt: at, LeadsPerList: 100}
 	}
 	type sample struct {
-		icp    func(*events.ICP)
+		icp    func(*domain.ICP)
 		accept bool
 	}
 	samples := []sample{
-		{func(*events.ICP) {}, true},
-		{func(i *events.ICP) {
+		{func(*domain.ICP) {}, true},
+		{func(i *domain.ICP) {
 			i.Description = &desc
 			i.ActiveUntil = &until
 			i.UserIDs = []string{"user_1", "user_shared", "ü"}
-			i.LeadProviderCriteria = []events.LeadProviderCriterion{
+			i.LeadProviderCriteria = []domain.LeadProviderCriterion{
 				{Provider: "baseProvider", Filters: json.RawMessage(`{"z_last":1,"job_title":["CTO","VP \"Eng\""],"employees":{"$gt":12345678901234567890},"loc":["DE","AT"],"x":[true,false,null,-0.5e-3,{}],"y":[]}`)},
-				{Provider: "other", Type: events.Some("company"), Filters: json.RawMessage(`null`)},
-				{Provider: "third", Type: events.Null[string](), Filters: json.RawMessage(`"a<b"`)},
+				{Provider: "other", Type: domain.Some("company"), Filters: json.RawMessage(`null`)},
+				{Provider: "third", Type: domain.Null[string](), Filters: json.RawMessage(`"a<b"`)},
 			}
-			i.CustomFilterCriteria = []events.CustomFilter{{Type: "maxPeoplePerCompany", Value: json.RawMessage(`2.50`)}, {Type: "t", Value: json.RawMessage(`1E+10`)}}
-			i.CRMFilters = &events.CRMFilters{
-				Provider: events.Some("hubspot"), TextSearch: events.Null[string](), Query: json.RawMessage(`{"q":[1,2]}`),
-				Filters: events.Some([]events.CRMFilter{
-					{Path: "deal.stage", Mode: "eq", Value: json.RawMessage(`"won"`), Exclude: events.Some(true)},
-					{Path: "owner", Mode: "in", Value: json.RawMessage(`["a","b\u00e9"]`), Exclude: events.Null[bool]()},
+			i.CustomFilterCriteria = []domain.CustomFilter{{Type: "maxPeoplePerCompany", Value: json.RawMessage(`2.50`)}, {Type: "t", Value: json.RawMessage(`1E+10`)}}
+			i.CRMFilters = &domain.CRMFilters{
+				Provider: domain.Some("hubspot"), TextSearch: domain.Null[string](), Query: json.RawMessage(`{"q":[1,2]}`),
+				Filters: domain.Some([]domain.CRMFilter{
+					{Path: "deal.stage", Mode: "eq", Value: json.RawMessage(`"won"`), Exclude: domain.Some(true)},
+					{Path: "owner", Mode: "in", Value: json.RawMessage(`["a","b\u00e9"]`), Exclude: domain.Null[bool]()},
 					{Path: "size", Mode: "gt", Value: json.RawMessage(`10`)},
 				}),
 			}
 		}, true},
-		{func(i *events.ICP) {
-			i.UserIDs, i.LeadProviderCriteria, i.CustomFilterCriteria = []string{}, []events.LeadProviderCriterion{}, []events.CustomFilter{}
-			i.CRMFilters = &events.CRMFilters{Filters: events.Some([]events.CRMFilter{})}
+		{func(i *domain.ICP) {
+			i.UserIDs, i.LeadProviderCriteria, i.CustomFilterCriteria = []string{}, []domain.LeadProviderCriterion{}, []domain.CustomFilter{}
+			i.CRMFilters = &domain.CRMFilters{Filters: domain.Some([]domain.CRMFilter{})}
 			i.LeadsPerList = -7
 		}, true},
-		{func(i *events.ICP) { i.CRMFilters = &events.CRMFilters{} }, true},
-		{func(i *events.ICP) {
-			i.CRMFilters = &events.CRMFilters{Query: json.RawMessage(`null`), Filters: events.Null[[]events.CRMFilter]()}
+		{func(i *domain.ICP) { i.CRMFilters = &domain.CRMFilters{} }, true},
+		{func(i *domain.ICP) {
+			i.CRMFilters = &domain.CRMFilters{Query: json.RawMessage(`null`), Filters: domain.Null[[]domain.CRMFilter]()}
 		}, true},
-		{func(i *events.ICP) { i.Name = `say "hi"` }, false},
-		{func(i *events.ICP) { i.Name = "tab\there" }, false},
-		{func(i *events.ICP) { i.Name = "line\u2028sep" }, false},
-		{func(i *events.ICP) { i.Name = "bad \xff byte" }, false},
-		{func(i *events.ICP) {
-			i.LeadProviderCriteria = []events.LeadProviderCriterion{{Provider: "p", Type: events.Some("a<b"), Filters: json.RawMessage(`1`)}}
+		{func(i *domain.ICP) { i.Name = `say "hi"` }, false},
+		{func(i *domain.ICP) { i.Name = "tab\there" }, false},
+		{func(i *domain.ICP) { i.Name = "line\u2028sep" }, false},
+		{func(i *domain.ICP) { i.Name = "bad \xff byte" }, false},
+		{func(i *domain.ICP) {
+			i.LeadProviderCriteria = []domain.LeadProviderCriterion{{Provider: "p", Type: domain.Some("a<b"), Filters: json.RawMessage(`1`)}}
 		}, false},
-		{func(i *events.ICP) { // json.Marshal escapes the '&', which raw JSON may hold
-			i.CRMFilters = &events.CRMFilters{Filters: events.Some([]events.CRMFilter{{Path: "p", Mode: "m", Value: json.RawMessage(`"x&y"`)}})}
+		{func(i *domain.ICP) { // json.Marshal escapes the '&', which raw JSON may hold
+			i.CRMFilters = &domain.CRMFilters{Filters: domain.Some([]domain.CRMFilter{{Path: "p", Mode: "m", Value: json.RawMessage(`"x&y"`)}})}
 		}, true},
 	}
 	for _, s := range samples {
 		icp := base()
 		s.icp(&icp)
-		p, err := events.Encode("ev", events.ICPCreatedV1{ICP: icp, Tenant: "org_a", CreatedBy: "user_1"}, events.Metadata{Tenant: "org_a"})
+		p, err := events.Encode("ev", domain.ICPCreatedV1{ICP: icp, Tenant: "org_a", CreatedBy: "user_1"}, events.Metadata{Tenant: "org_a"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -138,7 +139,7 @@ func checkCanonical(t *testing.T, data []byte) bool {
 		}
 		return false
 	}
-	var want events.ICPCreatedV1
+	var want domain.ICPCreatedV1
 	if err := json.Unmarshal(data, &want); err != nil {
 		t.Fatalf("took %q, which json.Unmarshal refuses: %v", data, err)
 	}
@@ -149,7 +150,7 @@ func checkCanonical(t *testing.T, data []byte) bool {
 	if err != nil || string(enc) != string(doc) {
 		t.Fatalf("%q: doc %s, events.MarshalJSON gives %s (%v)", data, doc, enc, err)
 	}
-	if s, err := events.Evolve(nil, got, 1, 7); err == nil {
+	if s, err := domain.Evolve(nil, got, 1, 7); err == nil {
 		v, err := projections.ViewOfDoc(s, doc)
 		w, werr := projections.ViewOf(s)
 		if err != nil || werr != nil || !reflect.DeepEqual(v, w) {
@@ -164,53 +165,53 @@ func checkCanonical(t *testing.T, data []byte) bool {
 // payloads that carry it fall back, but a changed type or tag would not).
 func TestCanonicalCreateKnowsEveryField(t *testing.T) {
 	want := strings.TrimSpace(`
-ICP events.ICP "icp"
+ICP domain.ICP "icp"
 ICP.ID string "id"
 ICP.Name string "name"
 ICP.Description *string "description"
-ICP.CreatedAt events.Time "createdAt"
+ICP.CreatedAt domain.Time "createdAt"
 ICP.CreatedAt.Time time.Time ""
-ICP.UpdatedAt events.Time "updatedAt"
+ICP.UpdatedAt domain.Time "updatedAt"
 ICP.UpdatedAt.Time time.Time ""
-ICP.LeadProviderCriteria []events.LeadProviderCriterion "leadProviderCriteria"
+ICP.LeadProviderCriteria []domain.LeadProviderCriterion "leadProviderCriteria"
 ICP.LeadProviderCriteria.Provider string "provider"
-ICP.LeadProviderCriteria.Type events.Opt[string] "type,omitzero"
+ICP.LeadProviderCriteria.Type domain.Opt[string] "type,omitzero"
 ICP.LeadProviderCriteria.Type.Set bool ""
 ICP.LeadProviderCriteria.Type.Null bool ""
 ICP.LeadProviderCriteria.Type.V string ""
 ICP.LeadProviderCriteria.Filters json.RawMessage "filters"
-ICP.CustomFilterCriteria []events.CustomFilter "customFilterCriteria"
+ICP.CustomFilterCriteria []domain.CustomFilter "customFilterCriteria"
 ICP.CustomFilterCriteria.Type string "type"
 ICP.CustomFilterCriteria.Value json.RawMessage "value"
-ICP.CRMFilters *events.CRMFilters "crmFilters"
-ICP.CRMFilters.Provider events.Opt[string] "provider,omitzero"
+ICP.CRMFilters *domain.CRMFilters "crmFilters"
+ICP.CRMFilters.Provider domain.Opt[string] "provider,omitzero"
 ICP.CRMFilters.Provider.Set bool ""
 ICP.CRMFilters.Provider.Null bool ""
 ICP.CRMFilters.Provider.V string ""
-ICP.CRMFilters.TextSearch events.Opt[string] "textSearch,omitzero"
+ICP.CRMFilters.TextSearch domain.Opt[string] "textSearch,omitzero"
 ICP.CRMFilters.TextSearch.Set bool ""
 ICP.CRMFilters.TextSearch.Null bool ""
 ICP.CRMFilters.TextSearch.V string ""
 ICP.CRMFilters.Query json.RawMessage "query,omitempty"
-ICP.CRMFilters.Filters events.Opt[[]github.com/icpservice/icp/events.CRMFilter] "filters,omitzero"
+ICP.CRMFilters.Filters domain.Opt[[]github.com/icpservice/icp/domain.CRMFilter] "filters,omitzero"
 ICP.CRMFilters.Filters.Set bool ""
 ICP.CRMFilters.Filters.Null bool ""
-ICP.CRMFilters.Filters.V []events.CRMFilter ""
+ICP.CRMFilters.Filters.V []domain.CRMFilter ""
 ICP.CRMFilters.Filters.V.Path string "path"
 ICP.CRMFilters.Filters.V.Mode string "mode"
 ICP.CRMFilters.Filters.V.Value json.RawMessage "value"
-ICP.CRMFilters.Filters.V.Exclude events.Opt[bool] "exclude,omitzero"
+ICP.CRMFilters.Filters.V.Exclude domain.Opt[bool] "exclude,omitzero"
 ICP.CRMFilters.Filters.V.Exclude.Set bool ""
 ICP.CRMFilters.Filters.V.Exclude.Null bool ""
 ICP.CRMFilters.Filters.V.Exclude.V bool ""
 ICP.UserIDs []string "userIds"
 ICP.LeadsPerList int "leadsPerList"
-ICP.ActiveUntil *events.Time "activeUntil"
+ICP.ActiveUntil *domain.Time "activeUntil"
 ICP.ActiveUntil.Time time.Time ""
 Tenant string "tenant"
 CreatedBy string "createdBy"`)
 	var fields []string
-	describe(reflect.TypeFor[events.ICPCreatedV1](), "", &fields)
+	describe(reflect.TypeFor[domain.ICPCreatedV1](), "", &fields)
 	if got := strings.Join(fields, "\n"); got != want {
 		t.Fatalf("the create payload's fields changed; update ParseCanonicalCreated, then this list:\n%s", got)
 	}
@@ -238,7 +239,7 @@ func TestEncodeCreatedIsEncode(t *testing.T) {
 	payloads, _ := canonicalSamples(t)
 	n := 0
 	for _, data := range payloads {
-		var p events.ICPCreatedV1
+		var p domain.ICPCreatedV1
 		if err := json.Unmarshal(data, &p); err != nil {
 			continue // the samples written by another hand include invalid JSON
 		}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+
+	"github.com/icpservice/icp/domain"
 )
 
 // ErrUnknownVersion means the event's type or schema version is newer than
@@ -24,15 +26,15 @@ var CurrentSchema = map[string]int{
 }
 
 // Encode builds a Proposed event of the current schema version for payload,
-// which must be one of the ICP*V1 payload types.
+// which must be one of the domain.ICP*V1 payload types.
 func Encode(id string, payload any, meta Metadata) (Proposed, error) {
 	var typ string
 	switch payload.(type) {
-	case ICPCreatedV1, *ICPCreatedV1:
+	case domain.ICPCreatedV1, *domain.ICPCreatedV1:
 		typ = TypeICPCreated
-	case ICPUpdatedV1, *ICPUpdatedV1:
+	case domain.ICPUpdatedV1, *domain.ICPUpdatedV1:
 		typ = TypeICPUpdated
-	case ICPDeletedV1, *ICPDeletedV1:
+	case domain.ICPDeletedV1, *domain.ICPDeletedV1:
 		typ = TypeICPDeleted
 	default:
 		return Proposed{}, fmt.Errorf("events: cannot encode %T", payload)
@@ -48,7 +50,7 @@ func Encode(id string, payload any, meta Metadata) (Proposed, error) {
 // payload's "icp" member: MarshalJSON(p.ICP), the document the read model
 // will hold and a read will answer (see ParseCanonicalCreated). The event is
 // byte for byte the one Encode makes (TestEncodeCreatedIsEncode).
-func EncodeCreated(id string, p ICPCreatedV1, meta Metadata) (ev Proposed, icp []byte, err error) {
+func EncodeCreated(id string, p domain.ICPCreatedV1, meta Metadata) (ev Proposed, icp []byte, err error) {
 	bp := encodeBufs.Get().(*[]byte)
 	defer putEncodeBuf(bp)
 	const open = `{"icp":`
@@ -68,7 +70,7 @@ func EncodeCreated(id string, p ICPCreatedV1, meta Metadata) (ev Proposed, icp [
 		data[len(open):end:end], nil
 }
 
-// Decode returns the event's payload as ICPCreatedV1, ICPUpdatedV1 or
+// Decode returns the event's payload as domain.ICPCreatedV1, ICPUpdatedV1 or
 // ICPDeletedV1. Errors wrap ErrUnknownVersion (retry later) or ErrCorrupt
 // (dead-letter), so callers can tell the two apart with errors.Is.
 func Decode(typ string, schemaVersion int, data []byte) (any, error) {
@@ -88,21 +90,21 @@ func Decode(typ string, schemaVersion int, data []byte) (any, error) {
 	)
 	switch typ {
 	case TypeICPCreated:
-		var v ICPCreatedV1
+		var v domain.ICPCreatedV1
 		err = unmarshalPayload(data, &v)
 		if err == nil {
-			err = v.check()
+			err = checkCreated(v)
 		}
 		p = v
 	case TypeICPUpdated:
-		var v ICPUpdatedV1
+		var v domain.ICPUpdatedV1
 		err = unmarshalPayload(data, &v)
 		if err == nil {
-			err = v.check()
+			err = checkUpdated(v)
 		}
 		p = v
 	case TypeICPDeleted:
-		var v ICPDeletedV1
+		var v domain.ICPDeletedV1
 		err = unmarshalPayload(data, &v)
 		if err == nil && (v.ID == "" || v.DeletedAt.IsZero()) {
 			err = errors.New("missing id or deletedAt")
@@ -131,9 +133,9 @@ func unmarshalPayload(data []byte, v any) error {
 // The result is the caller's: a fresh slice of exactly its length.
 func MarshalJSON(v any) ([]byte, error) {
 	switch icp := v.(type) {
-	case ICP:
+	case domain.ICP:
 		return marshalICP(&icp)
-	case *ICP:
+	case *domain.ICP:
 		if icp != nil {
 			return marshalICP(icp)
 		}
@@ -151,7 +153,7 @@ func MarshalJSON(v any) ([]byte, error) {
 	return bytes.Clone(bytes.TrimSuffix(*bp, []byte("\n"))), nil
 }
 
-func marshalICP(icp *ICP) ([]byte, error) {
+func marshalICP(icp *domain.ICP) ([]byte, error) {
 	bp := encodeBufs.Get().(*[]byte)
 	defer putEncodeBuf(bp)
 	b, err := appendICP((*bp)[:0], icp)
@@ -176,19 +178,19 @@ func putEncodeBuf(b *[]byte) {
 	}
 }
 
-// check refuses a create that no release could have written: one without
+// checkCreated refuses a create that no release could have written: one without
 // icp.id, icp.createdAt or tenant.
-func (c ICPCreatedV1) check() error {
+func checkCreated(c domain.ICPCreatedV1) error {
 	if c.ICP.ID == "" || c.Tenant == "" || c.ICP.CreatedAt.IsZero() {
 		return errors.New("missing icp.id, icp.createdAt or tenant")
 	}
 	return nil
 }
 
-// check refuses an update that no release could have written: one without
+// checkUpdated refuses an update that no release could have written: one without
 // id or updatedAt, or one that clears a field that cannot be cleared (only
 // description, crmFilters and activeUntil can be null).
-func (u ICPUpdatedV1) check() error {
+func checkUpdated(u domain.ICPUpdatedV1) error {
 	if u.ID == "" || u.UpdatedAt.IsZero() {
 		return errors.New("missing id or updatedAt")
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/projections/rebuild/historytest"
 )
@@ -60,17 +61,17 @@ func FuzzDecode(f *testing.F) {
 		}
 		var id string
 		switch pl := got.(type) {
-		case events.ICPCreatedV1:
+		case domain.ICPCreatedV1:
 			id = pl.ICP.ID
 			if name != events.TypeICPCreated || pl.Tenant == "" {
 				t.Fatalf("%s decoded as %#v", name, pl)
 			}
-		case events.ICPUpdatedV1:
+		case domain.ICPUpdatedV1:
 			id = pl.ID
 			if name != events.TypeICPUpdated {
 				t.Fatalf("%s decoded as %#v", name, pl)
 			}
-		case events.ICPDeletedV1:
+		case domain.ICPDeletedV1:
 			id = pl.ID
 			if name != events.TypeICPDeleted {
 				t.Fatalf("%s decoded as %#v", name, pl)

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/projections/rebuild/historytest"
 )
@@ -88,7 +89,7 @@ func checkDecodeAgrees(t *testing.T, i int, r events.Recorded) {
 		t.Fatalf("case %d (%q): decoded\n%#v\nevents.Decode gives\n%#v", i, r.Data, got, want)
 	}
 	if doc != nil {
-		enc, err := events.MarshalJSON(want.(events.ICPCreatedV1).ICP)
+		enc, err := events.MarshalJSON(want.(domain.ICPCreatedV1).ICP)
 		if err != nil || string(enc) != string(doc) {
 			t.Fatalf("case %d (%q): doc %s, events.MarshalJSON gives %s (%v)", i, r.Data, doc, enc, err)
 		}

@@ -1,7 +1,8 @@
 // Package events holds what every part of the service agrees on about events:
-// the envelope of a stored event, the ICP event payloads and their versioned
-// JSON form, the fold of an ICP's stream into its state, the event store port,
-// and the names under which events travel on the bus.
+// the envelope of a stored event, the versioned JSON form of the ICP event
+// payloads (the payloads themselves and their fold are package domain's),
+// the fold of a recorded stream, the event store port, and the names under
+// which events travel on the bus.
 package events
 
 import (

@@ -7,24 +7,25 @@ import (
 	"testing"
 	"time"
 
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 )
 
-func sampleICP() events.ICP {
+func sampleICP() domain.ICP {
 	desc := "d"
-	t0 := events.NewTime(time.Date(2024, 1, 15, 10, 30, 0, 123456789, time.UTC))
-	return events.ICP{
+	t0 := domain.NewTime(time.Date(2024, 1, 15, 10, 30, 0, 123456789, time.UTC))
+	return domain.ICP{
 		ID: "550e8400-e29b-41d4-a716-446655440000", Name: "DACH", Description: &desc,
 		CreatedAt: t0, UpdatedAt: t0,
-		LeadProviderCriteria: []events.LeadProviderCriterion{{Provider: "baseProvider", Filters: json.RawMessage(`{"a.b":{"$gt":12345678901234567890}}`)}},
-		CustomFilterCriteria: []events.CustomFilter{{Type: "maxPeoplePerCompany", Value: json.RawMessage(`2`)}},
+		LeadProviderCriteria: []domain.LeadProviderCriterion{{Provider: "baseProvider", Filters: json.RawMessage(`{"a.b":{"$gt":12345678901234567890}}`)}},
+		CustomFilterCriteria: []domain.CustomFilter{{Type: "maxPeoplePerCompany", Value: json.RawMessage(`2`)}},
 		UserIDs:              []string{"user_a"}, LeadsPerList: 10,
 	}
 }
 
 func created(t *testing.T) events.Recorded {
 	t.Helper()
-	p, err := events.Encode("0b0e6a52-34b8-4a8e-8a3a-9d3f4f7c1a11", events.ICPCreatedV1{ICP: sampleICP(), Tenant: "org_1", CreatedBy: "user_a"}, events.Metadata{Tenant: "org_1", UserID: "user_a"})
+	p, err := events.Encode("0b0e6a52-34b8-4a8e-8a3a-9d3f4f7c1a11", domain.ICPCreatedV1{ICP: sampleICP(), Tenant: "org_1", CreatedBy: "user_a"}, events.Metadata{Tenant: "org_1", UserID: "user_a"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +39,7 @@ func TestEncodeDecodeKeepsFreeFormJSONExactly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := p.(events.ICPCreatedV1)
+	c := p.(domain.ICPCreatedV1)
 	if got := string(c.ICP.LeadProviderCriteria[0].Filters); got != `{"a.b":{"$gt":12345678901234567890}}` {
 		t.Fatalf("filters changed: %s", got)
 	}
@@ -83,9 +84,9 @@ func TestDecodeTellsUnknownVersionFromCorrupt(t *testing.T) {
 
 func TestFoldAppliesUpdatesAndDeletesInOrder(t *testing.T) {
 	r1 := created(t)
-	up, err := events.Encode("5b1c3c1e-0000-4000-8000-000000000002", events.ICPUpdatedV1{
-		ID: sampleICP().ID, UpdatedAt: events.NewTime(time.Date(2024, 2, 1, 0, 0, 0, 0, time.UTC)), UpdatedBy: "user_a",
-		Changes: events.ICPChanges{Name: events.Some("Renamed"), Description: events.Null[string](), UserIDs: events.Some([]string{"user_b"})},
+	up, err := events.Encode("5b1c3c1e-0000-4000-8000-000000000002", domain.ICPUpdatedV1{
+		ID: sampleICP().ID, UpdatedAt: domain.NewTime(time.Date(2024, 2, 1, 0, 0, 0, 0, time.UTC)), UpdatedBy: "user_a",
+		Changes: domain.ICPChanges{Name: domain.Some("Renamed"), Description: domain.Null[string](), UserIDs: domain.Some([]string{"user_b"})},
 	}, events.Metadata{})
 	if err != nil {
 		t.Fatal(err)
@@ -101,10 +102,10 @@ func TestFoldAppliesUpdatesAndDeletesInOrder(t *testing.T) {
 	if s.Version != 2 || s.CreatedPosition != 7 || s.ICP.Name != "Renamed" || s.ICP.Description != nil || s.ICP.UserIDs[0] != "user_b" || s.ICP.LeadsPerList != 10 || s.ICP.UpdatedAt.String() != "2024-02-01T00:00:00.000Z" {
 		t.Fatalf("fold: %+v", s)
 	}
-	if _, err := events.Fold([]events.Recorded{r2}); !errors.Is(err, events.ErrOutOfOrder) {
+	if _, err := events.Fold([]events.Recorded{r2}); !errors.Is(err, domain.ErrOutOfOrder) {
 		t.Fatalf("an update without its create must be out of order, got %v", err)
 	}
-	del, _ := events.Encode("5b1c3c1e-0000-4000-8000-000000000003", events.ICPDeletedV1{ID: sampleICP().ID, DeletedAt: events.NewTime(time.Now()), DeletedBy: "user_a"}, events.Metadata{})
+	del, _ := events.Encode("5b1c3c1e-0000-4000-8000-000000000003", domain.ICPDeletedV1{ID: sampleICP().ID, DeletedAt: domain.NewTime(time.Now()), DeletedBy: "user_a"}, events.Metadata{})
 	r3 := events.Recorded{ID: del.ID, Type: del.Type, SchemaVersion: 1, Data: del.Data, StreamID: r1.StreamID, Version: 3, Position: 11}
 	s, err = events.Fold([]events.Recorded{r1, r2, r3})
 	if err != nil || !s.Deleted || s.Version != 3 {
@@ -112,7 +113,7 @@ func TestFoldAppliesUpdatesAndDeletesInOrder(t *testing.T) {
 	}
 	r4 := r2
 	r4.Version = 4
-	if _, err := events.Fold([]events.Recorded{r1, r2, r3, r4}); !errors.Is(err, events.ErrOutOfOrder) {
+	if _, err := events.Fold([]events.Recorded{r1, r2, r3, r4}); !errors.Is(err, domain.ErrOutOfOrder) {
 		t.Fatalf("nothing folds onto a deleted ICP, got %v", err)
 	}
 }
@@ -147,28 +148,7 @@ func TestBusHeadersRoundTrip(t *testing.T) {
 	}
 }
 
-func TestOptKeepsAbsentNullAndValueApart(t *testing.T) {
-	var c events.CRMFilters
-	if err := json.Unmarshal([]byte(`{"textSearch":null,"provider":"bullhorn"}`), &c); err != nil {
-		t.Fatal(err)
-	}
-	out, _ := events.MarshalJSON(c)
-	if string(out) != `{"provider":"bullhorn","textSearch":null}` {
-		t.Fatalf("absent keys must stay absent, null must stay null: %s", out)
-	}
-}
-
-func TestTimeNormalisesToUTCMilliseconds(t *testing.T) {
-	tm, err := events.ParseTime("2024-01-15T12:30:00.123456+02:00")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tm.String() != "2024-01-15T10:30:00.123Z" {
-		t.Fatalf("got %s", tm)
-	}
-	if _, err := events.ParseTime("15/01/2024"); err == nil {
-		t.Fatal("a non RFC 3339 time was accepted")
-	}
+func TestICPIDFromStreamTakesOnlyICPStreams(t *testing.T) {
 	if id, ok := events.ICPIDFromStream("icp-abc"); !ok || id != "abc" {
 		t.Fatal("ICPIDFromStream")
 	}

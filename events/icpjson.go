@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/icpservice/icp/domain"
 )
 
 // appendICP appends the JSON of i to dst: byte for byte what encoding/json
@@ -18,7 +20,7 @@ import (
 // stay the same bytes whichever encoder wrote them: values inside an Opt are
 // encoded by json.Marshal and so with HTML escaping, and free-form JSON is
 // written compacted.
-func appendICP(dst []byte, i *ICP) ([]byte, error) {
+func appendICP(dst []byte, i *domain.ICP) ([]byte, error) {
 	var err error
 	dst = append(dst, `{"id":`...)
 	dst = appendString(dst, i.ID, false)
@@ -64,7 +66,7 @@ func appendICP(dst []byte, i *ICP) ([]byte, error) {
 	return append(dst, '}'), nil
 }
 
-func appendCRMFilters(dst []byte, f *CRMFilters) ([]byte, error) {
+func appendCRMFilters(dst []byte, f *domain.CRMFilters) ([]byte, error) {
 	var err error
 	dst = append(dst, '{')
 	sep := func() {
@@ -119,7 +121,7 @@ func appendList[T any](dst []byte, xs []T, one func([]byte, *T) ([]byte, error))
 	return append(dst, ']'), nil
 }
 
-func appendCriterion(dst []byte, c *LeadProviderCriterion) ([]byte, error) {
+func appendCriterion(dst []byte, c *domain.LeadProviderCriterion) ([]byte, error) {
 	dst = append(dst, `{"provider":`...)
 	dst = appendString(dst, c.Provider, false)
 	if c.Type.Set {
@@ -134,7 +136,7 @@ func appendCriterion(dst []byte, c *LeadProviderCriterion) ([]byte, error) {
 	return append(dst, '}'), nil
 }
 
-func appendCustomFilter(dst []byte, c *CustomFilter) ([]byte, error) {
+func appendCustomFilter(dst []byte, c *domain.CustomFilter) ([]byte, error) {
 	dst = append(dst, `{"type":`...)
 	dst = appendString(dst, c.Type, false)
 	dst = append(dst, `,"value":`...)
@@ -147,7 +149,7 @@ func appendCustomFilter(dst []byte, c *CustomFilter) ([]byte, error) {
 
 // appendCRMFilter writes one CRM filter as json.Marshal does inside
 // Opt.MarshalJSON: with HTML escaping.
-func appendCRMFilter(dst []byte, c *CRMFilter) ([]byte, error) {
+func appendCRMFilter(dst []byte, c *domain.CRMFilter) ([]byte, error) {
 	dst = append(dst, `{"path":`...)
 	dst = appendString(dst, c.Path, true)
 	dst = append(dst, `,"mode":`...)
@@ -170,16 +172,16 @@ func appendCRMFilter(dst []byte, c *CRMFilter) ([]byte, error) {
 
 // appendOptString writes a set Opt[string] as its MarshalJSON does: null, or
 // the string as json.Marshal escapes it (HTML characters included).
-func appendOptString(dst []byte, o Opt[string]) []byte {
+func appendOptString(dst []byte, o domain.Opt[string]) []byte {
 	if o.Null {
 		return append(dst, "null"...)
 	}
 	return appendString(dst, o.V, true)
 }
 
-func appendTime(dst []byte, t Time) []byte {
+func appendTime(dst []byte, t domain.Time) []byte {
 	dst = append(dst, '"')
-	dst = t.UTC().AppendFormat(dst, TimeLayout)
+	dst = t.UTC().AppendFormat(dst, domain.TimeLayout)
 	return append(dst, '"')
 }
 

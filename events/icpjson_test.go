@@ -6,12 +6,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 )
 
 // reflectiveJSON is what events.MarshalJSON wrote for an ICP before it had
 // an encoder of its own: encoding/json with HTML escaping off.
-func reflectiveJSON(t testing.TB, icp events.ICP) ([]byte, error) {
+func reflectiveJSON(t testing.TB, icp domain.ICP) ([]byte, error) {
 	t.Helper()
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
@@ -22,7 +23,7 @@ func reflectiveJSON(t testing.TB, icp events.ICP) ([]byte, error) {
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
-func sameAsReflective(t *testing.T, name string, icp events.ICP) {
+func sameAsReflective(t *testing.T, name string, icp domain.ICP) {
 	t.Helper()
 	want, wantErr := reflectiveJSON(t, icp)
 	got, err := events.MarshalJSON(icp)
@@ -39,7 +40,7 @@ func sameAsReflective(t *testing.T, name string, icp events.ICP) {
 }
 
 func TestAppendICPIsEncodingJSON(t *testing.T) {
-	at := events.NewTime(time.Date(2025, 3, 1, 9, 0, 0, 123e6, time.UTC))
+	at := domain.NewTime(time.Date(2025, 3, 1, 9, 0, 0, 123e6, time.UTC))
 	hard := []string{"", "plain", `quo"te`, `back\slash`, "ctl\x01\n\t\r\x1f", "<b>&amp;</b>", "line\u2028sep\u2029", "bad\xffutf8", "é ü ≥ 😀", "\x7f"}
 	raws := []string{
 		`{"a" : [1, 2 ,{ "b":"x y" }] }`, "\n\t[ ]\r ", `"a<b>&c"`, `"sep\u2028"`, "\"raw\u2028sep\"", `{"q":"\" \\ "}`,
@@ -49,20 +50,20 @@ func TestAppendICPIsEncodingJSON(t *testing.T) {
 	for _, s := range hard {
 		for _, raw := range raws {
 			s, raw := s, json.RawMessage(raw)
-			icp := events.ICP{
+			icp := domain.ICP{
 				ID: s, Name: s, Description: &s, CreatedAt: at, UpdatedAt: at, LeadsPerList: -7, ActiveUntil: &at,
 				UserIDs: []string{s, "u"},
-				LeadProviderCriteria: []events.LeadProviderCriterion{
+				LeadProviderCriteria: []domain.LeadProviderCriterion{
 					{Provider: s, Filters: raw},
-					{Provider: "p", Type: events.Some(s), Filters: nil},
-					{Provider: "p", Type: events.Null[string](), Filters: raw},
+					{Provider: "p", Type: domain.Some(s), Filters: nil},
+					{Provider: "p", Type: domain.Null[string](), Filters: raw},
 				},
-				CustomFilterCriteria: []events.CustomFilter{{Type: s, Value: raw}, {Type: "t"}},
-				CRMFilters: &events.CRMFilters{
-					Provider: events.Some(s), TextSearch: events.Null[string](), Query: raw,
-					Filters: events.Some([]events.CRMFilter{
-						{Path: s, Mode: s, Value: raw, Exclude: events.Some(true)},
-						{Path: "p", Mode: "m", Value: raw, Exclude: events.Null[bool]()},
+				CustomFilterCriteria: []domain.CustomFilter{{Type: s, Value: raw}, {Type: "t"}},
+				CRMFilters: &domain.CRMFilters{
+					Provider: domain.Some(s), TextSearch: domain.Null[string](), Query: raw,
+					Filters: domain.Some([]domain.CRMFilter{
+						{Path: s, Mode: s, Value: raw, Exclude: domain.Some(true)},
+						{Path: "p", Mode: "m", Value: raw, Exclude: domain.Null[bool]()},
 						{Path: "p", Mode: "m"},
 					}),
 				},
@@ -71,25 +72,25 @@ func TestAppendICPIsEncodingJSON(t *testing.T) {
 			n++
 		}
 	}
-	for name, crm := range map[string]*events.CRMFilters{
+	for name, crm := range map[string]*domain.CRMFilters{
 		"empty":             {},
-		"text search only":  {TextSearch: events.Some("x")},
+		"text search only":  {TextSearch: domain.Some("x")},
 		"query only":        {Query: json.RawMessage(` { } `)},
-		"filters only":      {Filters: events.Some([]events.CRMFilter{})},
-		"null filters":      {Filters: events.Null[[]events.CRMFilter]()},
-		"filters set nil":   {Filters: events.Some[[]events.CRMFilter](nil)},
-		"exclude false":     {Provider: events.Null[string](), Filters: events.Some([]events.CRMFilter{{Path: "a", Mode: "b", Value: json.RawMessage(`1`), Exclude: events.Some(false)}})},
+		"filters only":      {Filters: domain.Some([]domain.CRMFilter{})},
+		"null filters":      {Filters: domain.Null[[]domain.CRMFilter]()},
+		"filters set nil":   {Filters: domain.Some[[]domain.CRMFilter](nil)},
+		"exclude false":     {Provider: domain.Null[string](), Filters: domain.Some([]domain.CRMFilter{{Path: "a", Mode: "b", Value: json.RawMessage(`1`), Exclude: domain.Some(false)}})},
 		"invalid query":     {Query: json.RawMessage(`{`)},
-		"invalid filter":    {Filters: events.Some([]events.CRMFilter{{Value: json.RawMessage(`[1,]`)}})},
-		"trailing in value": {Filters: events.Some([]events.CRMFilter{{Value: json.RawMessage(`1 2`)}})},
+		"invalid filter":    {Filters: domain.Some([]domain.CRMFilter{{Value: json.RawMessage(`[1,]`)}})},
+		"trailing in value": {Filters: domain.Some([]domain.CRMFilter{{Value: json.RawMessage(`1 2`)}})},
 	} {
-		sameAsReflective(t, "crmFilters "+name, events.ICP{ID: "x", CRMFilters: crm})
+		sameAsReflective(t, "crmFilters "+name, domain.ICP{ID: "x", CRMFilters: crm})
 		n++
 	}
-	sameAsReflective(t, "zero", events.ICP{})
-	sameAsReflective(t, "empty lists", events.ICP{LeadProviderCriteria: []events.LeadProviderCriterion{}, CustomFilterCriteria: []events.CustomFilter{}, UserIDs: []string{}})
-	sameAsReflective(t, "invalid filters", events.ICP{LeadProviderCriteria: []events.LeadProviderCriterion{{Filters: json.RawMessage(`{"a":}`)}}})
-	sameAsReflective(t, "invalid value", events.ICP{CustomFilterCriteria: []events.CustomFilter{{Value: json.RawMessage(`01`)}}})
+	sameAsReflective(t, "zero", domain.ICP{})
+	sameAsReflective(t, "empty lists", domain.ICP{LeadProviderCriteria: []domain.LeadProviderCriterion{}, CustomFilterCriteria: []domain.CustomFilter{}, UserIDs: []string{}})
+	sameAsReflective(t, "invalid filters", domain.ICP{LeadProviderCriteria: []domain.LeadProviderCriterion{{Filters: json.RawMessage(`{"a":}`)}}})
+	sameAsReflective(t, "invalid value", domain.ICP{CustomFilterCriteria: []domain.CustomFilter{{Value: json.RawMessage(`01`)}}})
 	if n < 100 {
 		t.Fatalf("compared %d ICPs", n)
 	}
@@ -106,7 +107,7 @@ func FuzzAppendICP(f *testing.F) {
 	f.Add([]byte(`{"crmFilters":{},"leadProviderCriteria":[],"userIds":null}`))
 	f.Add([]byte(`{"crmFilters":{"textSearch":"x\\"y","filters":null},"name":"\ud800"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		var icp events.ICP
+		var icp domain.ICP
 		if json.Unmarshal(data, &icp) != nil {
 			return
 		}
@@ -117,7 +118,7 @@ func FuzzAppendICP(f *testing.F) {
 // BenchmarkEncodeCreated measures recording a create's payload: the ICP of
 // the load generator's body (about 1 KiB) with its tenant and creator.
 func BenchmarkEncodeCreated(b *testing.B) {
-	var p events.ICPCreatedV1
+	var p domain.ICPCreatedV1
 	data := []byte(`{"icp":{"id":"01a21c43-f51a-7898-be8a-dd4d90cc1227","name":"DACH Tech Leaders","description":"Technology leaders in German-speaking regions",` +
 		`"createdAt":"2026-11-27T09:09:05.434Z","updatedAt":"2026-11-27T09:09:05.434Z","leadProviderCriteria":[{"provider":"baseProvider","type":"person",` +
 		`"filters":{"job_title":["CTO","VP Engineering","Head of Engineering"],"location":{"country":["Germany","Austria","Switzerland"]},` +

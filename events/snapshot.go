@@ -4,15 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+
+	"github.com/icpservice/icp/domain"
 )
 
-// FoldVersion names the fold this code computes: Evolve, the State it
-// builds and State's encoding (EncodeState). Change it with any of them, so
-// that snapshots of the old fold are ignored and rebuilt from the events.
-const FoldVersion = 1
-
 // Snapshot is an ICP stream's state as kept beside its events: the fold of
-// events 1..Version, encoded with EncodeState by fold FoldVersion Fold.
+// events 1..Version, encoded with EncodeState by fold domain.FoldVersion Fold.
 // EventID is the id of the event at Version: a reader trusts the snapshot
 // only while the stream still holds that event at that version.
 type Snapshot struct {
@@ -43,8 +40,9 @@ type Snapshotter interface {
 	ReadSnapshot(ctx context.Context, stream string, maxState int) (snap Snapshot, ok bool, err error)
 }
 
-// EncodeState encodes s for a snapshot of fold FoldVersion.
-func EncodeState(s *State) ([]byte, error) {
+// EncodeState encodes s for a snapshot of fold domain.FoldVersion; a change
+// of this encoding is a change of domain.FoldVersion.
+func EncodeState(s *domain.State) ([]byte, error) {
 	if s == nil {
 		return nil, fmt.Errorf("events: encode a nil state")
 	}
@@ -53,9 +51,9 @@ func EncodeState(s *State) ([]byte, error) {
 
 // DecodeState decodes a snapshot's state written by EncodeState of this fold
 // version. Data from the store is untrusted: anything that is not exactly one
-// State is an error (the reader then folds the events).
-func DecodeState(data []byte) (*State, error) {
-	var s State
+// domain.State is an error (the reader then folds the events).
+func DecodeState(data []byte) (*domain.State, error) {
+	var s domain.State
 	if err := json.Unmarshal(data, &s); err != nil {
 		return nil, fmt.Errorf("events: decode snapshot state: %w", err)
 	}

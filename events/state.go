@@ -1,80 +1,19 @@
 package events
 
-import (
-	"errors"
-	"fmt"
-)
+import "github.com/icpservice/icp/domain"
 
-// State is an ICP as the fold of its stream: the ICP's fields plus what the
-// service needs to decide and to serve (tenant, version, deletion).
-type State struct {
-	ICP       ICP    `json:"icp"`
-	Tenant    string `json:"tenant"`
-	CreatedBy string `json:"createdBy"`
-	// Version is the version of the last event folded in (0: no events).
-	Version uint64 `json:"version"`
-	// CreatedPosition is the global position of the ICPCreated event: the
-	// order of lists.
-	CreatedPosition uint64 `json:"createdPosition"`
-	Deleted         bool   `json:"deleted"`
-}
-
-// ErrOutOfOrder means an event was folded onto a state whose version is not
-// the event's version minus one.
-var ErrOutOfOrder = errors.New("event out of order")
-
-// Evolve folds one decoded event (payload from Decode, with its version and
-// position) onto s and returns the new state; s may be nil for a stream with no
-// events yet. It never changes s. The event's version must be s.Version+1.
-func Evolve(s *State, payload any, version, position uint64) (*State, error) {
-	var cur uint64
-	if s != nil {
-		cur = s.Version
-	}
-	if version != cur+1 {
-		return nil, fmt.Errorf("%w: version %d onto %d", ErrOutOfOrder, version, cur)
-	}
-	switch p := payload.(type) {
-	case ICPCreatedV1:
-		if s != nil {
-			return nil, fmt.Errorf("%w: ICPCreated onto an existing ICP", ErrOutOfOrder)
-		}
-		icp := p.ICP
-		return &State{ICP: icp, Tenant: p.Tenant, CreatedBy: p.CreatedBy, Version: version, CreatedPosition: position}, nil
-	case ICPUpdatedV1:
-		if s == nil || s.Deleted {
-			return nil, fmt.Errorf("%w: ICPUpdated onto a missing or deleted ICP", ErrOutOfOrder)
-		}
-		n := *s
-		n.Version = version
-		n.ICP = ApplyChanges(s.ICP, p.Changes)
-		n.ICP.UpdatedAt = p.UpdatedAt
-		return &n, nil
-	case ICPDeletedV1:
-		if s == nil || s.Deleted {
-			return nil, fmt.Errorf("%w: ICPDeleted onto a missing or deleted ICP", ErrOutOfOrder)
-		}
-		n := *s
-		n.Version = version
-		n.Deleted = true
-		return &n, nil
-	default:
-		return nil, fmt.Errorf("events: cannot fold %T", payload)
-	}
-}
-
-// EvolveRecorded decodes r and folds it onto s.
-func EvolveRecorded(s *State, r Recorded) (*State, error) {
+// EvolveRecorded decodes r and folds it onto s (see domain.Evolve).
+func EvolveRecorded(s *domain.State, r Recorded) (*domain.State, error) {
 	p, err := DecodeRecorded(r)
 	if err != nil {
 		return nil, err
 	}
-	return Evolve(s, p, r.Version, r.Position)
+	return domain.Evolve(s, p, r.Version, r.Position)
 }
 
 // Fold folds a whole stream, oldest first. It returns nil for no events.
-func Fold(stream []Recorded) (*State, error) {
-	var s *State
+func Fold(stream []Recorded) (*domain.State, error) {
+	var s *domain.State
 	for _, r := range stream {
 		n, err := EvolveRecorded(s, r)
 		if err != nil {
@@ -83,33 +22,4 @@ func Fold(stream []Recorded) (*State, error) {
 		s = n
 	}
 	return s, nil
-}
-
-// ApplyChanges returns icp with the changes applied; arrays replace whole.
-func ApplyChanges(icp ICP, c ICPChanges) ICP {
-	if c.Name.Set {
-		icp.Name = c.Name.V
-	}
-	if c.Description.Set {
-		icp.Description = c.Description.Ptr()
-	}
-	if c.LeadProviderCriteria.Set {
-		icp.LeadProviderCriteria = c.LeadProviderCriteria.V
-	}
-	if c.CustomFilterCriteria.Set {
-		icp.CustomFilterCriteria = c.CustomFilterCriteria.V
-	}
-	if c.CRMFilters.Set {
-		icp.CRMFilters = c.CRMFilters.Ptr()
-	}
-	if c.UserIDs.Set {
-		icp.UserIDs = c.UserIDs.V
-	}
-	if c.LeadsPerList.Set {
-		icp.LeadsPerList = c.LeadsPerList.V
-	}
-	if c.ActiveUntil.Set {
-		icp.ActiveUntil = c.ActiveUntil.Ptr()
-	}
-	return icp
 }

@@ -4,11 +4,12 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 )
 
 // ViewOf is the read model row for an ICP state.
-func ViewOf(s *events.State) (View, error) {
+func ViewOf(s *domain.State) (View, error) {
 	v := View{
 		ID:        s.ICP.ID,
 		Tenant:    s.Tenant,
@@ -33,7 +34,7 @@ func ViewOf(s *events.State) (View, error) {
 // s.ICP as events.MarshalJSON writes it (see events.DecodeRecordedDoc), and
 // is used as it is instead of being encoded again. A nil doc, or a deleted
 // s, is ViewOf(s).
-func ViewOfDoc(s *events.State, doc []byte) (View, error) {
+func ViewOfDoc(s *domain.State, doc []byte) (View, error) {
 	if doc == nil || s.Deleted {
 		return ViewOf(s)
 	}
@@ -50,8 +51,8 @@ func ViewOfDoc(s *events.State, doc []byte) (View, error) {
 
 // StateOf rebuilds the ICP state a view was made from. A tombstone comes back
 // with Deleted set and an ICP holding only its id.
-func StateOf(v View) (*events.State, error) {
-	s := &events.State{
+func StateOf(v View) (*domain.State, error) {
+	s := &domain.State{
 		Tenant:          v.Tenant,
 		CreatedBy:       v.CreatedBy,
 		Version:         v.Version,

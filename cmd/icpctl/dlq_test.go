@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/consumer"
 	"github.com/icpservice/icp/events/relay"
@@ -91,7 +92,7 @@ func deadLetterSetup(t *testing.T, dir string) ([]events.Recorded, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.OnCreated(func(context.Context, consumer.Event[events.ICPCreatedV1]) error {
+	w.OnCreated(func(context.Context, consumer.Event[domain.ICPCreatedV1]) error {
 		return errors.New("the worker's service is down")
 	})
 	runCtx, cancel := context.WithCancel(ctx)

@@ -13,8 +13,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 
-	"github.com/icpservice/icp/api/auth"
 	"github.com/icpservice/icp/commands"
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events/relay"
 	"github.com/icpservice/icp/events/sqlitestore"
 	"github.com/icpservice/icp/internal/natsauth"
@@ -77,7 +77,7 @@ func TestLogsWhatItWouldSourceForEachNewICP(t *testing.T) {
 	t.Cleanup(func() { stopRelay(); <-relayDone })
 
 	cmds := commands.NewHandler(store)
-	p := auth.Principal{UserID: "user_1", OrgID: "org_1"}
+	p := domain.Actor{UserID: "user_1", Tenant: "org_1"}
 	for _, body := range []string{
 		`{"name":"DACH Tech Leaders","leadProviderCriteria":[{"provider":"baseProvider","type":"company","filters":{"x":1}},{"provider":"baseProvider","filters":{}}],"leadsPerList":20}`,
 		`{"name":"No criteria","leadProviderCriteria":[]}`,

@@ -4,7 +4,7 @@ import (
 	"context"
 	"log/slog"
 
-	"github.com/icpservice/icp/events"
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events/consumer"
 )
 
@@ -21,7 +21,7 @@ type sourcer struct {
 
 // created logs the lead lists a new ICP asks for: one search per lead
 // provider criterion, LeadsPerList leads each.
-func (s sourcer) created(ctx context.Context, ev consumer.Event[events.ICPCreatedV1]) error {
+func (s sourcer) created(ctx context.Context, ev consumer.Event[domain.ICPCreatedV1]) error {
 	icp := ev.Payload.ICP
 	providers := make([]string, 0, len(icp.LeadProviderCriteria))
 	for _, c := range icp.LeadProviderCriteria {

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/icpservice/icp/events"
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events/consumer"
 )
 
@@ -54,7 +54,7 @@ func runChild(url string) int {
 		return 2
 	}
 	calls := 0
-	c.OnCreated(func(ctx context.Context, ev consumer.Event[events.ICPCreatedV1]) error {
+	c.OnCreated(func(ctx context.Context, ev consumer.Event[domain.ICPCreatedV1]) error {
 		calls++ // one handler at a time (Concurrency 1)
 		fmt.Printf("EVENT %s %d\n", ev.ID, ev.Delivery)
 		if calls == blockAt {

@@ -55,6 +55,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 )
 
@@ -133,17 +134,17 @@ func New(cfg Config) (*Consumer, error) {
 
 // OnCreated registers the handler of ICPCreated events. Register handlers
 // before Run; registering one twice replaces it.
-func (c *Consumer) OnCreated(h Handler[events.ICPCreatedV1]) {
+func (c *Consumer) OnCreated(h Handler[domain.ICPCreatedV1]) {
 	register(c, events.TypeICPCreated, h)
 }
 
 // OnUpdated registers the handler of ICPUpdated events (see OnCreated).
-func (c *Consumer) OnUpdated(h Handler[events.ICPUpdatedV1]) {
+func (c *Consumer) OnUpdated(h Handler[domain.ICPUpdatedV1]) {
 	register(c, events.TypeICPUpdated, h)
 }
 
 // OnDeleted registers the handler of ICPDeleted events (see OnCreated).
-func (c *Consumer) OnDeleted(h Handler[events.ICPDeletedV1]) {
+func (c *Consumer) OnDeleted(h Handler[domain.ICPDeletedV1]) {
 	register(c, events.TypeICPDeleted, h)
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/icpservice/icp/commands"
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/consumer"
 )
@@ -26,7 +27,7 @@ func TestWorkerStartedAfter100CreatesReceivesEachOnceInStoreOrder(t *testing.T) 
 		t.Fatal(err)
 	}
 	rec := &recorder{names: map[string]string{}}
-	c.OnCreated(func(_ context.Context, ev consumer.Event[events.ICPCreatedV1]) error {
+	c.OnCreated(func(_ context.Context, ev consumer.Event[domain.ICPCreatedV1]) error {
 		rec.mu.Lock()
 		rec.names[ev.ICPID] = ev.Payload.ICP.Name
 		rec.mu.Unlock()
@@ -46,7 +47,7 @@ func TestWorkerStartedAfter100CreatesReceivesEachOnceInStoreOrder(t *testing.T) 
 		if ev.ID != w.ID || ev.Position != w.Position || ev.ICPID != w.ICPID() || ev.Version != 1 {
 			t.Fatalf("call %d: event %s at position %d (ICP %s v%d), store order says %s at %d", i, ev.ID, ev.Position, ev.ICPID, ev.Version, w.ID, w.Position)
 		}
-		if ev.Delivery != 1 || ev.Type != events.TypeICPCreated || ev.SchemaVersion != 1 || !ev.Time.Equal(events.NewTime(w.Time).Time) {
+		if ev.Delivery != 1 || ev.Type != events.TypeICPCreated || ev.SchemaVersion != 1 || !ev.Time.Equal(domain.NewTime(w.Time).Time) {
 			t.Fatalf("call %d: envelope %+v", i, ev)
 		}
 		if ev.Metadata.Tenant != "org_worker" || ev.Metadata.UserID != "user_worker" || ev.Metadata.CorrelationID == "" {
@@ -91,7 +92,7 @@ func TestHandlersGetEachKindTypedAndKindsWithoutHandlerAreSkipped(t *testing.T) 
 		seen []string
 	)
 	note := func(s string) { mu.Lock(); seen = append(seen, s); mu.Unlock() }
-	c.OnUpdated(func(_ context.Context, ev consumer.Event[events.ICPUpdatedV1]) error {
+	c.OnUpdated(func(_ context.Context, ev consumer.Event[domain.ICPUpdatedV1]) error {
 		ch := ev.Payload.Changes
 		if ev.ICPID != id || ev.Version != 2 || ch.Name.V != "renamed" || ch.Description.V != "described" || ch.LeadsPerList.V != 7 || ch.UserIDs.Set {
 			t.Errorf("update event %+v changes %+v", ev.Envelope, ch)
@@ -99,7 +100,7 @@ func TestHandlersGetEachKindTypedAndKindsWithoutHandlerAreSkipped(t *testing.T) 
 		note("updated")
 		return nil
 	})
-	c.OnDeleted(func(_ context.Context, ev consumer.Event[events.ICPDeletedV1]) error {
+	c.OnDeleted(func(_ context.Context, ev consumer.Event[domain.ICPDeletedV1]) error {
 		if ev.ICPID != id || ev.Version != 3 || ev.Payload.DeletedBy != caller.UserID {
 			t.Errorf("delete event %+v payload %+v", ev.Envelope, ev.Payload)
 		}
@@ -140,7 +141,7 @@ func TestFailingHandlerIsRetriedWithBackoffThenDeadLetteredWithItsReason(t *test
 		mu    sync.Mutex
 		calls []call
 	)
-	c.OnCreated(func(_ context.Context, ev consumer.Event[events.ICPCreatedV1]) error {
+	c.OnCreated(func(_ context.Context, ev consumer.Event[domain.ICPCreatedV1]) error {
 		mu.Lock()
 		calls = append(calls, call{ev.ID, ev.Delivery, time.Now()})
 		mu.Unlock()
@@ -206,7 +207,7 @@ func TestCorruptEventsAreDeadLetteredAtOnceWithoutCallingTheHandler(t *testing.T
 	missing := e.appendRaw(uuid.NewString(), events.NoStream, events.TypeICPCreated, 1, `{"icp":{"name":"no id"}}`)
 	notJSON := e.appendRaw(uuid.NewString(), events.NoStream, events.TypeICPCreated, 1, `{"icp":`)
 	otherICP := e.appendRaw(uuid.NewString(), events.NoStream, events.TypeICPCreated, 1,
-		mustJSON(events.ICPCreatedV1{ICP: events.ICP{ID: uuid.NewString(), Name: "x"}, Tenant: "t", CreatedBy: "u"}))
+		mustJSON(domain.ICPCreatedV1{ICP: domain.ICP{ID: uuid.NewString(), Name: "x"}, Tenant: "t", CreatedBy: "u"}))
 	after := e.create(1)[0]
 	e.waitPublished()
 
@@ -215,7 +216,7 @@ func TestCorruptEventsAreDeadLetteredAtOnceWithoutCallingTheHandler(t *testing.T
 		t.Fatal(err)
 	}
 	rec := &recorder{}
-	c.OnCreated(func(_ context.Context, ev consumer.Event[events.ICPCreatedV1]) error {
+	c.OnCreated(func(_ context.Context, ev consumer.Event[domain.ICPCreatedV1]) error {
 		rec.add(ev.Envelope)
 		return nil
 	})
@@ -252,7 +253,7 @@ func TestMessageWithBrokenHeadersIsDeadLetteredAtOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := &recorder{}
-	c.OnCreated(func(_ context.Context, ev consumer.Event[events.ICPCreatedV1]) error {
+	c.OnCreated(func(_ context.Context, ev consumer.Event[domain.ICPCreatedV1]) error {
 		rec.add(ev.Envelope)
 		return nil
 	})
@@ -300,7 +301,7 @@ func TestEventOfANewerSchemaVersionIsRetriedLaterNeverDeadLettered(t *testing.T)
 		t.Fatal(err)
 	}
 	rec := &recorder{}
-	c.OnCreated(func(_ context.Context, ev consumer.Event[events.ICPCreatedV1]) error {
+	c.OnCreated(func(_ context.Context, ev consumer.Event[domain.ICPCreatedV1]) error {
 		rec.add(ev.Envelope)
 		return nil
 	})
@@ -331,7 +332,7 @@ func TestGracefulStopFinishesTheHandlerInFlightAndAcknowledgesIt(t *testing.T) {
 	}
 	entered, release := make(chan struct{}), make(chan struct{})
 	var finished atomic.Bool
-	c.OnCreated(func(ctx context.Context, ev consumer.Event[events.ICPCreatedV1]) error {
+	c.OnCreated(func(ctx context.Context, ev consumer.Event[domain.ICPCreatedV1]) error {
 		if ev.ID != evs[0].ID {
 			return nil
 		}
@@ -363,7 +364,7 @@ func TestGracefulStopFinishesTheHandlerInFlightAndAcknowledgesIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := &recorder{}
-	c2.OnCreated(func(_ context.Context, ev consumer.Event[events.ICPCreatedV1]) error {
+	c2.OnCreated(func(_ context.Context, ev consumer.Event[domain.ICPCreatedV1]) error {
 		rec.add(ev.Envelope)
 		return nil
 	})
@@ -391,7 +392,7 @@ func TestConcurrentHandlersRunInParallelAndEachEventIsHandledOnce(t *testing.T) 
 		once           sync.Once
 	)
 	rec := &recorder{}
-	c.OnCreated(func(ctx context.Context, ev consumer.Event[events.ICPCreatedV1]) error {
+	c.OnCreated(func(ctx context.Context, ev consumer.Event[domain.ICPCreatedV1]) error {
 		n := inFlight.Add(1)
 		defer inFlight.Add(-1)
 		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {

@@ -15,8 +15,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/icpservice/icp/api/auth"
 	"github.com/icpservice/icp/commands"
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/consumer"
 	"github.com/icpservice/icp/events/relay"
@@ -39,7 +39,7 @@ type env struct {
 	js    jetstream.JetStream
 }
 
-var caller = auth.Principal{UserID: "user_worker", OrgID: "org_worker"}
+var caller = domain.Actor{UserID: "user_worker", Tenant: "org_worker"}
 
 func newEnv(t testing.TB) *env {
 	t.Helper()

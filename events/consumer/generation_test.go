@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/consumer"
 )
@@ -23,7 +24,7 @@ func TestHandlerSeesTheStoreGenerationAndBadOnesAreDeadLettered(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec := &recorder{}
-	c.OnCreated(func(_ context.Context, ev consumer.Event[events.ICPCreatedV1]) error {
+	c.OnCreated(func(_ context.Context, ev consumer.Event[domain.ICPCreatedV1]) error {
 		rec.add(ev.Envelope)
 		return nil
 	})

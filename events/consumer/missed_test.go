@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/consumer"
 )
@@ -46,7 +47,7 @@ func TestWorkerLearnsOfEventsTheStreamDroppedAndGetsThemAgain(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c.OnCreated(func(_ context.Context, ev consumer.Event[events.ICPCreatedV1]) error {
+		c.OnCreated(func(_ context.Context, ev consumer.Event[domain.ICPCreatedV1]) error {
 			handled.add(ev.Envelope)
 			return nil
 		})
@@ -118,7 +119,7 @@ func TestWorkerLearnsOfEventsTheStreamDroppedAndGetsThemAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := &recorder{}
-	replay.OnCreated(func(_ context.Context, ev consumer.Event[events.ICPCreatedV1]) error {
+	replay.OnCreated(func(_ context.Context, ev consumer.Event[domain.ICPCreatedV1]) error {
 		got.add(ev.Envelope)
 		return nil
 	})

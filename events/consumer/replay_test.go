@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/consumer"
 	"github.com/icpservice/icp/events/relay"
@@ -103,18 +104,18 @@ func TestReplayWorkerGetsRepublishedEventsOnceInStoreOrder(t *testing.T) {
 	want := append(append(slices.Clone(created[3:]), updated, deleted), more...)
 
 	handlers := func(c *consumer.Consumer, rec *recorder) {
-		c.OnCreated(func(_ context.Context, ev consumer.Event[events.ICPCreatedV1]) error {
+		c.OnCreated(func(_ context.Context, ev consumer.Event[domain.ICPCreatedV1]) error {
 			rec.add(ev.Envelope)
 			return nil
 		})
-		c.OnUpdated(func(_ context.Context, ev consumer.Event[events.ICPUpdatedV1]) error {
+		c.OnUpdated(func(_ context.Context, ev consumer.Event[domain.ICPUpdatedV1]) error {
 			if ev.Payload.Changes.Name.V != "renamed" {
 				t.Errorf("update payload %+v", ev.Payload)
 			}
 			rec.add(ev.Envelope)
 			return nil
 		})
-		c.OnDeleted(func(_ context.Context, ev consumer.Event[events.ICPDeletedV1]) error {
+		c.OnDeleted(func(_ context.Context, ev consumer.Event[domain.ICPDeletedV1]) error {
 			rec.add(ev.Envelope)
 			return nil
 		})

@@ -11,7 +11,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/icpservice/icp/commands"
-	"github.com/icpservice/icp/events"
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events/consumer"
 )
 
@@ -45,7 +45,7 @@ func TestAHandlerRunsInASpanOfTheTraceThatRecordedTheEvent(t *testing.T) {
 		mu      sync.Mutex
 		handled trace.SpanContext
 	)
-	c.OnCreated(func(ctx context.Context, _ consumer.Event[events.ICPCreatedV1]) error {
+	c.OnCreated(func(ctx context.Context, _ consumer.Event[domain.ICPCreatedV1]) error {
 		mu.Lock()
 		handled = trace.SpanContextFromContext(ctx)
 		mu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 )
 
@@ -48,7 +49,7 @@ func FuzzUpcastDecode(f *testing.F) {
 		case err != nil:
 			return
 		}
-		p, ok := got.(events.ICPCreatedV1)
+		p, ok := got.(domain.ICPCreatedV1)
 		if !ok || p.ICP.ID != id {
 			t.Fatalf("v%d decoded as %#v, want an ICPCreatedV1 of %s", version, got, id)
 		}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 )
 
@@ -35,7 +36,7 @@ func TestOlderSchemaVersionsAreUpcastBeforeDecoding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, ok := got.(events.ICPCreatedV1)
+	p, ok := got.(domain.ICPCreatedV1)
 	if !ok || p.CreatedBy != "user_1" || p.ICP.LeadsPerList != 10 || p.ICP.Name != "Old" || p.Tenant != "org_1" {
 		t.Fatalf("upcast payload %#v", got)
 	}
@@ -56,7 +57,7 @@ func TestOlderSchemaVersionsAreUpcastBeforeDecoding(t *testing.T) {
 	}
 	// The current version passes through untouched.
 	rec.SchemaVersion, rec.Data = 1, []byte(`{"icp":{"id":"`+id+`","name":"New","createdAt":"2024-01-01T00:00:00Z"},"tenant":"org_1","createdBy":"user_2"}`)
-	if got, err := d.decode(rec); err != nil || got.(events.ICPCreatedV1).CreatedBy != "user_2" {
+	if got, err := d.decode(rec); err != nil || got.(domain.ICPCreatedV1).CreatedBy != "user_2" {
 		t.Errorf("v1: %#v, %v", got, err)
 	}
 }

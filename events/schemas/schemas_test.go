@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/schemas"
 )
@@ -70,36 +71,36 @@ func TestSharedDefinitionsAreTheSameInEveryFile(t *testing.T) {
 // optional and nullable fields the HTTP test may not reach.
 func TestSchemasAcceptEveryShapeThePayloadTypesEncode(t *testing.T) {
 	id := uuid.NewString()
-	now := events.NewTime(time.Now())
+	now := domain.NewTime(time.Now())
 	desc := "Technology leaders"
-	full := events.ICP{
+	full := domain.ICP{
 		ID: id, Name: "DACH", Description: &desc, CreatedAt: now, UpdatedAt: now,
-		LeadProviderCriteria: []events.LeadProviderCriterion{
-			{Provider: "baseProvider", Type: events.Some("company"), Filters: json.RawMessage(`{"a.b":[1],"$n":12345678901234567890}`)},
+		LeadProviderCriteria: []domain.LeadProviderCriterion{
+			{Provider: "baseProvider", Type: domain.Some("company"), Filters: json.RawMessage(`{"a.b":[1],"$n":12345678901234567890}`)},
 			{Provider: "baseProvider", Filters: json.RawMessage(`{}`)},
 		},
-		CustomFilterCriteria: []events.CustomFilter{{Type: "maxPeoplePerCompany", Value: json.RawMessage(`2`)}},
-		CRMFilters: &events.CRMFilters{
-			Provider: events.Some("bullhorn"), TextSearch: events.Null[string](), Query: json.RawMessage(`{"x":[null]}`),
-			Filters: events.Some([]events.CRMFilter{{Path: "a", Mode: "eq", Value: json.RawMessage(`"v"`), Exclude: events.Some(true)}}),
+		CustomFilterCriteria: []domain.CustomFilter{{Type: "maxPeoplePerCompany", Value: json.RawMessage(`2`)}},
+		CRMFilters: &domain.CRMFilters{
+			Provider: domain.Some("bullhorn"), TextSearch: domain.Null[string](), Query: json.RawMessage(`{"x":[null]}`),
+			Filters: domain.Some([]domain.CRMFilter{{Path: "a", Mode: "eq", Value: json.RawMessage(`"v"`), Exclude: domain.Some(true)}}),
 		},
 		UserIDs: []string{"user_1", "user_2"}, LeadsPerList: 10, ActiveUntil: &now,
 	}
-	minimal := events.ICP{ID: id, Name: "n", CreatedAt: now, UpdatedAt: now,
-		LeadProviderCriteria: []events.LeadProviderCriterion{}, CustomFilterCriteria: []events.CustomFilter{},
-		CRMFilters: &events.CRMFilters{}, UserIDs: []string{"user_1"}, LeadsPerList: 1}
+	minimal := domain.ICP{ID: id, Name: "n", CreatedAt: now, UpdatedAt: now,
+		LeadProviderCriteria: []domain.LeadProviderCriterion{}, CustomFilterCriteria: []domain.CustomFilter{},
+		CRMFilters: &domain.CRMFilters{}, UserIDs: []string{"user_1"}, LeadsPerList: 1}
 	cases := []any{
-		events.ICPCreatedV1{ICP: full, Tenant: "org_1", CreatedBy: "user_1"},
-		events.ICPCreatedV1{ICP: minimal, Tenant: "personal:user_1", CreatedBy: "user_1"},
-		events.ICPUpdatedV1{ID: id, UpdatedAt: now, UpdatedBy: "user_1", Changes: events.ICPChanges{
-			Name: events.Some("x"), Description: events.Some("d"), LeadProviderCriteria: events.Some(full.LeadProviderCriteria),
-			CustomFilterCriteria: events.Some([]events.CustomFilter{}), CRMFilters: events.Some(*full.CRMFilters),
-			UserIDs: events.Some([]string{"user_2"}), LeadsPerList: events.Some(5), ActiveUntil: events.Some(now),
+		domain.ICPCreatedV1{ICP: full, Tenant: "org_1", CreatedBy: "user_1"},
+		domain.ICPCreatedV1{ICP: minimal, Tenant: "personal:user_1", CreatedBy: "user_1"},
+		domain.ICPUpdatedV1{ID: id, UpdatedAt: now, UpdatedBy: "user_1", Changes: domain.ICPChanges{
+			Name: domain.Some("x"), Description: domain.Some("d"), LeadProviderCriteria: domain.Some(full.LeadProviderCriteria),
+			CustomFilterCriteria: domain.Some([]domain.CustomFilter{}), CRMFilters: domain.Some(*full.CRMFilters),
+			UserIDs: domain.Some([]string{"user_2"}), LeadsPerList: domain.Some(5), ActiveUntil: domain.Some(now),
 		}},
-		events.ICPUpdatedV1{ID: id, UpdatedAt: now, UpdatedBy: "user_1", Changes: events.ICPChanges{
-			Description: events.Null[string](), CRMFilters: events.Null[events.CRMFilters](), ActiveUntil: events.Null[events.Time](),
+		domain.ICPUpdatedV1{ID: id, UpdatedAt: now, UpdatedBy: "user_1", Changes: domain.ICPChanges{
+			Description: domain.Null[string](), CRMFilters: domain.Null[domain.CRMFilters](), ActiveUntil: domain.Null[domain.Time](),
 		}},
-		events.ICPDeletedV1{ID: id, DeletedAt: now, DeletedBy: "user_1"},
+		domain.ICPDeletedV1{ID: id, DeletedAt: now, DeletedBy: "user_1"},
 	}
 	for i, c := range cases {
 		p, err := events.Encode(uuid.NewString(), c, events.Metadata{Tenant: "org_1", UserID: "user_1"})

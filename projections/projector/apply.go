@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync/atomic"
 
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/projections"
 )
@@ -75,7 +76,7 @@ func (p *Projector) projectCounting(ctx context.Context, rec events.Recorded, pa
 			n.already.Add(1)
 			return nil
 		}
-		var state *events.State
+		var state *domain.State
 		if stored != nil {
 			s, err := projections.StateOf(*stored)
 			if err != nil {
@@ -128,8 +129,8 @@ func (p *Projector) projectCounting(ctx context.Context, rec events.Recorded, pa
 }
 
 // foldOne folds the bus event onto the stored state.
-func foldOne(state *events.State, rec events.Recorded, payload any) ([]projections.View, error) {
-	next, err := events.Evolve(state, payload, rec.Version, rec.Position)
+func foldOne(state *domain.State, rec events.Recorded, payload any) ([]projections.View, error) {
+	next, err := domain.Evolve(state, payload, rec.Version, rec.Position)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errPermanent, err)
 	}
@@ -142,7 +143,7 @@ func foldOne(state *events.State, rec events.Recorded, payload any) ([]projectio
 
 // fillGap reads the events after state from the event store and folds them
 // up to rec's version, returning one view per version, oldest first.
-func fillGap(ctx context.Context, store events.Store, state *events.State, rec events.Recorded) ([]projections.View, error) {
+func fillGap(ctx context.Context, store events.Store, state *domain.State, rec events.Recorded) ([]projections.View, error) {
 	var from uint64 = 1
 	if state != nil {
 		from = state.Version + 1

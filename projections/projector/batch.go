@@ -6,7 +6,7 @@ import (
 	"errors"
 	"slices"
 
-	"github.com/icpservice/icp/events"
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/projections"
 )
 
@@ -88,7 +88,7 @@ func (p *Projector) applyFast(ctx context.Context, items []*item) []*item {
 				}
 				break
 			}
-			next, err := events.Evolve(state, it.payload, v, it.rec.Position)
+			next, err := domain.Evolve(state, it.payload, v, it.rec.Position)
 			var view projections.View
 			if err == nil {
 				// A create folds onto nothing: its state's ICP is the
@@ -142,7 +142,7 @@ func (p *Projector) applyFast(ctx context.Context, items []*item) []*item {
 // storedState returns the read model's state of id, or nil when first is 1:
 // a create goes onto nothing, and the conditional insert reports what is
 // stored if anything is.
-func (p *Projector) storedState(ctx context.Context, id string, first uint64) (*events.State, error) {
+func (p *Projector) storedState(ctx context.Context, id string, first uint64) (*domain.State, error) {
 	if first <= 1 {
 		return nil, nil
 	}

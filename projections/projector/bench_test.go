@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/projections/projector"
 )
@@ -127,7 +128,7 @@ func (e *env) storeCreates(n int) []events.Recorded {
 			defer wg.Done()
 			for i := w; i < n; i += workers {
 				id := uuid.NewString()
-				ev, err := events.Encode(uuid.NewString(), events.ICPCreatedV1{ICP: testICP(id), Tenant: "org_1", CreatedBy: "user_1"},
+				ev, err := events.Encode(uuid.NewString(), domain.ICPCreatedV1{ICP: testICP(id), Tenant: "org_1", CreatedBy: "user_1"},
 					events.Metadata{Tenant: "org_1", UserID: "user_1"})
 				if err == nil {
 					_, err = e.store.Append(ctx, events.StreamID(id), events.NoStream, []events.Proposed{ev})

@@ -7,6 +7,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/watermark"
 	"github.com/icpservice/icp/projections"
@@ -169,7 +170,7 @@ func (p *Projector) catchUpPage(ctx context.Context, page []events.Recorded, n t
 				}
 				break
 			}
-			next, err := events.Evolve(state, e.payload, v, e.rec.Position)
+			next, err := domain.Evolve(state, e.payload, v, e.rec.Position)
 			var view projections.View
 			if err == nil {
 				view, err = projections.ViewOfDoc(next, e.doc)

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/sqlitestore"
 	"github.com/icpservice/icp/internal/natsserver"
@@ -162,15 +163,15 @@ func eventually(t testing.TB, what string, cond func() bool) {
 	}
 }
 
-func testICP(id string) events.ICP {
-	now := events.NewTime(time.Now())
-	return events.ICP{
+func testICP(id string) domain.ICP {
+	now := domain.NewTime(time.Now())
+	return domain.ICP{
 		ID: id, Name: "DACH Tech Leaders", CreatedAt: now, UpdatedAt: now,
-		LeadProviderCriteria: []events.LeadProviderCriterion{{
+		LeadProviderCriteria: []domain.LeadProviderCriterion{{
 			Provider: "baseProvider",
 			Filters:  json.RawMessage(`{"job_title":["CTO"],"location.country":["Germany"],"$n":12345678901234567890}`),
 		}},
-		CustomFilterCriteria: []events.CustomFilter{{Type: "maxPeoplePerCompany", Value: json.RawMessage(`2`)}},
+		CustomFilterCriteria: []domain.CustomFilter{{Type: "maxPeoplePerCompany", Value: json.RawMessage(`2`)}},
 		UserIDs:              []string{"user_1"},
 		LeadsPerList:         10,
 	}
@@ -203,19 +204,19 @@ func (e *env) appendRaw(id string, expected uint64, p events.Proposed) events.Re
 }
 
 func (e *env) create(id string) events.Recorded {
-	return e.appendEvent(id, events.NoStream, events.ICPCreatedV1{ICP: testICP(id), Tenant: "org_1", CreatedBy: "user_1"})
+	return e.appendEvent(id, events.NoStream, domain.ICPCreatedV1{ICP: testICP(id), Tenant: "org_1", CreatedBy: "user_1"})
 }
 
 func (e *env) update(id string, expected uint64, name string, users ...string) events.Recorded {
-	ch := events.ICPChanges{Name: events.Some(name)}
+	ch := domain.ICPChanges{Name: domain.Some(name)}
 	if len(users) > 0 {
-		ch.UserIDs = events.Some(users)
+		ch.UserIDs = domain.Some(users)
 	}
-	return e.appendEvent(id, expected, events.ICPUpdatedV1{ID: id, UpdatedAt: events.NewTime(time.Now()), UpdatedBy: "user_1", Changes: ch})
+	return e.appendEvent(id, expected, domain.ICPUpdatedV1{ID: id, UpdatedAt: domain.NewTime(time.Now()), UpdatedBy: "user_1", Changes: ch})
 }
 
 func (e *env) delete(id string, expected uint64) events.Recorded {
-	return e.appendEvent(id, expected, events.ICPDeletedV1{ID: id, DeletedAt: events.NewTime(time.Now()), DeletedBy: "user_1"})
+	return e.appendEvent(id, expected, domain.ICPDeletedV1{ID: id, DeletedAt: domain.NewTime(time.Now()), DeletedBy: "user_1"})
 }
 
 // publish puts rec on the bus as the relay does; msgID overrides the

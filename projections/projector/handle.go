@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/platform/telemetry"
 )
@@ -168,16 +169,7 @@ func (p *Projector) ackOrLog(err error) {
 // checkPayloadID refuses a payload that names another ICP than the stream it
 // was recorded in: folding it would write one ICP's data under another's id.
 func checkPayloadID(rec events.Recorded, payload any) error {
-	var id string
-	switch pl := payload.(type) {
-	case events.ICPCreatedV1:
-		id = pl.ICP.ID
-	case events.ICPUpdatedV1:
-		id = pl.ID
-	case events.ICPDeletedV1:
-		id = pl.ID
-	}
-	if id != rec.ICPID() {
+	if id := domain.ICPIDOf(payload); id != rec.ICPID() {
 		return fmt.Errorf("%w: payload id %q in stream %s", events.ErrCorrupt, id, rec.StreamID)
 	}
 	return nil

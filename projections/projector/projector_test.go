@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/projections"
 	"github.com/icpservice/icp/projections/projector"
@@ -129,7 +130,7 @@ func TestUnknownSchemaVersionIsRetriedNotDeadLettered(t *testing.T) {
 	p := e.start(cfg)
 	id := uuid.NewString()
 	// Written to the store by a newer release.
-	ev, err := events.Encode(uuid.NewString(), events.ICPCreatedV1{ICP: testICP(id), Tenant: "org_1", CreatedBy: "user_1"}, events.Metadata{})
+	ev, err := events.Encode(uuid.NewString(), domain.ICPCreatedV1{ICP: testICP(id), Tenant: "org_1", CreatedBy: "user_1"}, events.Metadata{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +165,7 @@ func TestUndecodableMessagesAreDeadLetteredAndAcked(t *testing.T) {
 
 	// Another writer left a payload no release can decode in the store.
 	corruptID := uuid.NewString()
-	corruptEv, err := events.Encode(uuid.NewString(), events.ICPCreatedV1{ICP: testICP(corruptID), Tenant: "org_1", CreatedBy: "user_1"}, events.Metadata{})
+	corruptEv, err := events.Encode(uuid.NewString(), domain.ICPCreatedV1{ICP: testICP(corruptID), Tenant: "org_1", CreatedBy: "user_1"}, events.Metadata{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +182,7 @@ func TestUndecodableMessagesAreDeadLetteredAndAcked(t *testing.T) {
 
 	// A stored create in one ICP's stream whose payload names another.
 	inStream := uuid.NewString()
-	wrongEv, err := events.Encode(uuid.NewString(), events.ICPCreatedV1{ICP: testICP(uuid.NewString()), Tenant: "org_1", CreatedBy: "user_1"}, events.Metadata{})
+	wrongEv, err := events.Encode(uuid.NewString(), domain.ICPCreatedV1{ICP: testICP(uuid.NewString()), Tenant: "org_1", CreatedBy: "user_1"}, events.Metadata{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +257,7 @@ func TestGapTheStoreCannotFillIsDeadLetteredAfterRetries(t *testing.T) {
 	// An update on the bus for a stream the store has never seen.
 	src := e.create(uuid.NewString())
 	ghost := uuid.NewString()
-	upd, err := events.Encode(uuid.NewString(), events.ICPUpdatedV1{ID: ghost, UpdatedAt: events.NewTime(time.Now()), Changes: events.ICPChanges{Name: events.Some("x")}}, events.Metadata{})
+	upd, err := events.Encode(uuid.NewString(), domain.ICPUpdatedV1{ID: ghost, UpdatedAt: domain.NewTime(time.Now()), Changes: domain.ICPChanges{Name: domain.Some("x")}}, events.Metadata{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/projections"
 )
@@ -39,7 +40,7 @@ func Reapply(ctx context.Context, store events.Store, rm projections.ReadModel, 
 	}
 	rec := recs[0]
 	for range maxAttempts {
-		var state *events.State
+		var state *domain.State
 		cur, err := rm.Get(ctx, id)
 		switch {
 		case errors.Is(err, projections.ErrNotFound):

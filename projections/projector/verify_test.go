@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/projections"
 	"github.com/icpservice/icp/projections/projector"
@@ -25,7 +26,7 @@ func (e *env) forge(id string, position uint64, mutate ...func(*nats.Msg)) strin
 	icp := testICP(id)
 	icp.Name = "Forged"
 	icp.UserIDs = []string{"user_1"}
-	data, err := events.MarshalJSON(events.ICPCreatedV1{ICP: icp, Tenant: "org_1", CreatedBy: "user_1"})
+	data, err := events.MarshalJSON(domain.ICPCreatedV1{ICP: icp, Tenant: "org_1", CreatedBy: "user_1"})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -155,7 +156,7 @@ func TestViewTheReadModelRefusesIsDeadLetteredAndTheBatchGoesOn(t *testing.T) {
 	big := uuid.NewString()
 	icp := testICP(big)
 	icp.LeadProviderCriteria[0].Filters = json.RawMessage(`{"job_title":["` + strings.Repeat("x", 8<<10) + `"]}`)
-	bigRec := e.appendEvent(big, events.NoStream, events.ICPCreatedV1{ICP: icp, Tenant: "org_1", CreatedBy: "user_1"})
+	bigRec := e.appendEvent(big, events.NoStream, domain.ICPCreatedV1{ICP: icp, Tenant: "org_1", CreatedBy: "user_1"})
 	e.publish(bigRec)
 	for range 5 {
 		id := uuid.NewString()

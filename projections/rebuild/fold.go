@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 )
 
@@ -55,16 +56,7 @@ func decode(r *events.Recorded) decoded {
 		d.err = err
 		return d
 	}
-	var named string
-	switch pl := p.(type) {
-	case events.ICPCreatedV1:
-		named = pl.ICP.ID
-	case events.ICPUpdatedV1:
-		named = pl.ID
-	case events.ICPDeletedV1:
-		named = pl.ID
-	}
-	if named != d.id {
+	if named := domain.ICPIDOf(p); named != d.id {
 		d.err = fmt.Errorf("%w: payload id %q in stream %s", events.ErrCorrupt, named, r.StreamID)
 		return d
 	}
@@ -88,7 +80,7 @@ func newFolder() *folder { return &folder{broken: map[string]bool{}, maxKept: 10
 
 // fold folds d onto s (nil: no state yet) and returns the new state, or s
 // unchanged when the event is skipped. A non-nil error ends the replay.
-func (f *folder) fold(s *events.State, d decoded) (*events.State, error) {
+func (f *folder) fold(s *domain.State, d decoded) (*domain.State, error) {
 	if d.id == "" {
 		return s, nil
 	}
@@ -103,7 +95,7 @@ func (f *folder) fold(s *events.State, d decoded) (*events.State, error) {
 		f.fail(d, d.err.Error())
 		return s, nil
 	}
-	next, err := events.Evolve(s, d.payload, d.rec.Version, d.rec.Position)
+	next, err := domain.Evolve(s, d.payload, d.rec.Version, d.rec.Position)
 	if err != nil {
 		f.fail(d, err.Error())
 		return s, nil
@@ -122,9 +114,9 @@ func (f *folder) fail(d decoded, reason string) {
 // FoldStream folds the events of one stream, oldest first, with the rules of
 // a replay: it returns the ICP's state as the projector would leave it (nil
 // when not even its creation applies), or an error wrapping ErrNewerRelease.
-func FoldStream(recs []events.Recorded) (*events.State, error) {
+func FoldStream(recs []events.Recorded) (*domain.State, error) {
 	f := newFolder()
-	var s *events.State
+	var s *domain.State
 	for _, r := range recs {
 		var err error
 		if s, err = f.fold(s, decode(&r)); err != nil {

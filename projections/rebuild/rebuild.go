@@ -5,7 +5,7 @@
 //
 // A replay applies the projector's rules, so that a rebuilt read model is
 // the one the projector would have built: events are folded per ICP in
-// version order (events.Evolve, projections.ViewOf); an event that can
+// version order (domain.Evolve, projections.ViewOf); an event that can
 // never be applied (corrupt, or not foldable onto its stream) leaves its ICP
 // at its last good version and skips the ICP's later events, as the
 // projector's dead-lettering does; an event written by a newer release stops

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/sqlitestore"
 	"github.com/icpservice/icp/projections"
@@ -437,7 +438,7 @@ func TestRebuildLosesNothingAppendedWhileItRuns(t *testing.T) {
 func project(ctx context.Context, st events.Store, m *sqlitemodel.Model, at *atomic.Uint64) error {
 	err := st.Follow(ctx, 0, 256, func(recs []events.Recorded) error {
 		for _, r := range recs {
-			var state *events.State
+			var state *domain.State
 			if r.Version > 1 {
 				v, err := m.Get(ctx, r.ICPID())
 				if err != nil {

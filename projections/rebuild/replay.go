@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/projections"
 )
@@ -79,7 +80,7 @@ type replayer struct {
 // entry is one ICP's state in the cache.
 type entry struct {
 	id    string
-	state *events.State
+	state *domain.State
 	// inTarget: the target holds a view of this ICP (maybe an older one),
 	// or a write in flight will put one there.
 	inTarget bool

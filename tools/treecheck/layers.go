@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 )
 
@@ -28,20 +27,9 @@ var moduleLayers = []layer{
 	{"binaries", []string{"cmd/...", "tools/...", "deploy/..."}},
 }
 
-// edge is one import of non-test code: From imports To (paths relative to
-// the module).
-type edge struct{ From, To string }
-
-// knownUpwardImports are upward imports the tree still has. Each is a debt to
-// pay by moving code down, never a way to allow a new edge: the check fails
-// when one of them no longer occurs, so that its entry is deleted with it.
-var knownUpwardImports = map[edge]string{
-	{"commands", "api/auth"}: "commands decides on auth.Principal, which belongs below commands (in domain)",
-}
-
 // checkLayers applies the layer rule to pkgs, the packages of module mod.
 // Imports from outside the module are not its business.
-func checkLayers(mod string, pkgs []pkg, layers []layer, known map[edge]string) []string {
+func checkLayers(mod string, pkgs []pkg, layers []layer) []string {
 	var findings []string
 	level := map[string]int{}
 	for _, p := range pkgs {
@@ -53,7 +41,6 @@ func checkLayers(mod string, pkgs []pkg, layers []layer, known map[edge]string) 
 		}
 		level[rel] = l
 	}
-	seen := map[edge]bool{}
 	for _, p := range pkgs {
 		from := relPath(mod, p.ImportPath)
 		lf, ok := level[from]
@@ -69,26 +56,12 @@ func checkLayers(mod string, pkgs []pkg, layers []layer, known map[edge]string) 
 			if !ok || lt <= lf {
 				continue
 			}
-			e := edge{from, to}
-			if _, ok := known[e]; ok {
-				seen[e] = true
-				continue
-			}
 			findings = append(findings, fmt.Sprintf(
 				"layers: %s (layer %d, %s) imports %s (layer %d, %s): a lower layer must not import a higher one",
 				from, lf, layers[lf].name, to, lt, layers[lt].name))
 		}
 	}
-	var stale []string
-	for e, why := range known {
-		if !seen[e] {
-			stale = append(stale, fmt.Sprintf(
-				"layers: %s no longer imports %s upward (%s): delete the entry from knownUpwardImports",
-				e.From, e.To, why))
-		}
-	}
-	sort.Strings(stale)
-	return append(findings, stale...)
+	return findings
 }
 
 // layerOf is the index of the one layer whose patterns match rel.

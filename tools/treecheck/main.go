@@ -45,7 +45,7 @@ func run(root string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	findings := checkLayers(mod, pkgs, moduleLayers, knownUpwardImports)
+	findings := checkLayers(mod, pkgs, moduleLayers)
 	comments, err := checkComments(root)
 	if err != nil {
 		return nil, err

@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 )
 
@@ -130,39 +131,39 @@ var t0 = time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
 // order, big numbers and HTML characters must survive exactly.
 func Created(id, tenant, user string, n int) (events.Proposed, error) {
 	desc := fmt.Sprintf("Decision makers <&> in DACH, batch %d", n)
-	at := events.NewTime(t0.Add(time.Duration(n) * time.Millisecond))
-	icp := events.ICP{
+	at := domain.NewTime(t0.Add(time.Duration(n) * time.Millisecond))
+	icp := domain.ICP{
 		ID: id, Name: fmt.Sprintf("DACH Tech Leaders %d", n), Description: &desc,
 		CreatedAt: at, UpdatedAt: at,
-		LeadProviderCriteria: []events.LeadProviderCriterion{{
+		LeadProviderCriteria: []domain.LeadProviderCriterion{{
 			Provider: "baseProvider",
 			Filters:  json.RawMessage(`{"z_last":1,"job_title":["CTO","VP Engineering"],"employees":{"$gt":12345678901234567890},"location":["DE","AT","CH"]}`),
 		}},
-		CustomFilterCriteria: []events.CustomFilter{{Type: "maxPeoplePerCompany", Value: json.RawMessage(`2.50`)}},
+		CustomFilterCriteria: []domain.CustomFilter{{Type: "maxPeoplePerCompany", Value: json.RawMessage(`2.50`)}},
 		UserIDs:              []string{user, "user_shared"},
 		LeadsPerList:         100,
 	}
-	return events.Encode(uuid.NewString(), events.ICPCreatedV1{ICP: icp, Tenant: tenant, CreatedBy: user},
+	return events.Encode(uuid.NewString(), domain.ICPCreatedV1{ICP: icp, Tenant: tenant, CreatedBy: user},
 		events.Metadata{Tenant: tenant, UserID: user, CommandHash: "sha256:" + id[:8], CorrelationID: uuid.NewString()})
 }
 
 // Updated renames the ICP and changes its members (round 0: adds one, round
 // 1: drops user_shared).
 func Updated(id, tenant, user string, round int) (events.Proposed, error) {
-	ch := events.ICPChanges{Name: events.Some(fmt.Sprintf("renamed %d", round))}
+	ch := domain.ICPChanges{Name: domain.Some(fmt.Sprintf("renamed %d", round))}
 	switch round {
 	case 0:
-		ch.UserIDs = events.Some([]string{user, "user_shared", "user_added"})
+		ch.UserIDs = domain.Some([]string{user, "user_shared", "user_added"})
 	default:
-		ch.UserIDs = events.Some([]string{user, "user_added"})
-		ch.Description = events.Null[string]()
+		ch.UserIDs = domain.Some([]string{user, "user_added"})
+		ch.Description = domain.Null[string]()
 	}
-	return events.Encode(uuid.NewString(), events.ICPUpdatedV1{ID: id, UpdatedAt: events.NewTime(t0.Add(time.Hour)), UpdatedBy: user, Changes: ch},
+	return events.Encode(uuid.NewString(), domain.ICPUpdatedV1{ID: id, UpdatedAt: domain.NewTime(t0.Add(time.Hour)), UpdatedBy: user, Changes: ch},
 		events.Metadata{Tenant: tenant, UserID: user})
 }
 
 // Deleted deletes the ICP.
 func Deleted(id, tenant, user string) (events.Proposed, error) {
-	return events.Encode(uuid.NewString(), events.ICPDeletedV1{ID: id, DeletedAt: events.NewTime(t0.Add(2 * time.Hour)), DeletedBy: user},
+	return events.Encode(uuid.NewString(), domain.ICPDeletedV1{ID: id, DeletedAt: domain.NewTime(t0.Add(2 * time.Hour)), DeletedBy: user},
 		events.Metadata{Tenant: tenant, UserID: user})
 }

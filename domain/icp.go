@@ -1,4 +1,4 @@
-package events
+package domain
 
 import "encoding/json"
 
@@ -51,14 +51,4 @@ type CRMFilter struct {
 	Mode    string          `json:"mode"`
 	Value   json.RawMessage `json:"value"`
 	Exclude Opt[bool]       `json:"exclude,omitzero"`
-}
-
-// HasMember reports whether userID is listed in the ICP's userIds.
-func (i *ICP) HasMember(userID string) bool {
-	for _, u := range i.UserIDs {
-		if u == userID {
-			return true
-		}
-	}
-	return false
 }

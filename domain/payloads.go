@@ -1,4 +1,4 @@
-package events
+package domain
 
 // ICPCreatedV1 is the payload of ICPCreated, schema version 1: the whole ICP
 // as created, the tenant it belongs to and who created it.
@@ -43,4 +43,21 @@ type ICPDeletedV1 struct {
 	ID        string `json:"id"`
 	DeletedAt Time   `json:"deletedAt"`
 	DeletedBy string `json:"deletedBy"`
+}
+
+// ICPIDOf returns the id of the ICP an event payload names (the created
+// ICP's id, or the id of the ICP updated or deleted), and "" for a value
+// that is not one of the ICP*V1 payloads. A payload recorded in a stream
+// must name that stream's ICP: every reader that folds events checks it,
+// so that one ICP's data is never written under another's id.
+func ICPIDOf(payload any) string {
+	switch p := payload.(type) {
+	case ICPCreatedV1:
+		return p.ICP.ID
+	case ICPUpdatedV1:
+		return p.ID
+	case ICPDeletedV1:
+		return p.ID
+	}
+	return ""
 }
