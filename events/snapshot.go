@@ -31,7 +31,12 @@ type Snapshotter interface {
 	// atomically with the events where the adapter can (the SQLite store
 	// does, in the same transaction; EventStoreDB writes it right after).
 	// An append answered as a retry of events already stored writes no
-	// snapshot. Errors as for Append.
+	// snapshot where the adapter can tell it is one (SQLite); otherwise it
+	// may write again the snapshot already kept at that version and event,
+	// which changes nothing a reader sees. A snapshot the adapter fails to
+	// keep after the events are stored is not an error of the append: the
+	// events are the truth, and the next write keeps one. Errors as for
+	// Append.
 	AppendWithSnapshot(ctx context.Context, stream string, expected uint64, evs []Proposed, fold int, state []byte) (AppendResult, error)
 
 	// ReadSnapshot returns the stream's latest snapshot; ok false when it
