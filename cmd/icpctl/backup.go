@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 	"github.com/icpservice/icp/api/auth"
 	"github.com/icpservice/icp/internal/app"
 	"github.com/icpservice/icp/internal/natsauth"
+	"github.com/icpservice/icp/platform/sqlite"
 )
 
 // BackupCmd writes a backup set (see backupset.go) of the embedded default's
@@ -137,16 +137,11 @@ func (c *BackupCmd) Run(g *Globals) error {
 // transaction while other connections (icpd's) keep writing, and fsyncs
 // it (VACUUM INTO does not).
 func snapshotStore(ctx context.Context, src, dst string) error {
-	uri, err := sqliteURI(src)
-	if err != nil {
-		return err
-	}
-	db, err := sql.Open("sqlite", uri+"?_busy_timeout=10000")
+	db, err := sqlite.Open(src, sqlite.Settings{Role: sqlite.Plain, BusyTimeout: 10 * time.Second}, 1)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", src, err)
 	}
 	defer db.Close()
-	db.SetMaxOpenConns(1)
 	// Created first, so that the copy is the owner's alone from its
 	// first byte whatever the umask; VACUUM INTO accepts an empty file.
 	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)

@@ -37,7 +37,7 @@ import (
 	"slices"
 	"time"
 
-	"modernc.org/sqlite"
+	driver "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/icpservice/icp/events"
@@ -437,7 +437,7 @@ func (w *writer) insert(ctx context.Context, st *stmts, stream string, v uint64,
 // isUniqueViolation reports whether err is SQLite refusing a row that would
 // break a UNIQUE constraint: here, a stream version already taken.
 func isUniqueViolation(err error) bool {
-	var se *sqlite.Error
+	var se *driver.Error
 	return errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE
 }
 

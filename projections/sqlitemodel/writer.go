@@ -9,7 +9,7 @@ import (
 	"math"
 	"slices"
 
-	"modernc.org/sqlite"
+	driver "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/icpservice/icp/platform/groupcommit"
@@ -283,7 +283,7 @@ func (st txStmts) addMembers(ctx context.Context, tenant string, position uint64
 // tooBig reports whether SQLite refused a value as larger than it can hold
 // (SQLITE_TOOBIG): writing it again can never succeed.
 func tooBig(err error) bool {
-	var se *sqlite.Error
+	var se *driver.Error
 	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_TOOBIG
 }
 
