@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/icpservice/icp/events"
+	"github.com/icpservice/icp/platform/groupcommit"
 	"github.com/icpservice/icp/platform/sqlite"
 )
 
@@ -39,10 +40,8 @@ type Store struct {
 	// every read the API serves (BenchmarkStreamVersions).
 	versions *sql.Stmt
 
-	queue       chan *appendReq
-	sendMu      sync.RWMutex // held for reading while an Append hands its request to queue
-	closed      bool         // under sendMu: queue no longer accepts requests
-	closing     chan struct{}
+	reqs        chan *groupcommit.Request[*appendReq, appendAns]
+	closing     chan struct{} // closed by Close: the writer commits what is queued and exits
 	written     chan struct{} // closed when the writer goroutine has finished
 	note        notifier
 	checkpoints *sqlite.Checkpointer
@@ -92,7 +91,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		wdb:      wdb,
 		rdb:      rdb,
 		versions: versions,
-		queue:    make(chan *appendReq, opts.QueueSize),
+		reqs:     make(chan *groupcommit.Request[*appendReq, appendAns], opts.QueueSize),
 		closing:  make(chan struct{}),
 		written:  make(chan struct{}),
 		note:     newNotifier(),
@@ -154,10 +153,6 @@ func openReaders(ctx context.Context, path string, busy time.Duration) (*sql.DB,
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closing) // releases Appends blocked on a full queue
-		s.sendMu.Lock()  // waits for Appends that are handing over a request
-		s.closed = true
-		close(s.queue)
-		s.sendMu.Unlock()
 		<-s.written
 		s.closeErr = errors.Join(s.checkpoints.Close(), s.wdb.Close(), s.versions.Close(), s.rdb.Close())
 	})

@@ -35,7 +35,8 @@ func concurrentBatch(t *testing.T, f *fixture) (finish func()) {
 }
 
 // After a batch of several calls, the next batch waits for more calls until
-// it is full; a lone caller is never held (the first write above would hang).
+// it is full, and takes nothing past MaxBatch; a lone caller is never held
+// (the first write of concurrentBatch would hang).
 func TestUnderLoadABatchLingersUntilFull(t *testing.T) {
 	f := startLingering(t, 3, lingerForever)
 	finish := concurrentBatch(t, f)
@@ -44,12 +45,20 @@ func TestUnderLoadABatchLingersUntilFull(t *testing.T) {
 	finish()
 	second := f.call(context.Background(), 5)
 	third := f.call(context.Background(), 6)
+	more := []<-chan answer{f.call(context.Background(), 7), f.call(context.Background(), 8), f.call(context.Background(), 9)}
 	got := f.nextWrite(t)
-	if got[0] != 4 || !slices.Equal(slices.Sorted(slices.Values(got)), []int{4, 5, 6}) {
-		t.Fatalf("batch = %v, want the queued call and the two that arrived while it lingered", got)
+	if len(got) != 3 || got[0] != 4 {
+		t.Fatalf("batch = %v, want the queued call and two that arrived while it lingered", got)
 	}
 	f.release <- nil
-	for _, ch := range []<-chan answer{first, second, third} {
+	// The calls the full batch left are the next batch (lingering too, as
+	// the last batch took several calls, until it is full).
+	rest := f.nextWrite(t)
+	f.release <- nil
+	if all := slices.Sorted(slices.Values(append(got, rest...))); !slices.Equal(all, []int{4, 5, 6, 7, 8, 9}) || len(rest) != 3 {
+		t.Fatalf("batches %v then %v, want every call written once, in batches of MaxBatch", got, rest)
+	}
+	for _, ch := range append([]<-chan answer{first, second, third}, more...) {
 		if a := get(t, ch); a.err != nil || len(a.out) != 1 {
 			t.Fatalf("call = %v, %v", a.out, a.err)
 		}
