@@ -23,6 +23,11 @@ var ErrConflict = errors.New("wrong expected version")
 // at the same expected version is safe; it is deduplicated by event id.
 var ErrUnavailable = errors.New("event store unavailable")
 
+// ErrClosed is wrapped by the error of every call on a Store after its
+// Close. It wraps ErrUnavailable: for a caller, a closed store is one that
+// cannot be reached.
+var ErrClosed = fmt.Errorf("event store is closed: %w", ErrUnavailable)
+
 // ConflictError reports an append whose expected version did not match.
 type ConflictError struct {
 	Stream   string

@@ -22,8 +22,8 @@ import (
 )
 
 // ErrClosed is returned by every method of a closed Store. It wraps
-// events.ErrUnavailable.
-var ErrClosed = fmt.Errorf("sqlitestore: store is closed: %w", events.ErrUnavailable)
+// events.ErrClosed (and so events.ErrUnavailable).
+var ErrClosed = fmt.Errorf("sqlitestore: %w", events.ErrClosed)
 
 // readConns bounds the read-only connections. WAL readers do not block the
 // writer or each other; the bound only caps memory and file handles.
