@@ -2,10 +2,8 @@ package mongomodel
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"unicode/utf8"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -73,32 +71,23 @@ func (m *Model) Apply(ctx context.Context, views []projections.View) ([]projecti
 	return out, err
 }
 
-// validate refuses views no event fold can produce, before they reach a
-// shared bulk write.
+// validate refuses views no event fold can produce (the port's rules) and
+// views MongoDB cannot hold, before they reach a shared bulk write.
 func validate(v projections.View) error {
-	switch {
-	case v.ID == "":
-		return errors.New("empty id")
-	case v.Tenant == "":
-		return errors.New("empty tenant")
-	case !utf8.ValidString(v.ID) || !utf8.ValidString(v.Tenant) || !utf8.ValidString(v.CreatedBy):
+	if err := projections.ValidateView(v); err != nil {
+		return err
+	}
+	if !utf8.ValidString(v.ID) || !utf8.ValidString(v.Tenant) || !utf8.ValidString(v.CreatedBy) {
 		return errors.New("id, tenant and creator must be valid UTF-8")
-	case v.Version == 0:
-		return errors.New("version must be >= 1")
-	case v.Version > math.MaxInt64 || v.Position > math.MaxInt64:
-		return errors.New("version and position must fit in a signed 64-bit integer")
 	}
 	if v.Deleted {
 		return nil
-	}
-	if len(v.Doc) == 0 || !json.Valid(v.Doc) {
-		return errors.New("a live view needs a valid JSON doc")
 	}
 	if len(v.Doc) > maxDocBytes {
 		return fmt.Errorf("doc of %d bytes exceeds %d", len(v.Doc), maxDocBytes)
 	}
 	for _, u := range v.UserIDs {
-		if u == "" || !utf8.ValidString(u) {
+		if !utf8.ValidString(u) {
 			return errors.New("member ids must be non-empty valid UTF-8")
 		}
 	}

@@ -327,8 +327,8 @@ func validateBuilt(v projections.View) error {
 		return errors.New("a live view needs a doc")
 	}
 	d := v
-	d.Deleted, d.Doc = true, nil // validate's checks without the JSON scan
-	if err := validate(d); err != nil {
+	d.Deleted, d.Doc = true, nil // the port's checks without the JSON scan
+	if err := projections.ValidateView(d); err != nil {
 		return err
 	}
 	for _, u := range v.UserIDs {

@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -128,8 +129,8 @@ var _ projections.ReadModel = (*Model)(nil)
 const checkpointEvery = 200 * time.Millisecond
 
 // ErrClosed is returned (wrapped in projections.ErrUnavailable) by calls made
-// after Close.
-var ErrClosed = errors.New("sqlitemodel: read model closed")
+// after Close. It wraps projections.ErrClosed.
+var ErrClosed = fmt.Errorf("sqlitemodel: %w", projections.ErrClosed)
 
 // Open opens (creating if needed) the read model in the SQLite file at path
 // and applies pending schema migrations.
@@ -249,6 +250,8 @@ func (m *Model) closed() bool {
 		return false
 	}
 }
+
+const maxInt64 = math.MaxInt64
 
 const viewColumns = `i.id, i.tenant, i.version, i.position, i.deleted, i.created_by, i.user_ids, i.doc`
 

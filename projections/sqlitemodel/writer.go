@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 
 	driver "modernc.org/sqlite"
@@ -15,8 +14,6 @@ import (
 	"github.com/icpservice/icp/platform/groupcommit"
 	"github.com/icpservice/icp/projections"
 )
-
-const maxInt64 = math.MaxInt64
 
 // applyReq is one Apply call waiting for the writer.
 type applyReq = groupcommit.Request[item, projections.Outcome]
@@ -46,7 +43,7 @@ func (m *Model) Apply(ctx context.Context, views []projections.View) ([]projecti
 	}
 	items := make([]item, len(views))
 	for i, v := range views {
-		if err := validate(v); err != nil {
+		if err := projections.ValidateView(v); err != nil {
 			return nil, &projections.RefusedError{ID: v.ID, Version: v.Version, Reason: fmt.Sprintf("sqlitemodel: view %d: %v", i, err)}
 		}
 		if len(v.Doc) > m.opts.MaxDocBytes {
@@ -68,33 +65,6 @@ func (m *Model) Apply(ctx context.Context, views []projections.View) ([]projecti
 		return nil, unavailable("apply", ErrClosed)
 	}
 	return out, err
-}
-
-// validate refuses views no event fold can produce, before they reach the
-// shared transaction.
-func validate(v projections.View) error {
-	switch {
-	case v.ID == "":
-		return errors.New("empty id")
-	case v.Tenant == "":
-		return errors.New("empty tenant")
-	case v.Version == 0:
-		return errors.New("version must be >= 1")
-	case v.Version > maxInt64 || v.Position > maxInt64:
-		return errors.New("version and position must fit in a signed 64-bit integer")
-	}
-	if v.Deleted {
-		return nil
-	}
-	if len(v.Doc) == 0 || !json.Valid(v.Doc) {
-		return errors.New("a live view needs a valid JSON doc")
-	}
-	for _, u := range v.UserIDs {
-		if u == "" {
-			return errors.New("empty member id")
-		}
-	}
-	return nil
 }
 
 // writer owns the single write connection and its prepared statements.
