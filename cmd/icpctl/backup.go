@@ -80,32 +80,7 @@ func (c *BackupCmd) Run(g *Globals) error {
 	if err := c.copySmallFiles(tmp); err != nil {
 		return err
 	}
-	if err := filepath.WalkDir(tmp, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, err := filepath.Rel(tmp, path)
-		if err != nil {
-			return err
-		}
-		m.Files[filepath.ToSlash(rel)], err = fileSHA256(path)
-		return err
-	}); err != nil {
-		return fmt.Errorf("backup set: %w", err)
-	}
-	data, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		return err
-	}
-	f, err := os.OpenFile(filepath.Join(tmp, manifestFile), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(append(data, '\n')); err != nil {
-		f.Close()
-		return err
-	}
-	if err := closeSynced(f); err != nil {
+	if err := writeManifest(tmp, m); err != nil {
 		return err
 	}
 	if sub := filepath.Join(tmp, natsauth.Dir); dirExists(sub) {
@@ -130,6 +105,37 @@ func (c *BackupCmd) Run(g *Globals) error {
 	fmt.Fprintf(g.Stdout, "backed up the event store up to position %d (generation %s) and %d other files to %s\n",
 		m.Head, gen, len(m.Files)-1, c.To)
 	return nil
+}
+
+// writeManifest lists every file of the backup set being made in dir with
+// its SHA-256 in m, and writes m there as the set's manifest (synced).
+func writeManifest(dir string, m *backupManifest) error {
+	if err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(dir, path)
+		if err != nil {
+			return err
+		}
+		m.Files[filepath.ToSlash(rel)], err = fileSHA256(path)
+		return err
+	}); err != nil {
+		return fmt.Errorf("backup set: %w", err)
+	}
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, manifestFile), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(append(data, '\n')); err != nil {
+		f.Close()
+		return err
+	}
+	return closeSynced(f)
 }
 
 // snapshotStore writes a consistent copy of the SQLite database src to

@@ -310,7 +310,13 @@ func (w *writer) appendOne(ctx context.Context, st *stmts, r *appendReq, now tim
 		}
 		return res, err
 	}
+	return w.appendMany(ctx, st, r, cur, now)
+}
 
+// appendMany appends the request's events at versions cur+1.. inside a
+// savepoint, so that a failing statement undoes this append only; a
+// savepoint that cannot be undone or released breaks the batch.
+func (w *writer) appendMany(ctx context.Context, st *stmts, r *appendReq, cur uint64, now time.Time) (events.AppendResult, error) {
 	if _, err := st.savepoint.ExecContext(ctx); err != nil {
 		return events.AppendResult{}, w.stmtErr(r, "savepoint", err)
 	}
@@ -318,23 +324,12 @@ func (w *writer) appendOne(ctx context.Context, st *stmts, r *appendReq, now tim
 	for i, e := range r.evs {
 		pos, err := w.insert(ctx, st, r.stream, cur+uint64(i)+1, e, now)
 		if err != nil {
-			err = w.stmtErr(r, fmt.Sprintf("insert event %d", i), err)
-			if _, rbErr := st.rollbackTo.ExecContext(ctx); rbErr != nil {
-				w.broken = errors.Join(err, rbErr)
-			} else if _, relErr := st.release.ExecContext(ctx); relErr != nil {
-				w.broken = errors.Join(err, relErr)
-			}
-			return events.AppendResult{}, err
+			return events.AppendResult{}, w.undo(ctx, st, w.stmtErr(r, fmt.Sprintf("insert event %d", i), err))
 		}
 		res.Positions[i] = pos
 	}
 	if err := w.keepSnapshot(ctx, st, r, cur+uint64(len(r.evs))); err != nil {
-		if _, rbErr := st.rollbackTo.ExecContext(ctx); rbErr != nil {
-			w.broken = errors.Join(err, rbErr)
-		} else if _, relErr := st.release.ExecContext(ctx); relErr != nil {
-			w.broken = errors.Join(err, relErr)
-		}
-		return events.AppendResult{}, err
+		return events.AppendResult{}, w.undo(ctx, st, err)
 	}
 	if _, err := st.release.ExecContext(ctx); err != nil {
 		w.broken = w.stmtErr(r, "release savepoint", err)
@@ -346,6 +341,17 @@ func (w *writer) appendOne(ctx context.Context, st *stmts, r *appendReq, now tim
 		w.fresh = append(w.fresh, recorded(r.stream, cur+uint64(i)+1, res.Positions[i], e, now))
 	}
 	return res, nil
+}
+
+// undo rolls the open savepoint back after err and returns err; when the
+// savepoint cannot be undone or released, the batch is broken.
+func (w *writer) undo(ctx context.Context, st *stmts, err error) error {
+	if _, rbErr := st.rollbackTo.ExecContext(ctx); rbErr != nil {
+		w.broken = errors.Join(err, rbErr)
+	} else if _, relErr := st.release.ExecContext(ctx); relErr != nil {
+		w.broken = errors.Join(err, relErr)
+	}
+	return err
 }
 
 // insertOne appends the request's only event at version cur+1 without a

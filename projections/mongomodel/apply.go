@@ -168,25 +168,7 @@ func (m *Model) write(ctx context.Context, views []projections.View) ([]projecti
 			return nil, err
 		}
 
-		predicted := make(map[int]projections.Outcome, len(pending))
-		var assumed, rest []op
-		for _, i := range pending {
-			v := views[i]
-			s := stored[v.ID]
-			if s != v.Version-1 {
-				predicted[i] = projections.Outcome{Applied: false, Stored: s}
-				continue
-			}
-			predicted[i] = projections.Outcome{Applied: true, Stored: s}
-			stored[v.ID] = v.Version
-			o := op{view: i, insert: v.Version == 1}
-			if known[v.ID] {
-				rest = append(rest, o)
-			} else {
-				assumed = append(assumed, o)
-			}
-		}
-		ops := append(assumed, rest...)
+		predicted, ops := predict(views, pending, stored, known)
 		if m.beforeWrite != nil {
 			m.beforeWrite()
 		}
@@ -195,23 +177,54 @@ func (m *Model) write(ctx context.Context, views []projections.View) ([]projecti
 			return nil, err
 		}
 
-		// Per ICP in slice order, an outcome is certain while every
-		// earlier one of that ICP is, and it is either a prediction not
-		// to write or a write that ran exactly as predicted.
-		uncertain := map[string]bool{}
-		var next []int
-		for _, i := range pending {
-			id := views[i].ID
-			if !uncertain[id] && (!predicted[i].Applied || exact[i]) {
-				out[i] = predicted[i]
-				continue
-			}
-			uncertain[id] = true
-			next = append(next, i)
-		}
-		pending, fullRead = next, true
+		pending, fullRead = settle(views, pending, predicted, exact, out), true
 	}
 	return out, nil
+}
+
+// predict decides, from the stored versions, the outcome of each pending
+// view and the writes that make it so: the views whose ICP was assumed
+// absent (not read) first, then the others, each in slice order.
+func predict(views []projections.View, pending []int, stored map[string]uint64, known map[string]bool) (map[int]projections.Outcome, []op) {
+	predicted := make(map[int]projections.Outcome, len(pending))
+	var assumed, rest []op
+	for _, i := range pending {
+		v := views[i]
+		s := stored[v.ID]
+		if s != v.Version-1 {
+			predicted[i] = projections.Outcome{Applied: false, Stored: s}
+			continue
+		}
+		predicted[i] = projections.Outcome{Applied: true, Stored: s}
+		stored[v.ID] = v.Version
+		o := op{view: i, insert: v.Version == 1}
+		if known[v.ID] {
+			rest = append(rest, o)
+		} else {
+			assumed = append(assumed, o)
+		}
+	}
+	return predicted, append(assumed, rest...)
+}
+
+// settle writes into out the outcomes of a round that are certain and
+// returns the pending views whose outcome is not, for another round. Per
+// ICP in slice order, an outcome is certain while every earlier one of that
+// ICP is, and it is either a prediction not to write or a write that ran
+// exactly as predicted.
+func settle(views []projections.View, pending []int, predicted map[int]projections.Outcome, exact map[int]bool, out []projections.Outcome) []int {
+	uncertain := map[string]bool{}
+	var next []int
+	for _, i := range pending {
+		id := views[i].ID
+		if !uncertain[id] && (!predicted[i].Applied || exact[i]) {
+			out[i] = predicted[i]
+			continue
+		}
+		uncertain[id] = true
+		next = append(next, i)
+	}
+	return next
 }
 
 // bulkWrite sends ops as one ordered bulk write and reports, by view index,

@@ -722,47 +722,9 @@ func (s *builderStmts) replaceByDifference(ctx context.Context, conn *sql.Conn, 
 	var gone, added []member
 	for start := 0; start < len(views); start += loadRows {
 		part := views[start:min(len(views), start+loadRows)]
-		ids := make([]any, len(part))
-		for i, v := range part {
-			ids[i] = v.ID
-		}
-		sel, err := s.multi(ctx, conn, &s.old, len(part), func(n int) string {
-			return `SELECT id, tenant, position, user_ids FROM icps` + rebuildSuffix + ` WHERE id IN (` + placeholders(n, 1) + `)`
-		})
+		olds, err := s.readShadow(ctx, conn, part)
 		if err != nil {
 			return err
-		}
-		type old struct {
-			tenant   string
-			position int64
-			users    []string
-		}
-		olds := make(map[string]old, len(part))
-		if err := func() error {
-			rows, err := sel.QueryContext(ctx, ids...)
-			if err != nil {
-				return err
-			}
-			defer rows.Close()
-			for rows.Next() {
-				var (
-					id, usersJSON string
-					o             old
-				)
-				if err := rows.Scan(&id, &o.tenant, &o.position, &usersJSON); err != nil {
-					return err
-				}
-				if err := json.Unmarshal([]byte(usersJSON), &o.users); err != nil {
-					return fmt.Errorf("user_ids of %s: %w", id, err)
-				}
-				olds[id] = o
-			}
-			return rows.Err()
-		}(); err != nil {
-			return err
-		}
-		if len(olds) != len(part) {
-			return fmt.Errorf("%d of %d views to replace are not stored", len(part)-len(olds), len(part))
 		}
 		for _, v := range part {
 			var keep []string
@@ -785,6 +747,62 @@ func (s *builderStmts) replaceByDifference(ctx context.Context, conn *sql.Conn, 
 			return err
 		}
 	}
+	if err := s.deleteMembers(ctx, conn, gone); err != nil {
+		return err
+	}
+	return s.insertMembers(ctx, conn, added)
+}
+
+// shadowView is what replaceByDifference needs of a stored shadow view.
+type shadowView struct {
+	tenant   string
+	position int64
+	users    []string
+}
+
+// readShadow reads the stored shadow views of part (at most loadRows),
+// every one of which must be there.
+func (s *builderStmts) readShadow(ctx context.Context, conn *sql.Conn, part []projections.View) (map[string]shadowView, error) {
+	ids := make([]any, len(part))
+	for i, v := range part {
+		ids[i] = v.ID
+	}
+	sel, err := s.multi(ctx, conn, &s.old, len(part), func(n int) string {
+		return `SELECT id, tenant, position, user_ids FROM icps` + rebuildSuffix + ` WHERE id IN (` + placeholders(n, 1) + `)`
+	})
+	if err != nil {
+		return nil, err
+	}
+	rows, err := sel.QueryContext(ctx, ids...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	olds := make(map[string]shadowView, len(part))
+	for rows.Next() {
+		var (
+			id, usersJSON string
+			o             shadowView
+		)
+		if err := rows.Scan(&id, &o.tenant, &o.position, &usersJSON); err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal([]byte(usersJSON), &o.users); err != nil {
+			return nil, fmt.Errorf("user_ids of %s: %w", id, err)
+		}
+		olds[id] = o
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(olds) != len(part) {
+		return nil, fmt.Errorf("%d of %d views to replace are not stored", len(part)-len(olds), len(part))
+	}
+	return olds, nil
+}
+
+// deleteMembers deletes the shadow membership rows gone, in key order.
+func (s *builderStmts) deleteMembers(ctx context.Context, conn *sql.Conn, gone []member) error {
 	sortMembers(gone)
 	for len(gone) > 0 {
 		n := min(len(gone), memberRows)
@@ -799,7 +817,7 @@ func (s *builderStmts) replaceByDifference(ctx context.Context, conn *sql.Conn, 
 		}
 		gone = gone[n:]
 	}
-	return s.insertMembers(ctx, conn, added)
+	return nil
 }
 
 // updateViews overwrites the stored rows of views (users[i] is the user_ids

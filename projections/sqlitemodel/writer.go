@@ -172,29 +172,10 @@ type txStmts struct {
 // table needs no index by ICP id (one random-key b-tree less to write per
 // create; the key order (tenant, user, position) stays append-mostly).
 func (st txStmts) apply(ctx context.Context, v projections.View, users []byte) (projections.Outcome, error) {
-	deleted, doc := storedForm(v)
 	if v.Version == 1 {
-		res, err := st.insert.ExecContext(ctx, v.ID, v.Tenant, int64(v.Version), int64(v.Position), deleted, v.CreatedBy, users, doc)
-		if err != nil {
-			return projections.Outcome{}, unavailable("insert view", err)
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return projections.Outcome{}, unavailable("insert view", err)
-		} else if n == 0 {
-			var stored int64
-			if err := st.current.QueryRowContext(ctx, v.ID).Scan(&stored, new(string), new(int64), new(string)); err != nil {
-				return projections.Outcome{}, unavailable("read version", err)
-			}
-			return projections.Outcome{Stored: uint64(stored)}, nil
-		}
-		if !v.Deleted {
-			if err := st.addMembers(ctx, v.Tenant, v.Position, v.ID, v.UserIDs); err != nil {
-				return projections.Outcome{}, err
-			}
-		}
-		return projections.Outcome{Applied: true}, nil
+		return st.create(ctx, v, users)
 	}
-
+	deleted, doc := storedForm(v)
 	var (
 		stored, position int64
 		tenant, oldJSON  string
@@ -215,9 +196,44 @@ func (st txStmts) apply(ctx context.Context, v projections.View, users []byte) (
 	if n, err := res.RowsAffected(); err != nil || n != 1 {
 		return projections.Outcome{}, unavailable("update view", fmt.Errorf("%d rows updated, %v", n, err))
 	}
+	if err := st.replaceMembers(ctx, v, tenant, position, oldJSON); err != nil {
+		return projections.Outcome{}, err
+	}
+	return projections.Outcome{Applied: true, Stored: uint64(stored)}, nil
+}
+
+// create is the write of an ICP's first view: an insert that does nothing
+// when the ICP is already there (its stored version is then reported).
+func (st txStmts) create(ctx context.Context, v projections.View, users []byte) (projections.Outcome, error) {
+	deleted, doc := storedForm(v)
+	res, err := st.insert.ExecContext(ctx, v.ID, v.Tenant, int64(v.Version), int64(v.Position), deleted, v.CreatedBy, users, doc)
+	if err != nil {
+		return projections.Outcome{}, unavailable("insert view", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return projections.Outcome{}, unavailable("insert view", err)
+	} else if n == 0 {
+		var stored int64
+		if err := st.current.QueryRowContext(ctx, v.ID).Scan(&stored, new(string), new(int64), new(string)); err != nil {
+			return projections.Outcome{}, unavailable("read version", err)
+		}
+		return projections.Outcome{Stored: uint64(stored)}, nil
+	}
+	if !v.Deleted {
+		if err := st.addMembers(ctx, v.Tenant, v.Position, v.ID, v.UserIDs); err != nil {
+			return projections.Outcome{}, err
+		}
+	}
+	return projections.Outcome{Applied: true}, nil
+}
+
+// replaceMembers keeps the membership rows of a view just updated in step:
+// those of the stored view (tenant, position, members oldJSON) that it
+// dropped go, the ones it gained come.
+func (st txStmts) replaceMembers(ctx context.Context, v projections.View, tenant string, position int64, oldJSON string) error {
 	var old []string
 	if err := json.Unmarshal([]byte(oldJSON), &old); err != nil {
-		return projections.Outcome{}, unavailable("read members", err)
+		return unavailable("read members", err)
 	}
 	var keep []string
 	if !v.Deleted {
@@ -232,13 +248,13 @@ func (st txStmts) apply(ctx context.Context, v projections.View, users []byte) (
 	}
 	for _, u := range gone {
 		if _, err := st.delMember.ExecContext(ctx, tenant, u, position, v.ID); err != nil {
-			return projections.Outcome{}, unavailable("write members", err)
+			return unavailable("write members", err)
 		}
 	}
 	if err := st.addMembers(ctx, v.Tenant, v.Position, v.ID, added); err != nil {
-		return projections.Outcome{}, err
+		return err
 	}
-	return projections.Outcome{Applied: true, Stored: uint64(stored)}, nil
+	return nil
 }
 
 func (st txStmts) addMembers(ctx context.Context, tenant string, position uint64, id string, users []string) error {
