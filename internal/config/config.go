@@ -116,7 +116,7 @@ func (c Config) validateAddrAndStores(p *problems) (host string, ok bool) {
 	host, port, err := net.SplitHostPort(c.Addr)
 	if err != nil {
 		add("--addr/ICP_ADDR %q: want host:port", c.Addr)
-	} else if p, perr := parsePort(port); perr != nil || p < 0 {
+	} else if n, perr := parsePort(port); perr != nil || n < 0 {
 		add("--addr/ICP_ADDR %q: bad port", c.Addr)
 	}
 	if c.EventStore != "" {
