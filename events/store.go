@@ -23,6 +23,11 @@ var ErrConflict = errors.New("wrong expected version")
 // at the same expected version is safe; it is deduplicated by event id.
 var ErrUnavailable = errors.New("event store unavailable")
 
+// ErrClosed is wrapped by the error of every call on a Store after its
+// Close. It wraps ErrUnavailable: for a caller, a closed store is one that
+// cannot be reached.
+var ErrClosed = fmt.Errorf("event store is closed: %w", ErrUnavailable)
+
 // ConflictError reports an append whose expected version did not match.
 type ConflictError struct {
 	Stream   string
@@ -63,7 +68,9 @@ type Store interface {
 	// Append appends evs atomically to stream, only if the stream is at
 	// version expected (NoStream: does not exist). Durable when it returns
 	// nil. A version mismatch that is not a retry returns a *ConflictError.
-	// An empty evs is an error. Append never modifies evs, but an adapter
+	// Arguments that break the port's rules (AppendProblems) are refused
+	// with an error wrapping ErrInvalidAppend, nothing written. An empty
+	// evs is such an error. Append never modifies evs, but an adapter
 	// may keep referring to the events' Data and Metadata after it returns,
 	// even after an error (the SQLite adapter serves its followers the
 	// latest events from memory): the caller must not modify them
@@ -107,5 +114,6 @@ type Store interface {
 	Ping(ctx context.Context) error
 
 	// Close releases the store; pending appends fail or complete first.
+	// Later calls fail with an error wrapping ErrClosed.
 	Close() error
 }

@@ -88,6 +88,8 @@ type ReadModel interface {
 	// Outcome per view. When it returns nil, every applied view is durable;
 	// on error, nothing in the batch may be assumed applied (callers retry the
 	// batch; already-applied views then report Applied false, Stored >= v).
+	// A view that breaks the port's rules (ValidateView) is refused before
+	// anything of the call is written.
 	// Errors: ErrUnavailable, retry later; a *RefusedError (ErrRefused), the
 	// named view can never be written as it is; anything else is not known
 	// to pass or to last.
@@ -137,6 +139,7 @@ type ReadModel interface {
 	// Ping reports whether the read model is reachable now.
 	Ping(ctx context.Context) error
 
-	// Close releases the read model.
+	// Close releases the read model. Every later call fails with an error
+	// wrapping ErrClosed and ErrUnavailable.
 	Close() error
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/icpservice/icp/platform/datadir"
+	"github.com/icpservice/icp/platform/sqlite"
 )
 
 // BackupCmd writes a backup set (see backupset.go) of the embedded default's
@@ -78,32 +78,7 @@ func (c *BackupCmd) Run(g *Globals) error {
 	if err := c.copySmallFiles(tmp); err != nil {
 		return err
 	}
-	if err := filepath.WalkDir(tmp, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, err := filepath.Rel(tmp, path)
-		if err != nil {
-			return err
-		}
-		m.Files[filepath.ToSlash(rel)], err = fileSHA256(path)
-		return err
-	}); err != nil {
-		return fmt.Errorf("backup set: %w", err)
-	}
-	data, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		return err
-	}
-	f, err := os.OpenFile(filepath.Join(tmp, manifestFile), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(append(data, '\n')); err != nil {
-		f.Close()
-		return err
-	}
-	if err := closeSynced(f); err != nil {
+	if err := writeManifest(tmp, m); err != nil {
 		return err
 	}
 	if sub := filepath.Join(tmp, datadir.NATSAuthDir); dirExists(sub) {
@@ -130,21 +105,47 @@ func (c *BackupCmd) Run(g *Globals) error {
 	return nil
 }
 
+// writeManifest lists every file of the backup set being made in dir with
+// its SHA-256 in m, and writes m there as the set's manifest (synced).
+func writeManifest(dir string, m *backupManifest) error {
+	if err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(dir, path)
+		if err != nil {
+			return err
+		}
+		m.Files[filepath.ToSlash(rel)], err = fileSHA256(path)
+		return err
+	}); err != nil {
+		return fmt.Errorf("backup set: %w", err)
+	}
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, manifestFile), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(append(data, '\n')); err != nil {
+		f.Close()
+		return err
+	}
+	return closeSynced(f)
+}
+
 // snapshotStore writes a consistent copy of the SQLite database src to
 // the new file dst (0600) with VACUUM INTO, which reads src in one
 // transaction while other connections (icpd's) keep writing, and fsyncs
 // it (VACUUM INTO does not).
 func snapshotStore(ctx context.Context, src, dst string) error {
-	uri, err := sqliteURI(src)
-	if err != nil {
-		return err
-	}
-	db, err := sql.Open("sqlite", uri+"?_busy_timeout=10000")
+	db, err := sqlite.Open(src, sqlite.Settings{Role: sqlite.Plain, BusyTimeout: 10 * time.Second}, 1)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", src, err)
 	}
 	defer db.Close()
-	db.SetMaxOpenConns(1)
 	// Created first, so that the copy is the owner's alone from its
 	// first byte whatever the umask; VACUUM INTO accepts an empty file.
 	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,8 +17,7 @@ import (
 
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/platform/datadir"
-
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"github.com/icpservice/icp/platform/sqlite"
 )
 
 // A backup set is a directory (mode 0700, every file 0600) holding what
@@ -223,25 +221,11 @@ func syncDir(dir string) error {
 	return closeSynced(d)
 }
 
-// sqliteURI is a file: URI for path, so that no character of the path is
-// read as a URI parameter.
-func sqliteURI(path string) (string, error) {
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return "", err
-	}
-	return (&url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}).String(), nil
-}
-
 // storeFacts reads, from a closed copy of the event store, its generation
 // ("" for a file older than generations) and the position of its last
 // event. With check it first runs SQLite's quick_check over the file.
 func storeFacts(ctx context.Context, path string, check bool) (generation string, head uint64, err error) {
-	uri, err := sqliteURI(path)
-	if err != nil {
-		return "", 0, err
-	}
-	db, err := sql.Open("sqlite", uri+"?mode=ro")
+	db, err := sqlite.Open(path, sqlite.Settings{Role: sqlite.ReadOnlyFile}, 1)
 	if err != nil {
 		return "", 0, err
 	}

@@ -14,13 +14,13 @@ import (
 )
 
 // ErrClosed is returned by every method of a closed Store. It wraps
-// events.ErrUnavailable.
-var ErrClosed = fmt.Errorf("esdbstore: store is closed: %w", events.ErrUnavailable)
+// events.ErrClosed (and so events.ErrUnavailable).
+var ErrClosed = fmt.Errorf("esdbstore: %w", events.ErrClosed)
 
-// ErrInvalidAppend is wrapped by the error of an Append refused before
-// anything was sent because its arguments are malformed. Retrying the same
-// arguments cannot succeed.
-var ErrInvalidAppend = errors.New("esdbstore: invalid append")
+// ErrInvalidAppend is events.ErrInvalidAppend, which the error of an Append
+// refused before anything was sent wraps. Retrying the same arguments
+// cannot succeed.
+var ErrInvalidAppend = events.ErrInvalidAppend
 
 // The client's errors are classified with errors.As and status.Code, which
 // see through wrapping; esdb.FromError does neither (a plain type assertion)

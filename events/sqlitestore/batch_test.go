@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/icpservice/icp/events"
+	"github.com/icpservice/icp/platform/groupcommit"
 )
 
 // These tests hand one batch to the writer directly, so that what the
@@ -20,26 +22,50 @@ func ev(schemaVersion int) events.Proposed {
 	return events.Proposed{ID: uuid.NewString(), Type: "T", SchemaVersion: schemaVersion, Data: []byte(`{}`)}
 }
 
-func commitBatch(t *testing.T, s *Store, reqs ...*appendReq) []appendAns {
+// commitBatch hands reqs to a writer as one batch, on a queue of its own,
+// and returns each append's answer as Append would. The caller of gone
+// (nil: none) gives up once the batch is queued, before it is taken.
+func commitBatch(t *testing.T, s *Store, gone *appendReq, reqs ...*appendReq) []appendAns {
 	t.Helper()
 	w, err := newWriter(s)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer w.closeStmts()
-	dones := make([]chan appendAns, len(reqs))
+	closed, exited := make(chan struct{}), make(chan struct{})
+	q := groupcommit.Queue[*appendReq, appendAns]{Requests: make(chan *groupcommit.Request[*appendReq, appendAns], len(reqs)), Closed: closed, Exited: exited}
+	goneCtx, giveUp := context.WithCancel(context.Background())
+	defer giveUp()
+	answers := make([]chan appendAns, len(reqs))
 	for i, r := range reqs {
-		if r.ctx == nil {
-			r.ctx = context.Background()
+		ctx := context.Background()
+		if r == gone {
+			ctx = goneCtx
 		}
-		r.done = make(chan appendAns, 1)
-		dones[i] = r.done
+		r.ctx = ctx
+		answers[i] = make(chan appendAns, 1)
+		go func() {
+			out, err := q.Call(ctx, []*appendReq{r})
+			res, err := answer(ctx, r.stream, out, err)
+			answers[i] <- appendAns{res, err}
+		}()
+		// One at a time, so that the batch holds them in this order.
+		for deadline := time.Now().Add(10 * time.Second); len(q.Requests) < i+1; runtime.Gosched() {
+			if time.Now().After(deadline) {
+				t.Fatalf("append %d was not queued", i)
+			}
+		}
 	}
-	w.batch = append(w.batch[:0], reqs...)
-	w.commit()
+	giveUp()
+	go func() {
+		defer close(exited)
+		q.Serve(groupcommit.Writer[*appendReq, appendAns]{MaxBatch: len(reqs), Write: w.write, Committed: w.committed})
+	}()
+	close(closed)
+	<-exited
 	ans := make([]appendAns, len(reqs))
-	for i, done := range dones {
-		ans[i] = <-done
+	for i, ch := range answers {
+		ans[i] = <-ch
 	}
 	return ans
 }
@@ -57,16 +83,15 @@ func openTestStore(t *testing.T) *Store {
 func TestBatchDecidesEachAppendAgainstEarlierOnesInTheSameBatch(t *testing.T) {
 	s := openTestStore(t)
 	a, b, c, d, e := ev(1), ev(1), ev(1), ev(1), ev(1)
-	cancelled, cancel := context.WithCancel(context.Background())
-	cancel()
-	ans := commitBatch(t, s,
-		&appendReq{stream: "s1", expected: events.NoStream, evs: []events.Proposed{a}},                     // 0: creates s1
-		&appendReq{stream: "s1", expected: events.NoStream, evs: []events.Proposed{b}},                     // 1: second create: conflict
-		&appendReq{stream: "s1", expected: events.NoStream, evs: []events.Proposed{a}},                     // 2: retry of 0
-		&appendReq{stream: "s1", expected: 1, evs: []events.Proposed{c}},                                   // 3: onto 0
-		&appendReq{stream: "s2", expected: events.NoStream, evs: []events.Proposed{d, e}},                  // 4: creates s2
-		&appendReq{stream: "s2", expected: 1, evs: []events.Proposed{ev(1)}},                               // 5: stale: conflict
-		&appendReq{ctx: cancelled, stream: "s3", expected: events.NoStream, evs: []events.Proposed{ev(1)}}, // 6: caller gone
+	gone := &appendReq{stream: "s3", expected: events.NoStream, evs: []events.Proposed{ev(1)}}
+	ans := commitBatch(t, s, gone,
+		&appendReq{stream: "s1", expected: events.NoStream, evs: []events.Proposed{a}},    // 0: creates s1
+		&appendReq{stream: "s1", expected: events.NoStream, evs: []events.Proposed{b}},    // 1: second create: conflict
+		&appendReq{stream: "s1", expected: events.NoStream, evs: []events.Proposed{a}},    // 2: retry of 0
+		&appendReq{stream: "s1", expected: 1, evs: []events.Proposed{c}},                  // 3: onto 0
+		&appendReq{stream: "s2", expected: events.NoStream, evs: []events.Proposed{d, e}}, // 4: creates s2
+		&appendReq{stream: "s2", expected: 1, evs: []events.Proposed{ev(1)}},              // 5: stale: conflict
+		gone, // 6: caller gone
 	)
 	if ans[0].err != nil || ans[0].res.Version != 1 {
 		t.Fatalf("first create: %+v", ans[0])
@@ -117,7 +142,7 @@ func TestBatchDecidesEachAppendAgainstEarlierOnesInTheSameBatch(t *testing.T) {
 func TestBatchFailureOfOneAppendKeepsTheOthers(t *testing.T) {
 	s := openTestStore(t)
 	good1, good2 := ev(1), ev(1)
-	ans := commitBatch(t, s,
+	ans := commitBatch(t, s, nil,
 		&appendReq{stream: "ok1", expected: events.NoStream, evs: []events.Proposed{good1}},
 		&appendReq{stream: "bad", expected: events.NoStream, evs: []events.Proposed{ev(1), ev(0)}},
 		&appendReq{stream: "ok2", expected: events.NoStream, evs: []events.Proposed{good2}},
@@ -161,30 +186,6 @@ func equalStrings(a, b []string) bool {
 	return true
 }
 
-// Under concurrent load the writer waits for more appends to join a batch;
-// it stops waiting as soon as the batch is full, and takes nothing it was
-// not given.
-func TestLingerFillsTheBatchAndStopsWhenFull(t *testing.T) {
-	w := &writer{s: &Store{queue: make(chan *appendReq, 8), opts: Options{BatchMax: 3, Linger: time.Hour}}}
-	w.batch = []*appendReq{{stream: "a"}}
-	for _, stream := range []string{"b", "c", "d"} {
-		w.s.queue <- &appendReq{stream: stream}
-	}
-	done := make(chan struct{})
-	go func() { w.lingerForMore(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(time.Minute): // the linger is an hour: only a full batch ends it
-		t.Fatal("the writer kept waiting with a full batch")
-	}
-	if got := streamsOf(w.batch); !equalStrings(got, []string{"a", "b", "c"}) {
-		t.Fatalf("batch %v, want a, b, c", got)
-	}
-	if len(w.s.queue) != 1 {
-		t.Fatalf("%d appends left queued, want the one past BatchMax", len(w.s.queue))
-	}
-}
-
 // A lone caller is never held back by the linger: each of its appends is
 // the only one of its batch.
 func TestLingerDoesNotDelayALoneCaller(t *testing.T) {
@@ -203,12 +204,4 @@ func TestLingerDoesNotDelayALoneCaller(t *testing.T) {
 	if took := time.Since(start); took >= 5*time.Second {
 		t.Fatalf("10 appends one after the other took %s with a 1s linger", took)
 	}
-}
-
-func streamsOf(reqs []*appendReq) []string {
-	var out []string
-	for _, r := range reqs {
-		out = append(out, r.stream)
-	}
-	return out
 }

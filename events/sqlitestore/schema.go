@@ -5,7 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 
-	"github.com/icpservice/icp/platform/sqlitefile"
+	"github.com/icpservice/icp/platform/sqlite"
 )
 
 // migrations is the ordered schema history. The file's PRAGMA user_version is
@@ -62,7 +62,7 @@ func migrate(ctx context.Context, db *sql.DB) error {
 		return fmt.Errorf("migrate: read schema version: %w", err)
 	}
 	if have > len(migrations) {
-		return sqlitefile.NewerSchema(have, len(migrations))
+		return sqlite.NewerSchema(have, len(migrations))
 	}
 	if have == len(migrations) {
 		return nil

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 
 	"github.com/icpservice/icp/events"
 )
@@ -34,7 +33,7 @@ const upsertSnapshot = `INSERT INTO snapshots (stream, version, event_id, fold, 
 // does the events' bytes.
 func (s *Store) AppendWithSnapshot(ctx context.Context, stream string, expected uint64, evs []events.Proposed, fold int, state []byte) (events.AppendResult, error) {
 	if len(state) == 0 {
-		return events.AppendResult{}, fmt.Errorf("%w to %q: empty snapshot state", ErrInvalidAppend, shorten(stream))
+		return events.AppendResult{}, events.InvalidAppend("sqlitestore", stream, []error{errors.New("empty snapshot state")})
 	}
 	return s.append(ctx, stream, expected, evs, &snapshotReq{fold: fold, state: state})
 }

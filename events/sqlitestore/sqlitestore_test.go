@@ -16,7 +16,7 @@ import (
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/sqlitestore"
 	"github.com/icpservice/icp/events/storetest"
-	"github.com/icpservice/icp/platform/sqlitefile"
+	"github.com/icpservice/icp/platform/sqlite"
 )
 
 func TestConformance(t *testing.T) {
@@ -277,7 +277,7 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 	}
 	db.Close()
 	_, err = sqlitestore.Open(context.Background(), path, sqlitestore.Options{})
-	if !errors.Is(err, sqlitefile.ErrNewerSchema) || !strings.Contains(err.Error(), "newer") {
+	if !errors.Is(err, sqlite.ErrNewerSchema) || !strings.Contains(err.Error(), "newer") {
 		t.Fatalf("Open of a file with schema version 99: %v, want a refusal as ErrNewerSchema", err)
 	}
 }

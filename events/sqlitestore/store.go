@@ -12,23 +12,18 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
-	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/icpservice/icp/events"
-	"github.com/icpservice/icp/platform/sqlitefile"
-	"github.com/icpservice/icp/platform/sqlitewal"
-
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"github.com/icpservice/icp/platform/groupcommit"
+	"github.com/icpservice/icp/platform/sqlite"
 )
 
 // ErrClosed is returned by every method of a closed Store. It wraps
-// events.ErrUnavailable.
-var ErrClosed = fmt.Errorf("sqlitestore: store is closed: %w", events.ErrUnavailable)
+// events.ErrClosed (and so events.ErrUnavailable).
+var ErrClosed = fmt.Errorf("sqlitestore: %w", events.ErrClosed)
 
 // readConns bounds the read-only connections. WAL readers do not block the
 // writer or each other; the bound only caps memory and file handles.
@@ -45,13 +40,11 @@ type Store struct {
 	// every read the API serves (BenchmarkStreamVersions).
 	versions *sql.Stmt
 
-	queue       chan *appendReq
-	sendMu      sync.RWMutex // held for reading while an Append hands its request to queue
-	closed      bool         // under sendMu: queue no longer accepts requests
-	closing     chan struct{}
+	reqs        chan *groupcommit.Request[*appendReq, appendAns]
+	closing     chan struct{} // closed by Close: the writer commits what is queued and exits
 	written     chan struct{} // closed when the writer goroutine has finished
 	note        notifier
-	checkpoints *sqlitewal.Checkpointer
+	checkpoints *sqlite.Checkpointer
 	// head is the last position this process's writer committed (0: none
 	// yet). Another process sharing the file may have committed more.
 	head atomic.Uint64
@@ -77,50 +70,14 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	opts = opts.withDefaults()
-	abs, err := filepath.Abs(path)
+	wdb, err := openWriter(ctx, path, opts.BusyTimeout)
 	if err != nil {
-		return nil, fmt.Errorf("sqlitestore: path %q: %w", path, err)
+		return nil, err
 	}
-	busy := strconv.FormatInt(opts.BusyTimeout.Milliseconds(), 10)
-	// A file: URI, so that any character in the path is escaped rather
-	// than read as a URI parameter.
-	base := (&url.URL{Scheme: "file", Path: filepath.ToSlash(abs)}).String()
-
-	// The writer never checkpoints: s.checkpoints does, off its path.
-	wdsn := base + "?_txlock=immediate&_busy_timeout=" + busy +
-		"&_journal_mode=WAL&_synchronous=FULL&_pragma=wal_autocheckpoint(0)"
-	wdb, err := sql.Open("sqlite", wdsn)
-	if err != nil {
-		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
-	}
-	wdb.SetMaxOpenConns(1)
-	wdb.SetMaxIdleConns(1)
-	wdb.SetConnMaxLifetime(0)
-	wdb.SetConnMaxIdleTime(0)
-	if err := checkDurable(ctx, wdb); err != nil {
-		wdb.Close()
-		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, sqlitefile.Classify(err))
-	}
-	if err := migrate(ctx, wdb); err != nil {
-		wdb.Close()
-		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, sqlitefile.Classify(err))
-	}
-
-	// 256 KiB of cache per reader: a read connection drops its cache
-	// whenever a commit happened since its last read, so under writes a
-	// larger one only holds memory, about twice its size (the driver's
-	// allocator rounds each cached page and its header up to 8 KiB).
-	rdb, err := sql.Open("sqlite", base+"?_busy_timeout="+busy+"&_query_only=1&_pragma=cache_size(-256)")
+	rdb, err := openReaders(ctx, path, opts.BusyTimeout)
 	if err != nil {
 		wdb.Close()
-		return nil, fmt.Errorf("sqlitestore: open %s for reading: %w", path, err)
-	}
-	rdb.SetMaxOpenConns(readConns)
-	rdb.SetMaxIdleConns(readConns)
-	if err := rdb.PingContext(ctx); err != nil {
-		wdb.Close()
-		rdb.Close()
-		return nil, fmt.Errorf("sqlitestore: open %s for reading: %w", path, err)
+		return nil, err
 	}
 
 	versions, err := rdb.PrepareContext(ctx, selectVersions)
@@ -134,12 +91,12 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		wdb:      wdb,
 		rdb:      rdb,
 		versions: versions,
-		queue:    make(chan *appendReq, opts.QueueSize),
+		reqs:     make(chan *groupcommit.Request[*appendReq, appendAns], opts.QueueSize),
 		closing:  make(chan struct{}),
 		written:  make(chan struct{}),
 		note:     newNotifier(),
 	}
-	s.checkpoints, err = sqlitewal.Start(base+"?_busy_timeout="+busy, checkpointEvery, nil)
+	s.checkpoints, err = sqlite.StartCheckpointer(path, opts.BusyTimeout, checkpointEvery, nil)
 	if err != nil {
 		wdb.Close()
 		rdb.Close()
@@ -156,25 +113,38 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// checkDurable makes sure the writer's connection really got WAL mode and
-// synchronous=FULL: without them an acknowledged append could be lost on
-// power failure, which the port forbids.
-func checkDurable(ctx context.Context, db *sql.DB) error {
-	var mode string
-	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
-		return err
+// openWriter opens the writer's connection, durable (WAL, synchronous=FULL,
+// checked) and migrated. The writer never checkpoints: s.checkpoints does,
+// off its path.
+func openWriter(ctx context.Context, path string, busy time.Duration) (*sql.DB, error) {
+	wdb, err := sqlite.Open(path, sqlite.Settings{Role: sqlite.Writer, BusyTimeout: busy}, 1)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, err)
 	}
-	if mode != "wal" {
-		return fmt.Errorf("journal_mode is %q, want wal", mode)
+	if err := sqlite.CheckDurable(ctx, wdb); err != nil {
+		wdb.Close()
+		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, sqlite.Classify(err))
 	}
-	var sync int
-	if err := db.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&sync); err != nil {
-		return err
+	if err := migrate(ctx, wdb); err != nil {
+		wdb.Close()
+		return nil, fmt.Errorf("sqlitestore: open %s: %w", path, sqlite.Classify(err))
 	}
-	if sync != 2 { // FULL
-		return fmt.Errorf("synchronous is %d, want 2 (FULL)", sync)
+	return wdb, nil
+}
+
+// openReaders opens the pool of read-only connections. 256 KiB of cache
+// per reader: a read connection drops its cache whenever a commit happened
+// since its last read, so under writes a larger one only holds memory.
+func openReaders(ctx context.Context, path string, busy time.Duration) (*sql.DB, error) {
+	rdb, err := sqlite.Open(path, sqlite.Settings{Role: sqlite.Reader, BusyTimeout: busy, CacheKiB: 256}, readConns)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitestore: open %s for reading: %w", path, err)
 	}
-	return nil
+	if err := rdb.PingContext(ctx); err != nil {
+		rdb.Close()
+		return nil, fmt.Errorf("sqlitestore: open %s for reading: %w", path, err)
+	}
+	return rdb, nil
 }
 
 // Close stops accepting appends, commits those already queued (their callers
@@ -183,10 +153,6 @@ func checkDurable(ctx context.Context, db *sql.DB) error {
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closing) // releases Appends blocked on a full queue
-		s.sendMu.Lock()  // waits for Appends that are handing over a request
-		s.closed = true
-		close(s.queue)
-		s.sendMu.Unlock()
 		<-s.written
 		s.closeErr = errors.Join(s.checkpoints.Close(), s.wdb.Close(), s.versions.Close(), s.rdb.Close())
 	})

@@ -1,12 +1,12 @@
 package sqlitestore
 
 // Group commit. With synchronous=FULL every commit costs an fsync, so one
-// transaction per append would cap the store at the fsync rate however many
-// callers wait. Instead Append queues its request and one writer goroutine
-// commits whatever has queued up meanwhile (up to BatchMax appends) in a
-// single transaction: one fsync per batch. BenchmarkAppendConcurrent
-// measures the effect: 64 callers against BatchMax=1 (one transaction per
-// append).
+// transaction per append would cap the store near the fsync rate however
+// many callers wait. Instead Append queues its request on a
+// platform/groupcommit queue and one writer goroutine commits whatever has
+// queued up meanwhile (up to BatchMax appends) in a single transaction: one
+// fsync per batch. BenchmarkAppendConcurrent measures the effect (with
+// BatchMax=1 it commits one transaction per append; docs/performance.md).
 //
 // Each append in a batch is decided against the stream's version as it stands
 // inside the transaction, so it sees the earlier appends of the same batch: two
@@ -15,17 +15,13 @@ package sqlitestore
 // savepoint, so a statement that fails for one append undoes only that append.
 // Callers are answered only after the transaction committed.
 //
-// Under concurrent load the writer lingers: when the previous batch held more
-// than one append, it waits up to Options.Linger after taking what is queued
-// for more appends to join before it commits. A commit's cost in CPU is
-// mostly per transaction (the fsync alone is a good part of it), and on two
-// cores shared with the rest of the pipeline that CPU, not the disk, bounds
-// the create rate: with the default 1 ms, 64 HTTP clients (icpctl load -c 64)
-// made more creates a second, with a lower p99, than without lingering. A
-// lone caller (previous batch of one) never waits.
-//
-// No library offers this for database/sql; the loop is small enough to keep
-// here, next to the rules it enforces.
+// Under concurrent load the writer lingers (groupcommit's Writer.Linger):
+// when the previous batch held more than one append, it waits up to
+// Options.Linger for more appends to join before it commits. A commit's
+// cost in CPU is mostly per transaction, and on two cores shared with the
+// rest of the pipeline that CPU, not the disk, bounds the create rate
+// (docs/performance.md, the load runs with and without the linger). A lone
+// caller (previous batch of one) never waits.
 
 import (
 	"context"
@@ -35,24 +31,35 @@ import (
 	"slices"
 	"time"
 
-	"modernc.org/sqlite"
+	driver "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/icpservice/icp/events"
+	"github.com/icpservice/icp/platform/groupcommit"
 )
 
+// appendReq is one append waiting for the writer: one item of the
+// group-commit queue.
 type appendReq struct {
+	// ctx is its caller's: an append whose caller gave up before its
+	// transaction began (it may have waited for the file's write lock) is
+	// not written.
 	ctx      context.Context
 	stream   string
 	expected uint64
 	evs      []events.Proposed
-	snap     *snapshotReq   // AppendWithSnapshot; nil: none
-	done     chan appendAns // buffered: the writer never waits for the caller
+	snap     *snapshotReq // AppendWithSnapshot; nil: none
 }
 
+// appendAns is the writer's answer to one append of a committed batch.
 type appendAns struct {
 	res events.AppendResult
 	err error
+}
+
+// queue joins Append to the writer goroutine.
+func (s *Store) queue() groupcommit.Queue[*appendReq, appendAns] {
+	return groupcommit.Queue[*appendReq, appendAns]{Requests: s.reqs, Closed: s.closing, Exited: s.written}
 }
 
 // Append appends evs to stream if the stream is at version expected (see
@@ -63,7 +70,8 @@ type appendAns struct {
 // request was queued, the append may still be committed: the error wraps both
 // ctx.Err() and events.ErrUnavailable, and a retry with the same events at the
 // same expected version is answered from what was committed. Malformed
-// arguments return an error wrapping ErrInvalidAppend; a closed store ErrClosed.
+// arguments return an error wrapping events.ErrInvalidAppend; a closed store
+// ErrClosed.
 func (s *Store) Append(ctx context.Context, stream string, expected uint64, evs []events.Proposed) (events.AppendResult, error) {
 	return s.append(ctx, stream, expected, evs, nil)
 }
@@ -75,33 +83,31 @@ func (s *Store) append(ctx context.Context, stream string, expected uint64, evs 
 	if err := ctx.Err(); err != nil {
 		return events.AppendResult{}, appendCtxErr(stream, err)
 	}
+	if s.isClosing() {
+		return events.AppendResult{}, ErrClosed
+	}
 	// The slice is copied, as the caller owns it again when Append returns
 	// (the writer may still read an append whose caller returned on ctx);
 	// the events' bytes are not: by the events.Store contract the caller
 	// leaves them alone from the call on.
-	req := &appendReq{ctx: ctx, stream: stream, expected: expected, evs: slices.Clone(evs), snap: snap, done: make(chan appendAns, 1)}
+	req := &appendReq{ctx: ctx, stream: stream, expected: expected, evs: slices.Clone(evs), snap: snap}
+	out, err := s.queue().Call(ctx, []*appendReq{req})
+	return answer(ctx, stream, out, err)
+}
 
-	s.sendMu.RLock()
-	if s.closed {
-		s.sendMu.RUnlock()
+// answer turns the queue's answer to one append into Append's.
+func answer(ctx context.Context, stream string, out []appendAns, err error) (events.AppendResult, error) {
+	switch {
+	case err == nil:
+		return out[0].res, out[0].err
+	case errors.Is(err, groupcommit.ErrClosed):
 		return events.AppendResult{}, ErrClosed
-	}
-	select {
-	case s.queue <- req:
-		s.sendMu.RUnlock()
-	case <-ctx.Done():
-		s.sendMu.RUnlock()
-		return events.AppendResult{}, appendCtxErr(stream, ctx.Err())
-	case <-s.closing:
-		s.sendMu.RUnlock()
-		return events.AppendResult{}, ErrClosed
-	}
-
-	select {
-	case ans := <-req.done:
-		return ans.res, ans.err
-	case <-ctx.Done():
-		return events.AppendResult{}, appendCtxErr(stream, ctx.Err())
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		// Either not written (its caller had gone when the batch was
+		// taken) or written without its caller: the outcome is unknown.
+		return events.AppendResult{}, appendCtxErr(stream, err)
+	default:
+		return events.AppendResult{}, fmt.Errorf("sqlitestore: append to %q: batch not committed: %w: %w", stream, events.ErrUnavailable, err)
 	}
 }
 
@@ -167,7 +173,6 @@ type writer struct {
 	s     *Store
 	stmts *stmts
 
-	batch    []*appendReq
 	answers  []appendAns
 	versions map[string]uint64 // stream versions inside the open transaction
 	// fresh are the events the open transaction inserted, in position order.
@@ -175,9 +180,6 @@ type writer struct {
 	// broken is set when the open transaction can no longer be trusted
 	// (a savepoint could not be undone or released): the batch fails.
 	broken error
-	// lastBatch is the number of appends of the previous batch.
-	lastBatch int
-	linger    *time.Timer // stopped and drained between uses
 }
 
 func newWriter(s *Store) (*writer, error) {
@@ -190,89 +192,57 @@ func newWriter(s *Store) (*writer, error) {
 
 func (w *writer) closeStmts() { w.stmts.close() }
 
-// run commits batches until the queue is closed and drained.
+// run commits batches until the store closes and what was queued is
+// committed.
 func (w *writer) run() {
 	defer close(w.s.written)
 	defer w.closeStmts()
-	for {
-		first, ok := <-w.s.queue
-		if !ok {
-			return
-		}
-		w.batch = append(w.batch[:0], first)
-	fill:
-		for len(w.batch) < w.s.opts.BatchMax {
-			select {
-			case r, ok := <-w.s.queue:
-				if !ok {
-					break fill
-				}
-				w.batch = append(w.batch, r)
-			default:
-				break fill
-			}
-		}
-		if w.lastBatch > 1 && w.s.opts.Linger > 0 {
-			w.lingerForMore()
-		}
-		w.lastBatch = len(w.batch)
-		w.commit()
+	w.s.queue().Serve(w.groupWriter())
+}
+
+// groupWriter is what the writer does with each batch of the queue.
+func (w *writer) groupWriter() groupcommit.Writer[*appendReq, appendAns] {
+	linger := w.s.opts.Linger
+	if linger == NoLinger {
+		linger = 0
+	}
+	return groupcommit.Writer[*appendReq, appendAns]{
+		MaxBatch:  w.s.opts.BatchMax,
+		Linger:    linger,
+		Write:     w.write,
+		Committed: w.committed,
 	}
 }
 
-// lingerForMore adds to w.batch the appends that arrive within
-// Options.Linger, up to BatchMax.
-func (w *writer) lingerForMore() {
-	if w.linger == nil {
-		w.linger = time.NewTimer(w.s.opts.Linger)
-	} else {
-		w.linger.Reset(w.s.opts.Linger)
-	}
-	for len(w.batch) < w.s.opts.BatchMax {
-		select {
-		case r, ok := <-w.s.queue:
-			if !ok {
-				w.linger.Stop()
-				return
-			}
-			w.batch = append(w.batch, r)
-		case <-w.linger.C:
-			return
-		}
-	}
-	w.linger.Stop()
-}
-
-// commit decides and writes w.batch in one transaction, then answers every
-// caller: with its result when the transaction committed, with an error
-// wrapping events.ErrUnavailable when it did not.
-func (w *writer) commit() {
-	w.answers = w.answers[:0]
+// write decides and writes a batch in one transaction. An error means the
+// transaction did not commit: nothing of the batch was written. Otherwise
+// each append has its own answer: its result, or why it was refused.
+func (w *writer) write(batch []*appendReq) ([]appendAns, error) {
+	// A new slice per batch: its callers read their answers after the
+	// writer has moved on.
+	w.answers = make([]appendAns, 0, len(batch))
 	w.broken = nil
 	clear(w.versions)
 	w.fresh = w.fresh[:0]
-	err := w.commitTx()
-	if err == nil && len(w.fresh) > 0 {
+	if err := w.commitTx(batch); err != nil {
+		return nil, err
+	}
+	return w.answers, nil
+}
+
+// committed makes a committed batch's events visible to this process's
+// followers, before its callers are answered.
+func (w *writer) committed([]*appendReq, []appendAns) {
+	if len(w.fresh) > 0 {
 		w.s.tail.add(w.fresh)
 		if last := w.fresh[len(w.fresh)-1].Position; last > w.s.head.Load() {
 			w.s.head.Store(last)
 		}
 	}
-	if err == nil {
-		// Visibility: the transaction is committed, so followers may read.
-		w.s.note.broadcast()
-	}
-	for i, r := range w.batch {
-		if err != nil {
-			r.done <- appendAns{err: fmt.Errorf("sqlitestore: append to %q: batch not committed: %w: %w", r.stream, events.ErrUnavailable, err)}
-			continue
-		}
-		r.done <- w.answers[i]
-	}
-	clear(w.batch) // drop references to the callers' events
+	w.s.note.broadcast()
 }
 
-func (w *writer) commitTx() error {
+func (w *writer) commitTx(batch []*appendReq) error {
 	// The transaction does not take any caller's ctx: one caller giving up
 	// must not abort the others' appends.
 	ctx := context.Background()
@@ -283,7 +253,7 @@ func (w *writer) commitTx() error {
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
 	st := w.stmts.in(ctx, tx)
 	now := time.Now().UTC()
-	for _, r := range w.batch {
+	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			// Its caller was already told the outcome is unknown; not
 			// writing it is one of the outcomes it was told to expect.
@@ -340,7 +310,13 @@ func (w *writer) appendOne(ctx context.Context, st *stmts, r *appendReq, now tim
 		}
 		return res, err
 	}
+	return w.appendMany(ctx, st, r, cur, now)
+}
 
+// appendMany appends the request's events at versions cur+1.. inside a
+// savepoint, so that a failing statement undoes this append only; a
+// savepoint that cannot be undone or released breaks the batch.
+func (w *writer) appendMany(ctx context.Context, st *stmts, r *appendReq, cur uint64, now time.Time) (events.AppendResult, error) {
 	if _, err := st.savepoint.ExecContext(ctx); err != nil {
 		return events.AppendResult{}, w.stmtErr(r, "savepoint", err)
 	}
@@ -348,23 +324,12 @@ func (w *writer) appendOne(ctx context.Context, st *stmts, r *appendReq, now tim
 	for i, e := range r.evs {
 		pos, err := w.insert(ctx, st, r.stream, cur+uint64(i)+1, e, now)
 		if err != nil {
-			err = w.stmtErr(r, fmt.Sprintf("insert event %d", i), err)
-			if _, rbErr := st.rollbackTo.ExecContext(ctx); rbErr != nil {
-				w.broken = errors.Join(err, rbErr)
-			} else if _, relErr := st.release.ExecContext(ctx); relErr != nil {
-				w.broken = errors.Join(err, relErr)
-			}
-			return events.AppendResult{}, err
+			return events.AppendResult{}, w.undo(ctx, st, w.stmtErr(r, fmt.Sprintf("insert event %d", i), err))
 		}
 		res.Positions[i] = pos
 	}
 	if err := w.keepSnapshot(ctx, st, r, cur+uint64(len(r.evs))); err != nil {
-		if _, rbErr := st.rollbackTo.ExecContext(ctx); rbErr != nil {
-			w.broken = errors.Join(err, rbErr)
-		} else if _, relErr := st.release.ExecContext(ctx); relErr != nil {
-			w.broken = errors.Join(err, relErr)
-		}
-		return events.AppendResult{}, err
+		return events.AppendResult{}, w.undo(ctx, st, err)
 	}
 	if _, err := st.release.ExecContext(ctx); err != nil {
 		w.broken = w.stmtErr(r, "release savepoint", err)
@@ -376,6 +341,17 @@ func (w *writer) appendOne(ctx context.Context, st *stmts, r *appendReq, now tim
 		w.fresh = append(w.fresh, recorded(r.stream, cur+uint64(i)+1, res.Positions[i], e, now))
 	}
 	return res, nil
+}
+
+// undo rolls the open savepoint back after err and returns err; when the
+// savepoint cannot be undone or released, the batch is broken.
+func (w *writer) undo(ctx context.Context, st *stmts, err error) error {
+	if _, rbErr := st.rollbackTo.ExecContext(ctx); rbErr != nil {
+		w.broken = errors.Join(err, rbErr)
+	} else if _, relErr := st.release.ExecContext(ctx); relErr != nil {
+		w.broken = errors.Join(err, relErr)
+	}
+	return err
 }
 
 // insertOne appends the request's only event at version cur+1 without a
@@ -435,7 +411,7 @@ func (w *writer) insert(ctx context.Context, st *stmts, stream string, v uint64,
 // isUniqueViolation reports whether err is SQLite refusing a row that would
 // break a UNIQUE constraint: here, a stream version already taken.
 func isUniqueViolation(err error) bool {
-	var se *sqlite.Error
+	var se *driver.Error
 	return errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE
 }
 

@@ -153,6 +153,9 @@ func runAppend(t *testing.T, open func(t *testing.T) events.Store) {
 			if errors.Is(err, events.ErrConflict) || errors.Is(err, events.ErrUnavailable) {
 				t.Fatalf("%s: %v; a malformed append is neither a conflict nor worth a retry", c.name, err)
 			}
+			if !errors.Is(err, events.ErrInvalidAppend) {
+				t.Fatalf("%s: %v, want an error matching events.ErrInvalidAppend", c.name, err)
+			}
 			if c.stream != "" {
 				if _, err := s.ReadStream(testCtx(t), c.stream, 0); !errors.Is(err, events.ErrStreamNotFound) {
 					t.Fatalf("%s: the refused stream exists afterwards (ReadStream: %v)", c.name, err)

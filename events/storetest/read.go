@@ -208,14 +208,15 @@ func runLifecycle(t *testing.T, open func(t *testing.T) events.Store) {
 		if err := s.Close(); err != nil {
 			t.Fatalf("Close: %v", err)
 		}
-		if _, err := s.Append(testCtx(t), stream, 1, []events.Proposed{newEvent(2)}); !errors.Is(err, events.ErrUnavailable) {
-			t.Fatalf("Append on a closed store: %v, want an error matching events.ErrUnavailable", err)
+		closed := func(err error) bool { return errors.Is(err, events.ErrClosed) && errors.Is(err, events.ErrUnavailable) }
+		if _, err := s.Append(testCtx(t), stream, 1, []events.Proposed{newEvent(2)}); !closed(err) {
+			t.Fatalf("Append on a closed store: %v, want an error matching events.ErrClosed and events.ErrUnavailable", err)
 		}
-		if _, err := s.ReadStream(testCtx(t), stream, 0); !errors.Is(err, events.ErrUnavailable) {
-			t.Fatalf("ReadStream on a closed store: %v, want an error matching events.ErrUnavailable", err)
+		if _, err := s.ReadStream(testCtx(t), stream, 0); !closed(err) {
+			t.Fatalf("ReadStream on a closed store: %v, want an error matching events.ErrClosed and events.ErrUnavailable", err)
 		}
-		if err := s.Ping(testCtx(t)); !errors.Is(err, events.ErrUnavailable) {
-			t.Fatalf("Ping on a closed store: %v, want an error matching events.ErrUnavailable", err)
+		if err := s.Ping(testCtx(t)); !closed(err) {
+			t.Fatalf("Ping on a closed store: %v, want an error matching events.ErrClosed and events.ErrUnavailable", err)
 		}
 		// A second Close (the cleanup's) must return, whatever it answers.
 		_ = s.Close()

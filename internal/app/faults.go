@@ -14,7 +14,7 @@ import (
 	"github.com/icpservice/icp/platform/datadir"
 	"github.com/icpservice/icp/platform/private"
 	"github.com/icpservice/icp/platform/redact"
-	"github.com/icpservice/icp/platform/sqlitefile"
+	"github.com/icpservice/icp/platform/sqlite"
 )
 
 // The faults below turn what went wrong on the way up into one line an
@@ -79,12 +79,12 @@ func prepareDataDir(dir string, log *slog.Logger) error {
 func dataFileFault(dir, file string, err error) error {
 	f := &config.Fault{Flag: "data-dir"}
 	path := filepath.Join(dir, file)
-	var newer *sqlitefile.SchemaError
+	var newer *sqlite.SchemaError
 	switch {
 	case errors.As(err, &newer):
 		f.Msg = fmt.Sprintf("--data-dir %s holds %s from a newer release of icpd (%s)", dir, file, newer)
 		f.Fix = "run that release or a later one, " + otherDataDir
-	case errors.Is(err, sqlitefile.ErrNotDatabase):
+	case errors.Is(err, sqlite.ErrNotDatabase):
 		f.Msg = fmt.Sprintf("--data-dir %s holds %s, which is not an SQLite database", dir, file)
 		f.Fix = "move " + path + " away if it is not icpd's, restore it from a backup if it is, " + otherDataDir
 	default:

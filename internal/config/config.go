@@ -89,15 +89,34 @@ func (c Config) Runs(role string) bool {
 	return false
 }
 
-// Validate reports every invalid setting at once, one per line.
+// Validate reports every invalid setting at once, one per line, in the
+// order of the phases below.
 func (c Config) Validate() error {
-	var errs []error
-	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	var p problems
+	host, addrOK := c.validateAddrAndStores(&p)
+	c.validateAuth(&p, host, addrOK)
+	c.validateRequests(&p)
+	c.validateRoles(&p)
+	c.validateNATS(&p)
+	c.validateAdminAndStream(&p)
+	c.validateWriteLimits(&p)
+	c.validateHTTPAndTelemetry(&p)
+	return errors.Join(p...)
+}
 
+// problems collects Validate's findings.
+type problems []error
+
+func (p *problems) add(format string, a ...any) { *p = append(*p, fmt.Errorf(format, a...)) }
+
+// validateAddrAndStores checks the API's address, the stores and the data
+// directory; it returns the address's host, and whether it parsed.
+func (c Config) validateAddrAndStores(p *problems) (host string, ok bool) {
+	add := p.add
 	host, port, err := net.SplitHostPort(c.Addr)
 	if err != nil {
 		add("--addr/ICP_ADDR %q: want host:port", c.Addr)
-	} else if p, perr := parsePort(port); perr != nil || p < 0 {
+	} else if n, perr := parsePort(port); perr != nil || n < 0 {
 		add("--addr/ICP_ADDR %q: bad port", c.Addr)
 	}
 	if c.EventStore != "" {
@@ -113,12 +132,19 @@ func (c Config) Validate() error {
 	if c.DataDir == "" {
 		add("--data-dir/ICP_DATA_DIR: must not be empty")
 	}
+	return host, err == nil
+}
+
+// validateAuth checks the choice between development tokens and Clerk, and
+// the token rules.
+func (c Config) validateAuth(p *problems, host string, addrOK bool) {
+	add := p.add
 	clerk := c.AuthJWKSURL != "" || c.AuthIssuer != ""
 	switch {
 	case c.Dev && clerk:
 		add("--dev and --auth-jwks-url/--auth-issuer are exclusive: choose development tokens or Clerk")
 	case c.Dev:
-		if err == nil && !IsLoopback(host) {
+		if addrOK && !IsLoopback(host) {
 			add("--dev refuses the non-loopback address %q: development tokens must not be reachable from other machines", c.Addr)
 		}
 	case clerk:
@@ -143,12 +169,23 @@ func (c Config) Validate() error {
 			add("--auth-admin-roles/ICP_AUTH_ADMIN_ROLES: empty role")
 		}
 	}
+}
+
+// validateRequests checks the limits of one request.
+func (c Config) validateRequests(p *problems) {
+	add := p.add
 	if c.ConsistencyWait < 0 || c.ConsistencyWait > time.Minute {
 		add("--consistency-wait/ICP_CONSISTENCY_WAIT %s: want 0 to 1m", c.ConsistencyWait)
 	}
 	if c.MaxBodyBytes < 1024 || c.MaxBodyBytes > 64<<20 {
 		add("--max-body-bytes/ICP_MAX_BODY_BYTES %d: want 1024 to 67108864", c.MaxBodyBytes)
 	}
+}
+
+// validateRoles checks the roles and that a process running only some of
+// them has a NATS server to share.
+func (c Config) validateRoles(p *problems) {
+	add := p.add
 	if len(c.Roles) == 0 {
 		add("--roles/ICP_ROLES: name at least one of api, relay, projector")
 	}
@@ -167,6 +204,12 @@ func (c Config) Validate() error {
 			}
 		}
 	}
+}
+
+// validateNATS checks the embedded server's address and the credentials of
+// an outside one.
+func (c Config) validateNATS(p *problems) {
+	add := p.add
 	if h, p, nerr := net.SplitHostPort(c.EmbeddedNATSAddr); nerr != nil {
 		add("--embedded-nats-addr/ICP_EMBEDDED_NATS_ADDR %q: want host:port", c.EmbeddedNATSAddr)
 	} else if n, perr := parsePort(p); perr != nil || n < 0 {
@@ -190,6 +233,12 @@ func (c Config) Validate() error {
 	if c.NATSPassword != "" && c.NATSUser == "" {
 		add("--nats-password/ICP_NATS_PASSWORD needs --nats-user/ICP_NATS_USER")
 	}
+}
+
+// validateAdminAndStream checks the admin address and the bus stream's
+// limits.
+func (c Config) validateAdminAndStream(p *problems) {
+	add := p.add
 	if c.AdminAddr != "" {
 		if _, _, aerr := net.SplitHostPort(c.AdminAddr); aerr != nil {
 			add("--admin-addr/ICP_ADMIN_ADDR %q: want host:port", c.AdminAddr)
@@ -212,6 +261,11 @@ func (c Config) Validate() error {
 	if c.RelayLeaseTTL < time.Second || c.RelayLeaseTTL > 10*time.Minute {
 		add("--relay-lease-ttl/ICP_RELAY_LEASE_TTL %s: want 1s to 10m", c.RelayLeaseTTL)
 	}
+}
+
+// validateWriteLimits checks the write admission and the process's limits.
+func (c Config) validateWriteLimits(p *problems) {
+	add := p.add
 	if c.MaxInflightWrites < 1 || (c.EventStore == "" && c.MaxInflightWrites > 4096) {
 		add("--max-inflight-writes/ICP_MAX_INFLIGHT_WRITES %d: want 1 to 4096 (the embedded store's queue)", c.MaxInflightWrites)
 	}
@@ -233,6 +287,12 @@ func (c Config) Validate() error {
 	if c.RateLimit < 0 || c.RateBurst < 0 || (c.RateBurst > 0 && c.RateLimit == 0) {
 		add("--rate-limit/--rate-burst: want a non-negative limit, and a burst only with a limit")
 	}
+}
+
+// validateHTTPAndTelemetry checks CORS, the HTTP server's timeouts, tracing
+// and shutdown.
+func (c Config) validateHTTPAndTelemetry(p *problems) {
+	add := p.add
 	for _, o := range c.CORSOrigins {
 		if u, perr := url.Parse(o); perr != nil || u.Scheme == "" || u.Host == "" {
 			add("--cors-origins/ICP_CORS_ORIGINS: %q is not an origin like https://app.example.com", o)
@@ -257,10 +317,8 @@ func (c Config) Validate() error {
 	if c.ShutdownTimeout <= 0 {
 		add("--shutdown-timeout/ICP_SHUTDOWN_TIMEOUT %s: must be positive", c.ShutdownTimeout)
 	}
-	return errors.Join(errs...)
 }
 
-// IsLoopback reports whether host names only this machine.
 func IsLoopback(host string) bool {
 	if host == "localhost" {
 		return true

@@ -24,15 +24,20 @@
 //   - Each caller gets exactly its own results, in the order of its items,
 //     in a slice whose capacity ends with them: appending to it can never
 //     write into another caller's results.
+//   - With Writer.Linger, a batch taken when the previous one held more
+//     than one call waits up to Linger for more calls (up to MaxBatch
+//     items) before it is written; a lone caller never waits.
 //
 // Hand-written because neither database/sql nor the MongoDB driver coalesces
-// calls; the read model adapters share this one implementation.
+// calls; the event store's and the read models' writers share this one
+// implementation.
 package groupcommit
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // ErrClosed answers a call made after the queue's Closed channel was closed
@@ -78,6 +83,14 @@ type Writer[T, R any] struct {
 	// Took, if set, is told how many calls each batch took off the queue
 	// (calls whose ctx had ended included), before they are written.
 	Took func(calls int)
+	// Linger (0: none) is how long a batch waits for more calls to join
+	// it when the previous batch took more than one call (concurrent
+	// callers): fewer, larger writes, for up to Linger more latency. A
+	// write's cost is mostly per batch (a transaction, an fsync), so
+	// under load this leaves more of the machine to the rest of the
+	// pipeline. A batch of MaxBatch items, or a closed queue, ends the
+	// wait.
+	Linger time.Duration
 }
 
 // Call queues items for the writer and waits for their results: one per
@@ -150,12 +163,16 @@ type server[T, R any] struct {
 	w     Writer[T, R]
 	batch []*Request[T, R]
 	items []T
+	// last is the number of calls the previous batch took.
+	last   int
+	linger *time.Timer // stopped and drained between uses
 }
 
 func (s *server[T, R]) collect(first *Request[T, R]) []*Request[T, R] {
 	batch := append(s.batch[:0], first)
+	n := len(first.items)
 more:
-	for n := len(first.items); n < s.w.MaxBatch; {
+	for n < s.w.MaxBatch {
 		select {
 		case r := <-s.q.Requests:
 			batch = append(batch, r)
@@ -164,9 +181,35 @@ more:
 			break more
 		}
 	}
-	s.batch = batch
+	if s.last > 1 && s.w.Linger > 0 && n < s.w.MaxBatch {
+		batch = s.lingerFor(batch, n)
+	}
+	s.batch, s.last = batch, len(batch)
 	if s.w.Took != nil {
 		s.w.Took(len(batch))
+	}
+	return batch
+}
+
+// lingerFor adds to batch (of n items) the calls that arrive within
+// Writer.Linger, until it holds MaxBatch items or the queue is closed.
+func (s *server[T, R]) lingerFor(batch []*Request[T, R], n int) []*Request[T, R] {
+	if s.linger == nil {
+		s.linger = time.NewTimer(s.w.Linger)
+	} else {
+		s.linger.Reset(s.w.Linger)
+	}
+	defer s.linger.Stop()
+	for n < s.w.MaxBatch {
+		select {
+		case r := <-s.q.Requests:
+			batch = append(batch, r)
+			n += len(r.items)
+		case <-s.linger.C:
+			return batch
+		case <-s.q.Closed:
+			return batch
+		}
 	}
 	return batch
 }

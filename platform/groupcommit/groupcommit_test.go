@@ -31,6 +31,12 @@ type fixture struct {
 
 func start(t *testing.T, maxBatch int) *fixture {
 	t.Helper()
+	return startLingering(t, maxBatch, 0)
+}
+
+// startLingering is start with Writer.Linger set.
+func startLingering(t *testing.T, maxBatch int, linger time.Duration) *fixture {
+	t.Helper()
 	f := &fixture{closed: make(chan struct{}), writes: make(chan []int), release: make(chan error)}
 	exited := make(chan struct{})
 	f.q = groupcommit.Queue[int, int]{Requests: make(chan *groupcommit.Request[int, int], 64), Closed: f.closed, Exited: exited}
@@ -52,7 +58,8 @@ func start(t *testing.T, maxBatch int) *fixture {
 			f.committed = append(f.committed, slices.Clone(items), slices.Clone(results))
 			f.mu.Unlock()
 		},
-		Took: func(calls int) { f.took.Add(int64(calls)) },
+		Took:   func(calls int) { f.took.Add(int64(calls)) },
+		Linger: linger,
 	}
 	go func() {
 		defer close(exited)

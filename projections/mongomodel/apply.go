@@ -2,10 +2,8 @@ package mongomodel
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"unicode/utf8"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -73,32 +71,23 @@ func (m *Model) Apply(ctx context.Context, views []projections.View) ([]projecti
 	return out, err
 }
 
-// validate refuses views no event fold can produce, before they reach a
-// shared bulk write.
+// validate refuses views no event fold can produce (the port's rules) and
+// views MongoDB cannot hold, before they reach a shared bulk write.
 func validate(v projections.View) error {
-	switch {
-	case v.ID == "":
-		return errors.New("empty id")
-	case v.Tenant == "":
-		return errors.New("empty tenant")
-	case !utf8.ValidString(v.ID) || !utf8.ValidString(v.Tenant) || !utf8.ValidString(v.CreatedBy):
+	if err := projections.ValidateView(v); err != nil {
+		return err
+	}
+	if !utf8.ValidString(v.ID) || !utf8.ValidString(v.Tenant) || !utf8.ValidString(v.CreatedBy) {
 		return errors.New("id, tenant and creator must be valid UTF-8")
-	case v.Version == 0:
-		return errors.New("version must be >= 1")
-	case v.Version > math.MaxInt64 || v.Position > math.MaxInt64:
-		return errors.New("version and position must fit in a signed 64-bit integer")
 	}
 	if v.Deleted {
 		return nil
-	}
-	if len(v.Doc) == 0 || !json.Valid(v.Doc) {
-		return errors.New("a live view needs a valid JSON doc")
 	}
 	if len(v.Doc) > maxDocBytes {
 		return fmt.Errorf("doc of %d bytes exceeds %d", len(v.Doc), maxDocBytes)
 	}
 	for _, u := range v.UserIDs {
-		if u == "" || !utf8.ValidString(u) {
+		if !utf8.ValidString(u) {
 			return errors.New("member ids must be non-empty valid UTF-8")
 		}
 	}
@@ -179,25 +168,7 @@ func (m *Model) write(ctx context.Context, views []projections.View) ([]projecti
 			return nil, err
 		}
 
-		predicted := make(map[int]projections.Outcome, len(pending))
-		var assumed, rest []op
-		for _, i := range pending {
-			v := views[i]
-			s := stored[v.ID]
-			if s != v.Version-1 {
-				predicted[i] = projections.Outcome{Applied: false, Stored: s}
-				continue
-			}
-			predicted[i] = projections.Outcome{Applied: true, Stored: s}
-			stored[v.ID] = v.Version
-			o := op{view: i, insert: v.Version == 1}
-			if known[v.ID] {
-				rest = append(rest, o)
-			} else {
-				assumed = append(assumed, o)
-			}
-		}
-		ops := append(assumed, rest...)
+		predicted, ops := predict(views, pending, stored, known)
 		if m.beforeWrite != nil {
 			m.beforeWrite()
 		}
@@ -206,23 +177,54 @@ func (m *Model) write(ctx context.Context, views []projections.View) ([]projecti
 			return nil, err
 		}
 
-		// Per ICP in slice order, an outcome is certain while every
-		// earlier one of that ICP is, and it is either a prediction not
-		// to write or a write that ran exactly as predicted.
-		uncertain := map[string]bool{}
-		var next []int
-		for _, i := range pending {
-			id := views[i].ID
-			if !uncertain[id] && (!predicted[i].Applied || exact[i]) {
-				out[i] = predicted[i]
-				continue
-			}
-			uncertain[id] = true
-			next = append(next, i)
-		}
-		pending, fullRead = next, true
+		pending, fullRead = settle(views, pending, predicted, exact, out), true
 	}
 	return out, nil
+}
+
+// predict decides, from the stored versions, the outcome of each pending
+// view and the writes that make it so: the views whose ICP was assumed
+// absent (not read) first, then the others, each in slice order.
+func predict(views []projections.View, pending []int, stored map[string]uint64, known map[string]bool) (map[int]projections.Outcome, []op) {
+	predicted := make(map[int]projections.Outcome, len(pending))
+	var assumed, rest []op
+	for _, i := range pending {
+		v := views[i]
+		s := stored[v.ID]
+		if s != v.Version-1 {
+			predicted[i] = projections.Outcome{Applied: false, Stored: s}
+			continue
+		}
+		predicted[i] = projections.Outcome{Applied: true, Stored: s}
+		stored[v.ID] = v.Version
+		o := op{view: i, insert: v.Version == 1}
+		if known[v.ID] {
+			rest = append(rest, o)
+		} else {
+			assumed = append(assumed, o)
+		}
+	}
+	return predicted, append(assumed, rest...)
+}
+
+// settle writes into out the outcomes of a round that are certain and
+// returns the pending views whose outcome is not, for another round. Per
+// ICP in slice order, an outcome is certain while every earlier one of that
+// ICP is, and it is either a prediction not to write or a write that ran
+// exactly as predicted.
+func settle(views []projections.View, pending []int, predicted map[int]projections.Outcome, exact map[int]bool, out []projections.Outcome) []int {
+	uncertain := map[string]bool{}
+	var next []int
+	for _, i := range pending {
+		id := views[i].ID
+		if !uncertain[id] && (!predicted[i].Applied || exact[i]) {
+			out[i] = predicted[i]
+			continue
+		}
+		uncertain[id] = true
+		next = append(next, i)
+	}
+	return next
 }
 
 // bulkWrite sends ops as one ordered bulk write and reports, by view index,

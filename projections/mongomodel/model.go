@@ -150,8 +150,8 @@ type Model struct {
 var _ projections.ReadModel = (*Model)(nil)
 
 // ErrClosed is returned (wrapped in projections.ErrUnavailable) by calls made
-// after Close.
-var ErrClosed = errors.New("mongomodel: read model closed")
+// after Close. It wraps projections.ErrClosed.
+var ErrClosed = fmt.Errorf("mongomodel: %w", projections.ErrClosed)
 
 // Open connects to the MongoDB at uri (mongodb:// or mongodb+srv://) and
 // makes sure the collection's indexes exist (idempotently).

@@ -10,6 +10,15 @@ import "time"
 // batches leave more of the machine to the rest of the pipeline, for at
 // most linger more latency; a lone event is never held.
 //
+// The timing rule is platform/groupcommit's Writer.Linger, but the job is
+// another, so it is not built on that queue: groupcommit coalesces calls of
+// many goroutines, each blocked until its own items are written and
+// answered; here one goroutine (batchLoop) receives bus messages, decodes
+// and checks each while the previous batch is written, and hands the batch
+// over on a channel, in delivery order, with nobody waiting per message
+// (acks and dead letters follow from the batch's outcome). The read model's
+// writer behind it does run on groupcommit.
+//
 // Not safe for concurrent use: batchLoop owns it and selects on timer.C.
 type batcher struct {
 	linger    time.Duration // <= 0: never hold a batch

@@ -57,6 +57,7 @@ func Run(t *testing.T, open func(t *testing.T) projections.ReadModel) {
 		{"ConcurrentApplies", testConcurrentApplies},
 		{"Ping", testPing},
 		{"RefusedViewIsNamedAndNothingApplied", testRefused},
+		{"ClosedReadModelIsUnavailable", testClosed},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -673,6 +674,27 @@ func testConcurrentApplies(t *testing.T, rm projections.ReadModel) {
 func testPing(t *testing.T, rm projections.ReadModel) {
 	if err := rm.Ping(ctxT(t)); err != nil {
 		t.Fatalf("Ping: %v", err)
+	}
+}
+
+// Every call after Close fails with projections.ErrClosed, wrapped in
+// projections.ErrUnavailable, and applies nothing.
+func testClosed(t *testing.T, rm projections.ReadModel) {
+	c := newICP("org_closed", 1)
+	if err := rm.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	closed := func(err error) bool {
+		return errors.Is(err, projections.ErrClosed) && errors.Is(err, projections.ErrUnavailable)
+	}
+	if _, err := rm.Apply(ctxT(t), []projections.View{c.view(1, "user_1")}); !closed(err) {
+		t.Fatalf("Apply after Close: %v, want ErrClosed wrapped in ErrUnavailable", err)
+	}
+	if _, err := rm.Get(ctxT(t), c.id); !closed(err) {
+		t.Fatalf("Get after Close: %v, want ErrClosed wrapped in ErrUnavailable", err)
+	}
+	if err := rm.Ping(ctxT(t)); !closed(err) {
+		t.Fatalf("Ping after Close: %v, want ErrClosed wrapped in ErrUnavailable", err)
 	}
 }
 

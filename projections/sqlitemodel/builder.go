@@ -8,12 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 
-	"github.com/icpservice/icp/platform/sqlitewal"
+	"github.com/icpservice/icp/platform/sqlite"
 	"github.com/icpservice/icp/projections"
 )
 
@@ -50,7 +50,7 @@ type Builder struct {
 	// commits, on a connection and goroutine of its own: left to the
 	// builder's connection the copy was about a fifth of a rebuild's
 	// write cost, on the writing goroutine.
-	ckpt *sqlitewal.Checkpointer
+	ckpt *sqlite.Checkpointer
 
 	inSwap  bool
 	swapped bool
@@ -114,9 +114,6 @@ func OpenBuilder(ctx context.Context, path string) (*Builder, error) {
 	if path == "" {
 		return nil, errors.New("sqlitemodel: path is required")
 	}
-	if strings.ContainsAny(path, "?#") {
-		return nil, fmt.Errorf("sqlitemodel: path %q must not contain '?' or '#'", path)
-	}
 	if len(migrations) != shadowSchemaVersion {
 		return nil, fmt.Errorf("sqlitemodel: the rebuild tables follow schema version %d, the migrations are at %d", shadowSchemaVersion, len(migrations))
 	}
@@ -133,38 +130,15 @@ func OpenBuilder(ctx context.Context, path string) (*Builder, error) {
 }
 
 func (b *Builder) open(ctx context.Context) error {
-	q := url.Values{}
-	q.Set("_txlock", "immediate")
-	q.Add("_pragma", "busy_timeout(30000)") // the live writer's transactions are short; a long wait means trouble
-	q.Add("_pragma", "journal_mode(WAL)")
 	// Put's commits need not be durable (see Builder), and waiting for an
 	// fsync of the WAL after each stalled the writer; Swap switches to FULL
-	// for its own commit.
-	q.Add("_pragma", "synchronous(NORMAL)")
-	// 16 MiB: enough for the pages inserts keep coming back to (the id
-	// index, the member runs); a larger cache measured slower, as every
-	// page it holds is allocated once more.
-	q.Add("_pragma", "cache_size(-16384)")
-	// Statement journals in memory, not in a temporary file.
-	q.Add("_pragma", "temp_store(MEMORY)")
-	// No memory map: every page of the new file read through one would
-	// count in the process's resident memory, which then grew with the
-	// read model (up to the map's size). With histories read by stream
-	// (projections/rebuild), views are inserted in id order and the pages
-	// read back are few: a map saved no CPU in a rebuild of a million
-	// events (docs/performance.md, "Rebuild and verify at scale").
-	q.Add("_pragma", "mmap_size(0)")
-	// The WAL is copied into the database file by the checkpointer, on
-	// another connection and goroutine, not after the builder's commits.
-	q.Add("_pragma", "wal_autocheckpoint(0)")
-	db, err := sql.Open("sqlite", "file:"+b.path+"?"+q.Encode())
+	// for its own commit. The WAL is copied into the database file by the
+	// checkpointer, on another connection and goroutine, not after the
+	// builder's commits.
+	db, err := sqlite.Open(b.path, builderSettings, 1)
 	if err != nil {
 		return err
 	}
-	db.SetMaxOpenConns(1)
-	db.SetMaxIdleConns(1)
-	db.SetConnMaxLifetime(0)
-	db.SetConnMaxIdleTime(0)
 	b.db = db
 	if err := migrate(ctx, db); err != nil {
 		return err
@@ -185,10 +159,28 @@ func (b *Builder) open(ctx context.Context) error {
 		return err
 	}
 	b.st.prepare()
-	q = url.Values{}
-	q.Add("_pragma", "busy_timeout(1000)")
-	b.ckpt, err = sqlitewal.Start("file:"+b.path+"?"+q.Encode(), 0, nil)
+	b.ckpt, err = sqlite.StartCheckpointer(b.path, time.Second, 0, nil)
 	return err
+}
+
+// builderSettings are the builder's connection's. The live writer's
+// transactions are short: a wait as long as the busy timeout means trouble.
+// 16 MiB of cache: enough for the pages inserts keep coming back to (the id
+// index, the member runs); a larger cache measured slower, as every page it
+// holds is allocated once more. Statement journals are kept in memory. No
+// memory map: every page of the new file read through one would count in
+// the process's resident memory, which then grew with the read model (up to
+// the map's size). With histories read by stream (projections/rebuild),
+// views are inserted in id order and the pages read back are few: a map
+// saved no CPU in a rebuild of a million events (docs/performance.md,
+// "Rebuild and verify at scale").
+var builderSettings = sqlite.Settings{
+	Role:        sqlite.Writer,
+	Sync:        sqlite.SyncNormal,
+	BusyTimeout: 30 * time.Second,
+	CacheKiB:    16384,
+	TempMemory:  true,
+	NoMmap:      true,
 }
 
 func dropTables(suffix string) string {
@@ -335,8 +327,8 @@ func validateBuilt(v projections.View) error {
 		return errors.New("a live view needs a doc")
 	}
 	d := v
-	d.Deleted, d.Doc = true, nil // validate's checks without the JSON scan
-	if err := validate(d); err != nil {
+	d.Deleted, d.Doc = true, nil // the port's checks without the JSON scan
+	if err := projections.ValidateView(d); err != nil {
 		return err
 	}
 	for _, u := range v.UserIDs {
@@ -730,47 +722,9 @@ func (s *builderStmts) replaceByDifference(ctx context.Context, conn *sql.Conn, 
 	var gone, added []member
 	for start := 0; start < len(views); start += loadRows {
 		part := views[start:min(len(views), start+loadRows)]
-		ids := make([]any, len(part))
-		for i, v := range part {
-			ids[i] = v.ID
-		}
-		sel, err := s.multi(ctx, conn, &s.old, len(part), func(n int) string {
-			return `SELECT id, tenant, position, user_ids FROM icps` + rebuildSuffix + ` WHERE id IN (` + placeholders(n, 1) + `)`
-		})
+		olds, err := s.readShadow(ctx, conn, part)
 		if err != nil {
 			return err
-		}
-		type old struct {
-			tenant   string
-			position int64
-			users    []string
-		}
-		olds := make(map[string]old, len(part))
-		if err := func() error {
-			rows, err := sel.QueryContext(ctx, ids...)
-			if err != nil {
-				return err
-			}
-			defer rows.Close()
-			for rows.Next() {
-				var (
-					id, usersJSON string
-					o             old
-				)
-				if err := rows.Scan(&id, &o.tenant, &o.position, &usersJSON); err != nil {
-					return err
-				}
-				if err := json.Unmarshal([]byte(usersJSON), &o.users); err != nil {
-					return fmt.Errorf("user_ids of %s: %w", id, err)
-				}
-				olds[id] = o
-			}
-			return rows.Err()
-		}(); err != nil {
-			return err
-		}
-		if len(olds) != len(part) {
-			return fmt.Errorf("%d of %d views to replace are not stored", len(part)-len(olds), len(part))
 		}
 		for _, v := range part {
 			var keep []string
@@ -793,6 +747,62 @@ func (s *builderStmts) replaceByDifference(ctx context.Context, conn *sql.Conn, 
 			return err
 		}
 	}
+	if err := s.deleteMembers(ctx, conn, gone); err != nil {
+		return err
+	}
+	return s.insertMembers(ctx, conn, added)
+}
+
+// shadowView is what replaceByDifference needs of a stored shadow view.
+type shadowView struct {
+	tenant   string
+	position int64
+	users    []string
+}
+
+// readShadow reads the stored shadow views of part (at most loadRows),
+// every one of which must be there.
+func (s *builderStmts) readShadow(ctx context.Context, conn *sql.Conn, part []projections.View) (map[string]shadowView, error) {
+	ids := make([]any, len(part))
+	for i, v := range part {
+		ids[i] = v.ID
+	}
+	sel, err := s.multi(ctx, conn, &s.old, len(part), func(n int) string {
+		return `SELECT id, tenant, position, user_ids FROM icps` + rebuildSuffix + ` WHERE id IN (` + placeholders(n, 1) + `)`
+	})
+	if err != nil {
+		return nil, err
+	}
+	rows, err := sel.QueryContext(ctx, ids...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	olds := make(map[string]shadowView, len(part))
+	for rows.Next() {
+		var (
+			id, usersJSON string
+			o             shadowView
+		)
+		if err := rows.Scan(&id, &o.tenant, &o.position, &usersJSON); err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal([]byte(usersJSON), &o.users); err != nil {
+			return nil, fmt.Errorf("user_ids of %s: %w", id, err)
+		}
+		olds[id] = o
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(olds) != len(part) {
+		return nil, fmt.Errorf("%d of %d views to replace are not stored", len(part)-len(olds), len(part))
+	}
+	return olds, nil
+}
+
+// deleteMembers deletes the shadow membership rows gone, in key order.
+func (s *builderStmts) deleteMembers(ctx context.Context, conn *sql.Conn, gone []member) error {
 	sortMembers(gone)
 	for len(gone) > 0 {
 		n := min(len(gone), memberRows)
@@ -807,7 +817,7 @@ func (s *builderStmts) replaceByDifference(ctx context.Context, conn *sql.Conn, 
 		}
 		gone = gone[n:]
 	}
-	return s.insertMembers(ctx, conn, added)
+	return nil
 }
 
 // updateViews overwrites the stored rows of views (users[i] is the user_ids

@@ -7,10 +7,10 @@
 // many callers). Reads use their own connections and see every committed
 // write, whichever process made it.
 //
-// Group commit is hand-written (database/sql has nothing like it) because one
-// commit per call caps SQLite near the fsync rate: BenchmarkApplyConcurrent
-// measures it, 256 goroutines applying one create each, and reports the
-// views per commit it reaches.
+// Group commit (platform/groupcommit; database/sql has nothing like it)
+// because one commit per call caps SQLite near the fsync rate:
+// BenchmarkApplyConcurrent measures it (docs/performance.md). Connection
+// settings, checkpoints and file faults are platform/sqlite's.
 package sqlitemodel
 
 import (
@@ -19,16 +19,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
-
-	"github.com/icpservice/icp/platform/sqlitefile"
-	"github.com/icpservice/icp/platform/sqlitewal"
+	"github.com/icpservice/icp/platform/sqlite"
 	"github.com/icpservice/icp/projections"
 )
 
@@ -116,7 +113,7 @@ type Model struct {
 	waiters map[string][]chan uint64
 	recent  recentCommits // guarded by waitMu
 
-	checkpoints *sqlitewal.Checkpointer
+	checkpoints *sqlite.Checkpointer
 	// lastCommit is when this process's writer last committed (Unix ns).
 	lastCommit atomic.Int64
 
@@ -132,8 +129,8 @@ var _ projections.ReadModel = (*Model)(nil)
 const checkpointEvery = 200 * time.Millisecond
 
 // ErrClosed is returned (wrapped in projections.ErrUnavailable) by calls made
-// after Close.
-var ErrClosed = errors.New("sqlitemodel: read model closed")
+// after Close. It wraps projections.ErrClosed.
+var ErrClosed = fmt.Errorf("sqlitemodel: %w", projections.ErrClosed)
 
 // Open opens (creating if needed) the read model in the SQLite file at path
 // and applies pending schema migrations.
@@ -145,56 +142,15 @@ func Open(ctx context.Context, path string, opts Options) (*Model, error) {
 	if path == "" {
 		return nil, errors.New("sqlitemodel: path is required")
 	}
-	if strings.ContainsAny(path, "?#") {
-		return nil, fmt.Errorf("sqlitemodel: path %q must not contain '?' or '#'", path)
-	}
-	busy := fmt.Sprintf("busy_timeout(%d)", o.BusyTimeout.Milliseconds())
-	dsn := func(params url.Values) string {
-		params.Add("_pragma", busy)
-		return "file:" + path + "?" + params.Encode()
-	}
-	w := url.Values{}
-	w.Set("_txlock", "immediate")
-	w.Add("_pragma", "journal_mode(WAL)")
-	w.Add("_pragma", "synchronous(FULL)")
-	// 2 MiB: the pages being filled (ids are time-ordered, so inserts meet
-	// at the indexes' right edges) and the upper levels of every index stay
-	// in memory; other pages come from the OS's file cache. Each cached
-	// page costs about 8 KiB of the process's memory, twice its size: the
-	// driver's allocator rounds a page and its header up to a power of
-	// two. With 8 MiB here and 1 MiB per reader, the process was about 24
-	// MiB larger under sustained creates, room the Go heap uses better
-	// (see docs/performance.md); BenchmarkApplyUpdates found random
-	// updates no cheaper with 8 MiB.
-	w.Add("_pragma", "cache_size(-2048)")
-	w.Add("_pragma", "wal_autocheckpoint(0)") // m.checkpoints does it, off the writer's path
-	wdb, err := sql.Open("sqlite", dsn(w))
+	wdb, err := openWriter(ctx, path, o)
 	if err != nil {
-		return nil, fmt.Errorf("sqlitemodel: %w", err)
+		return nil, err
 	}
-	wdb.SetMaxOpenConns(1)
-	wdb.SetMaxIdleConns(1)
-	wdb.SetConnMaxLifetime(0)
-	wdb.SetConnMaxIdleTime(0)
-	if err := migrate(ctx, wdb); err != nil {
-		_ = wdb.Close()
-		return nil, fmt.Errorf("sqlitemodel: open %s: %w", path, sqlitefile.Classify(err))
-	}
-	r := url.Values{}
-	r.Add("_pragma", "query_only(1)")
-	// 256 KiB per reader: a read connection drops its cache whenever the
-	// writer has committed since its last read, so under writes a larger
-	// cache only holds memory (twice its size, see the writer's); reads of
-	// pages it lacks come from the OS's file cache. BenchmarkGet, with no
-	// writes at all, is no faster with 1 MiB.
-	r.Add("_pragma", "cache_size(-256)")
-	rdb, err := sql.Open("sqlite", dsn(r))
+	rdb, err := openReaders(path, o)
 	if err != nil {
 		_ = wdb.Close()
-		return nil, fmt.Errorf("sqlitemodel: %w", err)
+		return nil, err
 	}
-	rdb.SetMaxOpenConns(o.ReadConns)
-	rdb.SetMaxIdleConns(o.ReadConns)
 	m := &Model{
 		opts:       o,
 		wdb:        wdb,
@@ -204,29 +160,69 @@ func Open(ctx context.Context, path string, opts Options) (*Model, error) {
 		writerDone: make(chan struct{}),
 		waiters:    map[string][]chan uint64{},
 	}
-	m.get, err = rdb.PrepareContext(ctx, `SELECT `+viewColumns+` FROM icps i WHERE i.id = ?`)
-	if err != nil {
+	if err := m.start(ctx, path); err != nil {
 		_ = rdb.Close()
 		_ = wdb.Close()
 		return nil, fmt.Errorf("sqlitemodel: open %s: %w", path, err)
 	}
-	m.checkpoints, err = sqlitewal.Start(dsn(url.Values{}), checkpointEvery, nil)
+	return m, nil
+}
+
+// openWriter opens the writer's durable connection and migrates the file.
+//
+// 2 MiB of cache: the pages being filled (ids are time-ordered, so inserts
+// meet at the indexes' right edges) and the upper levels of every index
+// stay in memory; other pages come from the OS's file cache. A larger cache
+// made the process larger under sustained creates, memory the Go heap uses
+// better (see docs/performance.md); BenchmarkApplyUpdates found random
+// updates no cheaper with 8 MiB.
+func openWriter(ctx context.Context, path string, o Options) (*sql.DB, error) {
+	wdb, err := sqlite.Open(path, sqlite.Settings{Role: sqlite.Writer, BusyTimeout: o.BusyTimeout, CacheKiB: 2048}, 1)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitemodel: %w", err)
+	}
+	if err := migrate(ctx, wdb); err != nil {
+		_ = wdb.Close()
+		return nil, fmt.Errorf("sqlitemodel: open %s: %w", path, sqlite.Classify(err))
+	}
+	return wdb, nil
+}
+
+// openReaders opens the read-only pool. 256 KiB per reader: a read
+// connection drops its cache whenever the writer has committed since its
+// last read, so under writes a larger cache only holds memory; reads of
+// pages it lacks come from the OS's file cache. BenchmarkGet, with no
+// writes at all, is no faster with 1 MiB.
+func openReaders(path string, o Options) (*sql.DB, error) {
+	rdb, err := sqlite.Open(path, sqlite.Settings{Role: sqlite.Reader, BusyTimeout: o.BusyTimeout, CacheKiB: 256}, o.ReadConns)
+	if err != nil {
+		return nil, fmt.Errorf("sqlitemodel: %w", err)
+	}
+	return rdb, nil
+}
+
+// start prepares Get's statement and starts the checkpoints and the writer;
+// on error it has released what it started, and the caller closes the
+// connections.
+func (m *Model) start(ctx context.Context, path string) error {
+	var err error
+	m.get, err = m.rdb.PrepareContext(ctx, `SELECT `+viewColumns+` FROM icps i WHERE i.id = ?`)
+	if err != nil {
+		return err
+	}
+	m.checkpoints, err = sqlite.StartCheckpointer(path, m.opts.BusyTimeout, checkpointEvery, nil)
 	if err != nil {
 		_ = m.get.Close()
-		_ = rdb.Close()
-		_ = wdb.Close()
-		return nil, fmt.Errorf("sqlitemodel: open %s: %w", path, err)
+		return err
 	}
-	w8, err := newWriter(ctx, m)
+	w, err := newWriter(ctx, m)
 	if err != nil {
 		_ = m.checkpoints.Close()
 		_ = m.get.Close()
-		_ = rdb.Close()
-		_ = wdb.Close()
-		return nil, fmt.Errorf("sqlitemodel: open %s: %w", path, err)
+		return err
 	}
-	go w8.run()
-	return m, nil
+	go w.run()
+	return nil
 }
 
 // Stats counts the writer's work since Open.
@@ -254,6 +250,8 @@ func (m *Model) closed() bool {
 		return false
 	}
 }
+
+const maxInt64 = math.MaxInt64
 
 const viewColumns = `i.id, i.tenant, i.version, i.position, i.deleted, i.created_by, i.user_ids, i.doc`
 

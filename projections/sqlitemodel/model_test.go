@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/icpservice/icp/platform/sqlitefile"
+	"github.com/icpservice/icp/platform/sqlite"
 	"github.com/icpservice/icp/projections"
 	"github.com/icpservice/icp/projections/readmodeltest"
 	"github.com/icpservice/icp/projections/sqlitemodel"
@@ -171,7 +171,7 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 		_ = m.Close()
 		t.Fatal("opened a file with a newer schema")
 	}
-	if !errors.Is(err, sqlitefile.ErrNewerSchema) {
+	if !errors.Is(err, sqlite.ErrNewerSchema) {
 		t.Fatalf("Open of a newer file: %v, want ErrNewerSchema", err)
 	}
 }

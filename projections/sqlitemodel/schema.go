@@ -5,7 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 
-	"github.com/icpservice/icp/platform/sqlitefile"
+	"github.com/icpservice/icp/platform/sqlite"
 	"github.com/icpservice/icp/projections"
 )
 
@@ -47,7 +47,7 @@ func migrate(ctx context.Context, db *sql.DB) error {
 		return err
 	}
 	if have > len(migrations) {
-		return fmt.Errorf("sqlitemodel: %w", sqlitefile.NewerSchema(have, len(migrations)))
+		return fmt.Errorf("sqlitemodel: %w", sqlite.NewerSchema(have, len(migrations)))
 	}
 	for i := have; i < len(migrations); i++ {
 		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {

@@ -6,17 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 
-	"modernc.org/sqlite"
+	driver "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/icpservice/icp/platform/groupcommit"
 	"github.com/icpservice/icp/projections"
 )
-
-const maxInt64 = math.MaxInt64
 
 // applyReq is one Apply call waiting for the writer.
 type applyReq = groupcommit.Request[item, projections.Outcome]
@@ -46,7 +43,7 @@ func (m *Model) Apply(ctx context.Context, views []projections.View) ([]projecti
 	}
 	items := make([]item, len(views))
 	for i, v := range views {
-		if err := validate(v); err != nil {
+		if err := projections.ValidateView(v); err != nil {
 			return nil, &projections.RefusedError{ID: v.ID, Version: v.Version, Reason: fmt.Sprintf("sqlitemodel: view %d: %v", i, err)}
 		}
 		if len(v.Doc) > m.opts.MaxDocBytes {
@@ -68,33 +65,6 @@ func (m *Model) Apply(ctx context.Context, views []projections.View) ([]projecti
 		return nil, unavailable("apply", ErrClosed)
 	}
 	return out, err
-}
-
-// validate refuses views no event fold can produce, before they reach the
-// shared transaction.
-func validate(v projections.View) error {
-	switch {
-	case v.ID == "":
-		return errors.New("empty id")
-	case v.Tenant == "":
-		return errors.New("empty tenant")
-	case v.Version == 0:
-		return errors.New("version must be >= 1")
-	case v.Version > maxInt64 || v.Position > maxInt64:
-		return errors.New("version and position must fit in a signed 64-bit integer")
-	}
-	if v.Deleted {
-		return nil
-	}
-	if len(v.Doc) == 0 || !json.Valid(v.Doc) {
-		return errors.New("a live view needs a valid JSON doc")
-	}
-	for _, u := range v.UserIDs {
-		if u == "" {
-			return errors.New("empty member id")
-		}
-	}
-	return nil
 }
 
 // writer owns the single write connection and its prepared statements.
@@ -202,29 +172,10 @@ type txStmts struct {
 // table needs no index by ICP id (one random-key b-tree less to write per
 // create; the key order (tenant, user, position) stays append-mostly).
 func (st txStmts) apply(ctx context.Context, v projections.View, users []byte) (projections.Outcome, error) {
-	deleted, doc := storedForm(v)
 	if v.Version == 1 {
-		res, err := st.insert.ExecContext(ctx, v.ID, v.Tenant, int64(v.Version), int64(v.Position), deleted, v.CreatedBy, users, doc)
-		if err != nil {
-			return projections.Outcome{}, unavailable("insert view", err)
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return projections.Outcome{}, unavailable("insert view", err)
-		} else if n == 0 {
-			var stored int64
-			if err := st.current.QueryRowContext(ctx, v.ID).Scan(&stored, new(string), new(int64), new(string)); err != nil {
-				return projections.Outcome{}, unavailable("read version", err)
-			}
-			return projections.Outcome{Stored: uint64(stored)}, nil
-		}
-		if !v.Deleted {
-			if err := st.addMembers(ctx, v.Tenant, v.Position, v.ID, v.UserIDs); err != nil {
-				return projections.Outcome{}, err
-			}
-		}
-		return projections.Outcome{Applied: true}, nil
+		return st.create(ctx, v, users)
 	}
-
+	deleted, doc := storedForm(v)
 	var (
 		stored, position int64
 		tenant, oldJSON  string
@@ -245,9 +196,44 @@ func (st txStmts) apply(ctx context.Context, v projections.View, users []byte) (
 	if n, err := res.RowsAffected(); err != nil || n != 1 {
 		return projections.Outcome{}, unavailable("update view", fmt.Errorf("%d rows updated, %v", n, err))
 	}
+	if err := st.replaceMembers(ctx, v, tenant, position, oldJSON); err != nil {
+		return projections.Outcome{}, err
+	}
+	return projections.Outcome{Applied: true, Stored: uint64(stored)}, nil
+}
+
+// create is the write of an ICP's first view: an insert that does nothing
+// when the ICP is already there (its stored version is then reported).
+func (st txStmts) create(ctx context.Context, v projections.View, users []byte) (projections.Outcome, error) {
+	deleted, doc := storedForm(v)
+	res, err := st.insert.ExecContext(ctx, v.ID, v.Tenant, int64(v.Version), int64(v.Position), deleted, v.CreatedBy, users, doc)
+	if err != nil {
+		return projections.Outcome{}, unavailable("insert view", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return projections.Outcome{}, unavailable("insert view", err)
+	} else if n == 0 {
+		var stored int64
+		if err := st.current.QueryRowContext(ctx, v.ID).Scan(&stored, new(string), new(int64), new(string)); err != nil {
+			return projections.Outcome{}, unavailable("read version", err)
+		}
+		return projections.Outcome{Stored: uint64(stored)}, nil
+	}
+	if !v.Deleted {
+		if err := st.addMembers(ctx, v.Tenant, v.Position, v.ID, v.UserIDs); err != nil {
+			return projections.Outcome{}, err
+		}
+	}
+	return projections.Outcome{Applied: true}, nil
+}
+
+// replaceMembers keeps the membership rows of a view just updated in step:
+// those of the stored view (tenant, position, members oldJSON) that it
+// dropped go, the ones it gained come.
+func (st txStmts) replaceMembers(ctx context.Context, v projections.View, tenant string, position int64, oldJSON string) error {
 	var old []string
 	if err := json.Unmarshal([]byte(oldJSON), &old); err != nil {
-		return projections.Outcome{}, unavailable("read members", err)
+		return unavailable("read members", err)
 	}
 	var keep []string
 	if !v.Deleted {
@@ -262,13 +248,13 @@ func (st txStmts) apply(ctx context.Context, v projections.View, users []byte) (
 	}
 	for _, u := range gone {
 		if _, err := st.delMember.ExecContext(ctx, tenant, u, position, v.ID); err != nil {
-			return projections.Outcome{}, unavailable("write members", err)
+			return unavailable("write members", err)
 		}
 	}
 	if err := st.addMembers(ctx, v.Tenant, v.Position, v.ID, added); err != nil {
-		return projections.Outcome{}, err
+		return err
 	}
-	return projections.Outcome{Applied: true, Stored: uint64(stored)}, nil
+	return nil
 }
 
 func (st txStmts) addMembers(ctx context.Context, tenant string, position uint64, id string, users []string) error {
@@ -283,7 +269,7 @@ func (st txStmts) addMembers(ctx context.Context, tenant string, position uint64
 // tooBig reports whether SQLite refused a value as larger than it can hold
 // (SQLITE_TOOBIG): writing it again can never succeed.
 func tooBig(err error) bool {
-	var se *sqlite.Error
+	var se *driver.Error
 	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_TOOBIG
 }
 

@@ -1,5 +1,6 @@
-// Package sqlitewal moves the WAL checkpoints of an SQLite database off its
-// writer's path.
+package sqlite
+
+// WAL checkpoints, moved off the writer's path.
 //
 // By default the connection whose commit pushes the WAL past 1,000 pages
 // copies the WAL back into the database file inside that commit, with two
@@ -17,14 +18,13 @@
 //
 // Under sustained writes a PASSIVE checkpoint never quite catches up (the
 // writer commits while it copies), so the WAL would never start over and
-// would grow without bound under the create rate icpctl load sustains, with
-// reads and checkpoints slowing as it grew. Once the WAL holds RestartFrames
+// would grow without bound under sustained creates, with reads and
+// checkpoints slowing as it grew (TestTheWALStaysBoundedUnderSustainedWrites). Once the WAL holds RestartFrames
 // frames, the Checkpointer therefore also runs a RESTART checkpoint, which
 // holds writers off while it copies the little the PASSIVE one left and
 // waits for readers to leave the WAL, so that the next commit starts it
 // over. It waits at most restartWait: a writer is held up that long at
 // worst, and a busy attempt is tried again at the next checkpoint.
-package sqlitewal
 
 import (
 	"context"
@@ -45,25 +45,21 @@ type Checkpointer struct {
 	done  chan struct{}
 }
 
-// Start opens a connection with dsn (a read-write DSN of the database, for
-// the "sqlite" driver) and checkpoints every interval (0: only on Kick).
-// warn receives the errors of failed checkpoints (the next one tries
+// StartCheckpointer opens a Plain connection to the database at path,
+// waiting up to busy for locks, and checkpoints every interval (0: only on
+// Kick). warn receives the errors of failed checkpoints (the next one tries
 // again); nil ignores them.
-func Start(dsn string, every time.Duration, warn func(error)) (*Checkpointer, error) {
+func StartCheckpointer(path string, busy, every time.Duration, warn func(error)) (*Checkpointer, error) {
 	if every < 0 {
-		return nil, errors.New("sqlitewal: interval must not be negative")
+		return nil, errors.New("sqlite: interval must not be negative")
 	}
-	db, err := sql.Open("sqlite", dsn)
+	db, err := Open(path, Settings{Role: Plain, BusyTimeout: busy}, 1)
 	if err != nil {
-		return nil, fmt.Errorf("sqlitewal: %w", err)
+		return nil, err
 	}
-	db.SetMaxOpenConns(1)
-	db.SetMaxIdleConns(1)
-	db.SetConnMaxLifetime(0)
-	db.SetConnMaxIdleTime(0)
 	if err := db.Ping(); err != nil {
 		_ = db.Close()
-		return nil, fmt.Errorf("sqlitewal: %w", err)
+		return nil, fmt.Errorf("sqlite: %w", err)
 	}
 	if warn == nil {
 		warn = func(error) {}
@@ -117,22 +113,22 @@ const restartWait = 20 * time.Millisecond
 func (c *Checkpointer) Checkpoint(ctx context.Context) (int, error) {
 	conn, err := c.db.Conn(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("sqlitewal: checkpoint: %w", err)
+		return 0, fmt.Errorf("sqlite: checkpoint: %w", err)
 	}
 	defer conn.Close()
 	var busy, logFrames, copied int
 	if err := conn.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &logFrames, &copied); err != nil {
-		return 0, fmt.Errorf("sqlitewal: checkpoint: %w", err)
+		return 0, fmt.Errorf("sqlite: checkpoint: %w", err)
 	}
 	if logFrames < RestartFrames {
 		return copied, nil
 	}
 	var wait int64
 	if err := conn.QueryRowContext(ctx, `PRAGMA busy_timeout`).Scan(&wait); err != nil {
-		return copied, fmt.Errorf("sqlitewal: checkpoint: %w", err)
+		return copied, fmt.Errorf("sqlite: checkpoint: %w", err)
 	}
 	if _, err := conn.ExecContext(ctx, fmt.Sprintf(`PRAGMA busy_timeout = %d`, restartWait.Milliseconds())); err != nil {
-		return copied, fmt.Errorf("sqlitewal: checkpoint: %w", err)
+		return copied, fmt.Errorf("sqlite: checkpoint: %w", err)
 	}
 	var more int
 	err = conn.QueryRowContext(ctx, `PRAGMA wal_checkpoint(RESTART)`).Scan(&busy, &logFrames, &more)
@@ -140,7 +136,7 @@ func (c *Checkpointer) Checkpoint(ctx context.Context) (int, error) {
 		err = rerr
 	}
 	if err != nil {
-		return copied, fmt.Errorf("sqlitewal: restart checkpoint: %w", err)
+		return copied, fmt.Errorf("sqlite: restart checkpoint: %w", err)
 	}
 	return max(copied, more), nil
 }

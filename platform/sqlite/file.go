@@ -1,14 +1,15 @@
-// Package sqlitefile names what can be wrong with an SQLite file found in the
-// data directory, so that the adapters that open such files report it the same
-// way and the service can tell the operator what to do, whatever the driver's
-// own wording.
-package sqlitefile
+package sqlite
+
+// File faults: what can be wrong with an SQLite file found in the data
+// directory, named here so that the adapters that open such files report it
+// the same way and the service can tell the operator what to do, whatever
+// the driver's own wording.
 
 import (
 	"errors"
 	"fmt"
 
-	"modernc.org/sqlite"
+	driver "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
 
@@ -25,7 +26,7 @@ var (
 // Classify returns err wrapped with ErrNotDatabase when the driver found that
 // the file is not a database, and err unchanged otherwise (nil stays nil).
 func Classify(err error) error {
-	var se *sqlite.Error
+	var se *driver.Error
 	if errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_NOTADB {
 		return fmt.Errorf("%w: %w", ErrNotDatabase, err)
 	}

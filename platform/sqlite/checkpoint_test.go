@@ -1,4 +1,4 @@
-package sqlitewal_test
+package sqlite_test
 
 import (
 	"context"
@@ -9,16 +9,14 @@ import (
 	"testing"
 	"time"
 
-	_ "modernc.org/sqlite"
-
-	"github.com/icpservice/icp/platform/sqlitewal"
+	"github.com/icpservice/icp/platform/sqlite"
 )
 
 // openWriter opens a WAL database at path whose writer never checkpoints,
 // with one table t of blobs.
 func openWriter(t *testing.T, path string) *sql.DB {
 	t.Helper()
-	w, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=wal_autocheckpoint(0)&_pragma=busy_timeout(5000)")
+	w, err := sqlite.Open(path, sqlite.Settings{Role: sqlite.Writer, BusyTimeout: 5 * time.Second}, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +35,7 @@ func TestCheckpointsKeepTheWriterWALBounded(t *testing.T) {
 	w := openWriter(t, path)
 	ctx := context.Background()
 	// An interval the test never reaches: it checkpoints explicitly.
-	c, err := sqlitewal.Start("file:"+path, time.Hour, func(err error) { t.Error(err) })
+	c, err := sqlite.StartCheckpointer(path, 0, time.Hour, func(err error) { t.Error(err) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +76,7 @@ func TestCheckpointsKeepTheWriterWALBounded(t *testing.T) {
 }
 
 func TestStartRefusesANegativeInterval(t *testing.T) {
-	if _, err := sqlitewal.Start("file:"+filepath.Join(t.TempDir(), "x.db"), -time.Second, nil); err == nil {
+	if _, err := sqlite.StartCheckpointer(filepath.Join(t.TempDir(), "x.db"), 0, -time.Second, nil); err == nil {
 		t.Fatal("negative interval accepted")
 	}
 }
@@ -88,7 +86,7 @@ func TestKickCheckpoints(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "db.sqlite")
 	w := openWriter(t, path)
 	ctx := context.Background()
-	c, err := sqlitewal.Start("file:"+path, 0, func(err error) { t.Error(err) })
+	c, err := sqlite.StartCheckpointer(path, 0, 0, func(err error) { t.Error(err) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +122,7 @@ func TestKickCheckpoints(t *testing.T) {
 func TestTheWALStaysBoundedUnderSustainedWrites(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "db.sqlite")
 	w := openWriter(t, path)
-	c, err := sqlitewal.Start("file:"+path+"?_pragma=busy_timeout(5000)", 5*time.Millisecond, func(err error) { t.Error(err) })
+	c, err := sqlite.StartCheckpointer(path, 5*time.Second, 5*time.Millisecond, func(err error) { t.Error(err) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +134,7 @@ func TestTheWALStaysBoundedUnderSustainedWrites(t *testing.T) {
 	// never started over would end at twice the size allowed below. The
 	// allowance leaves the checkpointer, polling off the writer's path, a
 	// late start on a busy machine.
-	const total = 6 * sqlitewal.RestartFrames
+	const total = 6 * sqlite.RestartFrames
 	var largest int64
 	written := 0
 	for written < total {
@@ -157,7 +155,7 @@ func TestTheWALStaysBoundedUnderSustainedWrites(t *testing.T) {
 			largest = max(largest, info.Size())
 		}
 	}
-	if bound := int64(3 * sqlitewal.RestartFrames * pageSize); largest > bound {
+	if bound := int64(3 * sqlite.RestartFrames * pageSize); largest > bound {
 		t.Fatalf("the WAL grew to %d bytes while %d pages were written, want it to start over below %d", largest, total, bound)
 	}
 	var n int
