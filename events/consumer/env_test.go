@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/icpservice/icp/api/auth"
+	"github.com/icpservice/icp/bus"
 	"github.com/icpservice/icp/commands"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/consumer"
@@ -59,7 +60,7 @@ func newEnv(t testing.TB) *env {
 	if e.js, err = jetstream.New(e.nc); err != nil {
 		t.Fatal(err)
 	}
-	if err := relay.EnsureStreams(context.Background(), e.nc, relay.StreamConfig{}); err != nil {
+	if err := bus.EnsureStreams(context.Background(), e.nc, bus.StreamConfig{}); err != nil {
 		t.Fatal(err)
 	}
 	r, err := relay.New(relay.Config{Store: store, Conn: e.connect("relay"), InstanceID: "relay-" + uuid.NewString()[:8],

@@ -65,16 +65,7 @@ func (d decoder) decode(rec events.Recorded) (any, error) {
 // checkPayloadID refuses a payload that names another ICP than the stream it
 // was recorded in.
 func checkPayloadID(rec events.Recorded, payload any) error {
-	var id string
-	switch p := payload.(type) {
-	case events.ICPCreatedV1:
-		id = p.ICP.ID
-	case events.ICPUpdatedV1:
-		id = p.ID
-	case events.ICPDeletedV1:
-		id = p.ID
-	}
-	if id != rec.ICPID() {
+	if id := events.PayloadICPID(payload); id != rec.ICPID() {
 		return fmt.Errorf("%w: payload names ICP %q in stream %s", events.ErrCorrupt, id, rec.StreamID)
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 
+	"github.com/icpservice/icp/bus"
 	"github.com/icpservice/icp/events"
 )
 
@@ -23,7 +24,7 @@ import (
 // 3,900 events/s for one acknowledged watermill publish at a time on that
 // same run.
 func BenchmarkRelayPublish(b *testing.B) {
-	e := newEnv(b, StreamConfig{})
+	e := newEnv(b, bus.StreamConfig{})
 	ctx := context.Background()
 	const perAppend = 500
 	data, _ := json.Marshal(map[string]any{"name": "bench", "pad": strings.Repeat("x", 500)})

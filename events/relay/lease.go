@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/icpservice/icp/bus"
 )
 
 // errLeaseLost ends a relay session: another relay holds the lease, or this
@@ -40,19 +42,10 @@ type lease struct {
 	validUntil time.Time
 }
 
-// openLease creates or updates the lease bucket, with the streams' replica
-// count: on a NATS cluster the lease must survive the loss of a server as
-// the streams do. Every relay sharing the bucket should use the same TTL
-// and replicas: the last one to start sets them.
+// openLease creates or updates the lease bucket (bus.LeaseBucket: the TTL is
+// the bucket's, the replicas the streams').
 func openLease(ctx context.Context, js jetstream.JetStream, bucket, instanceID string, ttl, timeout time.Duration, replicas int) (*lease, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      bucket,
-		Description: "the active event relay (one key, expires TTL after the holder's last renewal)",
-		History:     1,
-		TTL:         ttl,
-		Storage:     jetstream.FileStorage,
-		Replicas:    replicas,
-	})
+	kv, err := js.CreateOrUpdateKeyValue(ctx, bus.LeaseBucket(bucket, ttl, replicas))
 	if err != nil {
 		return nil, fmt.Errorf("lease bucket %s: %w", bucket, err)
 	}
