@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/icpservice/icp/bus"
@@ -158,4 +159,29 @@ func (l *lease) release(ctx context.Context) error {
 		return fmt.Errorf("release lease: %w", err)
 	}
 	return nil
+}
+
+// LeaseHolder returns the instance id of the relay holding the lease in
+// bucket, or "" when none does (no bucket, or no live key): for an operator's
+// tool that must not act while a relay publishes.
+func LeaseHolder(ctx context.Context, nc *nats.Conn, bucket string) (string, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return "", err
+	}
+	kv, err := js.KeyValue(ctx, bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("relay lease bucket: %w", err)
+	}
+	e, err := kv.Get(ctx, LeaseKey)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("relay lease: %w", err)
+	}
+	return string(e.Value()), nil
 }
