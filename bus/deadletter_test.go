@@ -6,16 +6,16 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/icpservice/icp/events"
 )
 
-// A dead letter keeps the original's body and headers (less JetStream's and
-// any dead-letter header a forger put on it), adds the one schema, is stored
-// once however often it is written, and goes back onto ICP_REPLAY without
-// the dead-letter headers.
-func TestDeadLetterSchemaIsOneAndStoredOnce(t *testing.T) {
-	_, js := newBus(t)
+// deadLetterTwice writes the dead letter of one message twice, as a
+// consumer that died before acknowledging the original does, and returns
+// the original and every dead letter the projector's durable then has.
+func deadLetterTwice(t *testing.T, js jetstream.JetStream, reason string) (Original, []DeadLetter) {
+	t.Helper()
 	ctx := context.Background()
 	if err := EnsureDLQStream(ctx, js); err != nil {
 		t.Fatal(err)
@@ -29,17 +29,24 @@ func TestDeadLetterSchemaIsOneAndStoredOnce(t *testing.T) {
 	o := Original{Header: h, Data: []byte(`{"x":1}`), Subject: events.Subject(events.TypeICPCreated),
 		Stream: events.BusStream, StreamSeq: 42, Deliveries: 3}
 	d := NewDeadLetterer(js, "projector", events.DLQByProjector)
-	reason := "first line\r\nsecond line " + strings.Repeat("é", 1000)
 	for range 2 {
 		if err := d.Publish(ctx, o, reason); err != nil {
 			t.Fatal(err)
 		}
 	}
-
 	var got []DeadLetter
 	if err := EachDeadLetter(ctx, js, "projector", 0, func(dl DeadLetter) error { got = append(got, dl); return nil }); err != nil {
 		t.Fatal(err)
 	}
+	return o, got
+}
+
+// A dead letter keeps the original's body and headers (less JetStream's and
+// any dead-letter header a forger put on it), adds the one schema, and is
+// stored once however often it is written.
+func TestDeadLetterSchemaIsOneAndStoredOnce(t *testing.T) {
+	_, js := newBus(t)
+	o, got := deadLetterTwice(t, js, "first line\r\nsecond line "+strings.Repeat("é", 1000))
 	if len(got) != 1 {
 		t.Fatalf("%d dead letters, want 1 (the second write has the same id)", len(got))
 	}
@@ -60,8 +67,18 @@ func TestDeadLetterSchemaIsOneAndStoredOnce(t *testing.T) {
 	if len(dl.Header.Values(events.HeaderDLQReason)) != 1 || dl.By() != events.DLQByProjector || string(dl.Data) != `{"x":1}` {
 		t.Errorf("dead letter %v %q: want the projector's one reason and the original body", dl.Header, dl.Data)
 	}
+}
 
-	m, id, err := RedriveMsg(dl)
+// A re-driven dead letter goes back onto ICP_REPLAY without the dead-letter
+// and JetStream headers, and once removed it is gone.
+func TestRedriveAndRemoveOfADeadLetter(t *testing.T) {
+	_, js := newBus(t)
+	ctx := context.Background()
+	_, got := deadLetterTwice(t, js, "bad")
+	if len(got) != 1 {
+		t.Fatalf("%d dead letters, want 1", len(got))
+	}
+	m, id, err := RedriveMsg(got[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +86,7 @@ func TestDeadLetterSchemaIsOneAndStoredOnce(t *testing.T) {
 		m.Header.Get(events.HeaderDLQReason) != "" || m.Header.Get(nats.MsgIdHdr) != "" || m.Header.Get(events.HeaderID) != "ev-1" {
 		t.Errorf("re-drive %s %q %v", m.Subject, id, m.Header)
 	}
-	if err := RemoveDeadLetter(ctx, js, dl); err != nil {
+	if err := RemoveDeadLetter(ctx, js, got[0]); err != nil {
 		t.Fatal(err)
 	}
 	n := 0
