@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/icpservice/icp/bus"
 	"github.com/icpservice/icp/commands"
 	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
@@ -165,7 +166,7 @@ func TestEachRoleDoesItsWorkAndNothingElse(t *testing.T) {
 
 	// The relay: creates the streams and the lease bucket, publishes.
 	relayConn := connectAs(t, url, "relay")
-	if err := relay.EnsureStreams(ctx, relayConn.Conn, relay.StreamConfig{}); err != nil {
+	if err := bus.EnsureStreams(ctx, relayConn.Conn, bus.StreamConfig{}); err != nil {
 		t.Fatalf("the relay user cannot create the streams: %v", err)
 	}
 	r, err := relay.New(relay.Config{Store: store, Conn: relayConn.Conn, Logger: log, InstanceID: "relay-" + uuid.NewString()[:8]})

@@ -5,14 +5,15 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/icpservice/icp/domain"
 )
 
 // The bus topology: one JetStream stream carries every event; dead letters go
 // to a separate stream so that the last message of ICP_EVENTS is always one the
-// relay published (its position header is the relay's resume point).
+// relay published (its position header is the relay's resume point). These
+// are the names; the streams' settings, and the code that creates them, are
+// in package bus.
 const (
 	// BusStream is the JetStream stream that holds published events.
 	BusStream = "ICP_EVENTS"
@@ -38,42 +39,13 @@ const (
 	// RelayDLQStream holds the relay's records of stored events it passed
 	// over without publishing them (foreign events, events too large for
 	// the bus): one message per event, with the reason, never the body. It
-	// is apart from DLQStream because it is bounded (RelayDLQMaxAge,
-	// RelayDLQMaxBytes) while consumers' dead letters are kept.
+	// is apart from DLQStream because it is bounded more tightly than
+	// consumers' dead letters (the settings of both are in package bus).
 	RelayDLQStream = "ICP_RELAY_DLQ"
 	// RelayDLQSubject is the subject of every message on RelayDLQStream.
 	RelayDLQSubject = "icp.relay.dlq"
 	// CloudEventsSource is the ce-source of every published event.
 	CloudEventsSource = "/icp-service"
-)
-
-// Deduplication windows of the streams written by retrying publishers (the
-// window of BusStream is the relay's setting). Each exceeds the wait after
-// which a retry can come: a consumer that crashed between dead-lettering a
-// message and acknowledging it gets the message again after its ack wait
-// (30 s by default) and dead-letters it again under the same Nats-Msg-Id;
-// an operator may run the same republish again minutes later.
-const (
-	DLQDuplicates    = 2 * time.Minute
-	ReplayDuplicates = 2 * time.Minute
-)
-
-// Limits of RelayDLQStream: a record is small (no event body), so these
-// hold hundreds of thousands of them; beyond, the oldest go first.
-const (
-	RelayDLQMaxAge   = 30 * 24 * time.Hour
-	RelayDLQMaxBytes = 64 << 20
-)
-
-// Limits of DLQStream, set by whoever creates it (the relay's stream setup,
-// the projector, a worker built on events/consumer), and given to an
-// existing stream that has none. A dead letter is evidence, not the only copy
-// of anything: every event the projector dead-letters that was ever accepted
-// is in the event store, and a worker's are there too. The oldest dead
-// letters go first when either limit is reached.
-const (
-	DLQMaxAge   = 30 * 24 * time.Hour
-	DLQMaxBytes = 1 << 30
 )
 
 // Message headers (CloudEvents 1.0 binary mode plus ours).

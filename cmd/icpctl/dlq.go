@@ -12,9 +12,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/icpservice/icp/bus"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/projections"
 	"github.com/icpservice/icp/projections/mongomodel"
@@ -59,56 +59,6 @@ func (f *DLQFlags) validate() error {
 	return errors.Join(errs...)
 }
 
-// deadLetter is one message of icp.dlq.<consumer>.
-type deadLetter struct {
-	*jetstream.RawStreamMsg
-}
-
-func (d deadLetter) get(key string) string { return d.Header.Get(key) }
-
-// by is the kind of writer: the header, or for dead letters of earlier
-// releases, which had none, a worker when it named its durable and the
-// projector otherwise.
-func (d deadLetter) by() string {
-	if by := d.get(events.HeaderDLQBy); by != "" {
-		return by
-	}
-	if d.get(events.HeaderDLQConsumer) != "" {
-		return events.DLQByConsumer
-	}
-	return events.DLQByProjector
-}
-
-// eachDeadLetter calls fn with the consumer's dead letters, oldest first,
-// at most limit of them (0: all). Each is read on its own with a direct get
-// by subject: an operator's tool, where one request per message is cheap
-// next to holding a consumer on the stream.
-func eachDeadLetter(ctx context.Context, js jetstream.JetStream, consumer string, limit int, fn func(deadLetter) error) error {
-	s, err := js.Stream(ctx, events.DLQStream)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return nil // nothing was ever dead-lettered
-	}
-	if err != nil {
-		return fmt.Errorf("stream %s: %w", events.DLQStream, err)
-	}
-	subject := events.DLQSubject(consumer)
-	seq := uint64(1)
-	for n := 0; limit <= 0 || n < limit; n++ {
-		m, err := s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
-		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("dead letters of %s after sequence %d: %w", consumer, seq, err)
-		}
-		if err := fn(deadLetter{m}); err != nil {
-			return err
-		}
-		seq = m.Sequence + 1
-	}
-	return nil
-}
-
 // DLQListCmd prints a consumer's dead letters as a table on stdout.
 type DLQListCmd struct {
 	DLQFlags `embed:""`
@@ -136,10 +86,10 @@ func (c *DLQListCmd) Run(g *Globals) error {
 	tw := tabwriter.NewWriter(g.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SEQ\tTIME\tEVENT\tTYPE\tREASON")
 	n := 0
-	err = eachDeadLetter(ctx, js, c.Consumer, c.Limit, func(d deadLetter) error {
+	err = bus.EachDeadLetter(ctx, js, c.Consumer, c.Limit, func(d bus.DeadLetter) error {
 		n++
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", d.Sequence, d.Time.UTC().Format(time.RFC3339), orDash(d.get(events.HeaderID)),
-			orDash(d.get(events.HeaderType)), orDash(d.get(events.HeaderDLQReason)))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", d.Sequence, d.Time.UTC().Format(time.RFC3339), orDash(d.Get(events.HeaderID)),
+			orDash(d.Get(events.HeaderType)), orDash(d.Get(events.HeaderDLQReason)))
 		return nil
 	})
 	if ferr := tw.Flush(); err == nil {
@@ -193,9 +143,9 @@ func (c *DLQRedriveCmd) Run(g *Globals) error {
 	r := redriver{cmd: c, g: g, js: js}
 	defer r.close()
 
-	var todo []deadLetter
-	if err := eachDeadLetter(ctx, js, c.Consumer, 0, func(d deadLetter) error {
-		if c.ID == "" || d.get(events.HeaderID) == c.ID {
+	var todo []bus.DeadLetter
+	if err := bus.EachDeadLetter(ctx, js, c.Consumer, 0, func(d bus.DeadLetter) error {
+		if c.ID == "" || d.Get(events.HeaderID) == c.ID {
 			todo = append(todo, d)
 		}
 		return nil
@@ -213,10 +163,10 @@ func (c *DLQRedriveCmd) Run(g *Globals) error {
 		}
 		if err != nil {
 			kept++
-			fmt.Fprintf(g.Stdout, "kept %d %s: %v\n", d.Sequence, orDash(d.get(events.HeaderID)), err)
+			fmt.Fprintf(g.Stdout, "kept %d %s: %v\n", d.Sequence, orDash(d.Get(events.HeaderID)), err)
 			continue
 		}
-		fmt.Fprintf(g.Stdout, "redriven %d %s: %s\n", d.Sequence, orDash(d.get(events.HeaderID)), how)
+		fmt.Fprintf(g.Stdout, "redriven %d %s: %s\n", d.Sequence, orDash(d.Get(events.HeaderID)), how)
 	}
 	fmt.Fprintf(g.Stderr, "dlq: %d of %d dead letters of %s re-driven and removed\n", len(todo)-kept, len(todo), c.Consumer)
 	if kept > 0 {
@@ -244,8 +194,8 @@ func (r *redriver) close() {
 	}
 }
 
-func (r *redriver) redrive(ctx context.Context, d deadLetter) (string, error) {
-	switch by := d.by(); by {
+func (r *redriver) redrive(ctx context.Context, d bus.DeadLetter) (string, error) {
+	switch by := d.By(); by {
 	case events.DLQByProjector:
 		return r.reapply(ctx, d)
 	case events.DLQByConsumer:
@@ -256,20 +206,20 @@ func (r *redriver) redrive(ctx context.Context, d deadLetter) (string, error) {
 }
 
 // reapply re-drives a projector's dead letter from the event store.
-func (r *redriver) reapply(ctx context.Context, d deadLetter) (string, error) {
-	stream := d.get(events.HeaderStream)
-	if stream == "" && d.get(events.HeaderSubject) != "" {
-		stream = events.StreamID(d.get(events.HeaderSubject))
+func (r *redriver) reapply(ctx context.Context, d bus.DeadLetter) (string, error) {
+	stream := d.Get(events.HeaderStream)
+	if stream == "" && d.Get(events.HeaderSubject) != "" {
+		stream = events.StreamID(d.Get(events.HeaderSubject))
 	}
-	version, err := strconv.ParseUint(d.get(events.HeaderICPVersion), 10, 64)
-	if err != nil || stream == "" || d.get(events.HeaderID) == "" {
+	version, err := strconv.ParseUint(d.Get(events.HeaderICPVersion), 10, 64)
+	if err != nil || stream == "" || d.Get(events.HeaderID) == "" {
 		return "", fmt.Errorf("%w: the dead letter names no event (id %q, stream %q, version %q)",
-			projector.ErrNotStored, d.get(events.HeaderID), stream, d.get(events.HeaderICPVersion))
+			projector.ErrNotStored, d.Get(events.HeaderID), stream, d.Get(events.HeaderICPVersion))
 	}
 	if err := r.openStores(ctx); err != nil {
 		return "", err
 	}
-	n, err := projector.Reapply(ctx, r.store, r.rm, stream, version, d.get(events.HeaderID))
+	n, err := projector.Reapply(ctx, r.store, r.rm, stream, version, d.Get(events.HeaderID))
 	if err != nil {
 		return "", err
 	}
@@ -305,53 +255,33 @@ func (r *redriver) openStores(ctx context.Context) error {
 	return nil
 }
 
-// republish re-drives a worker's dead letter onto ICP_REPLAY.
-func (r *redriver) republish(ctx context.Context, d deadLetter) (string, error) {
-	subject := d.get(events.HeaderDLQSubject)
-	switch {
-	case strings.HasPrefix(subject, events.ReplaySubjectPrefix):
-	case strings.HasPrefix(subject, events.BusSubjectPrefix):
-		subject = events.ReplaySubjectPrefix + strings.TrimPrefix(subject, events.BusSubjectPrefix)
-	default:
-		return "", fmt.Errorf("original subject %q is not an event subject", subject)
-	}
-	if err := ensureReplayExists(ctx, r.js); err != nil {
+// republish re-drives a worker's dead letter onto ICP_REPLAY
+// (bus.RedriveMsg), creating the stream as icpctl republish does when it
+// does not exist; an existing one keeps its limits.
+func (r *redriver) republish(ctx context.Context, d bus.DeadLetter) (string, error) {
+	m, id, err := bus.RedriveMsg(d)
+	if err != nil {
 		return "", err
 	}
-	m := nats.NewMsg(subject)
-	for k, vs := range d.Header {
-		if strings.HasPrefix(k, "icp-dlq-") || strings.HasPrefix(k, "Nats-") {
-			continue
+	if _, err := r.js.Stream(ctx, events.ReplayStream); errors.Is(err, jetstream.ErrStreamNotFound) {
+		err = bus.EnsureReplayStream(ctx, r.js, bus.DefaultReplayMaxAge)
+		if err != nil {
+			return "", err
 		}
-		m.Header[k] = vs
+	} else if err != nil {
+		return "", err
 	}
-	m.Data = d.Data
 	pctx, cancel := context.WithTimeout(ctx, r.cmd.Timeout)
 	defer cancel()
-	id := "redrive-" + events.DLQStream + "-" + strconv.FormatUint(d.Sequence, 10)
 	if _, err := r.js.PublishMsg(pctx, m, jetstream.WithMsgID(id), jetstream.WithExpectStream(events.ReplayStream)); err != nil {
-		return "", fmt.Errorf("publish on %s: %w", subject, err)
+		return "", fmt.Errorf("publish on %s: %w", m.Subject, err)
 	}
-	return "published again on " + subject + " (" + events.ReplayStream + ")", nil
-}
-
-// ensureReplayExists creates ICP_REPLAY as icpctl republish does when it
-// does not exist; an existing one keeps its limits.
-func ensureReplayExists(ctx context.Context, js jetstream.JetStream) error {
-	_, err := js.Stream(ctx, events.ReplayStream)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return ensureReplayStream(ctx, js, 7*24*time.Hour)
-	}
-	return err
+	return "published again on " + m.Subject + " (" + events.ReplayStream + ")", nil
 }
 
 // remove deletes the re-driven dead letter.
-func (r *redriver) remove(ctx context.Context, d deadLetter) error {
-	s, err := r.js.Stream(ctx, events.DLQStream)
-	if err != nil {
-		return fmt.Errorf("re-driven, but not removed: %w", err)
-	}
-	if err := s.DeleteMsg(ctx, d.Sequence); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+func (r *redriver) remove(ctx context.Context, d bus.DeadLetter) error {
+	if err := bus.RemoveDeadLetter(ctx, r.js, d); err != nil {
 		return fmt.Errorf("re-driven, but not removed: %w", err)
 	}
 	return nil

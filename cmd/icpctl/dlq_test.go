@@ -12,10 +12,10 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 
+	"github.com/icpservice/icp/bus"
 	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/consumer"
-	"github.com/icpservice/icp/events/relay"
 	"github.com/icpservice/icp/events/sqlitestore"
 	"github.com/icpservice/icp/internal/natsauth"
 	"github.com/icpservice/icp/internal/natsserver"
@@ -55,7 +55,7 @@ func deadLetterSetup(t *testing.T, dir string) ([]events.Recorded, string) {
 	srv, nc := startDataDirBus(t, dir)
 	defer srv.Shutdown()
 	defer nc.Close()
-	if err := relay.EnsureStreams(ctx, nc, relay.StreamConfig{}); err != nil {
+	if err := bus.EnsureStreams(ctx, nc, bus.StreamConfig{}); err != nil {
 		t.Fatal(err)
 	}
 	publish := func(r events.Recorded) {

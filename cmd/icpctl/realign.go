@@ -94,7 +94,7 @@ func (c *RealignCmd) Run(g *Globals) error {
 	case !c.Force:
 		return errors.New("the bus and the event store agree: nothing to realign (--force purges " + events.BusStream + " all the same)")
 	}
-	if holder, err := leaseHolder(ctx, nc); err != nil {
+	if holder, err := relay.LeaseHolder(ctx, nc, relay.DefaultLeaseBucket); err != nil {
 		return err
 	} else if holder != "" && !c.Force {
 		return fmt.Errorf("relay %q holds the lease: stop every relay (icpd with the relay role) first, or wait %s after it stopped", holder, relay.DefaultLeaseTTL)
@@ -159,30 +159,6 @@ func refuseWhileServing(dataDir string) error {
 		}
 	}
 	return nil
-}
-
-// leaseHolder returns the instance id of the relay holding the lease in
-// the default lease bucket, or "" when none does.
-func leaseHolder(ctx context.Context, nc *nats.Conn) (string, error) {
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return "", err
-	}
-	kv, err := js.KeyValue(ctx, relay.DefaultLeaseBucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("relay lease bucket: %w", err)
-	}
-	e, err := kv.Get(ctx, relay.LeaseKey)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return "", nil
-	}
-	if err != nil {
-		return "", fmt.Errorf("relay lease: %w", err)
-	}
-	return string(e.Value()), nil
 }
 
 // defaultMaxStates is RebuildCmd's --max-states default, for the rebuilds

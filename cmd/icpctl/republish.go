@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/icpservice/icp/bus"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/internal/natsauth"
 	"github.com/icpservice/icp/internal/natsserver"
@@ -79,8 +80,8 @@ func (c *RepublishCmd) Validate() error {
 	if c.ToPosition != 0 && c.ToPosition < c.FromPosition {
 		errs = append(errs, fmt.Errorf("--to-position %d is before --from-position %d", c.ToPosition, c.FromPosition))
 	}
-	if c.MaxAge < events.ReplayDuplicates {
-		errs = append(errs, fmt.Errorf("--replay-max-age %s: want at least the deduplication window, %s", c.MaxAge, events.ReplayDuplicates))
+	if c.MaxAge < bus.ReplayDuplicates {
+		errs = append(errs, fmt.Errorf("--replay-max-age %s: want at least the deduplication window, %s", c.MaxAge, bus.ReplayDuplicates))
 	}
 	if c.Timeout <= 0 {
 		errs = append(errs, fmt.Errorf("--timeout %s: want > 0", c.Timeout))
@@ -124,18 +125,31 @@ func (c *RepublishCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
-	if err := ensureReplayStream(ctx, js, c.MaxAge); err != nil {
+	if err := bus.EnsureReplayStream(ctx, js, c.MaxAge); err != nil {
 		return err
 	}
+	n, stored, err := c.publishRange(ctx, g, js, st, to)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(g.Stdout, "republished %d events (positions %d to %d) to %s on %s<EventType>: %d stored, %d already held there (same Nats-Msg-Id within its %s window)\n",
+		n, c.FromPosition, to, ReplayStream, ReplaySubjectPrefix, stored, n-stored, bus.ReplayDuplicates)
+	return nil
+}
 
+// publishRange publishes the stored events from --from-position to to, in
+// store order, and returns how many it published and how many of those
+// JetStream stored (the others it held already). An error names the
+// position to rerun from.
+func (c *RepublishCmd) publishRange(ctx context.Context, g *Globals, js jetstream.JetStream, st events.Store, to uint64) (n, stored uint64, err error) {
 	p := newProgress(g.Stderr, c.Progress, "republish", "events")
+	defer p.done()
 	start := time.Now()
-	var n, stored, dup uint64
 	after := c.FromPosition - 1
 	for after < to {
 		recs, err := st.ReadAll(ctx, after, 1024)
 		if err != nil {
-			return fmt.Errorf("read the events after position %d: %w", after, err)
+			return n, stored, fmt.Errorf("read the events after position %d: %w", after, err)
 		}
 		if len(recs) == 0 {
 			break
@@ -147,24 +161,18 @@ func (c *RepublishCmd) Run(g *Globals) error {
 			}
 			isDup, err := c.publish(ctx, js, r)
 			if err != nil {
-				p.done()
-				return fmt.Errorf("event %s at position %d: %w (positions %d to %d are published; rerun with --from-position %d)",
+				return n, stored, fmt.Errorf("event %s at position %d: %w (positions %d to %d are published; rerun with --from-position %d)",
 					r.ID, r.Position, err, c.FromPosition, after, r.Position)
 			}
 			n++
-			if isDup {
-				dup++
-			} else {
+			if !isDup {
 				stored++
 			}
 			after = r.Position
 		}
 		p.update("publish", after, to, n, time.Since(start))
 	}
-	p.done()
-	fmt.Fprintf(g.Stdout, "republished %d events (positions %d to %d) to %s on %s<EventType>: %d stored, %d already held there (same Nats-Msg-Id within its %s window)\n",
-		n, c.FromPosition, to, ReplayStream, ReplaySubjectPrefix, stored, dup, events.ReplayDuplicates)
-	return nil
+	return n, stored, nil
 }
 
 // publish sends one event and waits for JetStream's acknowledgement,
@@ -176,11 +184,7 @@ func (c *RepublishCmd) Run(g *Globals) error {
 // and watermill's publisher does not return it. One publish at a time keeps
 // store order on the stream whatever fails.
 func (c *RepublishCmd) publish(ctx context.Context, js jetstream.JetStream, r events.Recorded) (bool, error) {
-	msg := nats.NewMsg(ReplaySubjectPrefix + r.Type)
-	for k, v := range events.Headers(r) {
-		msg.Header.Set(k, v)
-	}
-	msg.Data = r.Data
+	msg := bus.ReplayMsg(r)
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval = 100 * time.Millisecond
 	bo.MaxInterval = 2 * time.Second
@@ -197,24 +201,6 @@ func (c *RepublishCmd) publish(ctx context.Context, js jetstream.JetStream, r ev
 		}
 		return ack.Duplicate, nil
 	}, backoff.WithBackOff(bo), backoff.WithMaxTries(6))
-}
-
-// ensureReplayStream creates ICP_REPLAY, or updates its limits.
-func ensureReplayStream(ctx context.Context, js jetstream.JetStream, maxAge time.Duration) error {
-	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        ReplayStream,
-		Description: "ICP events published again by icpctl republish, for downstream consumers that lost data",
-		Subjects:    []string{ReplaySubjects},
-		Storage:     jetstream.FileStorage,
-		Retention:   jetstream.LimitsPolicy,
-		Discard:     jetstream.DiscardOld,
-		Duplicates:  events.ReplayDuplicates,
-		MaxAge:      maxAge,
-	})
-	if err != nil {
-		return fmt.Errorf("stream %s: %w", ReplayStream, err)
-	}
-	return nil
 }
 
 // connect returns a connection to the bus: --nats, icpd's embedded server

@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 
+	"github.com/icpservice/icp/bus"
 	"github.com/icpservice/icp/commands"
 	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events/relay"
@@ -64,7 +65,7 @@ func TestLogsWhatItWouldSourceForEachNewICP(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	if err := relay.EnsureStreams(ctx, nc, relay.StreamConfig{}); err != nil {
+	if err := bus.EnsureStreams(ctx, nc, bus.StreamConfig{}); err != nil {
 		t.Fatal(err)
 	}
 	r, err := relay.New(relay.Config{Store: store, Conn: nc, InstanceID: "relay-" + uuid.NewString()[:8]})

@@ -55,6 +55,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/icpservice/icp/bus"
 	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 )
@@ -62,11 +63,10 @@ import (
 // Consumer consumes ICP events for one durable. Create it with New, register
 // handlers with OnCreated, OnUpdated and OnDeleted, then call Run.
 type Consumer struct {
-	cfg        Config
-	src        source
-	log        *slog.Logger
-	dlqSubject string
-	dec        decoder
+	cfg Config
+	src source
+	log *slog.Logger
+	dec decoder
 
 	mu       sync.Mutex
 	handlers map[string]dispatch
@@ -76,7 +76,7 @@ type Consumer struct {
 	created  bool
 	startSeq uint64
 
-	dlq    message.Publisher
+	dlq    *bus.DeadLetterer
 	stats  counters
 	tracer trace.Tracer
 
@@ -122,13 +122,12 @@ func New(cfg Config) (*Consumer, error) {
 	cfg = cfg.withDefaults()
 	src := sourceOf(cfg)
 	return &Consumer{
-		cfg:        cfg,
-		src:        src,
-		log:        cfg.Logger.With("component", "consumer", "durable", cfg.Durable, "stream", src.stream),
-		dlqSubject: events.DLQSubject(cfg.Durable),
-		dec:        newDecoder(),
-		handlers:   map[string]dispatch{},
-		tracer:     otel.GetTracerProvider().Tracer("github.com/icpservice/icp/events/consumer"),
+		cfg:      cfg,
+		src:      src,
+		log:      cfg.Logger.With("component", "consumer", "durable", cfg.Durable, "stream", src.stream),
+		dec:      newDecoder(),
+		handlers: map[string]dispatch{},
+		tracer:   otel.GetTracerProvider().Tracer("github.com/icpservice/icp/events/consumer"),
 	}, nil
 }
 
@@ -189,21 +188,13 @@ func (c *Consumer) Ready() bool {
 // Run consumes until ctx ends, then stops gracefully: no new message is
 // taken, the handlers in flight finish and their messages are acknowledged
 // (within ShutdownTimeout), and Run returns nil. While the stream (ICP_EVENTS,
-// or ICP_REPLAY with Config.Replay) does not exist yet Run waits for it. Run returns an error when no handler is
-// registered, when the setup fails, or when the connection is closed for
-// good. Run may be called once.
+// or ICP_REPLAY with Config.Replay) does not exist yet Run waits for it. Run
+// returns an error when no handler is registered, when the setup fails, or
+// when the connection is closed for good. Run may be called once.
 func (c *Consumer) Run(ctx context.Context) error {
-	c.mu.Lock()
-	n := len(c.handlers)
-	again := c.started.Swap(true)
-	c.mu.Unlock()
-	if again {
-		return errors.New("consumer: Run called twice")
+	if err := c.start(); err != nil {
+		return err
 	}
-	if n == 0 {
-		return errors.New("consumer: no handler registered (OnCreated, OnUpdated, OnDeleted)")
-	}
-
 	closed := make(chan struct{})
 	nc, err := c.connect(func(*nats.Conn) { close(closed) })
 	if err != nil {
@@ -211,133 +202,35 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	c.conn.Store(nc)
 	defer nc.Close()
-
-	// These calls are JetStream requests on the consuming connection: they
-	// also open its response subscription, which a drain keeps open, so that
-	// the acknowledgements and dead-letter publishes made while draining
-	// still get their answers.
-	js, err := nc.JetStream()
-	if err != nil {
-		return fmt.Errorf("consumer: %w", err)
-	}
-	if err := c.waitForBusStream(ctx, js); err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
+	if ok, err := c.setUp(ctx, nc); !ok {
 		return err
 	}
-	if err := ensureDLQStream(ctx, js); err != nil {
+	router, err := c.newRouter(nc)
+	if err != nil {
 		return err
 	}
-	if err := c.ensureConsumer(ctx, js); err != nil {
-		return err
-	}
-
-	wlog := &quietLogger{
-		LoggerAdapter: watermill.NewSlogLoggerWithLevelMapping(c.log, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug}),
-		quiet:         &c.stopping,
-	}
-	// The dead-letter copy's message id is derived from the original's
-	// stream sequence: a message dead-lettered twice (the process died
-	// before the original's ack) is stored once. The publisher is never
-	// closed: its Close would close the consuming connection early.
-	c.dlq, err = wmnats.NewPublisherWithNatsConn(nc, wmnats.PublisherPublishConfig{
-		Marshaler:         &wmnats.NATSMarshaler{},
-		SubjectCalculator: wmnats.DefaultSubjectCalculator,
-		JetStream: wmnats.JetStreamConfig{
-			TrackMsgId:     true,
-			PublishOptions: []nats.PubOpt{nats.ExpectStream(events.DLQStream)},
-		},
-	}, wlog)
-	if err != nil {
-		return fmt.Errorf("consumer: dead-letter publisher: %w", err)
-	}
-	sub, err := wmnats.NewSubscriberWithNatsConn(nc, wmnats.SubscriberSubscriptionConfig{
-		Unmarshaler:      unmarshaler{},
-		SubscribersCount: c.cfg.Concurrency,
-		AckWaitTimeout:   c.cfg.AckWait,
-		CloseTimeout:     c.cfg.ShutdownTimeout,
-		NakDelay:         backoff{first: c.cfg.RetryDelay, max: c.cfg.MaxRetryDelay},
-		QueueGroupPrefix: c.cfg.Durable,
-		JetStream: wmnats.JetStreamConfig{
-			DurablePrefix: c.cfg.Durable,
-			// Acknowledge synchronously: a handler's event counts as done
-			// only once JetStream confirmed it, so a restart never calls a
-			// handler again for an event whose ack was confirmed.
-			AckAsync: false,
-			SubscribeOptions: []nats.SubOpt{
-				// Bind to the durable ensureConsumer made: a consumer the
-				// client creates itself is deleted when the subscription is
-				// drained, which would restart it from the first message.
-				nats.Bind(c.src.stream, c.cfg.Durable),
-				nats.ManualAck(),
-			},
-		},
-	}, wlog)
-	if err != nil {
-		return fmt.Errorf("consumer: subscriber: %w", err)
-	}
-	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: c.cfg.ShutdownTimeout}, wlog)
-	if err != nil {
-		return fmt.Errorf("consumer: router: %w", err)
-	}
-	router.AddConsumerHandler("icp-"+c.cfg.Durable, c.src.subjects, sub, c.handle)
 
 	// The router runs on its own context: cancelling it would abandon the
 	// messages in flight before their acks. Shutdown drains the connection
-	// instead (below).
+	// instead (see drain).
 	runCtx, cancelRun := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelRun()
 	routerDone := make(chan error, 1)
 	go func() { routerDone <- router.Run(runCtx) }()
-
-	var runErr error
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
-	watchDone := make(chan struct{})
-	watching := false
-	select {
-	case <-router.Running():
-		c.ready.Store(true)
-		c.log.Info("consumer: consuming", "concurrency", c.cfg.Concurrency)
+	var watching sync.WaitGroup
+	runErr := c.consume(ctx, router, routerDone, closed, func() {
 		if !c.cfg.Replay {
-			watching = true
-			go func() {
-				defer close(watchDone)
-				c.watchMissed(watchCtx, nc)
-			}()
+			watching.Go(func() { c.watchMissed(watchCtx, nc) })
 		}
-		select {
-		case <-ctx.Done():
-		case <-closed:
-			runErr = errors.New("consumer: NATS connection closed")
-		case err := <-routerDone:
-			routerDone <- err
-			runErr = fmt.Errorf("consumer: router stopped: %v", err)
-		}
-	case <-ctx.Done():
-	case err := <-routerDone:
-		routerDone <- err
-		runErr = fmt.Errorf("consumer: router did not start: %v", err)
-	}
+	})
 
-	// Graceful stop: draining the connection stops deliveries, runs every
-	// message already delivered through its handler and acknowledges it,
-	// then closes the connection.
 	c.ready.Store(false)
 	c.stopping.Store(true)
 	stopWatch()
-	if watching {
-		<-watchDone
-	}
-	if err := nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-		c.log.Warn("consumer: drain", "err", err)
-	}
-	select {
-	case <-closed:
-	case <-time.After(c.cfg.ShutdownTimeout + time.Second):
-		c.log.Warn("consumer: drain did not finish in time; unacknowledged messages will be delivered again")
-	}
+	watching.Wait()
+	c.drain(nc, closed)
 	if err := router.Close(); err != nil {
 		c.log.Debug("consumer: router close", "err", err)
 	}
@@ -348,6 +241,104 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	c.log.Info("consumer: stopped", "stats", fmt.Sprintf("%+v", c.Stats()))
 	return runErr
+}
+
+// start refuses a second Run, and a Run with no handler registered.
+func (c *Consumer) start() error {
+	c.mu.Lock()
+	n := len(c.handlers)
+	again := c.started.Swap(true)
+	c.mu.Unlock()
+	if again {
+		return errors.New("consumer: Run called twice")
+	}
+	if n == 0 {
+		return errors.New("consumer: no handler registered (OnCreated, OnUpdated, OnDeleted)")
+	}
+	return nil
+}
+
+// newRouter builds the watermill router that feeds handle from the durable
+// setUp made, bound to it on the consuming connection.
+func (c *Consumer) newRouter(nc *nats.Conn) (*message.Router, error) {
+	wlog := &quietLogger{
+		LoggerAdapter: watermill.NewSlogLoggerWithLevelMapping(c.log, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug}),
+		quiet:         &c.stopping,
+	}
+	nak := bus.Backoff{First: c.cfg.RetryDelay, Max: c.cfg.MaxRetryDelay}
+	sub, err := wmnats.NewSubscriberWithNatsConn(nc, wmnats.SubscriberSubscriptionConfig{
+		Unmarshaler:      unmarshaler{},
+		SubscribersCount: c.cfg.Concurrency,
+		AckWaitTimeout:   c.cfg.AckWait,
+		CloseTimeout:     c.cfg.ShutdownTimeout,
+		NakDelay:         wmnats.Delay(nak),
+		QueueGroupPrefix: c.cfg.Durable,
+		JetStream: wmnats.JetStreamConfig{
+			DurablePrefix: c.cfg.Durable,
+			// Acknowledge synchronously: a handler's event counts as done
+			// only once JetStream confirmed it, so a restart never calls a
+			// handler again for an event whose ack was confirmed.
+			AckAsync: false,
+			SubscribeOptions: []nats.SubOpt{
+				// Bind to the durable setUp made: a consumer the client
+				// creates itself is deleted when the subscription is
+				// drained, which would restart it from the first message.
+				nats.Bind(c.src.stream, c.cfg.Durable),
+				nats.ManualAck(),
+			},
+		},
+	}, wlog)
+	if err != nil {
+		return nil, fmt.Errorf("consumer: subscriber: %w", err)
+	}
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: c.cfg.ShutdownTimeout}, wlog)
+	if err != nil {
+		return nil, fmt.Errorf("consumer: router: %w", err)
+	}
+	router.AddConsumerHandler("icp-"+c.cfg.Durable, c.src.subjects, sub, c.handle)
+	return router, nil
+}
+
+// consume waits for the router to run, calls started, and then waits until
+// ctx ends (nil), the connection is closed, or the router stops (an error).
+func (c *Consumer) consume(ctx context.Context, router *message.Router, routerDone chan error, closed <-chan struct{}, started func()) error {
+	select {
+	case <-router.Running():
+	case <-ctx.Done():
+		return nil
+	case err := <-routerDone:
+		routerDone <- err
+		return fmt.Errorf("consumer: router did not start: %v", err)
+	}
+	c.ready.Store(true)
+	c.log.Info("consumer: consuming", "concurrency", c.cfg.Concurrency)
+	started()
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-closed:
+		return errors.New("consumer: NATS connection closed")
+	case err := <-routerDone:
+		routerDone <- err
+		return fmt.Errorf("consumer: router stopped: %v", err)
+	}
+}
+
+// drain is the graceful stop: draining the connection stops deliveries, runs
+// every message already delivered through its handler and acknowledges it
+// (dead letters included), then closes the connection. Messages still
+// unacknowledged after ShutdownTimeout are delivered again later.
+func (c *Consumer) drain(nc *nats.Conn, closed <-chan struct{}) {
+	if err := nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		c.log.Warn("consumer: drain", "err", err)
+	}
+	t := time.NewTimer(c.cfg.ShutdownTimeout + time.Second)
+	defer t.Stop()
+	select {
+	case <-closed:
+	case <-t.C:
+		c.log.Warn("consumer: drain did not finish in time; unacknowledged messages will be delivered again")
+	}
 }
 
 // connect opens the consumer's own connection.

@@ -15,6 +15,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/icpservice/icp/bus"
+	"github.com/icpservice/icp/bus/bustest"
 	"github.com/icpservice/icp/commands"
 	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
@@ -59,7 +61,7 @@ func newEnv(t testing.TB) *env {
 	if e.js, err = jetstream.New(e.nc); err != nil {
 		t.Fatal(err)
 	}
-	if err := relay.EnsureStreams(context.Background(), e.nc, relay.StreamConfig{}); err != nil {
+	if err := bus.EnsureStreams(context.Background(), e.nc, bus.StreamConfig{}); err != nil {
 		t.Fatal(err)
 	}
 	r, err := relay.New(relay.Config{Store: store, Conn: e.connect("relay"), InstanceID: "relay-" + uuid.NewString()[:8],
@@ -176,21 +178,12 @@ type running struct {
 // consumes.
 func (e *env) start(c *consumer.Consumer) *running {
 	e.t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{Consumer: c, cancel: cancel, done: make(chan error, 1)}
-	go func() { r.done <- c.Run(ctx) }()
+	r := &running{Consumer: c}
+	r.cancel, r.done = bustest.Start(e.t, "the consumer to be ready", budget, c.Run, c.Ready)
 	e.t.Cleanup(func() {
 		if err := r.stop(); err != nil {
 			e.t.Errorf("Run: %v", err)
 		}
-	})
-	eventually(e.t, "the consumer to be ready", func() bool {
-		select {
-		case err := <-r.done:
-			e.t.Fatalf("Run returned early: %v", err)
-		default:
-		}
-		return c.Ready()
 	})
 	return r
 }
@@ -299,13 +292,7 @@ func (r *recorder) count() int {
 // eventually polls cond until it holds, failing the test after budget.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(budget)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", budget, what)
-		}
-		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
-	}
+	bustest.Eventually(t, budget, what, cond)
 }
 
 func mustJSON(v any) string {

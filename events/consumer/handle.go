@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"strings"
 
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
 
+	"github.com/icpservice/icp/bus"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/platform/telemetry"
 )
@@ -106,58 +106,33 @@ func (c *Consumer) call(parent context.Context, h dispatch, env Envelope, payloa
 	return h(ctx, env, payload)
 }
 
-// deadLetter publishes the message's body and headers, with the reason, to
-// icp.dlq.<Durable> and returns nil so the original is acknowledged. If the
-// publish fails it returns an error: the original is delivered again and
-// dead-lettered again (JetStream drops the duplicate copy by its id).
+// deadLetter copies the message, with the reason, to icp.dlq.<Durable>
+// (bus.DeadLetterer: one header schema for every writer) and returns nil so
+// the original is acknowledged. If the publish fails it returns an error:
+// the original is delivered again and dead-lettered again (JetStream drops
+// the duplicate copy by its id).
 func (c *Consumer) deadLetter(ctx context.Context, msg *message.Message, reason string) error {
-	telemetry.DeadLettered(ctx, headerSafe(reason))
-	dl := message.NewMessage(c.deadLetterID(msg), msg.Payload)
+	telemetry.DeadLettered(ctx, bus.HeaderSafe(reason))
+	h := make(nats.Header, len(msg.Metadata))
 	for k, v := range msg.Metadata {
 		if !strings.HasPrefix(k, internalPrefix) {
-			dl.Metadata.Set(k, v)
+			h[k] = []string{v}
 		}
 	}
-	dl.Metadata.Set(events.HeaderDLQReason, headerSafe(reason))
-	dl.Metadata.Set(events.HeaderDLQBy, events.DLQByConsumer)
-	dl.Metadata.Set(HeaderDLQConsumer, c.cfg.Durable)
-	dl.Metadata.Set(HeaderDLQDeliveries, strconv.Itoa(deliveries(msg)))
-	dl.Metadata.Set(HeaderDLQStream, c.src.stream)
-	dl.Metadata.Set(HeaderDLQStreamSeq, msg.Metadata.Get(mdStreamSeq))
-	dl.Metadata.Set(HeaderDLQSubject, msg.Metadata.Get(mdSubject))
-	if err := c.dlq.Publish(c.dlqSubject, dl); err != nil {
+	// Not cancelled with the message: the copy must be stored before the
+	// original is acknowledged, also while shutting down.
+	err := c.dlq.Publish(context.WithoutCancel(ctx), bus.Original{
+		Header: h, Data: msg.Payload, Subject: msg.Metadata.Get(mdSubject),
+		Stream: c.src.stream, StreamSeq: streamSeq(msg), Deliveries: uint64(deliveries(msg)),
+	}, reason)
+	if err != nil {
 		c.stats.retried.Add(1)
 		c.log.Error("consumer: dead-letter publish failed; delivered again later", "reason", reason, "err", err)
-		return fmt.Errorf("dead-letter publish: %w", err)
+		return err
 	}
 	c.stats.deadLettered.Add(1)
-	c.log.Error("consumer: message dead-lettered", slog.String("subject", c.dlqSubject),
-		slog.String("reason", reason), slog.String("stream_seq", msg.Metadata.Get(mdStreamSeq)),
+	c.log.Error("consumer: message dead-lettered", slog.String("subject", c.dlq.Subject()),
+		slog.String("reason", reason), slog.Uint64("stream_seq", streamSeq(msg)),
 		slog.String("event", msg.Metadata.Get(events.HeaderID)))
 	return nil
-}
-
-// deadLetterID is the dead-letter copy's Nats-Msg-Id: the same for every
-// copy of one message, and apart from the copies of the other stream's
-// messages of the same sequence.
-func (c *Consumer) deadLetterID(msg *message.Message) string {
-	if seq := msg.Metadata.Get(mdStreamSeq); seq != "" {
-		return c.cfg.Durable + "-" + c.src.stream + "-" + seq
-	}
-	return c.cfg.Durable + "-" + uuid.NewString()
-}
-
-// headerSafe makes s fit a NATS header value: one line, bounded length.
-func headerSafe(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r == '\r' || r == '\n' {
-			return ' '
-		}
-		return r
-	}, s)
-	const maxLen = 1024
-	if len(s) > maxLen {
-		s = strings.ToValidUTF8(s[:maxLen], "")
-	}
-	return s
 }

@@ -1,16 +1,14 @@
 package consumer
 
 import (
-	"fmt"
-	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	wmnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats.go"
 
+	"github.com/icpservice/icp/bus"
 	"github.com/icpservice/icp/events"
 )
 
@@ -35,24 +33,16 @@ var _ wmnats.Unmarshaler = unmarshaler{}
 
 func (unmarshaler) Unmarshal(m *nats.Msg) (*message.Message, error) {
 	md := make(message.Metadata, len(m.Header)+4)
-	var problems []string
 	for k, vs := range m.Header {
-		switch {
-		case strings.HasPrefix(k, "Nats-") || k == wmnats.WatermillUUIDHdr || strings.HasPrefix(k, internalPrefix):
-			// JetStream's own headers (Nats-Msg-Id, and the relay's
-			// Nats-Expected-Last-Sequence) are the publisher's business:
-			// copied into a dead letter they would be applied again.
-			continue
-		case len(vs) > 1:
-			problems = append(problems, fmt.Sprintf("header %s has %d values", k, len(vs)))
-		}
-		if len(vs) > 0 {
+		// JetStream's own headers (Nats-Msg-Id, and the relay's
+		// Nats-Expected-Last-Sequence) are the publisher's business:
+		// copied into a dead letter they would be applied again.
+		if !notForHandler(k) && len(vs) > 0 {
 			md.Set(k, vs[0])
 		}
 	}
-	if len(problems) > 0 {
-		sort.Strings(problems)
-		md.Set(mdMalformed, strings.Join(problems, "; "))
+	if problems := bus.Malformed(m.Header, notForHandler); problems != "" {
+		md.Set(mdMalformed, problems)
 	}
 	md.Set(mdSubject, m.Subject)
 	id := m.Header.Get(events.HeaderID)
@@ -68,6 +58,12 @@ func (unmarshaler) Unmarshal(m *nats.Msg) (*message.Message, error) {
 	return msg, nil
 }
 
+// notForHandler says which headers of a message the handler never sees:
+// JetStream's, watermill's, and this package's own metadata keys.
+func notForHandler(k string) bool {
+	return strings.HasPrefix(k, "Nats-") || k == wmnats.WatermillUUIDHdr || strings.HasPrefix(k, internalPrefix)
+}
+
 // deliveries returns how many times JetStream has delivered msg (1 on the
 // first delivery; 0 if unknown).
 func deliveries(msg *message.Message) int {
@@ -78,23 +74,4 @@ func deliveries(msg *message.Message) int {
 func streamSeq(msg *message.Message) uint64 {
 	n, _ := strconv.ParseUint(msg.Metadata.Get(mdStreamSeq), 10, 64)
 	return n
-}
-
-// backoff is the nak delay: first for the first redelivery, doubled for each
-// delivery after it, capped at max. It never returns wmnats.TermSignal:
-// nothing that is retried is dropped. (A closed form of one line; a backoff
-// library's stateful iterator does not fit watermill's Delay, which is
-// asked for the delay of a given delivery count.)
-type backoff struct {
-	first, max time.Duration
-}
-
-var _ wmnats.Delay = backoff{}
-
-func (b backoff) WaitTime(delivered uint64) time.Duration {
-	delay := b.first
-	for i := uint64(1); i < delivered && delay < b.max; i++ {
-		delay *= 2
-	}
-	return min(delay, b.max)
 }

@@ -61,12 +61,3 @@ func TestOlderSchemaVersionsAreUpcastBeforeDecoding(t *testing.T) {
 		t.Errorf("v1: %#v, %v", got, err)
 	}
 }
-
-func TestBackoffDoublesPerDeliveryUpToItsCap(t *testing.T) {
-	b := backoff{first: 100, max: 1000}
-	for delivered, want := range map[uint64]int64{0: 100, 1: 100, 2: 200, 3: 400, 4: 800, 5: 1000, 60: 1000} {
-		if got := b.WaitTime(delivered); int64(got) != want {
-			t.Errorf("delivery %d: wait %d, want %d", delivered, got, want)
-		}
-	}
-}

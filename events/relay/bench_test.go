@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 
+	"github.com/icpservice/icp/bus"
 	"github.com/icpservice/icp/events"
 )
 
@@ -20,7 +21,7 @@ import (
 // -run X -bench RelayPublish -benchtime 20000x ./events/relay);
 // docs/performance.md holds its figures.
 func BenchmarkRelayPublish(b *testing.B) {
-	e := newEnv(b, StreamConfig{})
+	e := newEnv(b, bus.StreamConfig{})
 	ctx := context.Background()
 	const perAppend = 500
 	data, _ := json.Marshal(map[string]any{"name": "bench", "pad": strings.Repeat("x", 500)})

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 
+	"github.com/icpservice/icp/bus"
 	"github.com/icpservice/icp/events"
 )
 
@@ -64,8 +65,9 @@ type Config struct {
 	// DefaultPublishTimeout).
 	PublishTimeout time.Duration
 	// Streams configures the bus streams the relay recreates if it finds
-	// ICP_EVENTS missing (call EnsureStreams with the same value at start).
-	Streams StreamConfig
+	// ICP_EVENTS missing (call bus.EnsureStreams with the same value at
+	// start), and the replicas of the lease bucket.
+	Streams bus.StreamConfig
 	// RetryMax caps the exponential backoff between attempts after a failure
 	// (default DefaultRetryMax).
 	RetryMax time.Duration

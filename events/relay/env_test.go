@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/icpservice/icp/bus"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/sqlitestore"
 	"github.com/icpservice/icp/internal/natsserver"
@@ -38,7 +39,7 @@ type env struct {
 	n        int
 }
 
-func newEnv(t testing.TB, sc StreamConfig) *env {
+func newEnv(t testing.TB, sc bus.StreamConfig) *env {
 	t.Helper()
 	e := &env{t: t, dir: t.TempDir(), versions: map[string]uint64{}}
 	srv, err := natsserver.Start(natsserver.Config{StoreDir: filepath.Join(e.dir, "nats")})
@@ -60,7 +61,7 @@ func newEnv(t testing.TB, sc StreamConfig) *env {
 	if e.js, err = jetstream.New(e.nc); err != nil {
 		t.Fatal(err)
 	}
-	if err := EnsureStreams(context.Background(), e.nc, sc); err != nil {
+	if err := bus.EnsureStreams(context.Background(), e.nc, sc); err != nil {
 		t.Fatal(err)
 	}
 	return e

@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/icpservice/icp/bus"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/esdbstore"
 	"github.com/icpservice/icp/events/esdbstore/esdbtest"
@@ -60,7 +61,7 @@ func openESDB(t *testing.T) (*esdbtest.Server, *esdbstore.Store) {
 }
 
 func TestForeignEventsInEventStoreDBArePassedOverWithARecord(t *testing.T) {
-	e := newEnv(t, StreamConfig{})
+	e := newEnv(t, bus.StreamConfig{})
 	srv, store := openESDB(t)
 	streams := esdbEvents(t, store, 3)
 	r, _ := e.startRelay(Config{InstanceID: "a", Store: store})
@@ -114,7 +115,7 @@ func TestForeignEventsInEventStoreDBArePassedOverWithARecord(t *testing.T) {
 }
 
 func TestCorruptEventOfOursInEventStoreDBHaltsTheRelay(t *testing.T) {
-	e := newEnv(t, StreamConfig{})
+	e := newEnv(t, bus.StreamConfig{})
 	srv, store := openESDB(t)
 	esdbEvents(t, store, 2)
 	r, _ := e.startRelay(Config{InstanceID: "a", Store: store})

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/icpservice/icp/bus"
 	"github.com/icpservice/icp/events"
 )
 
@@ -13,7 +14,7 @@ import (
 // one (a realign that stopped before purging the bus), the relay refuses
 // to publish after the old generation's tail.
 func TestMessagesCarryTheGenerationAndANewOneIsRefusedUntilRealigned(t *testing.T) {
-	e := newEnv(t, StreamConfig{})
+	e := newEnv(t, bus.StreamConfig{})
 	ctx := context.Background()
 	if err := e.appendEvents(ctx, 3); err != nil {
 		t.Fatal(err)

@@ -8,7 +8,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/icpservice/icp/bus"
 )
 
 // errLeaseLost ends a relay session: another relay holds the lease, or this
@@ -40,19 +43,10 @@ type lease struct {
 	validUntil time.Time
 }
 
-// openLease creates or updates the lease bucket, with the streams' replica
-// count: on a NATS cluster the lease must survive the loss of a server as
-// the streams do. Every relay sharing the bucket should use the same TTL
-// and replicas: the last one to start sets them.
+// openLease creates or updates the lease bucket (bus.LeaseBucket: the TTL is
+// the bucket's, the replicas the streams').
 func openLease(ctx context.Context, js jetstream.JetStream, bucket, instanceID string, ttl, timeout time.Duration, replicas int) (*lease, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      bucket,
-		Description: "the active event relay (one key, expires TTL after the holder's last renewal)",
-		History:     1,
-		TTL:         ttl,
-		Storage:     jetstream.FileStorage,
-		Replicas:    replicas,
-	})
+	kv, err := js.CreateOrUpdateKeyValue(ctx, bus.LeaseBucket(bucket, ttl, replicas))
 	if err != nil {
 		return nil, fmt.Errorf("lease bucket %s: %w", bucket, err)
 	}
@@ -165,4 +159,29 @@ func (l *lease) release(ctx context.Context) error {
 		return fmt.Errorf("release lease: %w", err)
 	}
 	return nil
+}
+
+// LeaseHolder returns the instance id of the relay holding the lease in
+// bucket, or "" when none does (no bucket, or no live key): for an operator's
+// tool that must not act while a relay publishes.
+func LeaseHolder(ctx context.Context, nc *nats.Conn, bucket string) (string, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return "", err
+	}
+	kv, err := js.KeyValue(ctx, bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("relay lease bucket: %w", err)
+	}
+	e, err := kv.Get(ctx, LeaseKey)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("relay lease: %w", err)
+	}
+	return string(e.Value()), nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/icpservice/icp/bus"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/sqlitestore"
 )
@@ -61,7 +62,7 @@ func (e *env) publishStray(subject string, h nats.Header) {
 }
 
 func TestStrayMessagesOnTheBusAreSteppedOverAndTheRelayKeepsPublishing(t *testing.T) {
-	e := newEnv(t, StreamConfig{})
+	e := newEnv(t, bus.StreamConfig{})
 	ctx := context.Background()
 	// A stray is the last message on the bus before the relay ever starts.
 	e.publishStray("icp.events.Foo", nil)
@@ -107,7 +108,7 @@ func TestStrayMessagesOnTheBusAreSteppedOverAndTheRelayKeepsPublishing(t *testin
 }
 
 func TestTooManyStraysAtTheTailAreRefusedNotGuessedPast(t *testing.T) {
-	e := newEnv(t, StreamConfig{})
+	e := newEnv(t, bus.StreamConfig{})
 	if err := e.appendEvents(context.Background(), 2); err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +168,7 @@ func (e *env) reopenStore() {
 func TestEventStoreRestoredFromAnOlderCopyIsRefusedUntilRealigned(t *testing.T) {
 	// A short duplicate window: after the realign the relay publishes the
 	// same event ids again, which JetStream drops within the window.
-	e := newEnv(t, StreamConfig{Duplicates: 200 * time.Millisecond})
+	e := newEnv(t, bus.StreamConfig{Duplicates: 200 * time.Millisecond})
 	ctx := context.Background()
 	db := filepath.Join(e.dir, "events.db")
 	backup := filepath.Join(t.TempDir(), "backup.db")
@@ -249,7 +250,7 @@ func newSmallPayloadEnv(t *testing.T, maxPayload int32) *env {
 	if e.js, err = jetstream.New(e.nc); err != nil {
 		t.Fatal(err)
 	}
-	if err := EnsureStreams(context.Background(), e.nc, StreamConfig{}); err != nil {
+	if err := bus.EnsureStreams(context.Background(), e.nc, bus.StreamConfig{}); err != nil {
 		t.Fatal(err)
 	}
 	return e
@@ -337,7 +338,7 @@ func TestEventLargerThanTheBusAcceptsIsRecordedAndPassedOver(t *testing.T) {
 }
 
 func TestLagIsReadFromTheBusAndTheStore(t *testing.T) {
-	e := newEnv(t, StreamConfig{})
+	e := newEnv(t, bus.StreamConfig{})
 	ctx := context.Background()
 	if err := e.appendEvents(ctx, 4); err != nil {
 		t.Fatal(err)
@@ -368,7 +369,7 @@ func TestLagIsReadFromTheBusAndTheStore(t *testing.T) {
 }
 
 func TestDefaultInstanceIDsDifferBetweenRelaysOfOneHostAndProcess(t *testing.T) {
-	e := newEnv(t, StreamConfig{})
+	e := newEnv(t, bus.StreamConfig{})
 	a, err := New(Config{Store: e.store, Conn: e.nc})
 	if err != nil {
 		t.Fatal(err)

@@ -5,12 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/icpservice/icp/bus"
 	"github.com/icpservice/icp/events"
 )
 
@@ -42,33 +41,24 @@ type passedOver struct {
 // the store, where another writer may have put anything.
 const maxRecordField = 256
 
-// record publishes p on ICP_RELAY_DLQ and returns once JetStream stored it.
-// Its Nats-Msg-Id is derived from the kind and position, so the record a
-// later session writes again for the same event within the stream's
-// duplicate window is dropped. An error means the event must not be passed
-// over yet.
+// record publishes p on ICP_RELAY_DLQ (bus.PassedOverMsg) and returns once
+// JetStream stored it. A record written again for the same event within the
+// stream's duplicate window is dropped. An error means the event must not be
+// passed over yet.
 func (r *Relay) record(ctx context.Context, p passedOver) error {
 	p.ID, p.Stream, p.Type, p.Reason = clip(p.ID), clip(p.Stream), clip(p.Type), clip(p.Reason)
 	body, err := json.Marshal(p)
 	if err != nil {
 		return fmt.Errorf("record of passed-over event at position %d: %w", p.Position, err)
 	}
-	m := nats.NewMsg(events.RelayDLQSubject)
-	m.Data = body
-	pos := strconv.FormatUint(p.Position, 10)
-	m.Header.Set(nats.MsgIdHdr, "relay-"+p.Kind+"-"+pos)
-	m.Header.Set(events.HeaderDLQReason, p.Kind+": "+p.Reason)
-	m.Header.Set(events.HeaderDLQBy, events.DLQByRelay)
-	m.Header.Set(events.HeaderPosition, pos)
-	m.Header.Set(events.HeaderStream, p.Stream)
-	m.Header.Set(events.HeaderSize, strconv.Itoa(p.Size))
+	m := bus.PassedOverMsg(p.Kind, p.Position, p.Stream, p.Size, p.Reason, body)
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
 	defer cancel()
 	_, err = r.js.PublishMsg(ctx, m)
 	if errors.Is(err, jetstream.ErrNoStreamResponse) {
 		// The bus lost the stream (or predates it): create it and retry.
 		r.log.Warn("relay: stream missing on the bus; creating it", "stream", events.RelayDLQStream)
-		if err = EnsureStreams(ctx, r.nc, r.cfg.Streams); err == nil {
+		if err = bus.EnsureStreams(ctx, r.nc, r.cfg.Streams); err == nil {
 			_, err = r.js.PublishMsg(ctx, m)
 		}
 	}
@@ -78,19 +68,8 @@ func (r *Relay) record(ctx context.Context, p passedOver) error {
 	return nil
 }
 
-// clip makes a store-supplied value safe for a NATS header: printable,
-// one line, bounded.
-func clip(s string) string {
-	if len(s) > maxRecordField {
-		s = s[:maxRecordField]
-	}
-	return strings.Map(func(c rune) rune {
-		if c < ' ' || c == 0x7f {
-			return '?'
-		}
-		return c
-	}, strings.ToValidUTF8(s, "?"))
-}
+// clip makes a store-supplied value safe for a NATS header and a log line.
+func clip(s string) string { return bus.Printable(s, maxRecordField) }
 
 // passForeign records a foreign event and passes over it.
 func (r *Relay) passForeign(ctx context.Context, f events.Foreign) error {

@@ -46,7 +46,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -195,8 +194,6 @@ func (r *Relay) Run(ctx context.Context) error {
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval = 50 * time.Millisecond
 	bo.MaxInterval = r.cfg.RetryMax
-	spareWait := min(r.cfg.LeaseTTL/4, time.Second)
-
 	var ls *lease
 	for {
 		if ctx.Err() != nil {
@@ -206,235 +203,78 @@ func (r *Relay) Run(ctx context.Context) error {
 		if r.nc.IsClosed() {
 			return ErrConnClosed
 		}
-		if ls == nil {
-			l, err := openLease(ctx, r.js, r.cfg.LeaseBucket, r.cfg.InstanceID, r.cfg.LeaseTTL, r.cfg.PublishTimeout, r.cfg.Streams.withDefaults().Replicas)
-			if err != nil {
-				r.failed("open lease bucket", err)
-				sleep(ctx, bo.NextBackOff())
-				continue
-			}
-			ls = l
+		var wait time.Duration
+		ls, wait = r.turn(ctx, ls, bo)
+		if wait > 0 {
+			sleep(ctx, wait)
 		}
-		held, err := ls.acquire(ctx)
+	}
+}
+
+// turn is one attempt of Run: open the lease bucket (once), take or renew
+// the lease, and either wait as a spare or publish for one session. It
+// returns the lease and how long to wait before the next attempt.
+func (r *Relay) turn(ctx context.Context, ls *lease, bo *backoff.ExponentialBackOff) (*lease, time.Duration) {
+	if ls == nil {
+		l, err := openLease(ctx, r.js, r.cfg.LeaseBucket, r.cfg.InstanceID, r.cfg.LeaseTTL, r.cfg.PublishTimeout, r.cfg.Streams.WithDefaults().Replicas)
 		if err != nil {
-			r.failed("take lease", err)
-			sleep(ctx, bo.NextBackOff())
-			continue
+			r.failed("open lease bucket", err)
+			return nil, bo.NextBackOff()
 		}
-		if !held {
-			if r.state.Swap(StateSpare) != StateSpare {
-				r.log.Info("relay: another relay holds the lease; waiting as a spare")
-			}
-			r.lastErr.Store("")
-			sleep(ctx, spareWait)
-			continue
-		}
-		if prev := r.state.Swap(StateActive); prev == StateStarting || prev == StateSpare {
-			r.log.Info("relay: holding the lease; publishing")
-		}
-		progressed, err := r.session(ctx, ls)
-		if progressed {
-			bo.Reset()
-		}
-		switch {
-		case ctx.Err() != nil:
-			// stopping: the loop head releases the lease
-		case errors.Is(err, errLeaseLost):
-			r.log.Warn("relay: lease lost; stopped publishing", "err", err)
-			r.state.Store(StateSpare)
-		case errors.Is(err, errReconnected):
-			r.log.Info("relay: reconnected to NATS; re-reading the bus tail")
-		case errors.Is(err, errTailMoved):
-			// Another publisher moved the tail: a stray message, a
-			// second relay, a lost tail. The next session finds the
-			// tail again; the relay stays active meanwhile.
-			r.log.Warn("relay: re-reading the bus tail", "err", err)
-			if !progressed {
-				sleep(ctx, bo.NextBackOff())
-			}
-		case errors.Is(err, ErrDiverged):
-			r.halt(&r.diverged, err, "relay: the bus and the event store disagree; publishing nothing until they are realigned. Stop every icpd, run `"+RealignCommand+"` (rebuilds the embedded read model, gives the store a new generation and purges "+events.BusStream+"; the relay then publishes the store again from its start); see docs/operations.md")
-			sleep(ctx, bo.NextBackOff())
-		case errors.Is(err, events.ErrCorrupt):
-			r.halt(&r.corrupt, err, "relay: an event of this service in the event store does not decode; publishing nothing after it. Restore the event store from a backup that holds it intact; see docs/operations.md")
-			sleep(ctx, bo.NextBackOff())
-		default:
-			r.failed("publish", err)
-			sleep(ctx, bo.NextBackOff())
-		}
+		ls = l
 	}
-}
-
-// session resumes after the bus tail and publishes until ctx ends, the lease
-// is lost, NATS reconnects, or something fails. It reports whether at least
-// one batch was fully published and confirmed.
-func (r *Relay) session(ctx context.Context, ls *lease) (progressed bool, err error) {
-	r.sessions.Add(1)
-	reconnects := r.nc.Stats().Reconnects
-	rctx, cancel := context.WithTimeout(ctx, r.cfg.PublishTimeout)
-	t, err := readTail(rctx, r.js)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		// The bus lost its streams (e.g. its storage was wiped): recreate
-		// them; the empty stream then resumes from the store's start.
-		r.log.Warn("relay: stream missing on the bus; creating it", "stream", events.BusStream)
-		if err = EnsureStreams(rctx, r.nc, r.cfg.Streams); err == nil {
-			t, err = readTail(rctx, r.js)
-		}
-	}
-	cancel()
+	held, err := ls.acquire(ctx)
 	if err != nil {
-		return false, fmt.Errorf("read bus tail: %w", err)
+		r.failed("take lease", err)
+		return ls, bo.NextBackOff()
 	}
-	head, err := r.store.Head(ctx)
-	if err != nil {
-		return false, fmt.Errorf("event store head: %w", err)
-	}
-	if err := checkTail(ctx, r.store, t, head); err != nil {
-		return false, err
-	}
-	r.diverged.Store("")
-	// Read once per session: only restore and realign change it, and both
-	// run with no relay publishing.
-	var generation string
-	if gs, ok := r.store.(events.Generations); ok {
-		if generation, err = gs.Generation(ctx); err != nil {
-			return false, fmt.Errorf("event store generation: %w", err)
+	if !held {
+		if r.state.Swap(StateSpare) != StateSpare {
+			r.log.Info("relay: another relay holds the lease; waiting as a spare")
 		}
-	}
-	if t.Strays > 0 {
-		r.log.Warn("relay: passed over messages at the end of the bus that are not this service's events",
-			"stream", events.BusStream, "count", t.Strays, "stream_last_seq", t.LastSeq, "resume_after", t.Position)
-	}
-	if t.Position == 0 && t.LastSeq > 0 {
-		r.log.Warn("relay: the bus holds no event although it held some (retention or a purge); publishing the store again from its start",
-			"stream", events.BusStream, "stream_last_seq", t.LastSeq)
-	}
-	r.lastPos.Store(t.Position)
-	r.log.Debug("relay: session started", "resume_after", t.Position, "stream_last_seq", t.LastSeq, "store_head", head)
-
-	sctx, stop := context.WithCancelCause(ctx)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		r.watch(sctx, stop, ls, reconnects)
-	}()
-	defer func() {
-		stop(nil)
-		wg.Wait()
-	}()
-
-	w := &tailWriter{js: r.js, timeout: r.cfg.PublishTimeout, lastSeq: t.LastSeq, generation: generation}
-	last := t.Position
-	follow := r.store.Follow
-	if ff, ok := r.store.(events.ForeignFollower); ok {
-		follow = func(ctx context.Context, after uint64, n int, fn func([]events.Recorded) error) error {
-			return ff.FollowReporting(ctx, after, n, fn, func(f events.Foreign) error { return r.passForeign(sctx, f) })
-		}
-	}
-	err = follow(sctx, t.Position, r.cfg.BatchSize, func(batch []events.Recorded) error {
-		// A batch is started only while the session is valid; once started
-		// it is finished even if ctx ends (graceful stop), but abandoned at
-		// once if the lease is lost or NATS reconnected.
-		if sctx.Err() != nil {
-			return context.Cause(sctx)
-		}
-		if err := ls.ensure(sctx); err != nil {
-			return err
-		}
-		if c := context.Cause(sctx); errors.Is(c, errLeaseLost) || errors.Is(c, errReconnected) {
-			return c
-		}
-		prev := last
-		for _, ev := range batch {
-			if ev.Position <= prev {
-				return fmt.Errorf("event store delivered position %d after %d: refusing to publish out of order", ev.Position, prev)
-			}
-			if err := checkSubject(ev.Type); err != nil {
-				return fmt.Errorf("event %s of %s at position %d: %w: %w", ev.ID, ev.StreamID, ev.Position, events.ErrCorrupt, err)
-			}
-			prev = ev.Position
-		}
-		// Events the bus cannot take are recorded and passed over before
-		// any event after them is published, so none is passed over
-		// without its record.
-		maxPayload := r.nc.MaxPayload()
-		start := 0
-		publish := func(end int) error {
-			if end <= start {
-				return nil
-			}
-			seg := batch[start:end]
-			start = end
-			n, later, err := w.publishBatch(sctx, seg)
-			if n > 0 {
-				last = seg[n-1].Position
-				r.lastPos.Store(last)
-			}
-			r.published.Add(uint64(n + later))
-			return err
-		}
-		for i, ev := range batch {
-			size, ok := fits(ev, maxPayload)
-			if ok {
-				continue
-			}
-			if err := publish(i); err != nil {
-				return err
-			}
-			if err := r.passOversized(sctx, ev, size, maxPayload); err != nil {
-				return err
-			}
-			start = i + 1
-		}
-		if err := publish(len(batch)); err != nil {
-			return err
-		}
-		progressed = true
-		r.state.Store(StateActive)
 		r.lastErr.Store("")
-		r.corrupt.Store("")
-		return nil
-	})
-	if ctx.Err() == nil && sctx.Err() != nil {
-		if c := context.Cause(sctx); c != nil {
-			err = c
-		}
+		return ls, min(r.cfg.LeaseTTL/4, time.Second)
 	}
-	if err == nil {
-		err = errors.New("event store: Follow returned without an error")
+	if prev := r.state.Swap(StateActive); prev == StateStarting || prev == StateSpare {
+		r.log.Info("relay: holding the lease; publishing")
 	}
-	return progressed, err
+	progressed, err := r.session(ctx, ls)
+	if progressed {
+		bo.Reset()
+	}
+	return ls, r.ended(ctx, err, progressed, bo)
 }
 
-// watch keeps an active session's lease renewed while it is idle, and ends
-// the session (through stop) when the lease is lost or the connection to
-// NATS was re-established.
-func (r *Relay) watch(ctx context.Context, stop context.CancelCauseFunc, ls *lease, reconnects uint64) {
-	renew := time.NewTicker(r.cfg.LeaseTTL / 6)
-	defer renew.Stop()
-	conn := time.NewTicker(connCheckInterval)
-	defer conn.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-conn.C:
-			if r.nc.Stats().Reconnects != reconnects {
-				stop(errReconnected)
-				return
-			}
-		case <-renew.C:
-			err := ls.ensure(ctx)
-			if errors.Is(err, errLeaseLost) {
-				stop(err)
-				return
-			}
-			if err != nil && ctx.Err() == nil {
-				r.log.Warn("relay: renewing the lease failed; retrying", "err", err)
-			}
+// ended records why a session ended and returns how long to wait before the
+// next attempt (0: at once).
+func (r *Relay) ended(ctx context.Context, err error, progressed bool, bo *backoff.ExponentialBackOff) time.Duration {
+	switch {
+	case ctx.Err() != nil:
+		// stopping: Run releases the lease
+	case errors.Is(err, errLeaseLost):
+		r.log.Warn("relay: lease lost; stopped publishing", "err", err)
+		r.state.Store(StateSpare)
+	case errors.Is(err, errReconnected):
+		r.log.Info("relay: reconnected to NATS; re-reading the bus tail")
+	case errors.Is(err, errTailMoved):
+		// Another publisher moved the tail: a stray message, a second
+		// relay, a lost tail. The next session finds the tail again; the
+		// relay stays active meanwhile.
+		r.log.Warn("relay: re-reading the bus tail", "err", err)
+		if !progressed {
+			return bo.NextBackOff()
 		}
+	case errors.Is(err, ErrDiverged):
+		r.halt(&r.diverged, err, "relay: the bus and the event store disagree; publishing nothing until they are realigned. Stop every icpd, run `"+RealignCommand+"` (rebuilds the embedded read model, gives the store a new generation and purges "+events.BusStream+"; the relay then publishes the store again from its start); see docs/operations.md")
+		return bo.NextBackOff()
+	case errors.Is(err, events.ErrCorrupt):
+		r.halt(&r.corrupt, err, "relay: an event of this service in the event store does not decode; publishing nothing after it. Restore the event store from a backup that holds it intact; see docs/operations.md")
+		return bo.NextBackOff()
+	default:
+		r.failed("publish", err)
+		return bo.NextBackOff()
 	}
+	return 0
 }
 
 // release gives up the lease on a graceful stop.

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/icpservice/icp/bus"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/sqlitestore"
 )
@@ -18,7 +18,7 @@ import (
 const waitLong = 30 * time.Second
 
 func TestEveryStoredEventIsPublishedOnceInStoreOrderWithContractHeaders(t *testing.T) {
-	e := newEnv(t, StreamConfig{})
+	e := newEnv(t, bus.StreamConfig{})
 	ctx := context.Background()
 	if err := e.appendEvents(ctx, 60); err != nil {
 		t.Fatal(err)
@@ -62,7 +62,7 @@ func TestEveryStoredEventIsPublishedOnceInStoreOrderWithContractHeaders(t *testi
 }
 
 func TestRestartMidStreamLeavesNoDuplicateAndNoGap(t *testing.T) {
-	e := newEnv(t, StreamConfig{})
+	e := newEnv(t, bus.StreamConfig{})
 	wait := e.appendInBackground(200)
 	r1, stop1 := e.startRelay(Config{InstanceID: "first", BatchSize: 8})
 	eventually(t, waitLong, func() bool { return r1.Stats().Published >= 40 }, func() string { return "first relay published fewer than 40" })
@@ -106,7 +106,7 @@ func (e *env) deleteTail(k int) {
 }
 
 func TestTailLostInANATSCrashIsRepublishedInOrder(t *testing.T) {
-	e := newEnv(t, StreamConfig{})
+	e := newEnv(t, bus.StreamConfig{})
 	ctx := context.Background()
 	if err := e.appendEvents(ctx, 40); err != nil {
 		t.Fatal(err)
@@ -138,7 +138,7 @@ func TestTailLostInANATSCrashIsRepublishedInOrder(t *testing.T) {
 // duplicates without storing them. The relay must notice and retry until the
 // window has passed, not leave a hole.
 func TestTailRemovedInsideTheDuplicatesWindowIsStillRepublished(t *testing.T) {
-	e := newEnv(t, StreamConfig{Duplicates: 500 * time.Millisecond})
+	e := newEnv(t, bus.StreamConfig{Duplicates: 500 * time.Millisecond})
 	ctx := context.Background()
 	if err := e.appendEvents(ctx, 20); err != nil {
 		t.Fatal(err)
@@ -166,7 +166,7 @@ func TestTailRemovedInsideTheDuplicatesWindowIsStillRepublished(t *testing.T) {
 }
 
 func TestRelayRidesThroughANATSRestart(t *testing.T) {
-	e := newEnv(t, StreamConfig{})
+	e := newEnv(t, bus.StreamConfig{})
 	wait := e.appendInBackground(200)
 	// A publish in flight when the server goes down gets no answer; the
 	// relay notices at its timeout, kept short here.
@@ -186,7 +186,7 @@ func TestRelayRidesThroughANATSRestart(t *testing.T) {
 }
 
 func TestOneActiveRelayAndASpareThatTakesOverAfterACrash(t *testing.T) {
-	e := newEnv(t, StreamConfig{})
+	e := newEnv(t, bus.StreamConfig{})
 	const ttl = time.Second
 	connA := e.connect("relay-a")
 	a, stopA := e.startRelay(Config{InstanceID: "a", LeaseTTL: ttl, Conn: connA, BatchSize: 8})
@@ -237,7 +237,7 @@ func TestOneActiveRelayAndASpareThatTakesOverAfterACrash(t *testing.T) {
 }
 
 func TestRelayThatLosesItsLeaseStopsPublishing(t *testing.T) {
-	e := newEnv(t, StreamConfig{})
+	e := newEnv(t, bus.StreamConfig{})
 	ctx := context.Background()
 	a, _ := e.startRelay(Config{InstanceID: "a", LeaseTTL: time.Second})
 	eventually(t, waitLong, func() bool { return a.Stats().Active }, func() string { return "relay never active" })
@@ -266,7 +266,7 @@ func TestRelayThatLosesItsLeaseStopsPublishing(t *testing.T) {
 }
 
 func TestGracefulStopHandsTheLeaseOverAtOnce(t *testing.T) {
-	e := newEnv(t, StreamConfig{})
+	e := newEnv(t, bus.StreamConfig{})
 	const ttl = 30 * time.Second // far longer than the test may wait
 	a, stopA := e.startRelay(Config{InstanceID: "a", LeaseTTL: ttl})
 	eventually(t, waitLong, func() bool { return a.Stats().Active }, func() string { return "first relay never active" })
@@ -284,7 +284,7 @@ func TestGracefulStopHandsTheLeaseOverAtOnce(t *testing.T) {
 }
 
 func TestRestartedRelayRetakesItsOwnLeaseWithoutWaitingForTheTTL(t *testing.T) {
-	e := newEnv(t, StreamConfig{})
+	e := newEnv(t, bus.StreamConfig{})
 	const ttl = 30 * time.Second
 	conn := e.connect("relay-a")
 	a, stop := e.startRelay(Config{InstanceID: "a", LeaseTTL: ttl, Conn: conn})
@@ -299,7 +299,7 @@ func TestRestartedRelayRetakesItsOwnLeaseWithoutWaitingForTheTTL(t *testing.T) {
 // relays that both believe they are active (here: different lease buckets)
 // still leave the stream in store order, without duplicates.
 func TestTwoActiveRelaysStillKeepStoreOrder(t *testing.T) {
-	e := newEnv(t, StreamConfig{})
+	e := newEnv(t, bus.StreamConfig{})
 	wait := e.appendInBackground(150)
 	a, _ := e.startRelay(Config{InstanceID: "a", LeaseBucket: "LEASE_A", BatchSize: 4})
 	b, _ := e.startRelay(Config{InstanceID: "b", LeaseBucket: "LEASE_B", BatchSize: 4})
@@ -314,7 +314,7 @@ func TestTwoActiveRelaysStillKeepStoreOrder(t *testing.T) {
 }
 
 func TestRelayRecreatesAStreamTheBusLost(t *testing.T) {
-	e := newEnv(t, StreamConfig{})
+	e := newEnv(t, bus.StreamConfig{})
 	ctx := context.Background()
 	if err := e.appendEvents(ctx, 10); err != nil {
 		t.Fatal(err)
@@ -331,7 +331,7 @@ func TestRelayRecreatesAStreamTheBusLost(t *testing.T) {
 }
 
 func TestRelayRefusesABusAheadOfTheStore(t *testing.T) {
-	e := newEnv(t, StreamConfig{})
+	e := newEnv(t, bus.StreamConfig{})
 	if err := e.appendEvents(context.Background(), 5); err != nil {
 		t.Fatal(err)
 	}
@@ -367,7 +367,7 @@ func TestRelayRefusesABusAheadOfTheStore(t *testing.T) {
 }
 
 func TestRunStopsWhenTheConnectionIsClosed(t *testing.T) {
-	e := newEnv(t, StreamConfig{})
+	e := newEnv(t, bus.StreamConfig{})
 	conn := e.connect("relay")
 	r, err := New(Config{Store: e.store, Conn: conn, Logger: testLogger(t, "a"), LeaseTTL: time.Second})
 	if err != nil {
@@ -389,86 +389,13 @@ func TestConfigValidationReportsEveryProblem(t *testing.T) {
 			t.Errorf("error does not mention %s: %v", want, err)
 		}
 	}
-	err = StreamConfig{Duplicates: time.Hour, MaxAge: time.Minute, Replicas: 7, MaxBytes: 1000}.Validate()
-	if err == nil || !strings.Contains(err.Error(), "Duplicates") || !strings.Contains(err.Error(), "Replicas") || !strings.Contains(err.Error(), "MaxBytes") {
-		t.Errorf("stream config error: %v", err)
-	}
-}
-
-func TestEnsureStreamsIsIdempotentAndAppliesSettings(t *testing.T) {
-	e := newEnv(t, StreamConfig{})
-	ctx := context.Background()
-	cfg := StreamConfig{Duplicates: time.Minute, MaxAge: 24 * time.Hour, MaxBytes: 64 << 20}
-	for range 2 {
-		if err := EnsureStreams(ctx, e.nc, cfg); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s, err := e.js.Stream(ctx, events.BusStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := s.CachedInfo().Config
-	if c.Duplicates != time.Minute || c.MaxAge != 24*time.Hour || c.MaxBytes != 64<<20 || c.Storage != jetstream.FileStorage ||
-		len(c.Subjects) != 1 || c.Subjects[0] != events.BusSubjects {
-		t.Errorf("ICP_EVENTS config %+v", c)
-	}
-	d, err := e.js.Stream(ctx, events.DLQStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if dc := d.CachedInfo().Config; len(dc.Subjects) != 1 || dc.Subjects[0] != events.DLQSubjects || dc.Storage != jetstream.FileStorage ||
-		dc.Duplicates != events.DLQDuplicates {
-		t.Errorf("ICP_DLQ config %+v", dc)
-	}
-}
-
-func TestEnsureStreamsUpdatesAStreamOfAnEarlierReleaseInPlace(t *testing.T) {
-	e := newEnv(t, StreamConfig{})
-	ctx := context.Background()
-	if err := e.js.DeleteStream(ctx, events.BusStream); err != nil {
-		t.Fatal(err)
-	}
-	// The configuration earlier releases created, without a per-subject limit.
-	if _, err := e.js.CreateStream(ctx, jetstream.StreamConfig{
-		Name:       events.BusStream,
-		Subjects:   []string{events.BusSubjects},
-		Storage:    jetstream.FileStorage,
-		Retention:  jetstream.LimitsPolicy,
-		Discard:    jetstream.DiscardOld,
-		Duplicates: DefaultDuplicates,
-	}); err != nil {
-		t.Fatal(err)
-	}
-	for i := range 3 {
-		if _, err := e.js.Publish(ctx, events.Subject(events.TypeICPCreated), []byte(strconv.Itoa(i))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := EnsureStreams(ctx, e.nc, StreamConfig{}); err != nil {
-		t.Fatal(err)
-	}
-	s, err := e.js.Stream(ctx, events.BusStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info := s.CachedInfo()
-	if info.Config.MaxMsgsPerSubject != perSubjectLimit {
-		t.Errorf("per-subject limit %d, want %d", info.Config.MaxMsgsPerSubject, int64(perSubjectLimit))
-	}
-	if info.Config.MaxBytes != DefaultMaxBytes {
-		t.Errorf("size bound %d, want the default %d", info.Config.MaxBytes, DefaultMaxBytes)
-	}
-	if info.State.Msgs != 3 || info.State.FirstSeq != 1 || info.State.LastSeq != 3 {
-		t.Errorf("stream state after the update %+v, want the 3 messages it held", info.State)
-	}
 }
 
 // A size-bounded ICP_EVENTS drops its oldest messages, never the newest: the
 // relay's resume point stays on the bus, and a relay started later publishes
 // only what is new.
 func TestSizeBoundedStreamKeepsTheResumePoint(t *testing.T) {
-	e := newEnv(t, StreamConfig{MaxBytes: MinMaxBytes})
+	e := newEnv(t, bus.StreamConfig{MaxBytes: bus.MinMaxBytes})
 	ctx := context.Background()
 	// About 0.7 KB per message: more than the bound holds.
 	if err := e.appendEvents(ctx, 2000); err != nil {
@@ -484,8 +411,8 @@ func TestSizeBoundedStreamKeepsTheResumePoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := s.CachedInfo().State
-	if st.Bytes > uint64(MinMaxBytes) || st.FirstSeq <= 1 || st.LastSeq != 2000 || st.Msgs == 0 {
-		t.Fatalf("stream state %+v: want at most %d bytes, the oldest messages dropped, the last (2000) kept", st, MinMaxBytes)
+	if st.Bytes > uint64(bus.MinMaxBytes) || st.FirstSeq <= 1 || st.LastSeq != 2000 || st.Msgs == 0 {
+		t.Fatalf("stream state %+v: want at most %d bytes, the oldest messages dropped, the last (2000) kept", st, bus.MinMaxBytes)
 	}
 
 	if err := e.appendEvents(ctx, 10); err != nil {

@@ -38,6 +38,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/icpservice/icp/bus"
 	"github.com/icpservice/icp/events"
 )
 
@@ -103,16 +104,7 @@ type Tracker struct {
 func Open(ctx context.Context, js jetstream.JetStream, stream, durable string, locate Locate) (*Tracker, error) {
 	kv, err := js.KeyValue(ctx, Bucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket:      Bucket,
-			Description: "Each durable consumer's watermark on the event stream: see events/watermark",
-			History:     1,
-			Storage:     jetstream.FileStorage,
-			// A mark is a few dozen bytes; the caps bound what a
-			// writer gone wrong can make the server hold.
-			MaxValueSize: maxValueBytes,
-			MaxBytes:     8 << 20,
-		})
+		kv, err = js.CreateKeyValue(ctx, bus.WatermarkBucket(Bucket, maxValueBytes))
 		if errors.Is(err, jetstream.ErrBucketExists) {
 			kv, err = js.KeyValue(ctx, Bucket)
 		}

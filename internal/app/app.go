@@ -20,6 +20,7 @@ import (
 
 	"github.com/icpservice/icp/api"
 	"github.com/icpservice/icp/api/auth"
+	"github.com/icpservice/icp/bus"
 	"github.com/icpservice/icp/commands"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/esdbstore"
@@ -313,7 +314,7 @@ func (a *App) startRelay(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	streams := relay.StreamConfig{MaxAge: a.cfg.StreamMaxAge, MaxBytes: a.cfg.StreamMaxBytes, Duplicates: a.cfg.StreamDuplicates}
+	streams := bus.StreamConfig{MaxAge: a.cfg.StreamMaxAge, MaxBytes: a.cfg.StreamMaxBytes, Duplicates: a.cfg.StreamDuplicates}
 	// InstanceID is left to the relay's default (hostname, pid and a
 	// random suffix): containers with host networking share a hostname and
 	// may share a pid.
@@ -330,7 +331,7 @@ func (a *App) startRelay(ctx context.Context) error {
 	return a.whenConnected(nc, "relay", func(pctx context.Context) error {
 		sctx, cancel := context.WithTimeout(pctx, 30*time.Second)
 		defer cancel()
-		if err := relay.EnsureStreams(sctx, nc, streams); err != nil {
+		if err := bus.EnsureStreams(sctx, nc, streams); err != nil {
 			return busStreamsFault(a.cfg, err)
 		}
 		a.startPart("relay", a.relay.Run)

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 
+	"github.com/icpservice/icp/bus/bustest"
 	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/sqlitestore"
@@ -105,18 +106,9 @@ func (e *env) start(cfg projector.Config) *running {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{Projector: p, cancel: cancel, done: make(chan error, 1)}
-	go func() { r.done <- p.Run(ctx) }()
+	r := &running{Projector: p}
+	r.cancel, r.done = bustest.Start(e.t, "projector ready", budget, p.Run, p.Ready)
 	e.t.Cleanup(func() { r.stop(e.t) })
-	eventually(e.t, "projector ready", func() bool {
-		select {
-		case err := <-r.done:
-			e.t.Fatalf("Run returned early: %v", err)
-		default:
-		}
-		return p.Ready()
-	})
 	return r
 }
 
@@ -152,15 +144,7 @@ func (r *running) stop(t testing.TB) {
 // eventually polls cond until it holds, failing the test after budget.
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(budget)
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
-	}
+	bustest.Eventually(t, budget, what, cond)
 }
 
 func testICP(id string) domain.ICP {

@@ -5,13 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
-	"strings"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/icpservice/icp/bus"
 	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/platform/telemetry"
@@ -139,9 +138,9 @@ func (p *Projector) settle(ctx context.Context, it *item) {
 		if err := p.deadLetter(ctx, it); err != nil {
 			spanErr = err
 			p.stats.retried.Add(1)
-			p.log.Warn("projector: dead-letter publish failed, retried later", "subject", p.dlqSubject,
+			p.log.Warn("projector: dead-letter publish failed, retried later", "subject", p.dlq.Subject(),
 				"reason", it.reason, "stream_seq", it.d.streamSeq, "err", err)
-			p.ackOrLog(it.d.msg.NakWithDelay(p.backoff.wait(it.d.delivered)))
+			p.ackOrLog(it.d.msg.NakWithDelay(p.backoff.WaitTime(it.d.delivered)))
 			break
 		}
 		p.ackOrLog(it.d.msg.Ack())
@@ -153,7 +152,7 @@ func (p *Projector) settle(ctx context.Context, it *item) {
 		p.stats.retried.Add(1)
 		p.log.Warn("projector: event retried later", "event", it.rec.ID, "stream", it.rec.StreamID,
 			"version", it.rec.Version, "delivery", it.d.delivered, "err", spanErr)
-		p.ackOrLog(it.d.msg.NakWithDelay(p.backoff.wait(it.d.delivered)))
+		p.ackOrLog(it.d.msg.NakWithDelay(p.backoff.WaitTime(it.d.delivered)))
 	}
 	telemetry.EndSpan(it.span, spanErr)
 }
@@ -175,61 +174,25 @@ func checkPayloadID(rec events.Recorded, payload any) error {
 	return nil
 }
 
-// deadLetter publishes the message's body and headers, plus the reason, to
-// the dead-letter subject. When it fails the original is redelivered and
-// dead-lettered again: the copy's message id is derived from the original's
-// stream sequence, so JetStream drops a duplicate copy.
+// deadLetter copies the message, with the reason, to the dead-letter subject
+// (bus.DeadLetterer: one header schema for every writer). When it fails the
+// original is redelivered and dead-lettered again: the copy's message id is
+// derived from the original's stream sequence, so JetStream drops a
+// duplicate copy.
 func (p *Projector) deadLetter(ctx context.Context, it *item) error {
-	reason := headerSafe(it.reason.Error())
-	dl := nats.NewMsg(p.dlqSubject)
-	for k, vs := range it.d.msg.Headers() {
-		// JetStream control headers (Nats-Msg-Id,
-		// Nats-Expected-Last-Sequence, ...) speak of the original
-		// publish; carried into the copy they would make JetStream
-		// refuse it. Dead-letter headers on the original (a forger's)
-		// are replaced by the projector's own.
-		if strings.HasPrefix(k, "Nats-") || strings.HasPrefix(k, "icp-dlq-") {
-			continue
-		}
-		dl.Header[k] = vs
-	}
-	dl.Header.Set(events.HeaderDLQReason, reason)
-	dl.Header.Set(events.HeaderDLQBy, events.DLQByProjector)
-	dl.Header.Set(events.HeaderDLQConsumer, p.cfg.Durable)
-	dl.Header.Set(events.HeaderDLQDeliveries, strconv.FormatUint(it.d.delivered, 10))
-	dl.Header.Set(events.HeaderDLQStream, events.BusStream)
-	dl.Header.Set(events.HeaderDLQStreamSeq, strconv.FormatUint(it.d.streamSeq, 10))
-	dl.Header.Set(events.HeaderDLQSubject, it.d.msg.Subject())
-	dl.Data = it.d.msg.Data()
+	reason := bus.HeaderSafe(it.reason.Error())
 	telemetry.DeadLettered(it.ctx, reason)
-	if _, err := p.pubJS.PublishMsg(ctx, dl, jetstream.WithMsgID(p.deadLetterID(it))); err != nil {
-		return fmt.Errorf("dead-letter publish: %w", err)
+	err := p.dlq.Publish(ctx, bus.Original{
+		Header: it.d.msg.Headers(), Data: it.d.msg.Data(), Subject: it.d.msg.Subject(),
+		Stream: events.BusStream, StreamSeq: it.d.streamSeq, Deliveries: it.d.delivered,
+		MsgID: it.d.header(nats.MsgIdHdr),
+	}, reason)
+	if err != nil {
+		return err
 	}
 	p.stats.deadLettered.Add(1)
-	p.log.Error("projector: message dead-lettered", slog.String("subject", p.dlqSubject),
+	p.log.Error("projector: message dead-lettered", slog.String("subject", p.dlq.Subject()),
 		slog.String("reason", reason), slog.Uint64("stream_seq", it.d.streamSeq),
 		slog.String("event", it.d.header(events.HeaderID)))
 	return nil
-}
-
-func (p *Projector) deadLetterID(it *item) string {
-	if it.d.streamSeq != 0 {
-		return p.cfg.Durable + "-" + events.BusStream + "-" + strconv.FormatUint(it.d.streamSeq, 10)
-	}
-	return p.cfg.Durable + "-" + it.d.header(nats.MsgIdHdr)
-}
-
-// headerSafe makes s fit a NATS header value: one line, bounded length.
-func headerSafe(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r == '\r' || r == '\n' {
-			return ' '
-		}
-		return r
-	}, s)
-	const maxLen = 1024
-	if len(s) > maxLen {
-		s = strings.ToValidUTF8(s[:maxLen], "")
-	}
-	return s
 }

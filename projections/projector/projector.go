@@ -27,6 +27,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/icpservice/icp/bus"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/watermark"
 	"github.com/icpservice/icp/projections"
@@ -35,20 +36,21 @@ import (
 // Projector projects bus events into the read model. Create it with New and
 // start it with Run.
 type Projector struct {
-	cfg        Config
-	rm         projections.ReadModel
-	store      events.Store
-	log        *slog.Logger
-	dlqSubject string
+	cfg   Config
+	rm    projections.ReadModel
+	store events.Store
+	log   *slog.Logger
 
 	pubJS jetstream.JetStream
+	// dlq writes the dead letters, through pubJS.
+	dlq   *bus.DeadLetterer
 	stats counters
 	// verified is the largest position of an event a batch found in the
 	// store: the next batch's check reads on from there. Only the batch
 	// writer's goroutine uses it.
 	verified uint64
 	tracer   trace.Tracer
-	backoff  backoff
+	backoff  bus.Backoff
 	// marks records the durable's watermark (see checkpoint); opened by
 	// the first checkpoint. Only the batch writer's goroutine uses it.
 	marks *watermark.Tracker
@@ -100,13 +102,12 @@ func New(cfg Config) (*Projector, error) {
 	}
 	cfg = cfg.withDefaults()
 	return &Projector{
-		cfg:        cfg,
-		rm:         cfg.ReadModel,
-		store:      cfg.Store,
-		log:        cfg.Logger.With("component", "projector", "durable", cfg.Durable),
-		dlqSubject: events.DLQSubject(cfg.Durable),
-		tracer:     otel.GetTracerProvider().Tracer("github.com/icpservice/icp/projections/projector"),
-		backoff:    backoff{first: cfg.RetryDelay, max: cfg.MaxRetryDelay},
+		cfg:     cfg,
+		rm:      cfg.ReadModel,
+		store:   cfg.Store,
+		log:     cfg.Logger.With("component", "projector", "durable", cfg.Durable),
+		tracer:  otel.GetTracerProvider().Tracer("github.com/icpservice/icp/projections/projector"),
+		backoff: bus.Backoff{First: cfg.RetryDelay, Max: cfg.MaxRetryDelay},
 	}, nil
 }
 
@@ -151,29 +152,10 @@ func (p *Projector) Run(ctx context.Context) (err error) {
 	if ownPub {
 		defer pubConn.Close()
 	}
-	if p.pubJS, err = jetstream.New(pubConn); err != nil {
-		return fmt.Errorf("projector: %w", err)
-	}
-	if err := ensureDLQStream(ctx, p.pubJS); err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
+	cons, err := p.setUp(ctx, pubConn)
+	if cons == nil {
 		return err
 	}
-	if err := p.waitForBusStream(ctx, p.pubJS); err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return err
-	}
-	cons, err := p.ensureConsumer(ctx, p.pubJS)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return err
-	}
-
 	closed := make(chan struct{})
 	subConn, err := p.connect("icp-projector-"+p.cfg.Durable, func(*nats.Conn) { close(closed) })
 	if err != nil {
@@ -181,54 +163,13 @@ func (p *Projector) Run(ctx context.Context) (err error) {
 	}
 	p.subConn.Store(subConn)
 	defer subConn.Close()
-	subJS, err := jetstream.New(subConn)
-	if err != nil {
-		return fmt.Errorf("projector: %w", err)
-	}
-	if cons, err = subJS.Consumer(ctx, events.BusStream, cons.CachedInfo().Name); err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		return fmt.Errorf("projector: consumer %s: %w", p.cfg.Durable, err)
-	}
-
-	// The pull subscription hands messages to one batching loop: whatever
-	// arrived while the previous batch was being written is the next
-	// batch, so batches grow with the load and each costs one read model
-	// commit. watermill's router hands a handler one message at a time,
-	// which is why the projector consumes with nats.go directly.
-	in := make(chan jetstream.Msg, p.cfg.Concurrency)
-	loopDone := make(chan struct{})
-	stopLoop := make(chan struct{})
-	consumeErr := make(chan error, 1)
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		select {
-		case in <- m:
-		case <-loopDone:
-			// Shutdown gave up on this message: it is delivered
-			// again after AckWait.
-		}
-	},
-		jetstream.PullMaxMessages(p.cfg.Concurrency),
-		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
-				select {
-				case consumeErr <- err:
-				default:
-				}
-				return
-			}
-			if !p.stopping.Load() {
-				p.log.Warn("projector: consuming", "err", err)
-			}
-		}))
-	if err != nil {
-		return fmt.Errorf("projector: consume %s: %w", p.cfg.Durable, err)
+	f, err := p.subscribe(ctx, subConn, cons.CachedInfo().Name)
+	if f == nil {
+		return err
 	}
 	// Batches are handled on a context that outlives ctx: cancelling it
 	// would abandon the batch in flight before its acks.
-	batchCtx := context.WithoutCancel(ctx)
-	go p.batchLoop(batchCtx, in, stopLoop, loopDone)
+	go p.batchLoop(context.WithoutCancel(ctx), f.in, f.stop, f.done)
 	p.ready.Store(true)
 	p.log.Info("projector: consuming", "stream", events.BusStream, "max_batch", p.cfg.Concurrency)
 
@@ -237,21 +178,31 @@ func (p *Projector) Run(ctx context.Context) (err error) {
 	case <-ctx.Done():
 	case <-closed:
 		runErr = errors.New("projector: NATS connection closed")
-	case err := <-consumeErr:
+	case err := <-f.gone:
 		runErr = fmt.Errorf("projector: consumer %s gone: %w", p.cfg.Durable, err)
 	}
+	p.drain(ctx, f, subConn)
+	p.log.Info("projector: stopped", "stats", fmt.Sprintf("%+v", p.Stats()))
+	return runErr
+}
 
+// drain is the graceful stop: no more pulls, the messages already pulled
+// and the batch in flight are handled and acked within ShutdownTimeout, the
+// acks are flushed, and, when the batch loop finished, the durable's
+// watermark is recorded so that a stream that drops messages while the
+// projector is down is caught up from there.
+func (p *Projector) drain(ctx context.Context, f *feed, subConn *nats.Conn) {
 	p.ready.Store(false)
 	p.stopping.Store(true)
-	cc.Drain()
+	f.cc.Drain()
 	deadline := time.After(p.cfg.ShutdownTimeout)
 	select {
-	case <-cc.Closed():
+	case <-f.cc.Closed():
 	case <-deadline:
 	}
-	close(stopLoop)
+	close(f.stop)
 	select {
-	case <-loopDone:
+	case <-f.done:
 	case <-deadline:
 		p.log.Warn("projector: the batch in flight did not finish in time; it is delivered again after AckWait")
 	}
@@ -261,16 +212,12 @@ func (p *Projector) Run(ctx context.Context) (err error) {
 		p.log.Warn("projector: flush acks", "err", err)
 	}
 	select {
-	case <-loopDone:
-		// Record how far this durable got, so that a stream that drops
-		// messages while the projector is down is caught up from here.
+	case <-f.done:
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.ShutdownTimeout)
 		p.checkpoint(cctx)
 		cancel()
 	default:
 	}
-	p.log.Info("projector: stopped", "stats", fmt.Sprintf("%+v", p.Stats()))
-	return runErr
 }
 
 // batchLoop handles what the subscription delivers until stop is closed and
@@ -285,23 +232,7 @@ func (p *Projector) batchLoop(ctx context.Context, in <-chan jetstream.Msg, stop
 	defer close(done)
 	decoded := make(chan []*item)
 	written := make(chan struct{})
-	go func() {
-		defer close(written)
-		p.checkpoint(ctx)
-		tick := time.NewTicker(p.cfg.CheckpointInterval)
-		defer tick.Stop()
-		for {
-			select {
-			case items, ok := <-decoded:
-				if !ok {
-					return
-				}
-				p.handleBatch(ctx, items)
-			case <-tick.C:
-				p.checkpoint(ctx)
-			}
-		}
-	}()
+	go p.writeBatches(ctx, decoded, written)
 	defer func() {
 		close(decoded)
 		<-written
@@ -328,19 +259,44 @@ func (p *Projector) batchLoop(ctx context.Context, in <-chan jetstream.Msg, stop
 			b.sent(len(ready))
 			ready = nil
 		case <-stop:
-			for {
-				select {
-				case m := <-in:
-					ready = append(ready, p.inspect(ctx, m))
-					continue
-				default:
-				}
-				break
-			}
-			if len(ready) > 0 {
+			if ready = p.inspectQueued(ctx, in, ready); len(ready) > 0 {
 				decoded <- ready
 			}
 			return
+		}
+	}
+}
+
+// inspectQueued adds the messages queued in in to ready, without waiting.
+func (p *Projector) inspectQueued(ctx context.Context, in <-chan jetstream.Msg, ready []*item) []*item {
+	for {
+		select {
+		case m := <-in:
+			ready = append(ready, p.inspect(ctx, m))
+		default:
+			return ready
+		}
+	}
+}
+
+// writeBatches writes the batches batchLoop hands over, one after another,
+// and records the durable's watermark when it starts and every
+// CheckpointInterval, on this one goroutine; it closes written when decoded
+// is closed.
+func (p *Projector) writeBatches(ctx context.Context, decoded <-chan []*item, written chan<- struct{}) {
+	defer close(written)
+	p.checkpoint(ctx)
+	tick := time.NewTicker(p.cfg.CheckpointInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case items, ok := <-decoded:
+			if !ok {
+				return
+			}
+			p.handleBatch(ctx, items)
+		case <-tick.C:
+			p.checkpoint(ctx)
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 
+	"github.com/icpservice/icp/bus"
 	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/projections"
@@ -192,7 +193,7 @@ func TestViewTheReadModelRefusesIsDeadLetteredAndTheBatchGoesOn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.Config.MaxAge != events.DLQMaxAge || info.Config.MaxBytes != events.DLQMaxBytes {
+	if info.Config.MaxAge != bus.DLQMaxAge || info.Config.MaxBytes != bus.DLQMaxBytes {
 		t.Fatalf("dead-letter stream limits: age %s, bytes %d", info.Config.MaxAge, info.Config.MaxBytes)
 	}
 }
