@@ -12,20 +12,16 @@
 // the replay (ErrNewerRelease), where the projector would wait for the
 // upgrade.
 //
-// Speed: BenchmarkRebuild (figures and command there, measured before
-// histories were read by stream: StreamOrderReader; a million events:
-// docs/performance.md, "Rebuild and verify at scale"), SQLite store into
-// the SQLite read model on the shared 2-core machine, about 700-byte
-// events: 48,000-53,000 events/s for a history of creates only (one event
-// per ICP), 46,000-56,000 for a mixed history (1.45 events per ICP) and
-// 61,000-75,000 for one whose ICPs have three events each, at 26-29, 24-29
-// and 18-22 µs of CPU per event. The bound is the read model's single writer:
-// an ICP's row, its index entry and its membership rows cost about 13 µs of
-// CPU to write with modernc.org/sqlite here, and the WAL's pages are
-// written twice (WAL, then checkpoint); folding in memory and writing each
-// ICP's state once is what lets histories with updates go faster. Reading
-// the store is the next largest cost (about 7 µs per event, most of it
-// copying rows in events/sqlitestore and database/sql).
+// Speed: BenchmarkRebuild measures a rebuild of the SQLite read model from
+// the SQLite event store, reported as events/s and CPU per event;
+// docs/performance.md ("Rebuild and verify at scale") has the figures of
+// icpctl rebuild on a million events, with the commands that produced
+// them. Reading, decoding, folding and writing run on goroutines of their
+// own. The bound is the read model's single writer: each ICP's row and
+// membership rows, and the WAL's pages written twice (WAL, then
+// checkpoint); folding in memory and writing each ICP's state once, in
+// large transactions, is what keeps that cost per ICP rather than per
+// event. Reading the store is the next largest cost.
 package rebuild
 
 import (
