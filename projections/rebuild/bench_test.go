@@ -109,7 +109,7 @@ func benchmarkRebuild(b *testing.B, dir string) {
 	// short-lived tool trades memory for the CPU the collector would take,
 	// up to a soft limit (cmd/icpctl, replayMemoryLimit).
 	defer debug.SetGCPercent(debug.SetGCPercent(400))
-	defer debug.SetMemoryLimit(debug.SetMemoryLimit(112 << 20))
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(96 << 20))
 	var total uint64
 	b.ResetTimer()
 	cpu0 := cpuTime(b)
