@@ -51,8 +51,9 @@ var (
 // history read by stream: for one chunk, and it leaves the cache, see
 // retire), when it leaves the cache, or at the end of the replay: an ICP
 // whose events come close together in the history is written once, with
-// its final state, as a plain insert. Reading, decoding (on every core), folding and encoding (on
-// every core), and writing overlap: each has a goroutine of its own.
+// its final state, as a plain insert. Reading, decoding (on every core),
+// folding and encoding (on every core), and writing overlap: each has a
+// goroutine of its own.
 //
 // The cache is bounded (Options.MaxStates); the least recently touched
 // states leave first. A state needed again after it left is read back from
