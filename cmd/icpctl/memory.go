@@ -9,7 +9,7 @@ import (
 // runs (icpctl rebuild, verify). The replay's own memory is bounded
 // (projections/rebuild: the state cache and the chunks in its pipeline),
 // whatever the history's length.
-const replayMemoryLimit = 112 << 20
+const replayMemoryLimit = 96 << 20
 
 // tuneReplayMemory sets the collector for a replay: rarely while the heap is
 // small (a short-lived tool trades memory for the collector's CPU, as

@@ -76,26 +76,14 @@ func TestMain(m *testing.M) {
 //     deleted: 72,500 events, 1.45 per ICP;
 //   - updated: 20,000 ICPs, each updated twice: 60,000 events, 3 per ICP.
 //
-// Measured with
+// Run it with
 //
 //	go test -run X -bench Rebuild -benchtime 3x ./projections/rebuild
 //
-// on the 2-core VM (AMD, "Oxide Virtual Turin-like Processor"), with nothing
-// else running; events/s, then µs of CPU per event, lowest and highest of
-// four runs:
-//
-//	history             events/s         CPU per event
-//	creates             54,600-59,500    23.8-27.3 µs
-//	creates-random-ids  45,500-51,200    26.3-29.7 µs
-//	mixed               51,000-56,500    23.7-26.0 µs
-//	updated             68,500-77,000    16.8-19.2 µs
-//
-// Before time-ordered ids and reading the log from the driver's rows, the
-// histories (then all with random ids) gave 48,000-53,000 (creates),
-// 46,000-56,000 (mixed) and 61,000-75,000 (updated); before the rebuild's
-// own speed work (a33d8dd), 34,000-38,000, 38,000-44,000 and 57,000-63,000.
-// Under load from other work every history drops, creates the most (to
-// about 40,000), while CPU per event moves less.
+// Its figures, and those of icpctl rebuild on a million events, are in
+// docs/performance.md with the date and machine they were measured on. On
+// a machine shared with other work, CPU per event is the steadier of the
+// two.
 func BenchmarkRebuild(b *testing.B) {
 	for _, h := range []struct {
 		name string
@@ -121,7 +109,7 @@ func benchmarkRebuild(b *testing.B, dir string) {
 	// short-lived tool trades memory for the CPU the collector would take,
 	// up to a soft limit (cmd/icpctl, replayMemoryLimit).
 	defer debug.SetGCPercent(debug.SetGCPercent(400))
-	defer debug.SetMemoryLimit(debug.SetMemoryLimit(112 << 20))
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(96 << 20))
 	var total uint64
 	b.ResetTimer()
 	cpu0 := cpuTime(b)

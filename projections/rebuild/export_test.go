@@ -10,3 +10,11 @@ func SmallSteps(t *testing.T) {
 	readChunk, putViews, ageChunks, compactEvery = 7, 5, 2, 3
 	t.Cleanup(func() { readChunk, putViews, ageChunks, compactEvery = chunk, put, age, compact })
 }
+
+// SmallBrokenCap makes the folder remember at most n broken ICPs until the
+// test ends.
+func SmallBrokenCap(t *testing.T, n int) {
+	old := maxBroken
+	maxBroken = n
+	t.Cleanup(func() { maxBroken = old })
+}

@@ -69,12 +69,23 @@ func decode(r *events.Recorded) decoded {
 // marks it broken, so that its later events are skipped as well (the
 // projector's gap filling meets the same bad event again and dead-letters
 // them). An event of a newer release stops everything.
+//
+// It remembers at most maxBroken broken ICPs. An ICP that breaks past that
+// is counted and listed as any other but not remembered; its later events
+// are skipped all the same, because Evolve refuses an event whose version
+// does not follow the ICP's last good one, and each is counted with that
+// reason. Only an event of a newer release among them differs: it stops
+// the replay, as it does on any ICP not marked broken.
 type folder struct {
 	broken   map[string]bool
 	problems []Problem
 	nProblem uint64
 	maxKept  int
 }
+
+// maxBroken bounds folder.broken: an ICP id and a map entry each, a few MB
+// at most. A variable so that tests can make it small.
+var maxBroken = 100_000
 
 func newFolder() *folder { return &folder{broken: map[string]bool{}, maxKept: 100} }
 
@@ -104,7 +115,9 @@ func (f *folder) fold(s *domain.State, d decoded) (*domain.State, error) {
 }
 
 func (f *folder) fail(d decoded, reason string) {
-	f.broken[d.id] = true
+	if len(f.broken) < maxBroken {
+		f.broken[d.id] = true
+	}
 	f.nProblem++
 	if len(f.problems) < f.maxKept {
 		f.problems = append(f.problems, Problem{Position: d.rec.Position, EventID: d.rec.ID, ICPID: d.id, Version: d.rec.Version, Reason: reason})

@@ -12,16 +12,16 @@
 // the replay (ErrNewerRelease), where the projector would wait for the
 // upgrade.
 //
-// Speed: BenchmarkRebuild (the command there; a million events:
-// docs/performance.md, "Rebuild and verify at scale"), SQLite store into
-// the SQLite read model, for a history of creates only (one event per ICP),
-// a mixed one and one whose ICPs have three events each. The bound is the
-// read model's single writer: an ICP's row, its index entry and its
-// membership rows with modernc.org/sqlite, and the WAL's pages are written
-// twice (WAL, then checkpoint); folding in memory and writing each ICP's
-// state once is what lets histories with updates go faster. Reading the
-// store is the next largest cost (most of it copying rows in
-// events/sqlitestore and database/sql).
+// Speed: BenchmarkRebuild measures a rebuild of the SQLite read model from
+// the SQLite event store, reported as events/s and CPU per event;
+// docs/performance.md ("Rebuild and verify at scale") has the figures of
+// icpctl rebuild on a million events, with the commands that produced
+// them. Reading, decoding, folding and writing run on goroutines of their
+// own. The bound is the read model's single writer: each ICP's row and
+// membership rows, and the WAL's pages written twice (WAL, then
+// checkpoint); folding in memory and writing each ICP's state once, in
+// large transactions, is what keeps that cost per ICP rather than per
+// event. Reading the store is the next largest cost.
 package rebuild
 
 import (

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -266,6 +267,56 @@ func TestRebuildSkipsWhatTheProjectorDeadLetters(t *testing.T) {
 	}
 	if _, err := m.Get(context.Background(), badCreate); !errors.Is(err, projections.ErrNotFound) {
 		t.Errorf("an ICP whose creation cannot be decoded is in the read model: %v", err)
+	}
+}
+
+// Past the cap on the ICPs a replay remembers as broken, an ICP that breaks
+// is not remembered, yet its later events are still skipped (Evolve's
+// version rule refuses them) and counted: the read model and the count are
+// those of a replay within the cap; only the reason listed differs.
+func TestRebuildPastTheBrokenCapStillSkipsLaterEvents(t *testing.T) {
+	rebuild.SmallBrokenCap(t, 2)
+	dir := t.TempDir()
+	st := openStore(t, dir)
+	var ids []string
+	for i := range 5 {
+		id := uuid.NewString()
+		ids = append(ids, id)
+		p, err := historytest.Created(id, "org_x", "user_1", i)
+		appendEvent(t, st, id, 0, p, err)
+		appendRaw(t, st, id, 1, events.TypeICPUpdated, 1, `{"id":`) // not JSON
+		p, err = historytest.Updated(id, "org_x", "user_1", 0)
+		appendEvent(t, st, id, 2, p, err) // valid, but after the bad one
+	}
+	for name, store := range map[string]events.Store{"by stream": st, "global order": globalOrderOnly{st}} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "readmodel.db")
+			res := rebuildInto(t, store, path, rebuild.Options{})
+			if res.Skipped != 10 || len(res.Problems) != 10 {
+				t.Fatalf("skipped %d, problems %v; want 10", res.Skipped, res.Problems)
+			}
+			remembered, refused := 0, 0
+			for _, pr := range res.Problems {
+				switch {
+				case pr.Version != 3:
+				case pr.Reason == "an earlier event of this ICP could not be applied":
+					remembered++
+				case strings.Contains(pr.Reason, "version 3 onto 1"):
+					refused++
+				default:
+					t.Errorf("problem %s: unexpected reason", pr)
+				}
+			}
+			if remembered != 2 || refused != 3 {
+				t.Errorf("later events skipped as of a broken ICP: %d, by the version rule: %d; want 2 and 3", remembered, refused)
+			}
+			m := openModel(t, path)
+			for _, id := range ids {
+				if v, err := m.Get(context.Background(), id); err != nil || v.Version != 1 {
+					t.Errorf("ICP %s: %+v, %v; want version 1", id, v, err)
+				}
+			}
+		})
 	}
 }
 

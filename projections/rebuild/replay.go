@@ -29,25 +29,32 @@ var (
 	// putViews bounds the views written in one Put: each Put is one write
 	// transaction, during which the live projector's writes to the same
 	// file wait (the API's read-your-writes wait, 5 s, absorbs it).
-	// Trade-off, measured with BenchmarkRebuild on the shared 2-core
-	// machine: 16384 views hold the lock up to about 0.5 s, and rebuild a
-	// history of creates with 8% less CPU than 8192 (0.25 s), since every
-	// commit rewrites the pages of the id index it touched, which are most
-	// of them, and the checkpointer copies them again.
+	// Trade-off, measured with BenchmarkRebuild: a larger Put holds the
+	// lock longer and costs less CPU per view, since every commit rewrites
+	// the index pages it touched, and the checkpointer copies them again.
 	putViews = 16384
 	// ageChunks is how many chunks a dirty state stays unwritten after its
 	// last event (see ageOut): 16384 events.
 	ageChunks uint64 = 8
+	// retireChunks is how many chunks' worth of finished states a history
+	// read by stream writes in one go (see retire). One chunk per Put
+	// commits more often, and each commit costs the read model's writer
+	// more than the rows it adds; more chunks hold more states in memory,
+	// which the collector has to scan (BenchmarkRebuild, and icpctl rebuild
+	// on a million events: docs/performance.md).
+	retireChunks uint64 = 2
 	// compactEvery is how often (in chunks) touched is compacted.
 	compactEvery uint64 = 512
 )
 
 // replayer folds the history into a write-back cache of ICP states. A
-// state is written when no event touched it for ageChunks chunks, when it
-// leaves the cache, or at the end of the replay: an ICP whose events come
-// close together in the history is written once, with its final state, as a
-// plain insert. Reading, decoding (on every core), folding and encoding (on
-// every core), and writing overlap: each has a goroutine of its own.
+// state is written when no event touched it for ageChunks chunks (in a
+// history read by stream: for one chunk, and it leaves the cache, see
+// retire), when it leaves the cache, or at the end of the replay: an ICP
+// whose events come close together in the history is written once, with
+// its final state, as a plain insert. Reading, decoding (on every core),
+// folding and encoding (on every core), and writing overlap: each has a
+// goroutine of its own.
 //
 // The cache is bounded (Options.MaxStates); the least recently touched
 // states leave first. A state needed again after it left is read back from
@@ -56,7 +63,7 @@ var (
 //
 // The bookkeeping holds entries, not ids, wherever it can: with a hundred
 // thousand states, looking ids up in the cache map several times per event
-// measured 6-9% of a replay's CPU.
+// was a measurable part of a replay's CPU (BenchmarkRebuild).
 type replayer struct {
 	store  events.Store
 	target Target
@@ -163,7 +170,12 @@ func (r *replayer) replay(ctx context.Context, phase Phase, after, to uint64) (l
 		if err := r.fold(ctx, w, c.evs); err != nil {
 			return last, err
 		}
-		if err := r.ageOut(w); err != nil {
+		if byStream {
+			err = r.retire(w)
+		} else {
+			err = r.ageOut(w)
+		}
+		if err != nil {
 			return last, err
 		}
 		if err := r.evict(w, r.opts.MaxStates); err != nil {
@@ -435,8 +447,29 @@ func (r *replayer) evict(w *writer, max int) error {
 		return nil
 	}
 	keep := max - max/8
+	return r.drop(w, func() bool { return len(r.cache) > keep })
+}
+
+// retire, for a history read by stream, writes and drops the states that
+// no event touched in the chunk just folded, retireChunks chunks' worth at
+// a time. Their ICPs' events are all folded, since each stream's events
+// come together, so nothing needs them again; the cache then holds a few
+// chunks' ICPs, not MaxStates, which keeps the live heap, and the
+// collector's work on it, small. Should an ICP come again all the same,
+// its state is taken back from the write in flight or read back from the
+// target, as after an eviction.
+func (r *replayer) retire(w *writer) error {
+	if r.seq-r.first <= retireChunks {
+		return nil
+	}
+	return r.drop(w, func() bool { return r.first+1 < r.seq })
+}
+
+// drop writes and drops the states whose last event is in the oldest chunk
+// of touched, chunk by chunk, while more says so.
+func (r *replayer) drop(w *writer, more func() bool) error {
 	var out []*entry
-	for len(r.cache) > keep && len(r.touched) > 0 {
+	for len(r.touched) > 0 && more() {
 		for _, e := range r.touched[0] {
 			if e.out || e.seq != r.first+1 {
 				continue // touched again since, or gone already
