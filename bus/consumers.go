@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -195,4 +196,23 @@ func workerDurableErr(d WorkerDurable, err error) error {
 		return fmt.Errorf("durable %s exists as a pull consumer; choose another Durable or delete it", d.Name)
 	}
 	return fmt.Errorf("durable %s: %w", d.Name, err)
+}
+
+// maxDurableName bounds a durable's name: JetStream keeps it in a file
+// name and in every subject of the durable's API.
+const maxDurableName = 128
+
+// CheckDurableName reports why name cannot name a durable consumer, or nil.
+// The rule is JetStream's for names that become file names (no '.', '*',
+// '>', path separator or whitespace) and this package's length bound; the
+// projector and every worker check their durable against it before they
+// connect, so a bad name is a configuration error, not a server refusal.
+func CheckDurableName(name string) error {
+	if name == "" {
+		return errors.New("empty")
+	}
+	if len(name) > maxDurableName || strings.ContainsAny(name, ".*>/\\ \t\r\n\f") {
+		return fmt.Errorf("%q: at most %d characters, none of '.', '*', '>', '/', '\\' or whitespace", name, maxDurableName)
+	}
+	return nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/icpservice/icp/bus"
 	"github.com/icpservice/icp/events"
 )
 
@@ -167,11 +168,10 @@ func (c Config) Validate() error {
 	if strings.TrimSpace(c.URL) == "" {
 		add("URL is required")
 	}
-	switch {
-	case c.Durable == "":
+	if c.Durable == "" {
 		add("Durable is required")
-	case strings.ContainsAny(c.Durable, ".*>/\\ \t\r\n") || len(c.Durable) > 128:
-		add("Durable %q: at most 128 characters, none of '.', '*', '>', '/', '\\' or whitespace", c.Durable)
+	} else if err := bus.CheckDurableName(c.Durable); err != nil {
+		add("Durable %w", err)
 	}
 	if c.StartAt != "" && c.StartAt != StartAtFirst && c.StartAt != StartAtNew {
 		add("StartAt %q: want %q or %q", c.StartAt, StartAtFirst, StartAtNew)

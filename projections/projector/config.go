@@ -2,13 +2,13 @@ package projector
 
 import (
 	"errors"
-	"fmt"
 	"log/slog"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/icpservice/icp/bus"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/projections"
 )
@@ -138,8 +138,8 @@ func (c Config) Validate() error {
 	if c.Store == nil {
 		p = append(p, "Store is required")
 	}
-	if strings.ContainsAny(c.Durable, ".*> \t\r\n") {
-		p = append(p, fmt.Sprintf("Durable %q must not contain '.', '*', '>' or whitespace", c.Durable))
+	if err := bus.CheckDurableName(c.Durable); err != nil {
+		p = append(p, "Durable "+err.Error())
 	}
 	if c.Concurrency < 1 {
 		p = append(p, "Concurrency must be >= 1")
