@@ -24,6 +24,7 @@ import (
 	"github.com/icpservice/icp/events/relay"
 	"github.com/icpservice/icp/events/sqlitestore"
 	"github.com/icpservice/icp/internal/natsserver"
+	"github.com/icpservice/icp/internal/natsserver/natstest"
 )
 
 const budget = 30 * time.Second
@@ -46,11 +47,7 @@ var caller = domain.Actor{UserID: "user_worker", Tenant: "org_worker"}
 func newEnv(t testing.TB) *env {
 	t.Helper()
 	dir := t.TempDir()
-	srv, err := natsserver.Start(natsserver.Config{StoreDir: filepath.Join(dir, "nats")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
+	srv := natstest.Start(t, dir)
 	store, err := sqlitestore.Open(context.Background(), filepath.Join(dir, "events.db"), sqlitestore.Options{})
 	if err != nil {
 		t.Fatal(err)

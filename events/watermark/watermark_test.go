@@ -2,7 +2,6 @@ package watermark_test
 
 import (
 	"context"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -12,7 +11,7 @@ import (
 
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/watermark"
-	"github.com/icpservice/icp/internal/natsserver"
+	"github.com/icpservice/icp/internal/natsserver/natstest"
 )
 
 type env struct {
@@ -24,11 +23,7 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	srv, err := natsserver.Start(natsserver.Config{StoreDir: filepath.Join(t.TempDir(), "nats")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
+	srv := natstest.Start(t, t.TempDir())
 	nc, err := nats.Connect(srv.ClientURL())
 	if err != nil {
 		t.Fatal(err)

@@ -16,7 +16,7 @@ import (
 	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/sqlitestore"
-	"github.com/icpservice/icp/internal/natsserver"
+	"github.com/icpservice/icp/internal/natsserver/natstest"
 	"github.com/icpservice/icp/projections"
 	"github.com/icpservice/icp/projections/projector"
 	"github.com/icpservice/icp/projections/sqlitemodel"
@@ -39,11 +39,7 @@ type env struct {
 func newEnv(t testing.TB, opts ...sqlitemodel.Options) *env {
 	t.Helper()
 	dir := t.TempDir()
-	srv, err := natsserver.Start(natsserver.Config{StoreDir: filepath.Join(dir, "nats")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
+	srv := natstest.Start(t, dir)
 	nc, err := nats.Connect(srv.ClientURL())
 	if err != nil {
 		t.Fatal(err)
