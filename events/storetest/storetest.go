@@ -51,6 +51,20 @@ func Run(t *testing.T, open func(t *testing.T) events.Store) {
 	t.Run("Snapshots", func(t *testing.T) { runSnapshots(t, open) })
 }
 
+// storeCase is one named conformance case; it opens its own stores.
+type storeCase struct {
+	name string
+	run  func(t *testing.T, open func(t *testing.T) events.Store)
+}
+
+// runCases runs each case as a subtest of t, in the order given.
+func runCases(t *testing.T, open func(t *testing.T) events.Store, cases []storeCase) {
+	t.Helper()
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) { c.run(t, open) })
+	}
+}
+
 // waitLimit bounds every wait of the suite for something asynchronous.
 const waitLimit = 15 * time.Second
 

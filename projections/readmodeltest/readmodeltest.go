@@ -451,30 +451,8 @@ func testListChunkBounds(t *testing.T, rm projections.ReadModel) {
 		t.Fatalf("List found %d ICPs, want 10", len(want))
 	}
 
-	for _, b := range []struct{ views, bytes int }{{3, 1 << 20}, {100, 700}, {4, 500}, {1, 1}, {0, 0}} {
-		var got []projections.View
-		var after uint64
-		for range 20 {
-			c := chunk(t, rm, tenant, "user_1", after, b.views, b.bytes)
-			if len(c) == 0 {
-				break
-			}
-			if len(c) > max(1, b.views) {
-				t.Fatalf("maxViews %d: a chunk of %d views", b.views, len(c))
-			}
-			if len(c) > 1 && docBytes(c) > b.bytes {
-				t.Fatalf("maxBytes %d: a chunk of %d views holds %d bytes", b.bytes, len(c), docBytes(c))
-			}
-			// A chunk stops only at a bound: it is full, or the next
-			// view would not have fit.
-			if rest := chunk(t, rm, tenant, "user_1", c[len(c)-1].Position, 1, 1); len(rest) > 0 &&
-				len(c) < max(1, b.views) && docBytes(c)+len(rest[0].Doc) <= b.bytes {
-				t.Fatalf("maxViews %d maxBytes %d: a chunk of %d views (%d bytes) stopped before a view of %d bytes",
-					b.views, b.bytes, len(c), docBytes(c), len(rest[0].Doc))
-			}
-			got = append(got, c...)
-			after = c[len(c)-1].Position
-		}
+	for _, b := range []chunkBound{{3, 1 << 20}, {100, 700}, {4, 500}, {1, 1}, {0, 0}} {
+		got, after := walkChunks(t, rm, tenant, b)
 		wantIDs(t, got, ids(want)...)
 		for i, v := range got {
 			if !bytes.Equal(v.Doc, byID[v.ID].Doc) || v.Position != want[i].Position || v.Tenant != tenant || v.Deleted ||
@@ -492,6 +470,40 @@ func testListChunkBounds(t *testing.T, rm projections.ReadModel) {
 	if got := chunk(t, rm, tenant, "user_1", math.MaxUint64, 10, 1<<20); len(got) != 0 {
 		t.Fatalf("a chunk after the largest position holds %v", ids(got))
 	}
+}
+
+// chunkBound is the maxViews and maxBytes of a ListChunk.
+type chunkBound struct{ views, bytes int }
+
+// walkChunks reads user_1's views of tenant chunk by chunk under b, at most
+// 20 chunks, checking that each chunk keeps to b and stops only at it. It
+// returns the views read and the position after which the walk stopped.
+func walkChunks(t *testing.T, rm projections.ReadModel, tenant string, b chunkBound) ([]projections.View, uint64) {
+	t.Helper()
+	var got []projections.View
+	var after uint64
+	for range 20 {
+		c := chunk(t, rm, tenant, "user_1", after, b.views, b.bytes)
+		if len(c) == 0 {
+			break
+		}
+		if len(c) > max(1, b.views) {
+			t.Fatalf("maxViews %d: a chunk of %d views", b.views, len(c))
+		}
+		if len(c) > 1 && docBytes(c) > b.bytes {
+			t.Fatalf("maxBytes %d: a chunk of %d views holds %d bytes", b.bytes, len(c), docBytes(c))
+		}
+		// A chunk stops only at a bound: it is full, or the next
+		// view would not have fit.
+		if rest := chunk(t, rm, tenant, "user_1", c[len(c)-1].Position, 1, 1); len(rest) > 0 &&
+			len(c) < max(1, b.views) && docBytes(c)+len(rest[0].Doc) <= b.bytes {
+			t.Fatalf("maxViews %d maxBytes %d: a chunk of %d views (%d bytes) stopped before a view of %d bytes",
+				b.views, b.bytes, len(c), docBytes(c), len(rest[0].Doc))
+		}
+		got = append(got, c...)
+		after = c[len(c)-1].Position
+	}
+	return got, after
 }
 
 func testListChunkLargeDoc(t *testing.T, rm projections.ReadModel) {
