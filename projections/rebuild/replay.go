@@ -327,9 +327,25 @@ func decodeAll(ctx context.Context, in <-chan rawChunk, out chan<- chunk) {
 // states of ICPs that left the cache earlier.
 func (r *replayer) fold(ctx context.Context, w *writer, evs []decoded) error {
 	r.seq++
-	touched := make([]*entry, 0, len(evs))
-	es := make([]*entry, len(evs)) // the entry of each event's ICP
-	var missing []string
+	es, touched, missing := r.entries(w, evs)
+	if len(missing) > 0 {
+		if err := r.loadBack(ctx, w, missing); err != nil {
+			return err
+		}
+	}
+	r.touched = append(r.touched, touched)
+	r.compact()
+	return r.foldInto(evs, es)
+}
+
+// entries returns the cache entry of each event's ICP (nil for an event of
+// no ICP, or of one broken before this chunk), the entries the chunk
+// touches, each once, and the ids of the ICPs whose state must be read back
+// from the target. An entry that left the cache with its write still queued
+// is taken back from the writer; an ICP not known here gets a new entry.
+func (r *replayer) entries(w *writer, evs []decoded) (es, touched []*entry, missing []string) {
+	touched = make([]*entry, 0, len(evs))
+	es = make([]*entry, len(evs))
 	for i, d := range evs {
 		if d.id == "" || r.f.broken[d.id] {
 			continue
@@ -363,27 +379,35 @@ func (r *replayer) fold(ctx context.Context, w *writer, evs []decoded) error {
 			missing = append(missing, d.id)
 		}
 	}
-	if len(missing) > 0 {
-		// The target is read on the writer's connection, and must show
-		// every write queued so far.
-		if err := w.wait(); err != nil {
-			return err
-		}
-		loaded, err := r.target.Load(ctx, missing)
-		if err != nil {
-			return err
-		}
-		for id, v := range loaded {
-			s, err := projections.StateOf(v)
-			if err != nil {
-				return fmt.Errorf("rebuild: %w", err)
-			}
-			e := r.cache[id]
-			e.state, e.inTarget = s, true
-		}
+	return es, touched, missing
+}
+
+// loadBack reads the states of the cached ICPs missing from the target, on
+// the writer's connection once every write queued so far is done; an ICP
+// the target does not hold keeps no state.
+func (r *replayer) loadBack(ctx context.Context, w *writer, missing []string) error {
+	if err := w.wait(); err != nil {
+		return err
 	}
-	r.touched = append(r.touched, touched)
-	r.compact()
+	loaded, err := r.target.Load(ctx, missing)
+	if err != nil {
+		return err
+	}
+	for id, v := range loaded {
+		s, err := projections.StateOf(v)
+		if err != nil {
+			return fmt.Errorf("rebuild: %w", err)
+		}
+		e := r.cache[id]
+		e.state, e.inTarget = s, true
+	}
+	return nil
+}
+
+// foldInto folds each event onto its entry's state (es[i] is evs[i]'s
+// entry), marking the entries it changes dirty; an event without an entry
+// is still handed to the folder, which counts it.
+func (r *replayer) foldInto(evs []decoded, es []*entry) error {
 	for i, d := range evs {
 		if d.id == "" {
 			continue
