@@ -56,76 +56,106 @@ func (p *Projector) projectCounting(ctx context.Context, rec events.Recorded, pa
 	id := rec.ICPID()
 	v := rec.Version
 	for range maxAttempts {
-		var (
-			stored    *projections.View
-			storedVer uint64
-		)
-		// A create goes onto nothing: skip the read, the conditional
-		// insert reports what is stored if anything is.
-		if v > 1 {
-			cur, err := p.rm.Get(ctx, id)
-			switch {
-			case errors.Is(err, projections.ErrNotFound):
-			case err != nil:
-				return fmt.Errorf("read model get %s: %w", id, err)
-			default:
-				stored, storedVer = &cur, cur.Version
-			}
+		cur, found, err := p.storedView(ctx, id, v)
+		if err != nil {
+			return err
+		}
+		var storedVer uint64
+		if found {
+			storedVer = cur.Version
 		}
 		if storedVer >= v {
 			n.already.Add(1)
 			return nil
 		}
-		var state *domain.State
-		if stored != nil {
-			s, err := projections.StateOf(*stored)
-			if err != nil {
-				return fmt.Errorf("%w: stored view: %v", errPermanent, err)
-			}
-			state = s
-		}
-		var views []projections.View
-		var err error
-		if storedVer == v-1 {
-			views, err = foldOne(state, rec, payload)
-		} else {
-			views, err = fillGap(ctx, p.store, state, rec)
-		}
+		views, err := p.viewsOnto(ctx, &cur, found, rec, payload)
 		if err != nil {
 			return err
 		}
-		out, err := p.rm.Apply(ctx, views)
-		if projections.RefusedView(err, id) {
-			return fmt.Errorf("%w: %v", errPermanent, err)
-		}
-		if err != nil {
-			return fmt.Errorf("read model apply %s v%d: %w", id, v, err)
-		}
-		if len(out) != len(views) {
-			return fmt.Errorf("read model apply %s: %d outcomes for %d views", id, len(out), len(views))
-		}
-		for i, o := range out {
-			if !o.Applied {
-				continue
-			}
-			if i == len(out)-1 {
-				n.applied.Add(1)
-			} else {
-				n.filled.Add(1)
-			}
-		}
-		last := out[len(out)-1]
-		if last.Applied {
-			return nil
-		}
-		if last.Stored >= v {
-			n.already.Add(1)
-			return nil
+		done, err := p.applyCounting(ctx, id, v, views, n)
+		if done || err != nil {
+			return err
 		}
 		// Someone else moved the ICP between our read and our write (or
 		// a create met a stored view): read again and decide again.
 	}
 	return fmt.Errorf("%s v%d: no progress after %d attempts", id, v, maxAttempts)
+}
+
+// storedView returns the read model's view of id; found is false when it
+// holds none. A create (v 1) goes onto nothing: the read is skipped, the
+// conditional insert reports what is stored if anything is.
+func (p *Projector) storedView(ctx context.Context, id string, v uint64) (cur projections.View, found bool, err error) {
+	if v <= 1 {
+		return projections.View{}, false, nil
+	}
+	cur, err = p.rm.Get(ctx, id)
+	switch {
+	case errors.Is(err, projections.ErrNotFound):
+		return projections.View{}, false, nil
+	case err != nil:
+		return projections.View{}, false, fmt.Errorf("read model get %s: %w", id, err)
+	}
+	return cur, true, nil
+}
+
+// viewsOnto returns the views that bring the stored view cur (none when not
+// found) to rec's version: rec folded onto it when it is at the version
+// before, else the gap filled from the event store (see fillGap). A stored
+// view that does not decode wraps errPermanent.
+func (p *Projector) viewsOnto(ctx context.Context, cur *projections.View, found bool, rec events.Recorded, payload any) ([]projections.View, error) {
+	var (
+		state     *domain.State
+		storedVer uint64
+	)
+	if found {
+		s, err := projections.StateOf(*cur)
+		if err != nil {
+			return nil, fmt.Errorf("%w: stored view: %v", errPermanent, err)
+		}
+		state, storedVer = s, cur.Version
+	}
+	if storedVer == rec.Version-1 {
+		return foldOne(state, rec, payload)
+	}
+	return fillGap(ctx, p.store, state, rec)
+}
+
+// applyCounting writes views, the last of which is id's version v, in one
+// conditional Apply, and counts what it wrote. done reports that the read
+// model holds version v or later durably; not done, without an error, means
+// another writer moved the ICP first. A view the read model refuses for
+// good wraps errPermanent.
+func (p *Projector) applyCounting(ctx context.Context, id string, v uint64, views []projections.View, n tally) (done bool, err error) {
+	out, err := p.rm.Apply(ctx, views)
+	if projections.RefusedView(err, id) {
+		return false, fmt.Errorf("%w: %v", errPermanent, err)
+	}
+	if err != nil {
+		return false, fmt.Errorf("read model apply %s v%d: %w", id, v, err)
+	}
+	if len(out) != len(views) {
+		return false, fmt.Errorf("read model apply %s: %d outcomes for %d views", id, len(out), len(views))
+	}
+	for i, o := range out {
+		if !o.Applied {
+			continue
+		}
+		if i == len(out)-1 {
+			n.applied.Add(1)
+		} else {
+			n.filled.Add(1)
+		}
+	}
+	last := out[len(out)-1]
+	if last.Applied {
+		return true, nil
+	}
+	if last.Stored >= v {
+		n.already.Add(1)
+		return true, nil
+	}
+	return false, nil
 }
 
 // foldOne folds the bus event onto the stored state.

@@ -119,13 +119,54 @@ func (p *Projector) catchUp(ctx context.Context, gap watermark.Gap) (uint64, err
 // does, see applyFast); what that write cannot decide goes through
 // catchUpOne, one event at a time in store order.
 func (p *Projector) catchUpPage(ctx context.Context, page []events.Recorded, n tally) error {
-	type stored struct {
-		rec     events.Recorded
-		payload any
-		doc     []byte
+	groups, order, err := p.groupPage(ctx, page, n)
+	if err != nil {
+		return err
 	}
-	groups := map[string][]*stored{}
-	var order []string
+	plan := pagePlan{slow: map[*pageEvent]bool{}}
+	for _, id := range order {
+		if err := p.planPageICP(ctx, id, groups[id], n, &plan); err != nil {
+			return err
+		}
+	}
+	if len(plan.views) > 0 {
+		if err := p.applyPagePlan(ctx, &plan, n); err != nil {
+			return err
+		}
+	}
+	for _, id := range order {
+		for _, e := range groups[id] {
+			if plan.slow[e] {
+				if err := p.catchUpOne(ctx, e.rec, n); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// pageEvent is a stored event of a catch-up page with its decoding.
+type pageEvent struct {
+	rec     events.Recorded
+	payload any
+	doc     []byte
+}
+
+// pagePlan is what catchUpPage writes in its one Apply: planned[i] wrote
+// views[i]. slow holds the events left for catchUpOne.
+type pagePlan struct {
+	views   []projections.View
+	planned []*pageEvent
+	slow    map[*pageEvent]bool
+}
+
+// groupPage decodes the page's events of ICP streams and groups them by
+// ICP, in the order each ICP first appears, each ICP's in store order. An
+// event that does not decode goes through catchUpOne at once, in store
+// order; its error stops the catch-up.
+func (p *Projector) groupPage(ctx context.Context, page []events.Recorded, n tally) (groups map[string][]*pageEvent, order []string, err error) {
+	groups = map[string][]*pageEvent{}
 	for _, rec := range page {
 		id, ok := events.ICPIDFromStream(rec.StreamID)
 		if !ok {
@@ -134,86 +175,86 @@ func (p *Projector) catchUpPage(ctx context.Context, page []events.Recorded, n t
 		payload, doc, err := decode(rec)
 		if err != nil {
 			if err := p.catchUpOne(ctx, rec, n); err != nil {
-				return err
+				return nil, nil, err
 			}
 			continue
 		}
 		if _, ok := groups[id]; !ok {
 			order = append(order, id)
 		}
-		groups[id] = append(groups[id], &stored{rec: rec, payload: payload, doc: doc})
+		groups[id] = append(groups[id], &pageEvent{rec: rec, payload: payload, doc: doc})
 	}
-	var (
-		views   []projections.View
-		planned []*stored
-		slow    = map[*stored]bool{}
-	)
-	for _, id := range order {
-		g := groups[id]
-		state, err := p.storedState(ctx, id, g[0].rec.Version)
+	return groups, order, nil
+}
+
+// planPageICP folds the events of one ICP onto its stored state and adds
+// their views to plan. Versions the read model holds already are counted
+// as such; from the first event that does not follow the previous version
+// or does not fold, the ICP's events are left for catchUpOne. An error
+// reading the stored state stops the catch-up.
+func (p *Projector) planPageICP(ctx context.Context, id string, g []*pageEvent, n tally, plan *pagePlan) error {
+	state, err := p.storedState(ctx, id, g[0].rec.Version)
+	if err != nil {
+		return fmt.Errorf("read model get %s: %w", id, err)
+	}
+	var have uint64
+	if state != nil {
+		have = state.Version
+	}
+	for i, e := range g {
+		v := e.rec.Version
+		if v <= have {
+			n.already.Add(1)
+			continue
+		}
+		if state != nil && v != state.Version+1 || state == nil && v != 1 {
+			plan.leaveSlow(g[i:])
+			return nil
+		}
+		next, err := domain.Evolve(state, e.payload, v, e.rec.Position)
+		var view projections.View
+		if err == nil {
+			view, err = projections.ViewOfDoc(next, e.doc)
+		}
 		if err != nil {
-			return fmt.Errorf("read model get %s: %w", id, err)
+			plan.leaveSlow(g[i:])
+			return nil
 		}
-		var have uint64
-		if state != nil {
-			have = state.Version
-		}
-		for i, e := range g {
-			v := e.rec.Version
-			if v <= have {
-				n.already.Add(1)
-				continue
-			}
-			if state != nil && v != state.Version+1 || state == nil && v != 1 {
-				for _, rest := range g[i:] {
-					slow[rest] = true
-				}
-				break
-			}
-			next, err := domain.Evolve(state, e.payload, v, e.rec.Position)
-			var view projections.View
-			if err == nil {
-				view, err = projections.ViewOfDoc(next, e.doc)
-			}
-			if err != nil {
-				for _, rest := range g[i:] {
-					slow[rest] = true
-				}
-				break
-			}
-			views = append(views, view)
-			planned = append(planned, e)
-			state = next
-		}
+		plan.views = append(plan.views, view)
+		plan.planned = append(plan.planned, e)
+		state = next
 	}
-	if len(views) > 0 {
-		out, err := p.rm.Apply(ctx, views)
-		if err == nil && len(out) != len(views) {
-			err = errors.New("read model apply: outcome count differs from view count")
-		}
-		if errors.Is(err, projections.ErrUnavailable) {
-			return err
-		}
-		for i, e := range planned {
-			switch {
-			case err != nil:
-				slow[e] = true
-			case out[i].Applied:
-				n.applied.Add(1)
-			case out[i].Stored >= e.rec.Version:
-				n.already.Add(1)
-			default:
-				slow[e] = true
-			}
-		}
+	return nil
+}
+
+// leaveSlow leaves events for catchUpOne.
+func (plan *pagePlan) leaveSlow(evs []*pageEvent) {
+	for _, e := range evs {
+		plan.slow[e] = true
 	}
-	for _, id := range order {
-		for _, e := range groups[id] {
-			if slow[e] {
-				if err := p.catchUpOne(ctx, e.rec, n); err != nil {
-					return err
-				}
-			}
+}
+
+// applyPagePlan writes the plan's views in one Apply and counts each
+// planned event by its view's outcome; what the write did not decide is
+// left for catchUpOne. A read model that is unavailable stops the catch-up.
+func (p *Projector) applyPagePlan(ctx context.Context, plan *pagePlan, n tally) error {
+	out, err := p.rm.Apply(ctx, plan.views)
+	if err == nil && len(out) != len(plan.views) {
+		err = errors.New("read model apply: outcome count differs from view count")
+	}
+	if errors.Is(err, projections.ErrUnavailable) {
+		return err
+	}
+	for i, e := range plan.planned {
+		switch {
+		case err != nil:
+			plan.slow[e] = true
+		case out[i].Applied:
+			n.applied.Add(1)
+		case out[i].Stored >= e.rec.Version:
+			n.already.Add(1)
+		default:
+			plan.slow[e] = true
 		}
 	}
 	return nil

@@ -47,18 +47,43 @@ var ErrNotStored = errors.New("event not in the event store")
 // read. BenchmarkStoreCheck measures that read, BenchmarkProjector the
 // whole path.
 func (p *Projector) verify(ctx context.Context, items []*item) {
+	todo := pendingByPosition(items)
+	if len(todo) == 0 {
+		return
+	}
+	v := verification{p: p, ctx: ctx}
+	byStream, err := v.inOrder(todo)
+	if err != nil {
+		v.unreadable(todo, err)
+		return
+	}
+	v.byStream(byStream)
+	if v.maxVerified > p.verified {
+		p.verified = v.maxVerified
+	}
+	// An item still pending has been matched; one that somehow was not is
+	// retried, never applied unchecked.
+	v.unreadable(todo, errors.New("not checked against the event store"))
+}
+
+// pendingByPosition returns the pending items sorted by global position.
+func pendingByPosition(items []*item) []*item {
 	var todo []*item
 	for _, it := range items {
 		if it.verdict == pending {
 			todo = append(todo, it)
 		}
 	}
-	if len(todo) == 0 {
-		return
-	}
 	slices.SortStableFunc(todo, func(a, b *item) int { return cmp.Compare(a.rec.Position, b.rec.Position) })
-	v := verification{p: p, ctx: ctx}
-	cursor := p.verified
+	return todo
+}
+
+// inOrder checks todo, sorted by position, by reading the store in global
+// order from the position verified last, at most twice len(todo) events,
+// and returns the items that read did not reach, for byStream. An error
+// means the store could not be read: nothing of todo is settled by it.
+func (v *verification) inOrder(todo []*item) ([]*item, error) {
+	cursor := v.p.verified
 	budget := 2 * len(todo)
 	var byStream []*item
 	i := 0
@@ -73,10 +98,9 @@ func (p *Projector) verify(ctx context.Context, items []*item) {
 			byStream = append(byStream, todo[i:]...)
 			break
 		}
-		recs, err := p.store.ReadAll(ctx, cursor, min(len(todo)-i, budget))
+		recs, err := v.p.store.ReadAll(v.ctx, cursor, min(len(todo)-i, budget))
 		if err != nil {
-			v.unreadable(todo, fmt.Errorf("event store read after position %d: %w", cursor, err))
-			return
+			return nil, fmt.Errorf("event store read after position %d: %w", cursor, err)
 		}
 		budget -= len(recs)
 		if len(recs) == 0 {
@@ -87,35 +111,38 @@ func (p *Projector) verify(ctx context.Context, items []*item) {
 			}
 			break
 		}
-		last := recs[len(recs)-1].Position
-		at := make(map[uint64]*events.Recorded, len(recs))
-		for k := range recs {
-			at[recs[k].Position] = &recs[k]
-		}
-		covered := 0
-		for ; i < len(todo) && todo[i].rec.Position <= last; i++ {
-			v.match(todo[i], at[todo[i].rec.Position])
-			covered++
-		}
-		cursor = last
-		if covered == 0 && i < len(todo) {
-			// The batch continues far past what was read (another
-			// replica took the events in between): read the next item
-			// by its stream, and go on reading in order from there.
-			v.byStream([]*item{todo[i]})
-			if todo[i].verified {
-				cursor = todo[i].rec.Position
-			}
-			i++
-		}
+		i, cursor = v.matchRead(todo, i, recs)
 	}
-	v.byStream(byStream)
-	if v.maxVerified > p.verified {
-		p.verified = v.maxVerified
+	return byStream, nil
+}
+
+// matchRead matches todo's items from i on that recs, a read in global
+// order, reaches, and returns the index of the first item left and the
+// position to read on from. When recs reaches none of them, the next item
+// is checked by its stream instead.
+func (v *verification) matchRead(todo []*item, i int, recs []events.Recorded) (int, uint64) {
+	last := recs[len(recs)-1].Position
+	at := make(map[uint64]*events.Recorded, len(recs))
+	for k := range recs {
+		at[recs[k].Position] = &recs[k]
 	}
-	// An item still pending has been matched; one that somehow was not is
-	// retried, never applied unchecked.
-	v.unreadable(todo, errors.New("not checked against the event store"))
+	covered := 0
+	for ; i < len(todo) && todo[i].rec.Position <= last; i++ {
+		v.match(todo[i], at[todo[i].rec.Position])
+		covered++
+	}
+	cursor := last
+	if covered == 0 && i < len(todo) {
+		// The batch continues far past what was read (another
+		// replica took the events in between): read the next item
+		// by its stream, and go on reading in order from there.
+		v.byStream([]*item{todo[i]})
+		if todo[i].verified {
+			cursor = todo[i].rec.Position
+		}
+		i++
+	}
+	return i, cursor
 }
 
 // verification is the state of one batch's check.

@@ -146,16 +146,7 @@ func (r *replayer) replay(ctx context.Context, phase Phase, after, to uint64) (l
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	raw := make(chan rawChunk, 1)
-	chunks := make(chan chunk, 1)
-	sr, byStream := r.store.(StreamOrderReader)
-	byStream = byStream && after == 0 && phase == PhaseHistory
-	if byStream {
-		go r.readByStream(ctx, sr, to, raw)
-	} else {
-		go r.read(ctx, after, to, raw)
-	}
-	go decodeAll(ctx, raw, chunks)
+	chunks, byStream := r.startReading(ctx, phase, after, to)
 	w := r.startWriter(ctx)
 	defer func() {
 		if werr := w.stop(); err == nil {
@@ -167,35 +158,10 @@ func (r *replayer) replay(ctx context.Context, phase Phase, after, to uint64) (l
 		if c.err != nil {
 			return last, c.err
 		}
-		if err := r.fold(ctx, w, c.evs); err != nil {
+		if err := r.foldChunk(ctx, w, c.evs, byStream); err != nil {
 			return last, err
 		}
-		if byStream {
-			err = r.retire(w)
-		} else {
-			err = r.ageOut(w)
-		}
-		if err != nil {
-			return last, err
-		}
-		if err := r.evict(w, r.opts.MaxStates); err != nil {
-			return last, err
-		}
-		r.events += uint64(len(c.evs))
-		pos := c.evs[len(c.evs)-1].rec.Position
-		if byStream {
-			// Positions come in no order; every one is at most to.
-			for _, d := range c.evs {
-				last = max(last, d.rec.Position)
-			}
-			pos = min(r.events, to)
-		} else {
-			last = pos
-		}
-		r.last = last
-		if r.opts.Progress != nil {
-			r.opts.Progress(Progress{Phase: phase, Position: pos, Head: to, Events: r.events, Elapsed: time.Since(r.start)})
-		}
+		last = r.advance(phase, c.evs, byStream, last, to)
 	}
 	if err := ctx.Err(); err != nil {
 		return last, err
@@ -204,6 +170,66 @@ func (r *replayer) replay(ctx context.Context, phase Phase, after, to uint64) (l
 		return last, err
 	}
 	return last, w.wait()
+}
+
+// startReading starts the goroutines that read the events in (after, to]
+// and decode them, and returns the decoded chunks, in the order read, until
+// the reading ends or ctx does. byStream reports that the history is read
+// by stream (see StreamOrderReader): only a history phase from the start,
+// and only from a store that can.
+func (r *replayer) startReading(ctx context.Context, phase Phase, after, to uint64) (chunks <-chan chunk, byStream bool) {
+	raw := make(chan rawChunk, 1)
+	out := make(chan chunk, 1)
+	sr, byStream := r.store.(StreamOrderReader)
+	byStream = byStream && after == 0 && phase == PhaseHistory
+	if byStream {
+		go r.readByStream(ctx, sr, to, raw)
+	} else {
+		go r.read(ctx, after, to, raw)
+	}
+	go decodeAll(ctx, raw, out)
+	return out, byStream
+}
+
+// foldChunk folds one chunk into the cache, then hands the writer the
+// states the chunk finished (retire, by stream) or aged (ageOut), and those
+// the cache has no room for (evict).
+func (r *replayer) foldChunk(ctx context.Context, w *writer, evs []decoded, byStream bool) error {
+	if err := r.fold(ctx, w, evs); err != nil {
+		return err
+	}
+	var err error
+	if byStream {
+		err = r.retire(w)
+	} else {
+		err = r.ageOut(w)
+	}
+	if err != nil {
+		return err
+	}
+	return r.evict(w, r.opts.MaxStates)
+}
+
+// advance counts a folded chunk and reports progress. last is the position
+// of the last event folded before the chunk; it returns that of the last
+// event folded now.
+func (r *replayer) advance(phase Phase, evs []decoded, byStream bool, last, to uint64) uint64 {
+	r.events += uint64(len(evs))
+	pos := evs[len(evs)-1].rec.Position
+	if byStream {
+		// Positions come in no order; every one is at most to.
+		for _, d := range evs {
+			last = max(last, d.rec.Position)
+		}
+		pos = min(r.events, to)
+	} else {
+		last = pos
+	}
+	r.last = last
+	if r.opts.Progress != nil {
+		r.opts.Progress(Progress{Phase: phase, Position: pos, Head: to, Events: r.events, Elapsed: time.Since(r.start)})
+	}
+	return last
 }
 
 // read sends the events in (after, to] in chunks, then closes out. It stops
@@ -327,9 +353,25 @@ func decodeAll(ctx context.Context, in <-chan rawChunk, out chan<- chunk) {
 // states of ICPs that left the cache earlier.
 func (r *replayer) fold(ctx context.Context, w *writer, evs []decoded) error {
 	r.seq++
-	touched := make([]*entry, 0, len(evs))
-	es := make([]*entry, len(evs)) // the entry of each event's ICP
-	var missing []string
+	es, touched, missing := r.entries(w, evs)
+	if len(missing) > 0 {
+		if err := r.loadBack(ctx, w, missing); err != nil {
+			return err
+		}
+	}
+	r.touched = append(r.touched, touched)
+	r.compact()
+	return r.foldInto(evs, es)
+}
+
+// entries returns the cache entry of each event's ICP (nil for an event of
+// no ICP, or of one broken before this chunk), the entries the chunk
+// touches, each once, and the ids of the ICPs whose state must be read back
+// from the target. An entry that left the cache with its write still queued
+// is taken back from the writer; an ICP not known here gets a new entry.
+func (r *replayer) entries(w *writer, evs []decoded) (es, touched []*entry, missing []string) {
+	touched = make([]*entry, 0, len(evs))
+	es = make([]*entry, len(evs))
 	for i, d := range evs {
 		if d.id == "" || r.f.broken[d.id] {
 			continue
@@ -363,27 +405,35 @@ func (r *replayer) fold(ctx context.Context, w *writer, evs []decoded) error {
 			missing = append(missing, d.id)
 		}
 	}
-	if len(missing) > 0 {
-		// The target is read on the writer's connection, and must show
-		// every write queued so far.
-		if err := w.wait(); err != nil {
-			return err
-		}
-		loaded, err := r.target.Load(ctx, missing)
-		if err != nil {
-			return err
-		}
-		for id, v := range loaded {
-			s, err := projections.StateOf(v)
-			if err != nil {
-				return fmt.Errorf("rebuild: %w", err)
-			}
-			e := r.cache[id]
-			e.state, e.inTarget = s, true
-		}
+	return es, touched, missing
+}
+
+// loadBack reads the states of the cached ICPs missing from the target, on
+// the writer's connection once every write queued so far is done; an ICP
+// the target does not hold keeps no state.
+func (r *replayer) loadBack(ctx context.Context, w *writer, missing []string) error {
+	if err := w.wait(); err != nil {
+		return err
 	}
-	r.touched = append(r.touched, touched)
-	r.compact()
+	loaded, err := r.target.Load(ctx, missing)
+	if err != nil {
+		return err
+	}
+	for id, v := range loaded {
+		s, err := projections.StateOf(v)
+		if err != nil {
+			return fmt.Errorf("rebuild: %w", err)
+		}
+		e := r.cache[id]
+		e.state, e.inTarget = s, true
+	}
+	return nil
+}
+
+// foldInto folds each event onto its entry's state (es[i] is evs[i]'s
+// entry), marking the entries it changes dirty; an event without an entry
+// is still handed to the folder, which counts it.
+func (r *replayer) foldInto(evs []decoded, es []*entry) error {
 	for i, d := range evs {
 		if d.id == "" {
 			continue

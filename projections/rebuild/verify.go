@@ -100,106 +100,136 @@ type VerifyResult struct {
 // each, and at most opts.MaxDifferences differences. An error means the
 // audit could not be completed.
 func Verify(ctx context.Context, store events.Store, replayed Scanner, live Live, opts VerifyOptions) (VerifyResult, error) {
-	if opts.PollInterval <= 0 {
-		opts.PollInterval = 100 * time.Millisecond
+	a := audit{ctx: ctx, store: store, live: live, opts: opts.withDefaults()}
+	if err := a.pass(replayed); err != nil {
+		return a.res, err
 	}
-	if opts.PageSize <= 0 {
-		opts.PageSize = 2048
+	if err := a.settle(); err != nil {
+		return a.res, err
 	}
-	if opts.MaxDifferences <= 0 {
-		opts.MaxDifferences = DefaultMaxDifferences
+	a.res.Differences = a.still
+	a.res.Differing = uint64(len(a.still)) + a.unlisted
+	slices.SortFunc(a.res.Differences, func(x, y Difference) int { return strings.Compare(x.ID, y.ID) })
+	return a.res, nil
+}
+
+// withDefaults returns o with its zero fields set to their defaults.
+func (o VerifyOptions) withDefaults() VerifyOptions {
+	if o.PollInterval <= 0 {
+		o.PollInterval = 100 * time.Millisecond
 	}
-	var (
-		res        VerifyResult
-		candidates []string
-		still      []Difference // differing at their first recheck, at most MaxDifferences
-		unlisted   uint64       // differing beyond MaxDifferences
-	)
-	// recheckCandidates rechecks the candidates gathered so far, keeping
-	// those that still differ.
-	recheckCandidates := func() error {
-		for _, id := range candidates {
-			d, err := recheck(ctx, store, live, id)
-			if err != nil {
-				return err
-			}
-			switch {
-			case d == nil:
-			case len(still) < opts.MaxDifferences:
-				still = append(still, *d)
-			default:
-				unlisted++
-			}
-		}
-		candidates = candidates[:0]
-		if opts.Progress != nil {
-			opts.Progress(res.Compared)
-		}
-		return nil
+	if o.PageSize <= 0 {
+		o.PageSize = 2048
 	}
-	want := &pager{s: replayed, size: opts.PageSize}
-	got := &pager{s: live, size: opts.PageSize}
+	if o.MaxDifferences <= 0 {
+		o.MaxDifferences = DefaultMaxDifferences
+	}
+	return o
+}
+
+// audit is the state of one Verify.
+type audit struct {
+	ctx   context.Context
+	store events.Store
+	live  Live
+	opts  VerifyOptions
+
+	res        VerifyResult
+	candidates []string     // differing in the pass, not rechecked yet
+	still      []Difference // differing at their first recheck, at most MaxDifferences
+	unlisted   uint64       // differing beyond MaxDifferences
+}
+
+// pass walks replayed and the live read model together in id order,
+// collecting the ICPs on which they differ, and rechecks them a page at a
+// time (recheckCandidates).
+func (a *audit) pass(replayed Scanner) error {
+	want := &pager{s: replayed, size: a.opts.PageSize}
+	got := &pager{s: a.live, size: a.opts.PageSize}
 	for {
-		w, err := want.peek(ctx)
+		w, err := want.peek(a.ctx)
 		if err != nil {
-			return res, fmt.Errorf("verify: replayed read model: %w", err)
+			return fmt.Errorf("verify: replayed read model: %w", err)
 		}
-		g, err := got.peek(ctx)
+		g, err := got.peek(a.ctx)
 		if err != nil {
-			return res, fmt.Errorf("verify: live read model: %w", err)
+			return fmt.Errorf("verify: live read model: %w", err)
 		}
 		if w == nil && g == nil {
 			break
 		}
-		res.Compared++
+		a.res.Compared++
 		switch {
 		case g == nil || (w != nil && w.ID < g.ID):
-			candidates = append(candidates, w.ID)
+			a.candidates = append(a.candidates, w.ID)
 			want.next()
 		case w == nil || g.ID < w.ID:
-			candidates = append(candidates, g.ID)
+			a.candidates = append(a.candidates, g.ID)
 			got.next()
 		default:
 			if _, _, same := Compare(w, g); !same {
-				candidates = append(candidates, w.ID)
+				a.candidates = append(a.candidates, w.ID)
 			}
 			want.next()
 			got.next()
 		}
-		if res.Compared%uint64(opts.PageSize) == 0 {
-			if err := recheckCandidates(); err != nil {
-				return res, err
+		if a.res.Compared%uint64(a.opts.PageSize) == 0 {
+			if err := a.recheckCandidates(); err != nil {
+				return err
 			}
 		}
 	}
-	if err := recheckCandidates(); err != nil {
-		return res, err
+	return a.recheckCandidates()
+}
+
+// recheckCandidates rechecks the candidates gathered so far, keeping those
+// that still differ, and reports progress.
+func (a *audit) recheckCandidates() error {
+	for _, id := range a.candidates {
+		d, err := recheck(a.ctx, a.store, a.live, id)
+		if err != nil {
+			return err
+		}
+		switch {
+		case d == nil:
+		case len(a.still) < a.opts.MaxDifferences:
+			a.still = append(a.still, *d)
+		default:
+			a.unlisted++
+		}
 	}
-	deadline := time.Now().Add(opts.Settle)
-	for len(still) > 0 && time.Now().Before(deadline) {
-		t := time.NewTimer(opts.PollInterval)
+	a.candidates = a.candidates[:0]
+	if a.opts.Progress != nil {
+		a.opts.Progress(a.res.Compared)
+	}
+	return nil
+}
+
+// settle rechecks the differences still kept every PollInterval, dropping
+// those that went away, until none is left or Settle has passed.
+func (a *audit) settle() error {
+	deadline := time.Now().Add(a.opts.Settle)
+	for len(a.still) > 0 && time.Now().Before(deadline) {
+		t := time.NewTimer(a.opts.PollInterval)
 		select {
-		case <-ctx.Done():
+		case <-a.ctx.Done():
 			t.Stop()
-			return res, ctx.Err()
+			return a.ctx.Err()
 		case <-t.C:
 		}
-		next := still[:0]
-		for _, old := range still {
-			d, err := recheck(ctx, store, live, old.ID)
+		next := a.still[:0]
+		for _, old := range a.still {
+			d, err := recheck(a.ctx, a.store, a.live, old.ID)
 			if err != nil {
-				return res, err
+				return err
 			}
 			if d != nil {
 				next = append(next, *d)
 			}
 		}
-		still = next
+		a.still = next
 	}
-	res.Differences = still
-	res.Differing = uint64(len(still)) + unlisted
-	slices.SortFunc(res.Differences, func(a, b Difference) int { return strings.Compare(a.ID, b.ID) })
-	return res, nil
+	return nil
 }
 
 // recheck compares one ICP as the store and the live read model hold it now.

@@ -56,6 +56,21 @@ func Write(ctx context.Context, store events.Store, spec Spec) ([]ICP, error) {
 	if spec.Writers <= 0 {
 		spec.Writers = 32
 	}
+	icps := newICPs(spec)
+	for _, s := range steps(icps, spec) {
+		if err := appendStep(ctx, store, icps, spec.Writers, s); err != nil {
+			return nil, err
+		}
+	}
+	return icps, nil
+}
+
+// step proposes the event of one round of the history for the i-th ICP;
+// false: the ICP has none in that round.
+type step func(i int) (events.Proposed, bool, error)
+
+// newICPs returns the ICPs of spec with their ids, at version 0.
+func newICPs(spec Spec) []ICP {
 	icps := make([]ICP, spec.ICPs)
 	for i := range icps {
 		if spec.RandomIDs {
@@ -64,13 +79,19 @@ func Write(ctx context.Context, store events.Store, spec Spec) ([]ICP, error) {
 			icps[i].ID = uuid.Must(uuid.NewV7()).String()
 		}
 	}
-	var steps []func(i int) (events.Proposed, bool, error)
-	steps = append(steps, func(i int) (events.Proposed, bool, error) {
+	return icps
+}
+
+// steps returns the rounds of the history in order: the creates, two rounds
+// of updates, the deletes (which mark icps deleted as they are proposed).
+func steps(icps []ICP, spec Spec) []step {
+	var out []step
+	out = append(out, func(i int) (events.Proposed, bool, error) {
 		p, err := Created(icps[i].ID, spec.Tenant, fmt.Sprintf("user_%d", i%50), i)
 		return p, true, err
 	})
 	for round := range 2 {
-		steps = append(steps, func(i int) (events.Proposed, bool, error) {
+		out = append(out, func(i int) (events.Proposed, bool, error) {
 			if spec.UpdateEvery <= 0 || i%spec.UpdateEvery != 0 {
 				return events.Proposed{}, false, nil
 			}
@@ -78,7 +99,7 @@ func Write(ctx context.Context, store events.Store, spec Spec) ([]ICP, error) {
 			return p, true, err
 		})
 	}
-	steps = append(steps, func(i int) (events.Proposed, bool, error) {
+	out = append(out, func(i int) (events.Proposed, bool, error) {
 		if spec.DeleteEvery <= 0 || i%spec.DeleteEvery != 0 {
 			return events.Proposed{}, false, nil
 		}
@@ -86,43 +107,46 @@ func Write(ctx context.Context, store events.Store, spec Spec) ([]ICP, error) {
 		p, err := Deleted(icps[i].ID, spec.Tenant, fmt.Sprintf("user_%d", i%50))
 		return p, true, err
 	})
-	for _, step := range steps {
-		var (
-			next     atomic.Int64
-			wg       sync.WaitGroup
-			mu       sync.Mutex
-			firstErr error
-		)
-		for range spec.Writers {
-			wg.Go(func() {
-				for {
-					i := int(next.Add(1)) - 1
-					if i >= len(icps) {
-						return
-					}
-					p, ok, err := step(i)
-					if err == nil && ok {
-						if _, err = store.Append(ctx, events.StreamID(icps[i].ID), icps[i].Version, []events.Proposed{p}); err == nil {
-							icps[i].Version++
-						}
-					}
-					if err != nil {
-						mu.Lock()
-						if firstErr == nil {
-							firstErr = err
-						}
-						mu.Unlock()
-						return
+	return out
+}
+
+// appendStep appends the events of one round for every ICP with writers
+// concurrent appenders, each ICP's after its previous version, and counts
+// them in icps. It returns the first error; the writer that met it stops,
+// the others finish the round.
+func appendStep(ctx context.Context, store events.Store, icps []ICP, writers int, s step) error {
+	var (
+		next     atomic.Int64
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+	)
+	for range writers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(icps) {
+					return
+				}
+				p, ok, err := s(i)
+				if err == nil && ok {
+					if _, err = store.Append(ctx, events.StreamID(icps[i].ID), icps[i].Version, []events.Proposed{p}); err == nil {
+						icps[i].Version++
 					}
 				}
-			})
-		}
-		wg.Wait()
-		if firstErr != nil {
-			return nil, firstErr
-		}
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+					return
+				}
+			}
+		})
 	}
-	return icps, nil
+	wg.Wait()
+	return firstErr
 }
 
 var t0 = time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
