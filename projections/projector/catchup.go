@@ -114,10 +114,12 @@ func (p *Projector) catchUp(ctx context.Context, gap watermark.Gap) (uint64, err
 	}
 }
 
-// catchUpPage applies one page of stored events, in store order, with one
-// read model write for what folds onto the stored views (as a bus batch
-// does, see applyFast); what that write cannot decide goes through
-// catchUpOne, one event at a time in store order.
+// catchUpPage applies one page of stored events with one read model write
+// for what folds onto the stored views (as a bus batch does, see
+// applyFast); what that write cannot decide goes through catchUpOne, one
+// event at a time: ICP by ICP in the order each ICP first appears in the
+// page, and each ICP's events in store order. Events of different ICPs are
+// independent, so only the order within an ICP matters.
 func (p *Projector) catchUpPage(ctx context.Context, page []events.Recorded, n tally) error {
 	groups, order, err := p.groupPage(ctx, page, n)
 	if err != nil {
