@@ -242,6 +242,14 @@ type api struct {
 // provider as it is when New runs (see platform/telemetry.Setup). New sets
 // Gin's global mode to release.
 func New(cfg Config, deps Deps) (http.Handler, error) {
+	if err := checkNew(cfg, deps); err != nil {
+		return nil, err
+	}
+	return newAPI(cfg.withDefaults(), deps).router(), nil
+}
+
+// checkNew reports every problem of New's arguments at once.
+func checkNew(cfg Config, deps Deps) error {
 	var errs []error
 	if err := cfg.Validate(); err != nil {
 		errs = append(errs, err)
@@ -255,10 +263,12 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 	if deps.Verifier == nil {
 		errs = append(errs, errors.New("api: Deps.Verifier is required"))
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	cfg = cfg.withDefaults()
+	return errors.Join(errs...)
+}
+
+// newAPI builds the handlers' shared state from a checked cfg, its defaults
+// applied.
+func newAPI(cfg Config, deps Deps) *api {
 	a := &api{
 		cfg:        cfg,
 		cmds:       deps.Commands,
@@ -280,7 +290,11 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 	if len(cfg.CORSOrigins) > 0 {
 		a.corsPolicy = newCORSPolicy(cfg.CORSOrigins, cfg)
 	}
+	return a
+}
 
+// router routes New's paths to a's handlers, behind its middleware.
+func (a *api) router() *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
@@ -307,5 +321,5 @@ func New(cfg Config, deps Deps) (http.Handler, error) {
 	r.GET(BasePath+"/:id", a.authenticated(a.get))
 	r.PATCH(BasePath+"/:id", a.authenticated(a.update))
 	r.DELETE(BasePath+"/:id", a.authenticated(a.remove))
-	return r, nil
+	return r
 }

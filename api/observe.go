@@ -55,33 +55,13 @@ type requestIDs struct{ request, correlation string }
 func (a *api) observe(c *gin.Context) {
 	start := time.Now()
 	r := c.Request
-	ids := requestIDs{request: r.Header.Get(HeaderRequestID), correlation: r.Header.Get(HeaderCorrelationID)}
-	if !saneID(ids.request) {
-		ids.request = uuid.NewString()
-	}
-	if !saneID(ids.correlation) {
-		ids.correlation = ids.request
-	}
+	ids := idsOf(r)
 	// The route is the matched template (empty for no route) and the
 	// method one of a closed set: a client inventing methods or paths adds
 	// no span name and no log value.
 	route := c.FullPath()
 	method := telemetry.HTTPMethod(r.Method)
-	name := method
-	if route != "" {
-		name += " " + route
-	}
-	spanMethod := method
-	if method == telemetry.OtherMethod {
-		spanMethod = "_OTHER" // OpenTelemetry's name for a method it does not know
-	}
-	ctx := telemetry.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-	ctx, span := a.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(
-		semconv.HTTPRequestMethodKey.String(spanMethod),
-		semconv.HTTPRoute(route),
-		semconv.URLPath(telemetry.ClipPath(r.URL.Path)),
-		attribute.String("icp.request_id", ids.request),
-	))
+	ctx, span := a.startSpan(r, method, route, ids)
 	attrs := make([]slog.Attr, 2, 8)
 	attrs[0], attrs[1] = slog.String("request_id", ids.request), slog.String("correlation_id", ids.correlation)
 	if sc := span.SpanContext(); sc.IsValid() {
@@ -94,27 +74,64 @@ func (a *api) observe(c *gin.Context) {
 	h.Set(HeaderRequestID, ids.request)
 	h.Set(HeaderCorrelationID, ids.correlation)
 
-	defer func() {
-		status := c.Writer.Status()
-		span.SetAttributes(semconv.HTTPResponseStatusCode(status))
-		if status >= http.StatusInternalServerError {
-			span.SetStatus(codes.Error, http.StatusText(status))
-		}
-		span.End()
-		level := slog.LevelInfo
-		if route == "/healthz" || route == "/readyz" {
-			level = slog.LevelDebug
-		}
-		if !a.log.Enabled(ctx, level) {
-			return
-		}
-		// The request's attributes come first, as they would from the
-		// request's logger.
-		a.log.LogAttrs(ctx, level, "http request", append(attrs,
-			slog.String("method", method), slog.String("route", route), slog.Int("status", status),
-			slog.Duration("duration", time.Since(start)), slog.Int("bytes", max(0, c.Writer.Size())))...)
-	}()
+	defer a.endRequest(ctx, c, span, start, method, route, attrs)
 	c.Next()
+}
+
+// idsOf settles a request's ids: the caller's when sane, else a new request
+// id, and the request id as the correlation id.
+func idsOf(r *http.Request) requestIDs {
+	ids := requestIDs{request: r.Header.Get(HeaderRequestID), correlation: r.Header.Get(HeaderCorrelationID)}
+	if !saneID(ids.request) {
+		ids.request = uuid.NewString()
+	}
+	if !saneID(ids.correlation) {
+		ids.correlation = ids.request
+	}
+	return ids
+}
+
+// startSpan starts the request's server span, named after its method and
+// route, continuing the caller's trace.
+func (a *api) startSpan(r *http.Request, method, route string, ids requestIDs) (context.Context, trace.Span) {
+	name := method
+	if route != "" {
+		name += " " + route
+	}
+	spanMethod := method
+	if method == telemetry.OtherMethod {
+		spanMethod = "_OTHER" // OpenTelemetry's name for a method it does not know
+	}
+	ctx := telemetry.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+	return a.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(
+		semconv.HTTPRequestMethodKey.String(spanMethod),
+		semconv.HTTPRoute(route),
+		semconv.URLPath(telemetry.ClipPath(r.URL.Path)),
+		attribute.String("icp.request_id", ids.request),
+	))
+}
+
+// endRequest, once the request is done, ends its span with the answer's
+// status and writes its access-log line after the request's attrs.
+func (a *api) endRequest(ctx context.Context, c *gin.Context, span trace.Span, start time.Time, method, route string, attrs []slog.Attr) {
+	status := c.Writer.Status()
+	span.SetAttributes(semconv.HTTPResponseStatusCode(status))
+	if status >= http.StatusInternalServerError {
+		span.SetStatus(codes.Error, http.StatusText(status))
+	}
+	span.End()
+	level := slog.LevelInfo
+	if route == "/healthz" || route == "/readyz" {
+		level = slog.LevelDebug
+	}
+	if !a.log.Enabled(ctx, level) {
+		return
+	}
+	// The request's attributes come first, as they would from the
+	// request's logger.
+	a.log.LogAttrs(ctx, level, "http request", append(attrs,
+		slog.String("method", method), slog.String("route", route), slog.Int("status", status),
+		slog.Duration("duration", time.Since(start)), slog.Int("bytes", max(0, c.Writer.Size())))...)
 }
 
 // saneID reports whether an id from a header may be used as it is: 1 to 128

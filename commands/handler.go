@@ -276,41 +276,9 @@ func (h *Handler) run(ctx context.Context, id string, assumeNew bool, load loade
 		if len(d.payloads) == 0 {
 			return Result{}, errors.New("commands: a decision without events")
 		}
-		state := cur.state
-		proposed := make([]events.Proposed, len(d.payloads))
-		var doc []byte
-		for i, pl := range d.payloads {
-			if c, ok := pl.(domain.ICPCreatedV1); ok && len(d.payloads) == 1 {
-				proposed[i], doc, err = events.EncodeCreated(uuid.NewString(), c, md)
-			} else {
-				proposed[i], err = events.Encode(uuid.NewString(), pl, md)
-			}
-			if err != nil {
-				return Result{}, err
-			}
-		}
-		expected := cur.version
-		if h.busLimit != nil || h.maxDoc > 0 {
-			next, err := result(state, d.payloads, expected, events.AppendResult{Positions: make([]uint64, len(d.payloads))})
-			if err != nil {
-				return Result{}, err
-			}
-			if err := h.checkLimits(stream, expected, proposed, next.State, doc); err != nil {
-				return Result{}, err
-			}
-		}
-		snap, err := h.snapshotOf(state, expected, proposed)
-		if err != nil {
-			return Result{}, err
-		}
-		res, err := h.append(ctx, stream, expected, proposed, snap)
-		if err == nil {
-			r, err := result(state, d.payloads, expected, res)
-			r.Doc = doc
+		r, conflict, err := h.apply(ctx, stream, cur, d.payloads, md)
+		if !conflict {
 			return r, err
-		}
-		if !errors.Is(err, events.ErrConflict) {
-			return Result{}, err
 		}
 		if onConflict != nil {
 			return Result{}, onConflict
@@ -325,6 +293,56 @@ func (h *Handler) run(ctx context.Context, id string, assumeNew bool, load loade
 			return Result{}, err
 		}
 	}
+}
+
+// apply encodes the decided payloads, checks them against the limits and
+// appends them to stream with cur's version as the expected version, and
+// returns the result. conflict means the stream moved since cur was loaded
+// (err then wraps events.ErrConflict) and nothing was appended.
+func (h *Handler) apply(ctx context.Context, stream string, cur *current, payloads []any, md events.Metadata) (_ Result, conflict bool, _ error) {
+	state := cur.state
+	proposed, doc, err := encodeAll(payloads, md)
+	if err != nil {
+		return Result{}, false, err
+	}
+	expected := cur.version
+	if h.busLimit != nil || h.maxDoc > 0 {
+		next, err := result(state, payloads, expected, events.AppendResult{Positions: make([]uint64, len(payloads))})
+		if err != nil {
+			return Result{}, false, err
+		}
+		if err := h.checkLimits(stream, expected, proposed, next.State, doc); err != nil {
+			return Result{}, false, err
+		}
+	}
+	snap, err := h.snapshotOf(state, expected, proposed)
+	if err != nil {
+		return Result{}, false, err
+	}
+	res, err := h.append(ctx, stream, expected, proposed, snap)
+	if err != nil {
+		return Result{}, errors.Is(err, events.ErrConflict), err
+	}
+	r, err := result(state, payloads, expected, res)
+	r.Doc = doc
+	return r, false, err
+}
+
+// encodeAll encodes payloads as events with new ids and metadata md. doc is
+// the created ICP's document when payloads is a single create, else nil.
+func encodeAll(payloads []any, md events.Metadata) (proposed []events.Proposed, doc []byte, err error) {
+	proposed = make([]events.Proposed, len(payloads))
+	for i, pl := range payloads {
+		if c, ok := pl.(domain.ICPCreatedV1); ok && len(payloads) == 1 {
+			proposed[i], doc, err = events.EncodeCreated(uuid.NewString(), c, md)
+		} else {
+			proposed[i], err = events.Encode(uuid.NewString(), pl, md)
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	return proposed, doc, nil
 }
 
 // conflictBackOff spaces the attempts of commands that keep meeting each other

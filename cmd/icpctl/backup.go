@@ -67,26 +67,8 @@ func (c *BackupCmd) Run(g *Globals) error {
 		}
 	}()
 
-	m := &backupManifest{Format: backupFormat, CreatedAt: time.Now().UTC(), Files: map[string]string{}}
-	dst := filepath.Join(tmp, datadir.EventsFile)
-	if err := snapshotStore(ctx, src, dst); err != nil {
-		return err
-	}
-	if m.Generation, m.Head, err = storeFacts(ctx, dst, false); err != nil {
-		return err
-	}
-	if err := c.copySmallFiles(tmp); err != nil {
-		return err
-	}
-	if err := writeManifest(tmp, m); err != nil {
-		return err
-	}
-	if sub := filepath.Join(tmp, datadir.NATSAuthDir); dirExists(sub) {
-		if err := syncDir(sub); err != nil {
-			return err
-		}
-	}
-	if err := syncDir(tmp); err != nil {
+	m, err := c.writeSet(ctx, src, tmp)
+	if err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, c.To); err != nil {
@@ -103,6 +85,36 @@ func (c *BackupCmd) Run(g *Globals) error {
 	fmt.Fprintf(g.Stdout, "backed up the event store up to position %d (generation %s) and %d other files to %s\n",
 		m.Head, gen, len(m.Files)-1, c.To)
 	return nil
+}
+
+// writeSet writes the backup set of the event store src and the data
+// directory's small files into dir, with its manifest, everything synced,
+// and returns the manifest.
+func (c *BackupCmd) writeSet(ctx context.Context, src, dir string) (*backupManifest, error) {
+	m := &backupManifest{Format: backupFormat, CreatedAt: time.Now().UTC(), Files: map[string]string{}}
+	dst := filepath.Join(dir, datadir.EventsFile)
+	if err := snapshotStore(ctx, src, dst); err != nil {
+		return nil, err
+	}
+	var err error
+	if m.Generation, m.Head, err = storeFacts(ctx, dst, false); err != nil {
+		return nil, err
+	}
+	if err := c.copySmallFiles(dir); err != nil {
+		return nil, err
+	}
+	if err := writeManifest(dir, m); err != nil {
+		return nil, err
+	}
+	if sub := filepath.Join(dir, datadir.NATSAuthDir); dirExists(sub) {
+		if err := syncDir(sub); err != nil {
+			return nil, err
+		}
+	}
+	if err := syncDir(dir); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 // writeManifest lists every file of the backup set being made in dir with

@@ -122,77 +122,104 @@ func (c *EventsCmd) Run(g *Globals) error {
 	if err != nil {
 		return fmt.Errorf("event store head: %w", err)
 	}
-	emit := func(recs []events.Recorded) error {
-		for _, r := range recs {
-			if c.To != 0 && r.Position > c.To {
-				return errReachedTo
-			}
-			if c.matches(r) {
-				if err := writeEvent(out, r); err != nil {
-					return err
-				}
-			}
-			if c.To != 0 && r.Position == c.To {
-				return errReachedTo
-			}
-		}
-		return out.Flush()
-	}
-
-	// The history up to the head at start.
-	var pages pageSizer
-	if c.ICP != "" {
-		for from := uint64(1); ; {
-			recs, err := st.ReadStreamPage(ctx, events.StreamID(c.ICP), from, pages.next())
-			if errors.Is(err, events.ErrStreamNotFound) {
-				break
-			}
-			if err != nil {
-				return fmt.Errorf("read the events of %s: %w", c.ICP, err)
-			}
-			if len(recs) == 0 {
-				break
-			}
-			pages.saw(recs)
-			last := recs[len(recs)-1]
-			from = last.Version + 1
-			recs = slices.DeleteFunc(recs, func(r events.Recorded) bool { return r.Position <= after || r.Position > head })
-			if err := emit(recs); err != nil {
-				return finish(err, out)
-			}
-			if last.Position > head { // the stream's later events are later still
-				break
-			}
-		}
-		after = max(after, head)
-	} else {
-		for after < head {
-			recs, err := st.ReadAll(ctx, after, pages.next())
-			if err != nil {
-				return fmt.Errorf("read the events after position %d: %w", after, err)
-			}
-			if len(recs) == 0 {
-				break
-			}
-			pages.saw(recs)
-			recs = slices.DeleteFunc(recs, func(r events.Recorded) bool { return r.Position > head })
-			if err := emit(recs); err != nil {
-				return finish(err, out)
-			}
-			if len(recs) == 0 {
-				break
-			}
-			after = recs[len(recs)-1].Position
-		}
+	after, done, err := c.history(ctx, st, out, after, head)
+	if done {
+		return err
 	}
 	if !c.Follow || (c.To != 0 && after >= c.To) {
 		return out.Flush()
 	}
-	err = st.Follow(ctx, after, followBatch, emit)
+	err = st.Follow(ctx, after, followBatch, func(recs []events.Recorded) error { return c.emit(out, recs) })
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		err = nil // interrupted: the normal end of --follow
 	}
 	return finish(err, out)
+}
+
+// emit writes the matching events of recs, in order, and flushes them; it
+// returns errReachedTo once --to is reached.
+func (c *EventsCmd) emit(out *bufio.Writer, recs []events.Recorded) error {
+	for _, r := range recs {
+		if c.To != 0 && r.Position > c.To {
+			return errReachedTo
+		}
+		if c.matches(r) {
+			if err := writeEvent(out, r); err != nil {
+				return err
+			}
+		}
+		if c.To != 0 && r.Position == c.To {
+			return errReachedTo
+		}
+	}
+	return out.Flush()
+}
+
+// history writes the matching events after position after up to head (the
+// store's head at start) and returns the position a follow goes on from.
+// done means Run ends here, with err (nil once --to is reached).
+func (c *EventsCmd) history(ctx context.Context, st events.Store, out *bufio.Writer, after, head uint64) (_ uint64, done bool, err error) {
+	if c.ICP == "" {
+		return c.allHistory(ctx, st, out, after, head)
+	}
+	if done, err := c.streamHistory(ctx, st, out, after, head); done {
+		return 0, true, err
+	}
+	return max(after, head), false, nil
+}
+
+// streamHistory writes the events of --icp's stream after position after up
+// to head, reading the stream a page at a time; done and err are as history's.
+func (c *EventsCmd) streamHistory(ctx context.Context, st events.Store, out *bufio.Writer, after, head uint64) (done bool, err error) {
+	var pages pageSizer
+	for from := uint64(1); ; {
+		recs, err := st.ReadStreamPage(ctx, events.StreamID(c.ICP), from, pages.next())
+		if errors.Is(err, events.ErrStreamNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return true, fmt.Errorf("read the events of %s: %w", c.ICP, err)
+		}
+		if len(recs) == 0 {
+			return false, nil
+		}
+		pages.saw(recs)
+		last := recs[len(recs)-1]
+		from = last.Version + 1
+		recs = slices.DeleteFunc(recs, func(r events.Recorded) bool { return r.Position <= after || r.Position > head })
+		if err := c.emit(out, recs); err != nil {
+			return true, finish(err, out)
+		}
+		if last.Position > head { // the stream's later events are later still
+			return false, nil
+		}
+	}
+}
+
+// allHistory writes the matching events after position after up to head,
+// reading the global order a page at a time, and returns the position of
+// the last event it read; done and err are as history's.
+func (c *EventsCmd) allHistory(ctx context.Context, st events.Store, out *bufio.Writer, after, head uint64) (_ uint64, done bool, err error) {
+	var pages pageSizer
+	for after < head {
+		recs, err := st.ReadAll(ctx, after, pages.next())
+		if err != nil {
+			return 0, true, fmt.Errorf("read the events after position %d: %w", after, err)
+		}
+		if len(recs) == 0 {
+			break
+		}
+		pages.saw(recs)
+		recs = slices.DeleteFunc(recs, func(r events.Recorded) bool { return r.Position > head })
+		if err := c.emit(out, recs); err != nil {
+			return 0, true, finish(err, out)
+		}
+		if len(recs) == 0 {
+			break
+		}
+		after = recs[len(recs)-1].Position
+	}
+	return after, false, nil
 }
 
 // pageSizer sizes the pages the history is read in, so that a page holds

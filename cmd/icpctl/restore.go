@@ -46,29 +46,10 @@ func (c *RestoreCmd) Run(g *Globals) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	m, err := readManifest(c.From)
+	m, names, err := c.checkSet(ctx)
 	if err != nil {
 		return err
 	}
-	names := make([]string, 0, len(m.Files))
-	for name := range m.Files {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		if err := verifyFile(c.From, name, m.Files[name]); err != nil {
-			return err
-		}
-	}
-	gen, head, err := storeFacts(ctx, filepath.Join(c.From, datadir.EventsFile), true)
-	if err != nil {
-		return err
-	}
-	if gen != m.Generation || head != m.Head {
-		return fmt.Errorf("the event store in %s (generation %q, head %d) is not the one %s describes (generation %q, head %d)",
-			c.From, gen, head, manifestFile, m.Generation, m.Head)
-	}
-
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
@@ -102,6 +83,35 @@ func (c *RestoreCmd) Run(g *Globals) error {
 		return fmt.Errorf("%w; the event store is restored but not realigned: run icpctl realign --force --data-dir %s before starting icpd", err, c.DataDir)
 	}
 	return nil
+}
+
+// checkSet checks every file of the set against its manifest, and the event
+// store's generation and head too, before anything is restored. It returns
+// the manifest and the set's file names, sorted.
+func (c *RestoreCmd) checkSet(ctx context.Context) (*backupManifest, []string, error) {
+	m, err := readManifest(c.From)
+	if err != nil {
+		return nil, nil, err
+	}
+	names := make([]string, 0, len(m.Files))
+	for name := range m.Files {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if err := verifyFile(c.From, name, m.Files[name]); err != nil {
+			return nil, nil, err
+		}
+	}
+	gen, head, err := storeFacts(ctx, filepath.Join(c.From, datadir.EventsFile), true)
+	if err != nil {
+		return nil, nil, err
+	}
+	if gen != m.Generation || head != m.Head {
+		return nil, nil, fmt.Errorf("the event store in %s (generation %q, head %d) is not the one %s describes (generation %q, head %d)",
+			c.From, gen, head, manifestFile, m.Generation, m.Head)
+	}
+	return m, names, nil
 }
 
 // realign runs RealignCmd's steps without its checks: icpd is known to be

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/projections/rebuild"
 	"github.com/icpservice/icp/projections/sqlitemodel"
 )
@@ -79,30 +80,8 @@ func (c *VerifyCmd) Run(g *Globals) error {
 	}
 	defer os.RemoveAll(dir)
 	scratchPath := filepath.Join(dir, "replayed.db")
-	head, err := st.Head(ctx)
+	res, head, err := c.replay(ctx, g, st, scratchPath)
 	if err != nil {
-		return fmt.Errorf("event store head: %w", err)
-	}
-	b, err := sqlitemodel.OpenBuilder(ctx, scratchPath)
-	if err != nil {
-		return err
-	}
-	defer b.Close()
-	p := newProgress(g.Stderr, c.Progress, "verify", "events")
-	res, err := rebuild.Replay(ctx, st, b, 0, head, rebuild.Options{
-		Progress: func(pr rebuild.Progress) {
-			p.update("replay", pr.Position, pr.Head, pr.Events, pr.Elapsed)
-		},
-	})
-	p.done()
-	if err != nil {
-		return fmt.Errorf("replay the history: %w", err)
-	}
-	reportProblems(g, "verify", res.Skipped, res.Problems)
-	if err := b.Swap(ctx, nil); err != nil {
-		return err
-	}
-	if err := b.Close(); err != nil {
 		return err
 	}
 	// The replay's heap is garbage now: hand it back before the compare
@@ -114,7 +93,48 @@ func (c *VerifyCmd) Run(g *Globals) error {
 		return err
 	}
 	defer scratch.Close()
+	vr, err := c.compare(ctx, g, st, scratch, live)
+	if err != nil {
+		return err
+	}
+	return c.report(g, livePath, res, head, vr)
+}
 
+// replay replays the history up to the store's head into a new scratch read
+// model at path, closed when replay returns, and returns the replay's result
+// and the head it ended at.
+func (c *VerifyCmd) replay(ctx context.Context, g *Globals, st events.Store, path string) (rebuild.Result, uint64, error) {
+	head, err := st.Head(ctx)
+	if err != nil {
+		return rebuild.Result{}, 0, fmt.Errorf("event store head: %w", err)
+	}
+	b, err := sqlitemodel.OpenBuilder(ctx, path)
+	if err != nil {
+		return rebuild.Result{}, 0, err
+	}
+	defer b.Close()
+	p := newProgress(g.Stderr, c.Progress, "verify", "events")
+	res, err := rebuild.Replay(ctx, st, b, 0, head, rebuild.Options{
+		Progress: func(pr rebuild.Progress) {
+			p.update("replay", pr.Position, pr.Head, pr.Events, pr.Elapsed)
+		},
+	})
+	p.done()
+	if err != nil {
+		return rebuild.Result{}, 0, fmt.Errorf("replay the history: %w", err)
+	}
+	reportProblems(g, "verify", res.Skipped, res.Problems)
+	if err := b.Swap(ctx, nil); err != nil {
+		return rebuild.Result{}, 0, err
+	}
+	if err := b.Close(); err != nil {
+		return rebuild.Result{}, 0, err
+	}
+	return res, head, nil
+}
+
+// compare compares the scratch read model with the live one, ICP by ICP.
+func (c *VerifyCmd) compare(ctx context.Context, g *Globals, st events.Store, scratch, live *sqlitemodel.Model) (rebuild.VerifyResult, error) {
 	cp := newProgress(g.Stderr, c.Progress, "verify", "ICPs")
 	started := time.Now()
 	vr, err := rebuild.Verify(ctx, st, scratch, live, rebuild.VerifyOptions{
@@ -122,9 +142,12 @@ func (c *VerifyCmd) Run(g *Globals) error {
 		Progress: func(n uint64) { cp.update("compare", n, 0, n, time.Since(started)) },
 	})
 	cp.done()
-	if err != nil {
-		return err
-	}
+	return vr, err
+}
+
+// report prints the differences and the summary; it fails when any ICP
+// differs.
+func (c *VerifyCmd) report(g *Globals, livePath string, res rebuild.Result, head uint64, vr rebuild.VerifyResult) error {
 	for _, d := range vr.Differences {
 		fmt.Fprintf(g.Stdout, "%s\t%s\t%s\n", d.Kind, d.ID, d.Detail)
 	}

@@ -142,120 +142,150 @@ func (s *Store) subscribe(ctx context.Context, last *uint64, batchSize int, fn f
 		err := s.receive(sctx, g.client, *last, items)
 		s.release(g, err)
 	}()
-	live := head <= *last
-	linger := time.NewTimer(catchUpLinger)
-	defer linger.Stop()
-	// take applies a received item: an event joins the batch; a foreign
-	// event is reported after the batch before it was delivered.
-	take := func(it item, batch []events.Recorded) ([]events.Recorded, error) {
-		if it.foreign != nil {
-			if onForeign == nil {
-				return batch, nil
-			}
-			if len(batch) > 0 {
-				if err := fn(batch); err != nil {
-					return nil, fnError{err}
-				}
-				*last = batch[len(batch)-1].Position
-				delivered = true
-				batch = nil
-			}
-			if err := onForeign(*it.foreign); err != nil {
-				return nil, fnError{err}
-			}
-			// Everything before it was handed over: a resubscription
-			// starts after it.
-			*last = it.foreign.Position
-			return batch, nil
-		}
-		if it.caughtUp {
-			live = true
-			return batch, nil
-		}
-		if it.rec.Position >= head {
-			live = true
-		}
-		return append(batch, it.rec), nil
+	b := &batcher{
+		ctx: ctx, items: items, batchSize: batchSize, fn: fn, onForeign: onForeign,
+		last: last, head: head, live: head <= *last, linger: time.NewTimer(catchUpLinger),
 	}
+	defer b.linger.Stop()
+	err = b.run()
+	return b.delivered, err
+}
+
+// batcher turns one subscription's items into the batches subscribe delivers.
+type batcher struct {
+	ctx       context.Context
+	items     <-chan item
+	batchSize int
+	fn        func([]events.Recorded) error
+	onForeign func(events.Foreign) error
+	last      *uint64 // advanced past every batch fn accepted
+	head      uint64  // this service's head when subscribing
+	live      bool    // caught up: batches are not filled any more
+	delivered bool
+	linger    *time.Timer
+}
+
+// run delivers batches until the subscription or ctx ends, and returns the
+// error that ended it; fn's and onForeign's errors come as fnError.
+func (b *batcher) run() error {
 	for {
 		var it item
 		select {
-		case it = <-items:
-		case <-ctx.Done():
-			return delivered, ctx.Err()
+		case it = <-b.items:
+		case <-b.ctx.Done():
+			return b.ctx.Err()
 		}
 		if it.err != nil {
-			return delivered, it.err
+			return it.err
 		}
-		batch, err := take(it, nil)
+		batch, err := b.take(it, nil)
 		if err != nil {
-			return delivered, err
+			return err
 		}
 		if len(batch) == 0 {
 			continue
 		}
-		var pending error
-		linger.Reset(catchUpLinger)
-	fill:
-		for len(batch) < batchSize {
-			if live {
-				select {
-				case it = <-items:
-				default:
-					break fill
-				}
-			} else {
-				select {
-				case it = <-items:
-				case <-linger.C:
-					break fill
-				case <-ctx.Done():
-					return delivered, ctx.Err()
-				}
-			}
-			if it.err != nil {
-				pending = it.err
-				break
-			}
-			if batch, err = take(it, batch); err != nil {
-				return delivered, err
+		batch, pending, err := b.fill(batch)
+		if err != nil {
+			return err
+		}
+		if len(batch) > 0 {
+			if err := b.deliver(batch); err != nil {
+				return err
 			}
 		}
-		if len(batch) == 0 {
-			if pending != nil {
-				return delivered, pending
-			}
-			continue
-		}
-		if err := fn(batch); err != nil {
-			return delivered, fnError{err}
-		}
-		*last = batch[len(batch)-1].Position
-		delivered = true
 		if pending != nil {
-			return delivered, pending
+			return pending
 		}
 	}
+}
+
+// fill adds received items to batch up to batchSize: while catching up it
+// waits for them up to the linger, once live it takes only what has
+// arrived. pending is the error that ended the subscription after the
+// items taken; err is one that ends the delivery at once (fn's, onForeign's
+// or ctx's), with batch dropped.
+func (b *batcher) fill(batch []events.Recorded) (_ []events.Recorded, pending, err error) {
+	b.linger.Reset(catchUpLinger)
+	for len(batch) < b.batchSize {
+		var it item
+		if b.live {
+			select {
+			case it = <-b.items:
+			default:
+				return batch, nil, nil
+			}
+		} else {
+			select {
+			case it = <-b.items:
+			case <-b.linger.C:
+				return batch, nil, nil
+			case <-b.ctx.Done():
+				return nil, nil, b.ctx.Err()
+			}
+		}
+		if it.err != nil {
+			return batch, it.err, nil
+		}
+		if batch, err = b.take(it, batch); err != nil {
+			return nil, nil, err
+		}
+	}
+	return batch, nil, nil
+}
+
+// take applies a received item: an event joins the batch; a foreign
+// event is reported after the batch before it was delivered.
+func (b *batcher) take(it item, batch []events.Recorded) ([]events.Recorded, error) {
+	if it.foreign != nil {
+		if b.onForeign == nil {
+			return batch, nil
+		}
+		if len(batch) > 0 {
+			if err := b.deliver(batch); err != nil {
+				return nil, err
+			}
+			batch = nil
+		}
+		if err := b.onForeign(*it.foreign); err != nil {
+			return nil, fnError{err}
+		}
+		// Everything before it was handed over: a resubscription
+		// starts after it.
+		*b.last = it.foreign.Position
+		return batch, nil
+	}
+	if it.caughtUp {
+		b.live = true
+		return batch, nil
+	}
+	if it.rec.Position >= b.head {
+		b.live = true
+	}
+	return append(batch, it.rec), nil
+}
+
+// deliver hands a non-empty batch to fn and, once fn accepted it, advances
+// last past it.
+func (b *batcher) deliver(batch []events.Recorded) error {
+	if err := b.fn(batch); err != nil {
+		return fnError{err}
+	}
+	*b.last = batch[len(batch)-1].Position
+	b.delivered = true
+	return nil
 }
 
 // receive subscribes to $all after position after and sends every event of
 // this service's streams to out, in order, until the subscription ends; it
 // sends and returns the error that ended it.
 func (s *Store) receive(ctx context.Context, c *esdb.Client, after uint64, out chan<- item) error {
-	send := func(it item) bool {
-		select {
-		case out <- it:
-			return true
-		case <-ctx.Done():
-			return false
-		}
-	}
 	sub, err := c.SubscribeToAll(ctx, esdb.SubscribeToAllOptions{
 		From:   allPosition(after),
 		Filter: &esdb.SubscriptionFilter{Type: esdb.StreamFilterType, Prefixes: []string{s.opts.StreamPrefix}},
 	})
 	if err != nil {
-		send(item{err: err})
+		send(ctx, out, item{err: err})
 		return err
 	}
 	defer sub.Close()
@@ -272,18 +302,18 @@ func (s *Store) receive(ctx context.Context, c *esdb.Client, after uint64, out c
 			}
 			if f, ok := foreign(e); ok {
 				after = f.Position
-				if !send(item{foreign: &f}) {
+				if !send(ctx, out, item{foreign: &f}) {
 					return ctx.Err()
 				}
 				continue
 			}
 			r, err := recorded(e)
 			if err != nil {
-				send(item{err: err})
+				send(ctx, out, item{err: err})
 				return err
 			}
 			after = r.Position
-			if !send(item{rec: r}) {
+			if !send(ctx, out, item{rec: r}) {
 				return ctx.Err()
 			}
 		case ev.SubscriptionDropped != nil:
@@ -291,15 +321,25 @@ func (s *Store) receive(ctx context.Context, c *esdb.Client, after uint64, out c
 			if err == nil {
 				err = errors.New("subscription dropped")
 			}
-			send(item{err: err})
+			send(ctx, out, item{err: err})
 			return err
 		case ev.CaughtUp != nil:
-			if !send(item{caughtUp: true}) {
+			if !send(ctx, out, item{caughtUp: true}) {
 				return ctx.Err()
 			}
 		default:
 			// Checkpoints and fell-behind carry nothing to deliver:
 			// resuming from the last delivered event is exact.
 		}
+	}
+}
+
+// send hands it to out; it reports false when ctx ended first.
+func send(ctx context.Context, out chan<- item, it item) bool {
+	select {
+	case out <- it:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }

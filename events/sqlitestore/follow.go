@@ -40,15 +40,8 @@ func (s *Store) Follow(ctx context.Context, after uint64, batchSize int, fn func
 		// after the read still wakes this loop.
 		wake := s.note.wait()
 		if !caughtUp || after < s.head.Load() {
-			recs, ok := s.tail.after(after, batchSize)
-			var err error
-			if !ok {
-				recs, err = s.ReadAll(ctx, after, batchSize)
-			}
+			recs, err := s.next(ctx, after, batchSize)
 			if err != nil {
-				if ctxErr := ctx.Err(); ctxErr != nil {
-					return ctxErr
-				}
 				return err
 			}
 			if len(recs) > 0 {
@@ -75,6 +68,23 @@ func (s *Store) Follow(ctx context.Context, after uint64, batchSize int, fn func
 		case <-timer.C:
 		}
 	}
+}
+
+// next reads up to batchSize events after position after, from the tail in
+// memory when it holds them. A read that fails once ctx has ended returns
+// ctx.Err().
+func (s *Store) next(ctx context.Context, after uint64, batchSize int) ([]events.Recorded, error) {
+	if recs, ok := s.tail.after(after, batchSize); ok {
+		return recs, nil
+	}
+	recs, err := s.ReadAll(ctx, after, batchSize)
+	if err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return nil, ctxErr
+		}
+		return nil, err
+	}
+	return recs, nil
 }
 
 // notifier wakes every waiter at once: each commit closes the current channel

@@ -95,54 +95,71 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err 
 	if err := errors.Join(prepareDataDir(cfg.DataDir, log), a.listen()); err != nil {
 		return nil, err
 	}
+	if err := a.openStores(ctx); err != nil {
+		return nil, err
+	}
+	if err := a.startRoles(ctx); err != nil {
+		return nil, err
+	}
+	a.registerMetrics()
+	return a, nil
+}
 
+// openStores opens the event store and, for the roles that read it, the
+// read model, and watches that they stay reachable. Its errors are faults
+// (see config.Fault); what it opened is left for closeAll.
+func (a *App) openStores(ctx context.Context) error {
 	// Every role needs the event store: the API appends, the relay tails,
 	// the projector fills gaps from it.
 	// Through locals: a failed open returns a nil pointer in a non-nil
 	// interface, which closeAll must not see.
-	store, err := openEventStore(ctx, cfg, log)
+	store, err := openEventStore(ctx, a.cfg, a.log)
 	if err != nil {
-		return nil, eventStoreFault(cfg, err)
+		return eventStoreFault(a.cfg, err)
 	}
 	a.store = a.metrics.Store(store)
 	a.watchReachable(a.partsCtx, "event store", a.store.Ping)
 
-	if cfg.Runs(config.RoleAPI) || cfg.Runs(config.RoleProjector) {
-		model, err := openReadModel(ctx, cfg)
+	if a.cfg.Runs(config.RoleAPI) || a.cfg.Runs(config.RoleProjector) {
+		model, err := openReadModel(ctx, a.cfg)
 		if err != nil {
-			return nil, readModelFault(cfg, err)
+			return readModelFault(a.cfg, err)
 		}
 		a.model = model
 		a.watchReachable(a.partsCtx, "read model", a.model.Ping)
 	}
+	return nil
+}
 
+// startRoles starts the bus, the relay, the projector, the API and the
+// admin endpoint, each when configured, in that order; what it started is
+// left for closeAll.
+func (a *App) startRoles(ctx context.Context) error {
+	cfg := a.cfg
 	if cfg.Runs(config.RoleRelay) || cfg.Runs(config.RoleProjector) {
 		if err := a.startBus(ctx); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if cfg.Runs(config.RoleRelay) {
 		if err := a.startRelay(ctx); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if cfg.Runs(config.RoleProjector) {
 		if err := a.startProjector(); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if cfg.Runs(config.RoleAPI) {
 		if err := a.startAPI(ctx); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if cfg.AdminAddr != "" {
-		if err := a.startAdmin(); err != nil {
-			return nil, err
-		}
+		return a.startAdmin()
 	}
-	a.registerMetrics()
-	return a, nil
+	return nil
 }
 
 // listen opens the API's and the admin listener, so that a taken port is

@@ -148,108 +148,138 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if now == nil {
 		now = time.Now
 	}
-	target := path + "/api/v1/entities/icps"
-	auth := "Bearer " + cfg.Token
-
-	var (
-		issued   atomic.Int64
-		mu       sync.Mutex
-		res      = Result{Statuses: map[int]int{}}
-		lats     = make([]time.Duration, 0, 1<<16)
-		wg       sync.WaitGroup
-		start    = now()
-		cur      interval // this reporting interval, under mu
-		recordFn = func(status int, lat time.Duration, pending, readFail bool, errText string) {
-			mu.Lock()
-			defer mu.Unlock()
-			res.Statuses[status]++
-			if status == http.StatusCreated {
-				res.Creates++
-				lats = append(lats, lat)
-				cur.creates++
-				if len(cur.lats) < maxIntervalSamples {
-					cur.lats = append(cur.lats, lat)
-				}
-			} else {
-				res.Errors++
-				cur.errors++
-				if res.FirstError == "" {
-					res.FirstError = errText
-				}
-			}
-			if pending {
-				res.Pending++
-			}
-			if readFail {
-				res.ReadFailures++
-			}
-		}
-	)
-	for w := 0; w < cfg.Concurrency; w++ {
+	t := &tally{res: Result{Statuses: map[int]int{}}, lats: make([]time.Duration, 0, 1<<16)}
+	w := worker{cfg: cfg, client: client, target: path + "/api/v1/entities/icps", auth: "Bearer " + cfg.Token, tally: t}
+	start := now()
+	var wg sync.WaitGroup
+	for i := 0; i < cfg.Concurrency; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for ctx.Err() == nil {
-				n := issued.Add(1)
-				if cfg.Requests > 0 && n > int64(cfg.Requests) {
-					return
-				}
-				t0 := time.Now()
-				status, id, pending, errText := create(client, target, auth)
-				lat := time.Since(t0)
-				readFail := false
-				if status == http.StatusCreated && cfg.VerifyEvery > 0 && n%int64(cfg.VerifyEvery) == 0 {
-					readFail = !readable(client, target+"/"+id, auth)
-				}
-				recordFn(status, lat, pending, readFail, errText)
-			}
+			w.loop(ctx)
 		}()
 	}
-	var report func(to time.Time) // reports the interval ending at to
-	stopReports := func() {}
-	if cfg.Interval > 0 && cfg.OnInterval != nil {
-		from := start
-		report = func(to time.Time) {
-			mu.Lock()
-			iv := cur
-			cur = interval{lats: make([]time.Duration, 0, len(iv.lats))}
-			mu.Unlock()
-			cfg.OnInterval(iv.report(from.Sub(start), to.Sub(start), cfg.Memory))
-			from = to
-		}
-		ticks := cfg.Ticks
-		if ticks == nil {
-			t := time.NewTicker(cfg.Interval)
-			defer t.Stop()
-			ticks = t.C
-		}
-		done, stopped := make(chan struct{}), make(chan struct{})
-		go func() {
-			defer close(stopped)
-			for {
-				select {
-				case t := <-ticks:
-					report(t)
-				case <-done:
-					return
-				}
-			}
-		}()
-		stopReports = func() { close(done); <-stopped }
-	}
+	report, stopReports := t.startReports(cfg, start)
 	wg.Wait()
 	end := now()
-	res.Elapsed = end.Sub(start)
+	t.res.Elapsed = end.Sub(start)
 	stopReports()
 	if report != nil {
 		report(end)
 	}
-	slices.Sort(lats)
-	res.P50, res.P90, res.P99 = pct(lats, 0.50), pct(lats, 0.90), pct(lats, 0.99)
-	if len(lats) > 0 {
-		res.Max = lats[len(lats)-1]
+	return t.finish(), nil
+}
+
+// tally is what the run's clients measured so far, under mu.
+type tally struct {
+	issued atomic.Int64 // creates begun, numbered from 1
+	mu     sync.Mutex
+	res    Result
+	lats   []time.Duration
+	cur    interval // this reporting interval
+}
+
+// record counts one create's outcome in the run and in the current interval.
+func (t *tally) record(status int, lat time.Duration, pending, readFail bool, errText string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.res.Statuses[status]++
+	if status == http.StatusCreated {
+		t.res.Creates++
+		t.lats = append(t.lats, lat)
+		t.cur.creates++
+		if len(t.cur.lats) < maxIntervalSamples {
+			t.cur.lats = append(t.cur.lats, lat)
+		}
+	} else {
+		t.res.Errors++
+		t.cur.errors++
+		if t.res.FirstError == "" {
+			t.res.FirstError = errText
+		}
 	}
-	return res, nil
+	if pending {
+		t.res.Pending++
+	}
+	if readFail {
+		t.res.ReadFailures++
+	}
+}
+
+// worker is one client of the run.
+type worker struct {
+	cfg          Config
+	client       *fasthttp.HostClient
+	target, auth string
+	tally        *tally
+}
+
+// loop creates until ctx ends or the run's Requests are all issued.
+func (w worker) loop(ctx context.Context) {
+	for ctx.Err() == nil {
+		n := w.tally.issued.Add(1)
+		if w.cfg.Requests > 0 && n > int64(w.cfg.Requests) {
+			return
+		}
+		t0 := time.Now()
+		status, id, pending, errText := create(w.client, w.target, w.auth)
+		lat := time.Since(t0)
+		readFail := false
+		if status == http.StatusCreated && w.cfg.VerifyEvery > 0 && n%int64(w.cfg.VerifyEvery) == 0 {
+			readFail = !readable(w.client, w.target+"/"+id, w.auth)
+		}
+		w.tally.record(status, lat, pending, readFail, errText)
+	}
+}
+
+// startReports, when the run reports intervals, starts the goroutine that
+// hands each tick's interval to cfg.OnInterval. It returns report, which
+// reports the interval ending at its argument (nil when the run does not
+// report), and stop, which ends the goroutine and returns once it has; only
+// after stop may report be called from elsewhere.
+func (t *tally) startReports(cfg Config, start time.Time) (report func(to time.Time), stop func()) {
+	if cfg.Interval <= 0 || cfg.OnInterval == nil {
+		return nil, func() {}
+	}
+	from := start
+	report = func(to time.Time) {
+		t.mu.Lock()
+		iv := t.cur
+		t.cur = interval{lats: make([]time.Duration, 0, len(iv.lats))}
+		t.mu.Unlock()
+		cfg.OnInterval(iv.report(from.Sub(start), to.Sub(start), cfg.Memory))
+		from = to
+	}
+	ticks, stopTicker := cfg.Ticks, func() {}
+	if ticks == nil {
+		tk := time.NewTicker(cfg.Interval)
+		ticks, stopTicker = tk.C, tk.Stop
+	}
+	done, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for {
+			select {
+			case to := <-ticks:
+				report(to)
+			case <-done:
+				return
+			}
+		}
+	}()
+	return report, func() { close(done); <-stopped; stopTicker() }
+}
+
+// finish returns the run's result with its latency percentiles; the run's
+// clients must have stopped.
+func (t *tally) finish() Result {
+	lats := t.lats
+	slices.Sort(lats)
+	t.res.P50, t.res.P90, t.res.P99 = pct(lats, 0.50), pct(lats, 0.90), pct(lats, 0.99)
+	if len(lats) > 0 {
+		t.res.Max = lats[len(lats)-1]
+	}
+	return t.res
 }
 
 // maxIntervalSamples caps the latencies kept per reporting interval: an

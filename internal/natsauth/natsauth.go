@@ -124,17 +124,9 @@ type Identity struct {
 // of its kind is refused with an error naming the file: the process does not
 // start rather than trust or replace a key someone may rely on.
 func LoadOrCreate(dataDir string) (*Identity, error) {
-	if dataDir == "" {
-		return nil, errors.New("natsauth: data directory is empty")
-	}
-	dir := datadir.NATSAuth(dataDir)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("natsauth: %w", err)
-	}
-	if info, err := os.Stat(dir); err != nil {
-		return nil, fmt.Errorf("natsauth: %w", err)
-	} else if perm := info.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("natsauth: %s is accessible to other users (mode %#o); run chmod 700 on it", dir, perm)
+	dir, err := privateDir(dataDir)
+	if err != nil {
+		return nil, err
 	}
 	op, err := loadOrCreateSeed(filepath.Join(dir, operatorSeedFile), nkeys.PrefixByteOperator)
 	if err != nil {
@@ -148,6 +140,41 @@ func LoadOrCreate(dataDir string) (*Identity, error) {
 	if err != nil {
 		return nil, err
 	}
+	id, err := signIdentity(op, sys, acc)
+	if err != nil {
+		return nil, err
+	}
+	if id.Service, err = ensureCreds(filepath.Join(dir, datadir.ServiceCredsFile), acc, id.Account, "icpd", jwt.Permissions{}); err != nil {
+		return nil, err
+	}
+	if id.Worker, err = ensureCreds(filepath.Join(dir, datadir.WorkerCredsFile), acc, id.Account, "worker", WorkerPermissions()); err != nil {
+		return nil, err
+	}
+	return id, nil
+}
+
+// privateDir returns the identity's folder under dataDir, created (0700)
+// when missing, and refuses it when group or others may access it.
+func privateDir(dataDir string) (string, error) {
+	if dataDir == "" {
+		return "", errors.New("natsauth: data directory is empty")
+	}
+	dir := datadir.NATSAuth(dataDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("natsauth: %w", err)
+	}
+	if info, err := os.Stat(dir); err != nil {
+		return "", fmt.Errorf("natsauth: %w", err)
+	} else if perm := info.Mode().Perm(); perm&0o077 != 0 {
+		return "", fmt.Errorf("natsauth: %s is accessible to other users (mode %#o); run chmod 700 on it", dir, perm)
+	}
+	return dir, nil
+}
+
+// signIdentity is the identity of the operator op, the system account sys
+// and the service's account acc, its JWTs signed by op; its credentials are
+// left to the caller.
+func signIdentity(op, sys, acc nkeys.KeyPair) (*Identity, error) {
 	opPub, _ := op.PublicKey()
 	sysPub, _ := sys.PublicKey()
 	accPub, _ := acc.PublicKey()
@@ -178,13 +205,6 @@ func LoadOrCreate(dataDir string) (*Identity, error) {
 			return nil, fmt.Errorf("natsauth: account %s: %w", c.Name, err)
 		}
 		id.AccountJWTs[c.Subject] = token
-	}
-
-	if id.Service, err = ensureCreds(filepath.Join(dir, datadir.ServiceCredsFile), acc, accPub, "icpd", jwt.Permissions{}); err != nil {
-		return nil, err
-	}
-	if id.Worker, err = ensureCreds(filepath.Join(dir, datadir.WorkerCredsFile), acc, accPub, "worker", WorkerPermissions()); err != nil {
-		return nil, err
 	}
 	return id, nil
 }

@@ -56,6 +56,34 @@ func Start(cfg Config) (*Server, error) {
 	if cfg.Name == "" {
 		cfg.Name = "icp-embedded"
 	}
+	opts, err := serverOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Port != 0 {
+		// nats-server reports a port it cannot bind only by never becoming
+		// ready; trying it first gives the reason at once.
+		addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("natsserver: cannot listen on %s: %w", addr, err)
+		}
+		l.Close()
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("natsserver: %w", err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(30 * time.Second) {
+		ns.Shutdown()
+		return nil, errors.New("natsserver: not ready for connections after 30s")
+	}
+	return &Server{ns: ns}, nil
+}
+
+// serverOptions are the nats-server options of cfg, its defaults applied.
+func serverOptions(cfg Config) (*server.Options, error) {
 	dir, err := filepath.Abs(cfg.StoreDir)
 	if err != nil {
 		return nil, err
@@ -89,26 +117,7 @@ func Start(cfg Config) (*Server, error) {
 		opts.SystemAccount = id.SystemAccount
 		opts.AccountResolver = resolver
 	}
-	if cfg.Port != 0 {
-		// nats-server reports a port it cannot bind only by never becoming
-		// ready; trying it first gives the reason at once.
-		addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
-		l, err := net.Listen("tcp", addr)
-		if err != nil {
-			return nil, fmt.Errorf("natsserver: cannot listen on %s: %w", addr, err)
-		}
-		l.Close()
-	}
-	ns, err := server.NewServer(opts)
-	if err != nil {
-		return nil, fmt.Errorf("natsserver: %w", err)
-	}
-	ns.Start()
-	if !ns.ReadyForConnections(30 * time.Second) {
-		ns.Shutdown()
-		return nil, errors.New("natsserver: not ready for connections after 30s")
-	}
-	return &Server{ns: ns}, nil
+	return opts, nil
 }
 
 // ClientURL is the nats:// URL clients connect to.

@@ -149,10 +149,25 @@ func (l *memlog) append(stream string, exp expectation, evs []proposed) appendOu
 
 func (l *memlog) appendLocked(stream string, exp expectation, evs []proposed) appendOutcome {
 	st := l.streams[stream]
+	if out, ok := l.expected(st, exp, evs); !ok {
+		return out
+	}
+	if st == nil {
+		st = &streamLog{}
+		l.streams[stream] = st
+	}
+	return l.write(stream, st, evs)
+}
+
+// expected applies the rules of the expected revision exp to an append of
+// evs to stream st (nil: no stream). ok means the events are to be written;
+// otherwise out is the append's answer: a refusal, or an idempotent retry's
+// original result.
+func (l *memlog) expected(st *streamLog, exp expectation, evs []proposed) (out appendOutcome, ok bool) {
 	if st != nil && st.tombstoned {
 		// Rule: a hard-deleted stream refuses every append, whatever the
 		// expected revision.
-		return appendOutcome{deleted: true}
+		return appendOutcome{deleted: true}, false
 	}
 	current := int64(-1) // -1: no stream
 	if st != nil {
@@ -171,7 +186,7 @@ func (l *memlog) appendLocked(stream string, exp expectation, evs []proposed) ap
 		want = -1
 	case expStreamExists:
 		if current < 0 {
-			return appendOutcome{}
+			return appendOutcome{}, false
 		}
 	case expRevision:
 		want = int64(exp.revision)
@@ -184,14 +199,15 @@ func (l *memlog) appendLocked(stream string, exp expectation, evs []proposed) ap
 		// a wrong expected version.
 		if want < current && l.isRetry(st, want, evs) {
 			last := st.recs[want+int64(len(evs))]
-			return appendOutcome{ok: true, revision: last.revision, position: last.position}
+			return appendOutcome{ok: true, revision: last.revision, position: last.position}, false
 		}
-		return appendOutcome{current: uint64(current), hasCurrent: current >= 0}
+		return appendOutcome{current: uint64(current), hasCurrent: current >= 0}, false
 	}
-	if st == nil {
-		st = &streamLog{}
-		l.streams[stream] = st
-	}
+	return appendOutcome{}, true
+}
+
+// write appends evs to stream st, named stream, and wakes the subscriptions.
+func (l *memlog) write(stream string, st *streamLog, evs []proposed) appendOutcome {
 	created := l.now().UnixNano() / 100
 	var last *record
 	for _, e := range evs {

@@ -297,28 +297,11 @@ func (s *Server) subscribeAll(o *api.ReadReq_Options_AllOptions, f *filter, enc 
 	}}}); err != nil {
 		return err
 	}
-	var next int // index in the global log of the next record to consider
-	switch p := o.GetAllOption().(type) {
-	case *api.ReadReq_Options_AllOptions_Start:
-		next = 0
-	case *api.ReadReq_Options_AllOptions_End:
-		next = s.log.length()
-	case *api.ReadReq_Options_AllOptions_Position:
-		// Rule: a subscription's start position is exclusive: it delivers
-		// the events after that position, not the one at it.
-		next = s.log.indexAfter(p.Position.GetCommitPosition())
-	default:
-		return status.Error(codes.InvalidArgument, "subscription without a start position")
+	next, err := s.allStart(o)
+	if err != nil {
+		return err
 	}
-	checkpoint := func(pos uint64) error {
-		// Rule: a checkpoint carries the commit position (and the prepare
-		// position) up to which the filter has searched.
-		return srv.Send(&api.ReadResp{Content: &api.ReadResp_Checkpoint_{Checkpoint: &api.ReadResp_Checkpoint{
-			CommitPosition: pos, PreparePosition: pos,
-		}}})
-	}
-	considered := 0 // events searched since the last checkpoint
-	var searched uint64
+	feed := &allFeed{s: s, f: f, enc: enc, srv: srv}
 	caughtUp := false
 	for {
 		recs, wake := s.log.since(next)
@@ -327,37 +310,13 @@ func (s *Server) subscribeAll(o *api.ReadReq_Options_AllOptions, f *filter, enc 
 				return errDropped
 			}
 			next++
-			searched = r.position
-			if f.match(r) {
-				if err := s.sendEvent(srv, enc, r); err != nil {
-					return err
-				}
-			}
-			// Rule: a filtered subscription sends a checkpoint every
-			// window × multiplier events searched, matching or not, during
-			// catch-up and live.
-			if f != nil {
-				considered++
-				if considered >= f.checkpointEvery {
-					considered = 0
-					if err := checkpoint(searched); err != nil {
-						return err
-					}
-				}
+			if err := feed.send(r); err != nil {
+				return err
 			}
 		}
 		if !caughtUp {
 			caughtUp = true
-			// Rule: at the end of the stored events a filtered
-			// subscription checkpoints where it searched to, then every
-			// subscription sends caught_up before live events.
-			if f != nil && considered > 0 {
-				considered = 0
-				if err := checkpoint(searched); err != nil {
-					return err
-				}
-			}
-			if err := srv.Send(&api.ReadResp{Content: &api.ReadResp_CaughtUp_{CaughtUp: &api.ReadResp_CaughtUp{}}}); err != nil {
+			if err := feed.caughtUp(); err != nil {
 				return err
 			}
 		}
@@ -369,6 +328,78 @@ func (s *Server) subscribeAll(o *api.ReadReq_Options_AllOptions, f *filter, enc 
 			return status.FromContextError(context.Cause(srv.Context())).Err()
 		}
 	}
+}
+
+// allStart returns the index in the global log of the first record a
+// subscription to $all with options o considers.
+func (s *Server) allStart(o *api.ReadReq_Options_AllOptions) (int, error) {
+	switch p := o.GetAllOption().(type) {
+	case *api.ReadReq_Options_AllOptions_Start:
+		return 0, nil
+	case *api.ReadReq_Options_AllOptions_End:
+		return s.log.length(), nil
+	case *api.ReadReq_Options_AllOptions_Position:
+		// Rule: a subscription's start position is exclusive: it delivers
+		// the events after that position, not the one at it.
+		return s.log.indexAfter(p.Position.GetCommitPosition()), nil
+	default:
+		return 0, status.Error(codes.InvalidArgument, "subscription without a start position")
+	}
+}
+
+// allFeed sends one subscription to $all its events and checkpoints.
+type allFeed struct {
+	s          *Server
+	f          *filter
+	enc        encoder
+	srv        api.Streams_ReadServer
+	considered int    // events searched since the last checkpoint
+	searched   uint64 // position searched to
+}
+
+// send considers record r: it sends it when it matches, and a checkpoint
+// when one is due.
+func (a *allFeed) send(r *record) error {
+	a.searched = r.position
+	if a.f.match(r) {
+		if err := a.s.sendEvent(a.srv, a.enc, r); err != nil {
+			return err
+		}
+	}
+	// Rule: a filtered subscription sends a checkpoint every
+	// window × multiplier events searched, matching or not, during
+	// catch-up and live.
+	if a.f != nil {
+		a.considered++
+		if a.considered >= a.f.checkpointEvery {
+			a.considered = 0
+			return a.checkpoint()
+		}
+	}
+	return nil
+}
+
+// caughtUp ends the catch-up at the end of the stored events.
+func (a *allFeed) caughtUp() error {
+	// Rule: at the end of the stored events a filtered
+	// subscription checkpoints where it searched to, then every
+	// subscription sends caught_up before live events.
+	if a.f != nil && a.considered > 0 {
+		a.considered = 0
+		if err := a.checkpoint(); err != nil {
+			return err
+		}
+	}
+	return a.srv.Send(&api.ReadResp{Content: &api.ReadResp_CaughtUp_{CaughtUp: &api.ReadResp_CaughtUp{}}})
+}
+
+// checkpoint sends a checkpoint at the position searched to.
+func (a *allFeed) checkpoint() error {
+	// Rule: a checkpoint carries the commit position (and the prepare
+	// position) up to which the filter has searched.
+	return a.srv.Send(&api.ReadResp{Content: &api.ReadResp_Checkpoint_{Checkpoint: &api.ReadResp_Checkpoint{
+		CommitPosition: a.searched, PreparePosition: a.searched,
+	}}})
 }
 
 // featuresService serves event_store.client.server_features.

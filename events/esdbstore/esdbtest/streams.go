@@ -47,18 +47,9 @@ func (s *streamsService) Append(stream api.Streams_AppendServer) error {
 	if name == "" {
 		return status.Error(codes.InvalidArgument, "empty stream name")
 	}
-	var exp expectation
-	switch o := opts.GetExpectedStreamRevision().(type) {
-	case *api.AppendReq_Options_Revision:
-		exp = expectation{kind: expRevision, revision: o.Revision}
-	case *api.AppendReq_Options_NoStream:
-		exp = expectation{kind: expNoStream}
-	case *api.AppendReq_Options_Any:
-		exp = expectation{kind: expAny}
-	case *api.AppendReq_Options_StreamExists:
-		exp = expectation{kind: expStreamExists}
-	default:
-		return status.Error(codes.InvalidArgument, "no expected stream revision")
+	exp, err := expectedRevision(opts)
+	if err != nil {
+		return err
 	}
 	var evs []proposed
 	for {
@@ -69,25 +60,11 @@ func (s *streamsService) Append(stream api.Streams_AppendServer) error {
 		if err != nil {
 			return err
 		}
-		pm := msg.GetProposedMessage()
-		if pm == nil {
-			return status.Error(codes.InvalidArgument, "append messages after the options must be proposed events")
-		}
-		id, err := uuidFromProto(pm.GetId())
+		e, err := proposedEvent(msg)
 		if err != nil {
-			return status.Errorf(codes.InvalidArgument, "event id: %v", err)
+			return err
 		}
-		// Rule: every proposed event carries "type" and "content-type" in
-		// its metadata; the server refuses an append without them.
-		typ, ok := pm.GetMetadata()[metaType]
-		if !ok || typ == "" {
-			return status.Error(codes.InvalidArgument, "required metadata property is missing: type")
-		}
-		ct, ok := pm.GetMetadata()[metaContentType]
-		if !ok {
-			return status.Error(codes.InvalidArgument, "required metadata property is missing: content-type")
-		}
-		evs = append(evs, proposed{id: id, eventType: typ, contentType: ct, data: pm.GetData(), meta: pm.GetCustomMetadata()})
+		evs = append(evs, e)
 	}
 	if len(evs) == 0 {
 		return status.Error(codes.InvalidArgument, "an append needs at least one event")
@@ -99,6 +76,45 @@ func (s *streamsService) Append(stream api.Streams_AppendServer) error {
 		return streamDeleted(stream, name)
 	}
 	return stream.SendAndClose(appendResponse(out, exp))
+}
+
+// expectedRevision is the expected stream revision of an append's options.
+func expectedRevision(opts *api.AppendReq_Options) (expectation, error) {
+	switch o := opts.GetExpectedStreamRevision().(type) {
+	case *api.AppendReq_Options_Revision:
+		return expectation{kind: expRevision, revision: o.Revision}, nil
+	case *api.AppendReq_Options_NoStream:
+		return expectation{kind: expNoStream}, nil
+	case *api.AppendReq_Options_Any:
+		return expectation{kind: expAny}, nil
+	case *api.AppendReq_Options_StreamExists:
+		return expectation{kind: expStreamExists}, nil
+	default:
+		return expectation{}, status.Error(codes.InvalidArgument, "no expected stream revision")
+	}
+}
+
+// proposedEvent is the event an append message after the options proposes.
+func proposedEvent(msg *api.AppendReq) (proposed, error) {
+	pm := msg.GetProposedMessage()
+	if pm == nil {
+		return proposed{}, status.Error(codes.InvalidArgument, "append messages after the options must be proposed events")
+	}
+	id, err := uuidFromProto(pm.GetId())
+	if err != nil {
+		return proposed{}, status.Errorf(codes.InvalidArgument, "event id: %v", err)
+	}
+	// Rule: every proposed event carries "type" and "content-type" in
+	// its metadata; the server refuses an append without them.
+	typ, ok := pm.GetMetadata()[metaType]
+	if !ok || typ == "" {
+		return proposed{}, status.Error(codes.InvalidArgument, "required metadata property is missing: type")
+	}
+	ct, ok := pm.GetMetadata()[metaContentType]
+	if !ok {
+		return proposed{}, status.Error(codes.InvalidArgument, "required metadata property is missing: content-type")
+	}
+	return proposed{id: id, eventType: typ, contentType: ct, data: pm.GetData(), meta: pm.GetCustomMetadata()}, nil
 }
 
 // streamDeleted is the server's answer to an append to, or a read of, a
