@@ -36,8 +36,23 @@ var quotedRate = regexp.MustCompile(`(?i)` + figure + `\s*(?:` +
 // and nested modules are skipped.
 func checkComments(root string) ([]string, error) {
 	var findings []string
+	err := walkGo(root, func(path string, fset *token.FileSet, f *ast.File) {
+		for _, q := range quotedRates(fset, f) {
+			findings = append(findings, fmt.Sprintf(
+				"comments: %s:%d quotes %q: name the benchmark instead, and put the figure in docs/performance.md",
+				path, q.line, q.text))
+		}
+	})
+	return findings, err
+}
+
+// walkGo parses every Go file under root, with its comments, and hands it to
+// visit with its slash-separated path. Folders go ignores (testdata, vendor,
+// names starting with . or _) and nested modules are skipped. A file that
+// does not parse is an error: the compiler would refuse it too.
+func walkGo(root string, visit func(path string, fset *token.FileSet, f *ast.File)) error {
 	fset := token.NewFileSet()
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -58,14 +73,9 @@ func checkComments(root string) ([]string, error) {
 		if err != nil {
 			return err
 		}
-		for _, q := range quotedRates(fset, f) {
-			findings = append(findings, fmt.Sprintf(
-				"comments: %s:%d quotes %q: name the benchmark instead, and put the figure in docs/performance.md",
-				filepath.ToSlash(path), q.line, q.text))
-		}
+		visit(filepath.ToSlash(path), fset, f)
 		return nil
 	})
-	return findings, err
 }
 
 func skipDir(path, name string) bool {

@@ -8,6 +8,8 @@
 //     every package of the module is in exactly one layer (layers.go);
 //   - comments: no Go comment quotes a measured rate; it names the
 //     benchmark instead (comments.go);
+//   - funcs: no function of non-test code is longer than one screen
+//     (funcs.go);
 //   - README: at most 200 lines, and its links point only at files inside
 //     the repository (readme.go).
 //
@@ -16,7 +18,9 @@
 // go-arch-lint express dependencies as allow- or deny-lists per component,
 // which grow with every package and are easy to widen by one more entry;
 // the order here needs about a hundred lines over `go list -json`, with
-// nothing to install. The other two rules are about text no linter reads.
+// nothing to install. The comment and README rules are about text no linter reads; the
+// function rule is a few lines over go/ast (linters such as funlen would
+// bring a linter runner into CI for one number).
 package main
 
 import (
@@ -51,6 +55,11 @@ func run(root string) ([]string, error) {
 		return nil, err
 	}
 	findings = append(findings, comments...)
+	funcs, err := checkFuncs(root)
+	if err != nil {
+		return nil, err
+	}
+	findings = append(findings, funcs...)
 	readme, err := checkReadme(root)
 	if err != nil {
 		return nil, err
