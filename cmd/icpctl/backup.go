@@ -7,9 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/icpservice/icp/platform/datadir"
@@ -33,15 +31,12 @@ type BackupCmd struct {
 
 // Validate is called by kong after parsing.
 func (c *BackupCmd) Validate() error {
-	if c.Timeout <= 0 {
-		return fmt.Errorf("--timeout %s: want > 0", c.Timeout)
-	}
-	return nil
+	return checkTimeout(c.Timeout)
 }
 
 // Run writes the set and prints what it holds.
 func (c *BackupCmd) Run(g *Globals) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := interruptible()
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()

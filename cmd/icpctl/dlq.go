@@ -4,11 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -76,7 +73,7 @@ func (c *DLQListCmd) Validate() error {
 
 // Run lists the dead letters.
 func (c *DLQListCmd) Run(g *Globals) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := interruptible()
 	defer stop()
 	js, closeBus, err := c.connect(g)
 	if err != nil {
@@ -133,7 +130,7 @@ func (c *DLQRedriveCmd) Validate() error { return c.DLQFlags.validate() }
 
 // Run re-drives the dead letters.
 func (c *DLQRedriveCmd) Run(g *Globals) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := interruptible()
 	defer stop()
 	js, closeBus, err := c.connect(g)
 	if err != nil {

@@ -9,11 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"slices"
 	"strconv"
-	"syscall"
 	"time"
 
 	"github.com/google/uuid"
@@ -104,7 +101,7 @@ var errReachedTo = errors.New("reached --to")
 // store's head when it started, or --to), or with --follow when interrupted
 // or when --to is reached.
 func (c *EventsCmd) Run(g *Globals) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := interruptible()
 	defer stop()
 	st, err := c.openStore(ctx)
 	if err != nil {

@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -54,8 +51,8 @@ func (c *RealignCmd) Validate() error {
 	if err := c.StoreFlags.validate(); err != nil {
 		errs = append(errs, err)
 	}
-	if c.Timeout <= 0 {
-		errs = append(errs, fmt.Errorf("--timeout %s: want > 0", c.Timeout))
+	if err := checkTimeout(c.Timeout); err != nil {
+		errs = append(errs, err)
 	}
 	if c.NATS == "" && c.EventStore != "" {
 		errs = append(errs, errors.New("--nats is required with --event-store"))
@@ -65,7 +62,7 @@ func (c *RealignCmd) Validate() error {
 
 // Run checks, realigns and says what is left to do.
 func (c *RealignCmd) Run(g *Globals) error {
-	sctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	sctx, stop := interruptible()
 	defer stop()
 	ctx, cancel := context.WithTimeout(sctx, 4*c.Timeout)
 	defer cancel()

@@ -1,12 +1,9 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/icpservice/icp/projections/rebuild"
 	"github.com/icpservice/icp/projections/sqlitemodel"
@@ -47,7 +44,7 @@ func (c *RebuildCmd) Validate() error {
 // dead-letter are skipped here too (listed on stderr); they do not fail the
 // rebuild. On any error nothing is swapped in.
 func (c *RebuildCmd) Run(g *Globals) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := interruptible()
 	defer stop()
 	defer tuneReplayMemory()()
 

@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -83,8 +80,8 @@ func (c *RepublishCmd) Validate() error {
 	if c.MaxAge < bus.ReplayDuplicates {
 		errs = append(errs, fmt.Errorf("--replay-max-age %s: want at least the deduplication window, %s", c.MaxAge, bus.ReplayDuplicates))
 	}
-	if c.Timeout <= 0 {
-		errs = append(errs, fmt.Errorf("--timeout %s: want > 0", c.Timeout))
+	if err := checkTimeout(c.Timeout); err != nil {
+		errs = append(errs, err)
 	}
 	if c.NATS == "" && c.EventStore != "" {
 		errs = append(errs, errors.New("--nats is required with --event-store"))
@@ -97,7 +94,7 @@ func (c *RepublishCmd) Validate() error {
 
 // Run publishes the range and prints what JetStream stored on stdout.
 func (c *RepublishCmd) Run(g *Globals) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := interruptible()
 	defer stop()
 	nc, closeBus, err := c.connect(g)
 	if err != nil {

@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"sort"
-	"syscall"
 	"time"
 
 	"github.com/icpservice/icp/platform/datadir"
@@ -35,15 +33,12 @@ type RestoreCmd struct {
 
 // Validate is called by kong after parsing.
 func (c *RestoreCmd) Validate() error {
-	if c.Timeout <= 0 {
-		return fmt.Errorf("--timeout %s: want > 0", c.Timeout)
-	}
-	return nil
+	return checkTimeout(c.Timeout)
 }
 
 // Run checks the set, swaps it in and realigns.
 func (c *RestoreCmd) Run(g *Globals) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := interruptible()
 	defer stop()
 
 	m, names, err := c.checkSet(ctx)

@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime/debug"
-	"syscall"
 	"time"
 
 	"github.com/icpservice/icp/events"
@@ -55,7 +53,7 @@ func (c *VerifyCmd) Validate() error {
 // Run audits the read model. It fails when the read model differs from the
 // history, or when the audit could not be completed.
 func (c *VerifyCmd) Run(g *Globals) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := interruptible()
 	defer stop()
 	defer tuneReplayMemory()()
 
