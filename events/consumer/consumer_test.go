@@ -215,11 +215,7 @@ func TestCorruptEventsAreDeadLetteredAtOnceWithoutCallingTheHandler(t *testing.T
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &recorder{}
-	c.OnCreated(func(_ context.Context, ev consumer.Event[domain.ICPCreatedV1]) error {
-		rec.add(ev.Envelope)
-		return nil
-	})
+	rec := recordCreates(c)
 	e.start(c)
 	e.settled("corrupt")
 
@@ -252,11 +248,7 @@ func TestMessageWithBrokenHeadersIsDeadLetteredAtOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &recorder{}
-	c.OnCreated(func(_ context.Context, ev consumer.Event[domain.ICPCreatedV1]) error {
-		rec.add(ev.Envelope)
-		return nil
-	})
+	rec := recordCreates(c)
 	e.start(c)
 	// Published by something other than the relay, with no ce-icpversion.
 	good := e.create(1)[0]
@@ -300,11 +292,7 @@ func TestEventOfANewerSchemaVersionIsRetriedLaterNeverDeadLettered(t *testing.T)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &recorder{}
-	c.OnCreated(func(_ context.Context, ev consumer.Event[domain.ICPCreatedV1]) error {
-		rec.add(ev.Envelope)
-		return nil
-	})
+	rec := recordCreates(c)
 	e.start(c)
 	eventually(t, "four deliveries of the newer event", func() bool { return c.Stats().Deferred >= 4 })
 	// Past MaxAttempts? Not an attempt: a worker upgrade will read it. And
@@ -363,11 +351,7 @@ func TestGracefulStopFinishesTheHandlerInFlightAndAcknowledgesIt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &recorder{}
-	c2.OnCreated(func(_ context.Context, ev consumer.Event[domain.ICPCreatedV1]) error {
-		rec.add(ev.Envelope)
-		return nil
-	})
+	rec := recordCreates(c2)
 	e.start(c2)
 	e.settled("graceful")
 	got := rec.snapshot()

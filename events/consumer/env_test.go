@@ -268,6 +268,17 @@ type recorder struct {
 	names map[string]string // ICP id -> name of its ICPCreated payload
 }
 
+// recordCreates registers on c a handler of ICPCreated that records each
+// event's envelope and succeeds, and returns what it records into.
+func recordCreates(c *consumer.Consumer) *recorder {
+	rec := &recorder{}
+	c.OnCreated(func(_ context.Context, ev consumer.Event[domain.ICPCreatedV1]) error {
+		rec.add(ev.Envelope)
+		return nil
+	})
+	return rec
+}
+
 func (r *recorder) add(env consumer.Envelope) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/consumer"
 )
@@ -23,11 +22,7 @@ func TestHandlerSeesTheStoreGenerationAndBadOnesAreDeadLettered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &recorder{}
-	c.OnCreated(func(_ context.Context, ev consumer.Event[domain.ICPCreatedV1]) error {
-		rec.add(ev.Envelope)
-		return nil
-	})
+	rec := recordCreates(c)
 	e.start(c)
 	good := e.create(3)
 	e.waitPublished()

@@ -3,7 +3,6 @@ package app_test
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"net"
 	"strings"
 	"testing"
@@ -13,8 +12,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/icpservice/icp/events"
-	"github.com/icpservice/icp/internal/app"
-	"github.com/icpservice/icp/internal/config"
 	"github.com/icpservice/icp/internal/natsauth"
 )
 
@@ -31,24 +28,7 @@ func TestEmbeddedBusNeedsCredentials(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	cfg, err := config.Load([]string{"--dev", "--addr=127.0.0.1:0", "--embedded-nats-addr=" + addr, "--admin-addr=", "--data-dir=" + dir, "--log-level=warn"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.New(ctx, cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	}()
+	a := runApp(t, "--dev", "--addr=127.0.0.1:0", "--embedded-nats-addr="+addr, "--admin-addr=", "--data-dir="+dir, "--log-level=warn")
 	if a.NATSURL() != "nats://"+addr {
 		t.Fatalf("embedded NATS at %s, want nats://%s", a.NATSURL(), addr)
 	}
@@ -74,7 +54,7 @@ func TestEmbeddedBusNeedsCredentials(t *testing.T) {
 	}
 	defer wk.Close()
 	js, _ := jetstream.New(wk)
-	if _, err := js.Stream(ctx, events.BusStream); err != nil {
+	if _, err := js.Stream(context.Background(), events.BusStream); err != nil {
 		t.Fatalf("the worker cannot see %s: %v", events.BusStream, err)
 	}
 	if err := wk.Publish(events.BusSubjectPrefix+"ICPCreated", []byte("{}")); err != nil {

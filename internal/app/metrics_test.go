@@ -1,9 +1,7 @@
 package app_test
 
 import (
-	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -11,8 +9,6 @@ import (
 	"time"
 
 	"github.com/icpservice/icp/api/auth"
-	"github.com/icpservice/icp/internal/app"
-	"github.com/icpservice/icp/internal/config"
 )
 
 // TestMetricsExistAndMove scrapes the admin listener before and after a few
@@ -20,23 +16,7 @@ import (
 // path grow.
 func TestMetricsExistAndMove(t *testing.T) {
 	dir := t.TempDir()
-	cfg, err := config.Load([]string{"--dev", "--addr=127.0.0.1:0", "--embedded-nats-addr=127.0.0.1:0", "--admin-addr=127.0.0.1:0", "--data-dir=" + dir, "--log-level=warn"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.New(ctx, cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	}()
+	a := runApp(t, "--dev", "--addr=127.0.0.1:0", "--embedded-nats-addr=127.0.0.1:0", "--admin-addr=127.0.0.1:0", "--data-dir="+dir, "--log-level=warn")
 
 	scrape := func() string {
 		resp, err := http.Get("http://" + a.AdminAddr() + "/metrics")

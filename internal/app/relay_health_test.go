@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -13,8 +12,6 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/icpservice/icp/api/auth"
-	"github.com/icpservice/icp/internal/app"
-	"github.com/icpservice/icp/internal/config"
 	"github.com/icpservice/icp/internal/natsauth"
 )
 
@@ -25,24 +22,7 @@ func TestStrayMessageOnTheBusDoesNotStopCreates(t *testing.T) {
 	dir := t.TempDir()
 	// A consistency wait far above how long a create takes when the
 	// pipeline flows: a create that waited it out answers pending.
-	cfg, err := config.Load([]string{"--dev", "--addr=127.0.0.1:0", "--embedded-nats-addr=127.0.0.1:0", "--admin-addr=127.0.0.1:0", "--data-dir=" + dir, "--log-level=warn", "--consistency-wait=20s"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.New(ctx, cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-	}()
+	a := runApp(t, "--dev", "--addr=127.0.0.1:0", "--embedded-nats-addr=127.0.0.1:0", "--admin-addr=127.0.0.1:0", "--data-dir="+dir, "--log-level=warn", "--consistency-wait=20s")
 	waitFor(t, 30*time.Second, "icpd ready", func() bool { return a.Ready(context.Background()) == nil })
 
 	key, err := auth.LoadOrCreateDevKey(dir)
