@@ -134,7 +134,8 @@ func (s Settings) params() url.Values {
 
 // Open returns a pool of at most conns connections to path with the
 // settings s; a Writer always gets exactly one, kept open for the pool's
-// life (its pragmas and prepared statements live on it). Nothing is read
+// life (its pragmas and prepared statements live on it). A Reader pool's
+// connections keep the statements of their queries (stmtcache.go). Nothing is read
 // before the first use: errors about the file itself come then (see
 // Classify).
 func Open(path string, s Settings, conns int) (*sql.DB, error) {
@@ -145,6 +146,11 @@ func Open(path string, s Settings, conns int) (*sql.DB, error) {
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	if s.Role == Reader { // see stmtcache.go
+		drv := db.Driver()
+		db.Close()
+		db = sql.OpenDB(&cachingConnector{dsn: dsn, drv: drv})
 	}
 	if s.Role == Writer || conns < 1 {
 		conns = 1
