@@ -97,22 +97,27 @@ func (s *Store) ReadAll(ctx context.Context, after uint64, limit int) ([]events.
 	if after >= math.MaxInt64 {
 		return nil, nil
 	}
-	recs, err := s.queryRecorded(ctx, limit, selectRecorded+`WHERE position > ? ORDER BY position LIMIT ?`, int64(after), limit)
+	// The limit is applied here, as rows are read (position is the rowid:
+	// rows come in its order, one step each), not bound as LIMIT ?: a
+	// statement whose LIMIT value changes is prepared again by SQLite, and
+	// the projector's check reads a batch's size, which changes with every
+	// batch (BenchmarkReadAll/page=16).
+	recs, err := s.queryRecorded(ctx, limit, selectRecorded+`WHERE position > ? ORDER BY position`, int64(after))
 	if err != nil {
 		return nil, s.readErr(ctx, "read all", err)
 	}
 	return recs, nil
 }
 
-// queryRecorded runs a query of selectRecorded on a read connection. want
-// is how many rows to make room for at first (0: few).
+// queryRecorded runs a query of selectRecorded on a read connection and
+// returns at most limit of its rows (0: all), the first ones.
 //
 // It reads the driver's rows directly instead of through sql.Rows.Scan: Scan
 // copied every event's data and metadata a second time and converted each
 // value through reflection, which measured a third of the cost of reading
 // the log (BenchmarkReadAll), the larger half of a rebuild's work. The
 // driver's values are fresh for every row, so they are kept as they are.
-func (s *Store) queryRecorded(ctx context.Context, want int, query string, args ...any) ([]events.Recorded, error) {
+func (s *Store) queryRecorded(ctx context.Context, limit int, query string, args ...any) ([]events.Recorded, error) {
 	conn, err := s.rdb.Conn(ctx)
 	if err != nil {
 		return nil, err
@@ -138,7 +143,7 @@ func (s *Store) queryRecorded(ctx context.Context, want int, query string, args 
 		}
 		defer rows.Close()
 		row := make([]driver.Value, 9)
-		for {
+		for limit <= 0 || len(recs) < limit {
 			if err := rows.Next(row); err != nil {
 				if err == io.EOF {
 					return nil
@@ -150,10 +155,11 @@ func (s *Store) queryRecorded(ctx context.Context, want int, query string, args 
 				return err
 			}
 			if recs == nil {
-				recs = make([]events.Recorded, 0, max(1, min(want, maxPrealloc)))
+				recs = make([]events.Recorded, 0, max(1, min(limit, maxPrealloc)))
 			}
 			recs = append(recs, r)
 		}
+		return nil
 	})
 	return recs, err
 }
