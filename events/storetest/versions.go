@@ -23,6 +23,7 @@ func runStreamVersions(t *testing.T, open func(t *testing.T) events.Store) {
 		wantVersions(t, s, []string{b}, map[string]uint64{b: 2})
 		wantVersions(t, s, nil, map[string]uint64{})
 		wantVersions(t, s, []string{missing}, map[string]uint64{})
+		wantVersions(t, s, []string{""}, map[string]uint64{})
 	})
 
 	t.Run("ManyStreamsAtOnce", func(t *testing.T) {
