@@ -330,11 +330,17 @@ func (h *Handler) prepare(stream string, cur *current, payloads []any, md events
 		return prepared{}, err
 	}
 	if h.busLimit != nil || h.maxDoc > 0 {
-		next, err := result(state, payloads, expected, events.AppendResult{Positions: make([]uint64, len(payloads))})
-		if err != nil {
-			return prepared{}, err
+		// A create's document is doc: the fold after it is only needed
+		// to size the document of an update.
+		var next *domain.State
+		if doc == nil && h.maxDoc > 0 {
+			r, err := result(state, payloads, expected, events.AppendResult{Positions: make([]uint64, len(payloads))})
+			if err != nil {
+				return prepared{}, err
+			}
+			next = r.State
 		}
-		if err := h.checkLimits(stream, expected, proposed, next.State, doc); err != nil {
+		if err := h.checkLimits(stream, expected, proposed, next, doc); err != nil {
 			return prepared{}, err
 		}
 	}
