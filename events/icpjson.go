@@ -216,6 +216,9 @@ func appendRaw(dst []byte, raw json.RawMessage, html bool) ([]byte, error) {
 	if len(raw) == 0 {
 		return append(dst, "null"...), nil
 	}
+	if compactJSON(raw, html) {
+		return append(dst, raw...), nil
+	}
 	if !json.Valid(raw) {
 		// The error encoding/json gives for the same value.
 		_, err := json.Marshal(raw)
@@ -234,6 +237,20 @@ func appendRaw(dst []byte, raw json.RawMessage, html bool) ([]byte, error) {
 		b = e
 	}
 	return append(dst, b.Bytes()...), nil
+}
+
+// compactJSON reports whether raw is one JSON value as encoding/json's
+// scanner accepts it, without whitespace outside its strings and, when html
+// is set, without a character json.HTMLEscape would change: text that
+// appendRaw can copy as it is. It checks in one pass what json.Valid and
+// isCompact check in two, with the scanner of the canonical payload
+// (canon.value, held to encoding/json by FuzzCanonicalCreate and
+// FuzzCompactJSON); false sends the text the general way, which decides
+// again (BenchmarkEncodeCreated).
+func compactJSON(raw []byte, html bool) bool {
+	c := canon{b: raw, ok: true, html: html}
+	c.value(0)
+	return c.ok && c.i == len(raw)
 }
 
 // isCompact reports whether valid JSON has no whitespace outside its
