@@ -33,9 +33,15 @@ func appendICP(dst []byte, i *domain.ICP) ([]byte, error) {
 		dst = appendString(dst, *i.Description, false)
 	}
 	dst = append(dst, `,"createdAt":`...)
+	created := len(dst)
 	dst = appendTime(dst, i.CreatedAt)
+	createdText := dst[created:]
 	dst = append(dst, `,"updatedAt":`...)
-	dst = appendTime(dst, i.UpdatedAt)
+	if i.UpdatedAt.Equal(i.CreatedAt.Time) { // a create: the same instant, written once
+		dst = append(dst, createdText...)
+	} else {
+		dst = appendTime(dst, i.UpdatedAt)
+	}
 
 	dst = append(dst, `,"leadProviderCriteria":`...)
 	if dst, err = appendList(dst, i.LeadProviderCriteria, appendCriterion); err != nil {
