@@ -242,32 +242,42 @@ func (p *parser) description(v []byte, path string) *string {
 }
 
 // limitedArray checks that v is an array of at most limit elements and
-// returns how many of its elements to examine: all of them, or none when v
-// is not an array. Over the limit it reports the count and only the first
-// limit elements are examined: the array is refused whatever the rest holds.
-func (p *parser) limitedArray(v []byte, path string, limit int) int {
+// returns the elements to examine, appended to els[:0]: all of them, or
+// none when v is not an array. Over the limit it reports the count and
+// returns only the first limit elements: the array is refused whatever the
+// rest holds. The array is scanned once; with els of capacity limit, the
+// elements are kept without an allocation.
+func (p *parser) limitedArray(v []byte, path string, limit int, els [][]byte) [][]byte {
+	els = els[:0]
 	if kindOf(v) != kindArray {
 		p.wrongType(pathLoc(path), "an array", v)
-		return 0
+		return els
 	}
-	n := countElements(v)
+	n := 0
+	eachElementUntil(v, func(_ int, el []byte) bool {
+		if n < limit {
+			els = append(els, el)
+		}
+		n++
+		return true
+	})
 	if n > limit {
 		p.addf(pathLoc(path), "must have at most %d items, has %d", limit, n)
-		return limit
 	}
-	return n
+	return els
 }
 
 var criterionFields = []string{"provider", "type", "filters"}
 
 // criteria reads leadProviderCriteria; the result is never nil.
 func (p *parser) criteria(v []byte, path string) []domain.LeadProviderCriterion {
-	n := p.limitedArray(v, path, MaxCriteria)
-	out := make([]domain.LeadProviderCriterion, 0, n)
-	eachElementWhile(v, n, func(i int, el []byte) {
+	var kept [MaxCriteria][]byte
+	els := p.limitedArray(v, path, MaxCriteria, kept[:0])
+	out := make([]domain.LeadProviderCriterion, 0, len(els))
+	for i, el := range els {
 		if kindOf(el) != kindObject {
 			p.wrongType(itemLoc(path, i, ""), "an object", el)
-			return
+			continue
 		}
 		var slots [3][]byte
 		p.reportDups(fields(el, criterionFields, slots[:]), itemLoc(path, i, ""), criterionFields)
@@ -300,7 +310,7 @@ func (p *parser) criteria(v []byte, path string) []domain.LeadProviderCriterion 
 			c.Filters = p.freeForm(fv, itemLoc(path, i, ".filters"))
 		}
 		out = append(out, c)
-	})
+	}
 	return out
 }
 
@@ -308,12 +318,13 @@ var customFilterFields = []string{"type", "value"}
 
 // customFilters reads customFilterCriteria; the result is never nil.
 func (p *parser) customFilters(v []byte, path string) []domain.CustomFilter {
-	n := p.limitedArray(v, path, MaxCustomFilters)
-	out := make([]domain.CustomFilter, 0, n)
-	eachElementWhile(v, n, func(i int, el []byte) {
+	var kept [MaxCustomFilters][]byte
+	els := p.limitedArray(v, path, MaxCustomFilters, kept[:0])
+	out := make([]domain.CustomFilter, 0, len(els))
+	for i, el := range els {
 		if kindOf(el) != kindObject {
 			p.wrongType(itemLoc(path, i, ""), "an object", el)
-			return
+			continue
 		}
 		var slots [2][]byte
 		p.reportDups(fields(el, customFilterFields, slots[:]), itemLoc(path, i, ""), customFilterFields)
@@ -348,7 +359,7 @@ func (p *parser) customFilters(v []byte, path string) []domain.CustomFilter {
 			}
 		}
 		out = append(out, f)
-	})
+	}
 	return out
 }
 
@@ -396,12 +407,13 @@ func (p *parser) crmFilters(v []byte, path string) *domain.CRMFilters {
 var crmFilterFields = []string{"path", "mode", "value", "exclude"}
 
 func (p *parser) crmFilterList(v []byte, path string) []domain.CRMFilter {
-	n := p.limitedArray(v, path, MaxCRMFilters)
-	out := make([]domain.CRMFilter, 0, n)
-	eachElementWhile(v, n, func(i int, el []byte) {
+	var kept [MaxCRMFilters][]byte
+	els := p.limitedArray(v, path, MaxCRMFilters, kept[:0])
+	out := make([]domain.CRMFilter, 0, len(els))
+	for i, el := range els {
 		if kindOf(el) != kindObject {
 			p.wrongType(itemLoc(path, i, ""), "an object", el)
-			return
+			continue
 		}
 		var slots [4][]byte
 		p.reportDups(fields(el, crmFilterFields, slots[:]), itemLoc(path, i, ""), crmFilterFields)
@@ -431,7 +443,7 @@ func (p *parser) crmFilterList(v []byte, path string) []domain.CRMFilter {
 			}
 		}
 		out = append(out, f)
-	})
+	}
 	return out
 }
 
