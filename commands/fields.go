@@ -86,6 +86,19 @@ func (p *parser) text(s []byte) []byte {
 	return p.scratch
 }
 
+// known is decodeString(s), but when the text is one of names it returns
+// that constant instead of a copy: the values a field allows cost no
+// allocation.
+func (p *parser) known(s []byte, names ...string) string {
+	t := p.text(s)
+	for _, n := range names {
+		if string(t) == n {
+			return n
+		}
+	}
+	return decodeString(s)
+}
+
 // loc is where a problem is: base, then "[i]" when i >= 0, then field. It
 // becomes a path only when the problem is kept, so a problem past MaxDetails
 // allocates nothing.
@@ -288,14 +301,14 @@ func (p *parser) criteria(v []byte, path string) []domain.LeadProviderCriterion 
 		case kindOf(pv) != kindString:
 			p.wrongType(itemLoc(path, i, ".provider"), "a string", pv)
 		default:
-			c.Provider = decodeString(pv)
+			c.Provider = p.known(pv, ProviderBase)
 			if c.Provider != ProviderBase {
 				p.add(itemLoc(path, i, ".provider"), `must be "`+ProviderBase+`" (the only provider supported)`)
 			}
 		}
 		if tv := slots[1]; tv != nil {
 			if kindOf(tv) == kindString {
-				c.Type = domain.Some(decodeString(tv))
+				c.Type = domain.Some(p.known(tv, TypePerson, TypeCompany))
 			}
 			if !c.Type.Set || (c.Type.V != TypePerson && c.Type.V != TypeCompany) {
 				p.add(itemLoc(path, i, ".type"), `must be "`+TypePerson+`" or "`+TypeCompany+`" when given`)
@@ -336,7 +349,7 @@ func (p *parser) customFilters(v []byte, path string) []domain.CustomFilter {
 		case kindOf(tv) != kindString:
 			p.wrongType(itemLoc(path, i, ".type"), "a string", tv)
 		default:
-			f.Type = decodeString(tv)
+			f.Type = p.known(tv, CustomMaxPeoplePerCompany, CustomMinDaysUntilReuse)
 			if min, known = customFilterMin[f.Type]; !known {
 				p.addf(itemLoc(path, i, ".type"), "unknown type %s; known types: %s", Quote(f.Type), knownCustomTypes)
 			}
