@@ -6,8 +6,8 @@ import (
 	"unicode/utf8"
 )
 
-// A small scanner over JSON text that the standard library has already
-// validated (json.Valid). It is hand-written because the validation needs
+// A small scanner over JSON text already validated (validJSON, which
+// answers as json.Valid does). It is hand-written because the validation needs
 // what encoding/json does not offer in one pass: every problem reported at
 // once with its exact path (json.Unmarshal stops at the first syntax problem
 // and keeps only the first type error), keys matched exactly (json.Unmarshal
