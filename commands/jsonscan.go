@@ -138,14 +138,6 @@ func eachMember(obj []byte, fn func(rawKey, val []byte)) {
 	}
 }
 
-// eachElementWhile calls fn for the first n elements of the array arr.
-func eachElementWhile(arr []byte, n int, fn func(i int, val []byte)) {
-	if n <= 0 {
-		return
-	}
-	eachElementUntil(arr, func(i int, val []byte) bool { fn(i, val); return i+1 < n })
-}
-
 // eachElementUntil calls fn for the elements of the array arr, in order,
 // until fn returns false.
 func eachElementUntil(arr []byte, fn func(i int, val []byte) bool) {
