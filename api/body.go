@@ -3,10 +3,10 @@ package api
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -23,6 +23,9 @@ type requestBody struct {
 	*bytes.Buffer
 	budget *semaphore.Weighted
 	held   int64
+	// limited reads the request's body up to the limit; kept here, in the
+	// pooled value, so that reading a body allocates no reader.
+	limited io.LimitedReader
 }
 
 // bodyBuffers recycles request bodies: commands.Parse* copies what it keeps,
@@ -80,10 +83,8 @@ func (a *api) readJSONBody(c *gin.Context) (*requestBody, error) {
 		return nil, err
 	}
 	limit := a.bodyLimit()
-	tooLarge := &Error{Status: http.StatusRequestEntityTooLarge, Code: CodePayloadTooLarge,
-		Message: fmt.Sprintf("the request body is larger than %d bytes", limit)}
 	if c.Request.ContentLength > limit {
-		return nil, tooLarge
+		return nil, bodyTooLarge(limit)
 	}
 	buf := bodyBuffers.Get().(*requestBody)
 	buf.budget = a.bodies
@@ -94,11 +95,15 @@ func (a *api) readJSONBody(c *gin.Context) (*requestBody, error) {
 			return nil, a.bodiesBusy(c)
 		}
 		buf.held = n
-		buf.Grow(int(n) + 1)
+		// Room for the body and the read that finds its end, so that
+		// ReadFrom never grows the buffer for a body of declared length.
+		buf.Grow(int(n) + bytes.MinRead)
 	} else if n < 0 {
 		src = budgetedReader{r: src, body: buf}
 	}
-	_, err := buf.ReadFrom(io.LimitReader(src, limit+1))
+	buf.limited = io.LimitedReader{R: src, N: limit + 1}
+	_, err := buf.ReadFrom(&buf.limited)
+	buf.limited = io.LimitedReader{}
 	switch {
 	case errors.Is(err, errBodyBudget):
 		releaseBody(buf)
@@ -107,14 +112,20 @@ func (a *api) readJSONBody(c *gin.Context) (*requestBody, error) {
 		releaseBody(buf)
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, tooLarge
+			return nil, bodyTooLarge(limit)
 		}
 		return nil, badRequest("the request body could not be read")
 	case int64(buf.Len()) > limit:
 		releaseBody(buf)
-		return nil, tooLarge
+		return nil, bodyTooLarge(limit)
 	}
 	return buf, nil
+}
+
+// bodyTooLarge is the answer to a body larger than limit bytes.
+func bodyTooLarge(limit int64) error {
+	return &Error{Status: http.StatusRequestEntityTooLarge, Code: CodePayloadTooLarge,
+		Message: "the request body is larger than " + strconv.FormatInt(limit, 10) + " bytes"}
 }
 
 // bodiesBusy is the answer to a body refused for want of room in the bodies'

@@ -79,7 +79,7 @@ func checkObject(body []byte) error {
 	if len(trimValue(body)) == 0 {
 		return &ValidationError{Message: "the request body is empty; a JSON object is required"}
 	}
-	if !json.Valid(body) {
+	if !validJSON(body) {
 		return &ValidationError{Message: malformed(body)}
 	}
 	if !utf8.Valid(body) {
@@ -91,7 +91,8 @@ func checkObject(body []byte) error {
 	return nil
 }
 
-// malformed explains why body, which json.Valid refused, is not one JSON value.
+// malformed explains why body, which validJSON (json.Valid) refused, is not
+// one JSON value.
 func malformed(body []byte) string {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	var first json.RawMessage

@@ -86,6 +86,19 @@ func (p *parser) text(s []byte) []byte {
 	return p.scratch
 }
 
+// known is decodeString(s), but when the text is one of names it returns
+// that constant instead of a copy: the values a field allows cost no
+// allocation.
+func (p *parser) known(s []byte, names ...string) string {
+	t := p.text(s)
+	for _, n := range names {
+		if string(t) == n {
+			return n
+		}
+	}
+	return decodeString(s)
+}
+
 // loc is where a problem is: base, then "[i]" when i >= 0, then field. It
 // becomes a path only when the problem is kept, so a problem past MaxDetails
 // allocates nothing.
@@ -242,32 +255,42 @@ func (p *parser) description(v []byte, path string) *string {
 }
 
 // limitedArray checks that v is an array of at most limit elements and
-// returns how many of its elements to examine: all of them, or none when v
-// is not an array. Over the limit it reports the count and only the first
-// limit elements are examined: the array is refused whatever the rest holds.
-func (p *parser) limitedArray(v []byte, path string, limit int) int {
+// returns the elements to examine, appended to els[:0]: all of them, or
+// none when v is not an array. Over the limit it reports the count and
+// returns only the first limit elements: the array is refused whatever the
+// rest holds. The array is scanned once; with els of capacity limit, the
+// elements are kept without an allocation.
+func (p *parser) limitedArray(v []byte, path string, limit int, els [][]byte) [][]byte {
+	els = els[:0]
 	if kindOf(v) != kindArray {
 		p.wrongType(pathLoc(path), "an array", v)
-		return 0
+		return els
 	}
-	n := countElements(v)
+	n := 0
+	eachElementUntil(v, func(_ int, el []byte) bool {
+		if n < limit {
+			els = append(els, el)
+		}
+		n++
+		return true
+	})
 	if n > limit {
 		p.addf(pathLoc(path), "must have at most %d items, has %d", limit, n)
-		return limit
 	}
-	return n
+	return els
 }
 
 var criterionFields = []string{"provider", "type", "filters"}
 
 // criteria reads leadProviderCriteria; the result is never nil.
 func (p *parser) criteria(v []byte, path string) []domain.LeadProviderCriterion {
-	n := p.limitedArray(v, path, MaxCriteria)
-	out := make([]domain.LeadProviderCriterion, 0, n)
-	eachElementWhile(v, n, func(i int, el []byte) {
+	var kept [MaxCriteria][]byte
+	els := p.limitedArray(v, path, MaxCriteria, kept[:0])
+	out := make([]domain.LeadProviderCriterion, 0, len(els))
+	for i, el := range els {
 		if kindOf(el) != kindObject {
 			p.wrongType(itemLoc(path, i, ""), "an object", el)
-			return
+			continue
 		}
 		var slots [3][]byte
 		p.reportDups(fields(el, criterionFields, slots[:]), itemLoc(path, i, ""), criterionFields)
@@ -278,14 +301,14 @@ func (p *parser) criteria(v []byte, path string) []domain.LeadProviderCriterion 
 		case kindOf(pv) != kindString:
 			p.wrongType(itemLoc(path, i, ".provider"), "a string", pv)
 		default:
-			c.Provider = decodeString(pv)
+			c.Provider = p.known(pv, ProviderBase)
 			if c.Provider != ProviderBase {
 				p.add(itemLoc(path, i, ".provider"), `must be "`+ProviderBase+`" (the only provider supported)`)
 			}
 		}
 		if tv := slots[1]; tv != nil {
 			if kindOf(tv) == kindString {
-				c.Type = domain.Some(decodeString(tv))
+				c.Type = domain.Some(p.known(tv, TypePerson, TypeCompany))
 			}
 			if !c.Type.Set || (c.Type.V != TypePerson && c.Type.V != TypeCompany) {
 				p.add(itemLoc(path, i, ".type"), `must be "`+TypePerson+`" or "`+TypeCompany+`" when given`)
@@ -300,7 +323,7 @@ func (p *parser) criteria(v []byte, path string) []domain.LeadProviderCriterion 
 			c.Filters = p.freeForm(fv, itemLoc(path, i, ".filters"))
 		}
 		out = append(out, c)
-	})
+	}
 	return out
 }
 
@@ -308,12 +331,13 @@ var customFilterFields = []string{"type", "value"}
 
 // customFilters reads customFilterCriteria; the result is never nil.
 func (p *parser) customFilters(v []byte, path string) []domain.CustomFilter {
-	n := p.limitedArray(v, path, MaxCustomFilters)
-	out := make([]domain.CustomFilter, 0, n)
-	eachElementWhile(v, n, func(i int, el []byte) {
+	var kept [MaxCustomFilters][]byte
+	els := p.limitedArray(v, path, MaxCustomFilters, kept[:0])
+	out := make([]domain.CustomFilter, 0, len(els))
+	for i, el := range els {
 		if kindOf(el) != kindObject {
 			p.wrongType(itemLoc(path, i, ""), "an object", el)
-			return
+			continue
 		}
 		var slots [2][]byte
 		p.reportDups(fields(el, customFilterFields, slots[:]), itemLoc(path, i, ""), customFilterFields)
@@ -325,7 +349,7 @@ func (p *parser) customFilters(v []byte, path string) []domain.CustomFilter {
 		case kindOf(tv) != kindString:
 			p.wrongType(itemLoc(path, i, ".type"), "a string", tv)
 		default:
-			f.Type = decodeString(tv)
+			f.Type = p.known(tv, CustomMaxPeoplePerCompany, CustomMinDaysUntilReuse)
 			if min, known = customFilterMin[f.Type]; !known {
 				p.addf(itemLoc(path, i, ".type"), "unknown type %s; known types: %s", Quote(f.Type), knownCustomTypes)
 			}
@@ -348,7 +372,7 @@ func (p *parser) customFilters(v []byte, path string) []domain.CustomFilter {
 			}
 		}
 		out = append(out, f)
-	})
+	}
 	return out
 }
 
@@ -396,12 +420,13 @@ func (p *parser) crmFilters(v []byte, path string) *domain.CRMFilters {
 var crmFilterFields = []string{"path", "mode", "value", "exclude"}
 
 func (p *parser) crmFilterList(v []byte, path string) []domain.CRMFilter {
-	n := p.limitedArray(v, path, MaxCRMFilters)
-	out := make([]domain.CRMFilter, 0, n)
-	eachElementWhile(v, n, func(i int, el []byte) {
+	var kept [MaxCRMFilters][]byte
+	els := p.limitedArray(v, path, MaxCRMFilters, kept[:0])
+	out := make([]domain.CRMFilter, 0, len(els))
+	for i, el := range els {
 		if kindOf(el) != kindObject {
 			p.wrongType(itemLoc(path, i, ""), "an object", el)
-			return
+			continue
 		}
 		var slots [4][]byte
 		p.reportDups(fields(el, crmFilterFields, slots[:]), itemLoc(path, i, ""), crmFilterFields)
@@ -431,7 +456,7 @@ func (p *parser) crmFilterList(v []byte, path string) []domain.CRMFilter {
 			}
 		}
 		out = append(out, f)
-	})
+	}
 	return out
 }
 

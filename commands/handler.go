@@ -300,32 +300,55 @@ func (h *Handler) run(ctx context.Context, id string, assumeNew bool, load loade
 // returns the result. conflict means the stream moved since cur was loaded
 // (err then wraps events.ErrConflict) and nothing was appended.
 func (h *Handler) apply(ctx context.Context, stream string, cur *current, payloads []any, md events.Metadata) (_ Result, conflict bool, _ error) {
-	state := cur.state
-	proposed, doc, err := encodeAll(payloads, md)
+	p, err := h.prepare(stream, cur, payloads, md)
 	if err != nil {
 		return Result{}, false, err
 	}
-	expected := cur.version
+	res, err := h.append(ctx, stream, cur.version, p.proposed, p.snap)
+	if err != nil {
+		return Result{}, errors.Is(err, events.ErrConflict), err
+	}
+	r, err := result(cur.state, payloads, cur.version, res)
+	r.Doc = p.doc
+	return r, false, err
+}
+
+// prepared is an append as prepare made it.
+type prepared struct {
+	proposed []events.Proposed
+	doc      []byte // the created ICP's document: for a single create, else nil
+	snap     []byte // the snapshot to keep with the events, or nil
+}
+
+// prepare encodes the decided payloads as the events to append to stream
+// after cur, refuses them when they break the limits (checkLimits), and
+// makes the snapshot to keep with them. Nothing is written.
+func (h *Handler) prepare(stream string, cur *current, payloads []any, md events.Metadata) (prepared, error) {
+	state, expected := cur.state, cur.version
+	proposed, doc, err := encodeAll(payloads, md)
+	if err != nil {
+		return prepared{}, err
+	}
 	if h.busLimit != nil || h.maxDoc > 0 {
-		next, err := result(state, payloads, expected, events.AppendResult{Positions: make([]uint64, len(payloads))})
-		if err != nil {
-			return Result{}, false, err
+		// A create's document is doc: the fold after it is only needed
+		// to size the document of an update.
+		var next *domain.State
+		if doc == nil && h.maxDoc > 0 {
+			r, err := result(state, payloads, expected, events.AppendResult{Positions: make([]uint64, len(payloads))})
+			if err != nil {
+				return prepared{}, err
+			}
+			next = r.State
 		}
-		if err := h.checkLimits(stream, expected, proposed, next.State, doc); err != nil {
-			return Result{}, false, err
+		if err := h.checkLimits(stream, expected, proposed, next, doc); err != nil {
+			return prepared{}, err
 		}
 	}
 	snap, err := h.snapshotOf(state, expected, proposed)
 	if err != nil {
-		return Result{}, false, err
+		return prepared{}, err
 	}
-	res, err := h.append(ctx, stream, expected, proposed, snap)
-	if err != nil {
-		return Result{}, errors.Is(err, events.ErrConflict), err
-	}
-	r, err := result(state, payloads, expected, res)
-	r.Doc = doc
-	return r, false, err
+	return prepared{proposed: proposed, doc: doc, snap: snap}, nil
 }
 
 // encodeAll encodes payloads as events with new ids and metadata md. doc is

@@ -6,8 +6,8 @@ import (
 	"unicode/utf8"
 )
 
-// A small scanner over JSON text that the standard library has already
-// validated (json.Valid). It is hand-written because the validation needs
+// A small scanner over JSON text already validated (validJSON, which
+// answers as json.Valid does). It is hand-written because the validation needs
 // what encoding/json does not offer in one pass: every problem reported at
 // once with its exact path (json.Unmarshal stops at the first syntax problem
 // and keeps only the first type error), keys matched exactly (json.Unmarshal
@@ -136,14 +136,6 @@ func eachMember(obj []byte, fn func(rawKey, val []byte)) {
 		}
 		i = skipSpace(obj, i+1)
 	}
-}
-
-// eachElementWhile calls fn for the first n elements of the array arr.
-func eachElementWhile(arr []byte, n int, fn func(i int, val []byte)) {
-	if n <= 0 {
-		return
-	}
-	eachElementUntil(arr, func(i int, val []byte) bool { fn(i, val); return i+1 < n })
 }
 
 // eachElementUntil calls fn for the elements of the array arr, in order,

@@ -61,8 +61,9 @@ func (h *Handler) MaxEventData() int64 {
 
 // checkLimits refuses proposed (to be appended to stream after version
 // expected) when the bus could not carry one of its events, or when the ICP's
-// document after it, next (nil when deleted), would exceed the read model's
-// limit. doc, when not nil, is next's document already encoded.
+// document after it would exceed the read model's limit. That document is
+// doc when not nil (a create's, already encoded), else the one of next, the
+// fold after proposed (nil or deleted: no document).
 func (h *Handler) checkLimits(stream string, expected uint64, proposed []events.Proposed, next *domain.State, doc []byte) error {
 	if h.busLimit != nil {
 		limit := h.busLimit()
@@ -75,7 +76,7 @@ func (h *Handler) checkLimits(stream string, expected uint64, proposed []events.
 			}
 		}
 	}
-	if h.maxDoc > 0 && next != nil && !next.Deleted {
+	if h.maxDoc > 0 && (doc != nil || next != nil && !next.Deleted) {
 		n := len(doc)
 		if doc == nil {
 			b, err := events.MarshalJSON(next.ICP)

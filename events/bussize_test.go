@@ -13,19 +13,42 @@ import (
 )
 
 // TestBusSizeIsWhatNATSCounts: BusSize equals the size nats.go gives the
-// message the relay builds (subject aside), for the widest position.
+// message the relay builds (subject aside), for the widest position, header
+// by header: with and without metadata and trace context, for any version,
+// schema version and stream name.
 func TestBusSizeIsWhatNATSCounts(t *testing.T) {
-	md := events.Metadata{Tenant: "org_acme", UserID: "user_alice", TraceParent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
-	p := events.Proposed{ID: uuid.NewString(), Type: events.TypeICPUpdated, SchemaVersion: 1,
-		Data: []byte(`{"changes":{"name":"x"}}`), Metadata: md.Encode()}
-	stream := events.StreamID(uuid.NewString())
-	r := events.Recorded{ID: p.ID, Type: p.Type, SchemaVersion: p.SchemaVersion, Data: p.Data, Metadata: p.Metadata,
-		StreamID: stream, Version: 7, Position: math.MaxUint64}
-	m := nats.NewMsg(events.Subject(r.Type))
-	events.EachHeader(r, func(k, v string) { m.Header[k] = []string{v} })
-	m.Data = r.Data
-	if got, want := events.BusSize(stream, 7, p), m.Size()-len(m.Subject); got != want {
-		t.Fatalf("BusSize %d, nats.go counts %d", got, want)
+	traced := events.Metadata{Tenant: "org_acme", UserID: "user_alice", TraceParent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+	plain := events.Metadata{Tenant: "org_acme", UserID: "user_alice", CorrelationID: "c-1"}
+	icpStream := events.StreamID(uuid.NewString())
+	for _, c := range []struct {
+		name     string
+		stream   string
+		version  uint64
+		p        events.Proposed
+		metadata []byte
+	}{
+		{"traced update", icpStream, 7, events.Proposed{Type: events.TypeICPUpdated, SchemaVersion: 1}, traced.Encode()},
+		{"create", icpStream, 1, events.Proposed{Type: events.TypeICPCreated, SchemaVersion: 1}, plain.Encode()},
+		{"no metadata", icpStream, 1, events.Proposed{Type: events.TypeICPDeleted, SchemaVersion: 1}, nil},
+		{"traceparent key, not JSON", icpStream, 2, events.Proposed{Type: "X", SchemaVersion: 1}, []byte(`"traceparent"`)},
+		{"empty traceparent", icpStream, 2, events.Proposed{Type: "X", SchemaVersion: 1}, []byte(`{"traceparent":""}`)},
+		{"widest version", icpStream, math.MaxUint64, events.Proposed{Type: events.TypeICPUpdated, SchemaVersion: 12345}, plain.Encode()},
+		{"negative schema version", icpStream, 10, events.Proposed{Type: "", SchemaVersion: -3}, plain.Encode()},
+		{"not an ICP stream", "other", 3, events.Proposed{Type: events.TypeICPUpdated, SchemaVersion: 1}, plain.Encode()},
+		{"empty stream", "", 3, events.Proposed{Type: events.TypeICPUpdated, SchemaVersion: 1}, plain.Encode()},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := c.p
+			p.ID, p.Data, p.Metadata = uuid.NewString(), []byte(`{"changes":{"name":"x"}}`), c.metadata
+			r := events.Recorded{ID: p.ID, Type: p.Type, SchemaVersion: p.SchemaVersion, Data: p.Data, Metadata: p.Metadata,
+				StreamID: c.stream, Version: c.version, Position: math.MaxUint64}
+			m := nats.NewMsg(events.Subject(r.Type))
+			events.EachHeader(r, func(k, v string) { m.Header[k] = []string{v} })
+			m.Data = r.Data
+			if got, want := events.BusSize(c.stream, c.version, p), m.Size()-len(m.Subject); got != want {
+				t.Fatalf("BusSize %d, nats.go counts %d", got, want)
+			}
+		})
 	}
 }
 

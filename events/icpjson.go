@@ -33,9 +33,15 @@ func appendICP(dst []byte, i *domain.ICP) ([]byte, error) {
 		dst = appendString(dst, *i.Description, false)
 	}
 	dst = append(dst, `,"createdAt":`...)
+	created := len(dst)
 	dst = appendTime(dst, i.CreatedAt)
+	createdText := dst[created:]
 	dst = append(dst, `,"updatedAt":`...)
-	dst = appendTime(dst, i.UpdatedAt)
+	if i.UpdatedAt.Equal(i.CreatedAt.Time) { // a create: the same instant, written once
+		dst = append(dst, createdText...)
+	} else {
+		dst = appendTime(dst, i.UpdatedAt)
+	}
 
 	dst = append(dst, `,"leadProviderCriteria":`...)
 	if dst, err = appendList(dst, i.LeadProviderCriteria, appendCriterion); err != nil {
@@ -216,6 +222,9 @@ func appendRaw(dst []byte, raw json.RawMessage, html bool) ([]byte, error) {
 	if len(raw) == 0 {
 		return append(dst, "null"...), nil
 	}
+	if compactJSON(raw, html) {
+		return append(dst, raw...), nil
+	}
 	if !json.Valid(raw) {
 		// The error encoding/json gives for the same value.
 		_, err := json.Marshal(raw)
@@ -234,6 +243,20 @@ func appendRaw(dst []byte, raw json.RawMessage, html bool) ([]byte, error) {
 		b = e
 	}
 	return append(dst, b.Bytes()...), nil
+}
+
+// compactJSON reports whether raw is one JSON value as encoding/json's
+// scanner accepts it, without whitespace outside its strings and, when html
+// is set, without a character json.HTMLEscape would change: text that
+// appendRaw can copy as it is. It checks in one pass what json.Valid and
+// isCompact check in two, with the scanner of the canonical payload
+// (canon.value, held to encoding/json by FuzzCanonicalCreate and
+// FuzzCompactJSON); false sends the text the general way, which decides
+// again (BenchmarkEncodeCreated).
+func compactJSON(raw []byte, html bool) bool {
+	c := canon{b: raw, ok: true, html: html}
+	c.value(0)
+	return c.ok && c.i == len(raw)
 }
 
 // isCompact reports whether valid JSON has no whitespace outside its

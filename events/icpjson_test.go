@@ -87,6 +87,11 @@ func TestAppendICPIsEncodingJSON(t *testing.T) {
 		sameAsReflective(t, "crmFilters "+name, domain.ICP{ID: "x", CRMFilters: crm})
 		n++
 	}
+	later := domain.NewTime(at.Add(1500 * time.Millisecond))
+	sameAsReflective(t, "updated later", domain.ICP{ID: "x", CreatedAt: at, UpdatedAt: later})
+	sameAsReflective(t, "updated earlier", domain.ICP{ID: "x", CreatedAt: later, UpdatedAt: at})
+	elsewhere := domain.Time{Time: at.In(time.FixedZone("UTC+5", 5*3600))}
+	sameAsReflective(t, "same instant in another zone", domain.ICP{ID: "x", CreatedAt: at, UpdatedAt: elsewhere})
 	sameAsReflective(t, "zero", domain.ICP{})
 	sameAsReflective(t, "empty lists", domain.ICP{LeadProviderCriteria: []domain.LeadProviderCriterion{}, CustomFilterCriteria: []domain.CustomFilter{}, UserIDs: []string{}})
 	sameAsReflective(t, "invalid filters", domain.ICP{LeadProviderCriteria: []domain.LeadProviderCriterion{{Filters: json.RawMessage(`{"a":}`)}}})

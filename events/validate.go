@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"unicode/utf8"
-
-	"github.com/google/uuid"
 )
 
 // ErrInvalidAppend is wrapped by the error of an Append refused before
@@ -33,7 +31,7 @@ func AppendProblems(stream string, evs []Proposed) []error {
 		errs = append(errs, errors.New("no events"))
 	}
 	for i, e := range evs {
-		if u, err := uuid.Parse(e.ID); err != nil || u.String() != e.ID {
+		if !isLowerUUID(e.ID) {
 			errs = append(errs, fmt.Errorf("event %d: id %q is not a lowercase UUID", i, shorten(e.ID)))
 		}
 		if e.Type == "" {
@@ -44,6 +42,30 @@ func AppendProblems(stream string, evs []Proposed) []error {
 		}
 	}
 	return errs
+}
+
+// isLowerUUID reports whether id is a UUID as uuid.UUID.String writes it:
+// 8-4-4-4-12 lowercase hex digits. It is what uuid.Parse(id) succeeding
+// and its String() giving id back mean (TestIsLowerUUID), without the
+// string that String allocates for every event appended.
+func isLowerUUID(id string) bool {
+	if len(id) != 36 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // InvalidAppend is the error of an append to stream refused for problems,
