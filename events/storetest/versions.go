@@ -26,36 +26,7 @@ func runStreamVersions(t *testing.T, open func(t *testing.T) events.Store) {
 		wantVersions(t, s, []string{""}, map[string]uint64{})
 	})
 
-	t.Run("ManyStreamsAtOnce", func(t *testing.T) {
-		// More streams than one statement of the SQLite adapter asks for.
-		s := open(t)
-		const n = 620
-		streams := make([]string, n)
-		want := make(map[string]uint64, n)
-		var wg sync.WaitGroup
-		errs := make(chan error, n)
-		sem := make(chan struct{}, 16)
-		for i := range streams {
-			streams[i] = newStream()
-			versions := 1 + i%3
-			want[streams[i]] = uint64(versions)
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				sem <- struct{}{}
-				defer func() { <-sem }()
-				if _, err := s.Append(testCtx(t), streams[i], events.NoStream, newEvents(versions)); err != nil {
-					errs <- err
-				}
-			}()
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Fatalf("append: %v", err)
-		}
-		wantVersions(t, s, append(streams, newStream()), want)
-	})
+	t.Run("ManyStreamsAtOnce", func(t *testing.T) { manyStreamsAtOnce(t, open) })
 
 	t.Run("ClosedStoreIsUnavailable", func(t *testing.T) {
 		s := open(t)
@@ -83,4 +54,36 @@ func wantVersions(t *testing.T, s events.Store, streams []string, want map[strin
 		}
 		t.Fatalf("StreamVersions(%v) = %v, want %v", streams, got, want)
 	}
+}
+
+// manyStreamsAtOnce asks for more streams than one statement of the SQLite
+// adapter asks for.
+func manyStreamsAtOnce(t *testing.T, open func(t *testing.T) events.Store) {
+	s := open(t)
+	const n = 620
+	streams := make([]string, n)
+	want := make(map[string]uint64, n)
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	sem := make(chan struct{}, 16)
+	for i := range streams {
+		streams[i] = newStream()
+		versions := 1 + i%3
+		want[streams[i]] = uint64(versions)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if _, err := s.Append(testCtx(t), streams[i], events.NoStream, newEvents(versions)); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("append: %v", err)
+	}
+	wantVersions(t, s, append(streams, newStream()), want)
 }
