@@ -20,10 +20,9 @@ import (
 	"github.com/icpservice/icp/projections/sqlitemodel"
 )
 
-// benchAPI is the API over real SQLite stores holding n ICPs of alice's,
-// each projected to the read model at its store version: the normal case,
-// no lag. It returns the handler and the ICPs' ids.
-func benchAPI(b *testing.B, n int) (http.Handler, []string) {
+// benchStores opens an event store and a read model on SQLite files of a
+// fresh directory, closed when b ends.
+func benchStores(b *testing.B) (*sqlitestore.Store, *sqlitemodel.Model) {
 	b.Helper()
 	ctx := context.Background()
 	dir := b.TempDir()
@@ -37,6 +36,16 @@ func benchAPI(b *testing.B, n int) (http.Handler, []string) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = rm.Close() })
+	return st, rm
+}
+
+// benchAPI is the API over real SQLite stores holding n ICPs of alice's,
+// each projected to the read model at its store version: the normal case,
+// no lag. It returns the handler and the ICPs' ids.
+func benchAPI(b *testing.B, n int) (http.Handler, []string) {
+	b.Helper()
+	ctx := context.Background()
+	st, rm := benchStores(b)
 	h, err := api.New(api.Config{ConsistencyWait: time.Nanosecond}, api.Deps{
 		Commands: commands.NewHandler(st), ReadModel: rm, Verifier: testTokens,
 	})
@@ -131,18 +140,7 @@ const createBody = `{"name":"DACH Tech Leaders","description":"Technology leader
 // CPU time per create: its ns/op is mostly the store's commits, and on a
 // shared machine says more about the neighbours than about the code.
 func BenchmarkCreate(b *testing.B) {
-	ctx := context.Background()
-	dir := b.TempDir()
-	st, err := sqlitestore.Open(ctx, filepath.Join(dir, "events.db"), sqlitestore.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = st.Close() })
-	rm, err := sqlitemodel.Open(ctx, filepath.Join(dir, "read.db"), sqlitemodel.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = rm.Close() })
+	st, rm := benchStores(b)
 	cmds := commands.NewHandler(st, commands.WithBusLimit(func() int64 { return 1 << 20 }),
 		commands.WithMaxDocBytes(rm.MaxDocBytes()))
 	h, err := api.New(api.Config{ConsistencyWait: time.Nanosecond}, api.Deps{Commands: cmds, ReadModel: rm, Verifier: testTokens})
