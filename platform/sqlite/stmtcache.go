@@ -39,26 +39,29 @@ func (c *cachingConnector) Connect(context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, need := range []bool{
-		implements[driver.ConnBeginTx](dc), implements[driver.ConnPrepareContext](dc),
-		implements[driver.QueryerContext](dc), implements[driver.ExecerContext](dc),
-	} {
-		if !need {
-			dc.Close()
-			return nil, errors.New("sqlite: driver connection lacks the context interfaces the statement cache forwards")
-		}
+	cc, ok := dc.(ctxConn)
+	if !ok {
+		dc.Close()
+		return nil, errors.New("sqlite: driver connection lacks the context interfaces the statement cache forwards")
 	}
-	return &cachingConn{Conn: dc, stmts: make(map[string]*cachedStmt)}, nil
+	return &cachingConn{ctxConn: cc, stmts: make(map[string]*cachedStmt)}, nil
 }
 
 func (c *cachingConnector) Driver() driver.Driver { return c.drv }
 
-func implements[T any](v any) bool { _, ok := v.(T); return ok }
+// ctxConn is what the cache needs of the driver's connection.
+type ctxConn interface {
+	driver.Conn
+	driver.ConnBeginTx
+	driver.ConnPrepareContext
+	driver.QueryerContext
+	driver.ExecerContext
+}
 
 // cachingConn is a driver connection with its statement cache. database/sql
 // uses a connection from one goroutine at a time, so it needs no lock.
 type cachingConn struct {
-	driver.Conn
+	ctxConn
 	stmts map[string]*cachedStmt
 }
 
@@ -71,20 +74,20 @@ type cachedStmt struct {
 func (c *cachingConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
 	cs, ok := c.stmts[query]
 	if !ok && len(c.stmts) < maxCachedStmts {
-		st, err := c.Conn.(driver.ConnPrepareContext).PrepareContext(ctx, query)
+		st, err := c.ctxConn.PrepareContext(ctx, query)
 		if err != nil {
 			return nil, err
 		}
 		sq, canQuery := st.(driver.StmtQueryContext)
 		if !canQuery {
 			st.Close()
-			return c.Conn.(driver.QueryerContext).QueryContext(ctx, query, args)
+			return c.ctxConn.QueryContext(ctx, query, args)
 		}
 		cs = &cachedStmt{stmt: sq}
 		c.stmts[query] = cs
 	}
 	if cs == nil || cs.busy {
-		return c.Conn.(driver.QueryerContext).QueryContext(ctx, query, args)
+		return c.ctxConn.QueryContext(ctx, query, args)
 	}
 	rows, err := cs.stmt.QueryContext(ctx, args)
 	if err != nil {
@@ -114,37 +117,25 @@ func (c *cachingConn) Close() error {
 		errs = append(errs, cs.stmt.(driver.Stmt).Close())
 		delete(c.stmts, q)
 	}
-	return errors.Join(append(errs, c.Conn.Close())...)
-}
-
-func (c *cachingConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
-	return c.Conn.(driver.ConnPrepareContext).PrepareContext(ctx, query)
-}
-
-func (c *cachingConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
-	return c.Conn.(driver.ConnBeginTx).BeginTx(ctx, opts)
-}
-
-func (c *cachingConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	return c.Conn.(driver.ExecerContext).ExecContext(ctx, query, args)
+	return errors.Join(append(errs, c.ctxConn.Close())...)
 }
 
 func (c *cachingConn) Ping(ctx context.Context) error {
-	if p, ok := c.Conn.(driver.Pinger); ok {
+	if p, ok := c.ctxConn.(driver.Pinger); ok {
 		return p.Ping(ctx)
 	}
 	return nil
 }
 
 func (c *cachingConn) ResetSession(ctx context.Context) error {
-	if r, ok := c.Conn.(driver.SessionResetter); ok {
+	if r, ok := c.ctxConn.(driver.SessionResetter); ok {
 		return r.ResetSession(ctx)
 	}
 	return nil
 }
 
 func (c *cachingConn) IsValid() bool {
-	if v, ok := c.Conn.(driver.Validator); ok {
+	if v, ok := c.ctxConn.(driver.Validator); ok {
 		return v.IsValid()
 	}
 	return true
