@@ -25,6 +25,8 @@ type Handler struct {
 	unavailable uint         // tries of an append the store could not confirm
 	busLimit    func() int64 // WithBusLimit; nil: no bound
 	maxDoc      int          // WithMaxDocBytes; 0: no bound
+	// observeAppend is WithAppendObserver's; nil: none.
+	observeAppend func(time.Duration, error)
 }
 
 // Option configures a Handler.
@@ -43,6 +45,16 @@ func WithMaxAttempts(n int) Option {
 			h.maxAttempts = n
 		}
 	}
+}
+
+// WithAppendObserver has observe called after every call of the store's
+// append (each retry of one included) with how long it took, group-commit
+// queueing included, and its error (nil: recorded). The handler is the
+// service's one writer of events, so this is where append latency and
+// failures are counted; the store itself is passed on undecorated, with
+// every optional capability it has (events.Snapshotter above all).
+func WithAppendObserver(observe func(time.Duration, error)) Option {
+	return func(h *Handler) { h.observeAppend = observe }
 }
 
 // NewHandler returns a Handler that records events in store.
@@ -412,18 +424,34 @@ func result(state *domain.State, payloads []any, expected uint64, res events.App
 	return Result{State: s, Position: res.Positions[len(res.Positions)-1]}, nil
 }
 
-// append appends proposed and, when the store could not confirm it, tries the
-// very same events again a few times: the store deduplicates a repeated
-// append of the same event ids at the same expected version, so a retry either
-// records the events once or reports the original result. Giving up returns
-// the store's unavailable error.
-func (h *Handler) append(ctx context.Context, stream string, expected uint64, proposed []events.Proposed, snap []byte) (events.AppendResult, error) {
+// appender returns the store's append for one attempt: with snap kept
+// beside the events when the store keeps snapshots and snap is not nil, and
+// observed (WithAppendObserver).
+func (h *Handler) appender(snap []byte) func(context.Context, string, uint64, []events.Proposed) (events.AppendResult, error) {
 	appendOnce := h.store.Append
 	if ss, ok := h.store.(events.Snapshotter); ok && snap != nil {
 		appendOnce = func(ctx context.Context, stream string, expected uint64, evs []events.Proposed) (events.AppendResult, error) {
 			return ss.AppendWithSnapshot(ctx, stream, expected, evs, domain.FoldVersion, snap)
 		}
 	}
+	if h.observeAppend == nil {
+		return appendOnce
+	}
+	return func(ctx context.Context, stream string, expected uint64, evs []events.Proposed) (events.AppendResult, error) {
+		start := time.Now()
+		res, err := appendOnce(ctx, stream, expected, evs)
+		h.observeAppend(time.Since(start), err)
+		return res, err
+	}
+}
+
+// append appends proposed and, when the store could not confirm it, tries the
+// very same events again a few times: the store deduplicates a repeated
+// append of the same event ids at the same expected version, so a retry either
+// records the events once or reports the original result. Giving up returns
+// the store's unavailable error.
+func (h *Handler) append(ctx context.Context, stream string, expected uint64, proposed []events.Proposed, snap []byte) (events.AppendResult, error) {
+	appendOnce := h.appender(snap)
 	res, err := appendOnce(ctx, stream, expected, proposed)
 	if err == nil || !errors.Is(err, events.ErrUnavailable) || h.unavailable <= 1 {
 		return res, err

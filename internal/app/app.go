@@ -117,7 +117,7 @@ func (a *App) openStores(ctx context.Context) error {
 	if err != nil {
 		return eventStoreFault(a.cfg, err)
 	}
-	a.store = a.metrics.Store(store)
+	a.store = store
 	a.watchReachable(a.partsCtx, "event store", a.store.Ping)
 
 	if a.cfg.Runs(config.RoleAPI) || a.cfg.Runs(config.RoleProjector) {
@@ -412,7 +412,8 @@ func (a *App) startAPI(ctx context.Context) error {
 
 		MaxInflightBodyBytes: a.cfg.MaxInflightBodyBytes,
 	}, api.Deps{
-		Commands:  commands.NewHandler(a.store, commands.WithBusLimit(a.apiConn.MaxPayload), commands.WithMaxDocBytes(a.model.MaxDocBytes())),
+		Commands: commands.NewHandler(a.store, commands.WithBusLimit(a.apiConn.MaxPayload),
+			commands.WithMaxDocBytes(a.model.MaxDocBytes()), commands.WithAppendObserver(a.metrics.ObserveAppend)),
 		ReadModel: a.model,
 		Verifier:  verifier,
 		Ready:     a.Ready,

@@ -1,7 +1,7 @@
 // Package metrics defines the service's Prometheus metrics and the adapters
 // that record them without the instrumented parts knowing: an HTTP
-// middleware, an event store decorator, and gauges read from each part's
-// Stats at scrape time.
+// middleware, the command handler's append observer, and gauges read from
+// each part's Stats at scrape time.
 package metrics
 
 import (
