@@ -11,7 +11,8 @@ import (
 
 // Follow delivers every event with Position > after in global order, in
 // batches of at most batchSize: first those stored, then new ones as they are
-// committed (those of this process's commits from memory, see tail). Appends of this process wake it at once; appends of another
+// committed (those of this process's commits from memory, see tail).
+// Appends of this process wake it at once; appends of another
 // process sharing the file are seen within PollInterval. It returns ctx.Err()
 // when ctx ends, fn's error when fn fails, ErrClosed when the store closes,
 // and an error wrapping events.ErrUnavailable when the file cannot be read.

@@ -20,6 +20,9 @@ const tailSize = 1024
 // tail is given everything after p, with no hole: an event of another
 // process sharing the file would have broken the run, which starts over
 // then, and the follower reads the file.
+//
+// The relay's follower and the projector's check of bus messages
+// (ReadRecent) both take from it.
 type tail struct {
 	mu   sync.Mutex
 	recs []events.Recorded
@@ -63,4 +66,18 @@ func (t *tail) after(pos uint64, limit int) ([]events.Recorded, bool) {
 	out := make([]events.Recorded, n)
 	copy(out, t.recs[i:i+n])
 	return out, true
+}
+
+var _ events.RecentReader = (*Store)(nil)
+
+// ReadRecent implements events.RecentReader from the tail: the projector
+// checks each bus message against the event it names, which this process
+// has usually just committed, without reading it back from the file
+// (measured by icpctl load; docs/performance.md). A limit below 1 gets
+// nothing.
+func (s *Store) ReadRecent(after uint64, limit int) ([]events.Recorded, bool) {
+	if limit <= 0 || s.isClosing() {
+		return nil, false
+	}
+	return s.tail.after(after, limit)
 }

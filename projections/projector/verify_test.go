@@ -78,53 +78,84 @@ func TestForgedEventIsDeadLetteredNeverApplied(t *testing.T) {
 		}}, "not in the event store"},
 		{"past the store's last event", func(head uint64) uint64 { return head + 1_000_000 }, nil, "missing in the event store"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t)
-			cfg := e.config()
-			cfg.MissingEventDeliveries = 2
-			p := e.start(cfg)
-
-			before := uuid.NewString()
-			b := e.create(before)
-			e.publish(b)
-			forged := uuid.NewString()
-			forgedEvent := e.forge(forged, tc.position(b.Position), tc.mutate...)
-			after := uuid.NewString()
-			e.publish(e.create(after))
-
-			e.wantFolded(before)
-			e.wantFolded(after)
-			var dl *nats.RawStreamMsg
-			eventually(t, "the forged message dead-lettered", func() bool {
-				dl = e.deadLetters()[forgedEvent]
-				return dl != nil
-			})
-			e.drained(projector.DefaultDurable)
-			if r := dl.Header.Get(events.HeaderDLQReason); !strings.Contains(r, tc.reason) {
-				t.Fatalf("reason %q, want it to mention %q", r, tc.reason)
-			}
-			if _, err := e.rm.Get(context.Background(), forged); err != projections.ErrNotFound {
-				t.Fatalf("forged ICP in the read model: Get = %v", err)
-			}
-			listed, err := e.rm.List(context.Background(), "org_1", "user_1", 0, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got := ids(listed); len(got) != 2 || got[0] != before || got[1] != after {
-				t.Fatalf("user_1's list = %v, want only the real %s and %s", got, before, after)
-			}
-			if s := p.Stats(); s.Applied != 2 || s.DeadLettered != 1 {
-				t.Fatalf("stats = %+v, want the 2 real events applied and the forged one dead-lettered", s)
-			}
-		})
+		for _, sr := range storeReads {
+			t.Run(tc.name+" "+sr.name, func(t *testing.T) { forgedIsDeadLettered(t, sr.wrap, tc.position, tc.mutate, tc.reason) })
+		}
 	}
 }
+
+// forgedIsDeadLettered is one case of TestForgedEventIsDeadLetteredNeverApplied.
+func forgedIsDeadLettered(t *testing.T, wrap func(events.Store) events.Store, position func(uint64) uint64, mutate []func(*nats.Msg), reason string) {
+	e := newEnv(t)
+	cfg := e.config()
+	cfg.Store = wrap(cfg.Store)
+	cfg.MissingEventDeliveries = 2
+	p := e.start(cfg)
+
+	before := uuid.NewString()
+	b := e.create(before)
+	e.publish(b)
+	forged := uuid.NewString()
+	forgedEvent := e.forge(forged, position(b.Position), mutate...)
+	after := uuid.NewString()
+	e.publish(e.create(after))
+
+	e.wantFolded(before)
+	e.wantFolded(after)
+	var dl *nats.RawStreamMsg
+	eventually(t, "the forged message dead-lettered", func() bool {
+		dl = e.deadLetters()[forgedEvent]
+		return dl != nil
+	})
+	e.drained(projector.DefaultDurable)
+	if r := dl.Header.Get(events.HeaderDLQReason); !strings.Contains(r, reason) {
+		t.Fatalf("reason %q, want it to mention %q", r, reason)
+	}
+	if _, err := e.rm.Get(context.Background(), forged); err != projections.ErrNotFound {
+		t.Fatalf("forged ICP in the read model: Get = %v", err)
+	}
+	listed, err := e.rm.List(context.Background(), "org_1", "user_1", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(listed); len(got) != 2 || got[0] != before || got[1] != after {
+		t.Fatalf("user_1's list = %v, want only the real %s and %s", got, before, after)
+	}
+	if s := p.Stats(); s.Applied != 2 || s.DeadLettered != 1 {
+		t.Fatalf("stats = %+v, want the 2 real events applied and the forged one dead-lettered", s)
+	}
+}
+
+// storeReads are the two ways the projector's check reads the event store:
+// from the store's memory of this process's latest commits
+// (events.RecentReader), and from its file, as after a restart.
+var storeReads = []struct {
+	name string
+	wrap func(events.Store) events.Store
+}{
+	{"checked from memory", func(s events.Store) events.Store { return s }},
+	{"checked from the file", func(s events.Store) events.Store { return fileOnly{s} }},
+}
+
+// fileOnly hides the store's memory of its latest commits, so that every
+// check reads the file.
+type fileOnly struct{ events.Store }
 
 // A forged body under a real event's id and position is never applied: what
 // is applied is the store's copy of that event.
 func TestForgedPayloadUnderARealEventIDAppliesTheStoresCopy(t *testing.T) {
+	for _, sr := range storeReads {
+		t.Run(sr.name, func(t *testing.T) { forgedPayloadAppliesTheStoresCopy(t, sr.wrap) })
+	}
+}
+
+// forgedPayloadAppliesTheStoresCopy is one case of
+// TestForgedPayloadUnderARealEventIDAppliesTheStoresCopy.
+func forgedPayloadAppliesTheStoresCopy(t *testing.T, wrap func(events.Store) events.Store) {
 	e := newEnv(t)
-	p := e.start(e.config())
+	cfg := e.config()
+	cfg.Store = wrap(cfg.Store)
+	p := e.start(cfg)
 	id := uuid.NewString()
 	rec := e.create(id)
 	// The forger is first on the bus with the real event's id (the relay's
