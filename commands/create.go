@@ -11,6 +11,7 @@ import (
 
 	"github.com/icpservice/icp/domain"
 	"github.com/icpservice/icp/events"
+	"github.com/icpservice/icp/platform/jsonvalid"
 )
 
 var createFields = []string{
@@ -79,7 +80,7 @@ func checkObject(body []byte) error {
 	if len(trimValue(body)) == 0 {
 		return &ValidationError{Message: "the request body is empty; a JSON object is required"}
 	}
-	if !validJSON(body) {
+	if !jsonvalid.Valid(body) {
 		return &ValidationError{Message: malformed(body)}
 	}
 	if !utf8.Valid(body) {
@@ -91,7 +92,7 @@ func checkObject(body []byte) error {
 	return nil
 }
 
-// malformed explains why body, which validJSON (json.Valid) refused, is not
+// malformed explains why body, which jsonvalid.Valid (json.Valid) refused, is not
 // one JSON value.
 func malformed(body []byte) string {
 	dec := json.NewDecoder(bytes.NewReader(body))

@@ -6,7 +6,7 @@ import (
 	"unicode/utf8"
 )
 
-// A small scanner over JSON text already validated (validJSON, which
+// A small scanner over JSON text already validated (jsonvalid.Valid, which
 // answers as json.Valid does). It is hand-written because the validation needs
 // what encoding/json does not offer in one pass: every problem reported at
 // once with its exact path (json.Unmarshal stops at the first syntax problem

@@ -1,9 +1,10 @@
 package projections
 
 import (
-	"encoding/json"
 	"errors"
 	"math"
+
+	"github.com/icpservice/icp/platform/jsonvalid"
 )
 
 // ErrClosed is wrapped, together with ErrUnavailable, by the error of every
@@ -31,7 +32,7 @@ func ValidateView(v View) error {
 	if v.Deleted {
 		return nil
 	}
-	if len(v.Doc) == 0 || !json.Valid(v.Doc) {
+	if len(v.Doc) == 0 || !jsonvalid.Valid(v.Doc) {
 		return errors.New("a live view needs a valid JSON doc")
 	}
 	for _, u := range v.UserIDs {

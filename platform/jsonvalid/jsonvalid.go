@@ -1,20 +1,25 @@
-package commands
+// Package jsonvalid tells valid JSON text from the rest, answer for answer as
+// encoding/json's Valid, at a fraction of its cost: the service checks every
+// create's body (commands) and every document written to the read model
+// (projections.ValidateView) with it.
+package jsonvalid
 
-// maxJSONNesting is encoding/json's limit on nested objects and arrays
-// (its scanner's maxNestingDepth): deeper text is not valid JSON to it.
-const maxJSONNesting = 10000
+// MaxNesting is encoding/json's limit on nested objects and arrays (its
+// scanner's maxNestingDepth): deeper text is not valid JSON to it.
+const MaxNesting = 10000
 
-// validJSON reports whether b is exactly one JSON value with only
-// whitespace around it: json.Valid(b), answer for answer, its nesting
-// limit included (FuzzValidJSON compares the two, TestValidJSONNesting
-// checks the limit). Like json.Valid it does not check UTF-8.
+// Valid reports whether b is exactly one JSON value with only whitespace
+// around it: json.Valid(b), answer for answer, its nesting limit included
+// (FuzzValid compares the two, TestNesting checks the limit). Like
+// json.Valid it does not check UTF-8.
 //
 // Written here rather than calling json.Valid because json.Valid's scanner
 // calls a state function for every byte, and that was the largest cost of
-// parsing a create (BenchmarkParseCreateLoad); this one loops over strings
-// and numbers and keeps the open containers on a small stack. The scanner
-// of jsonscan.go still relies on it: it reads only text found valid here.
-func validJSON(b []byte) bool {
+// parsing a create (commands' BenchmarkParseCreateLoad) and a part of
+// writing each view; this one loops over strings and numbers and keeps the
+// open containers on a small stack. The scanner of commands/jsonscan.go
+// relies on it: it reads only text found valid here.
+func Valid(b []byte) bool {
 	var inline [64]bool // the open containers, innermost last; true: an object
 	open := inline[:0]
 	i := skipSpace(b, 0)
@@ -64,7 +69,7 @@ func beginValue(b []byte, i int, open []bool) (_ []bool, _ int, nested bool) {
 	}
 	switch c := b[i]; c {
 	case '{', '[':
-		if len(open) == maxJSONNesting {
+		if len(open) == MaxNesting {
 			return open, -1, false
 		}
 		obj := c == '{'
@@ -189,4 +194,14 @@ func literalEnd(b []byte, i int, lit string) int {
 		return i + len(lit)
 	}
 	return -1
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+// skipSpace returns the index of the first non-whitespace byte at or after i.
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && isSpace(b[i]) {
+		i++
+	}
+	return i
 }
