@@ -48,7 +48,7 @@ type Config struct {
 	NATSPassword     string `name:"nats-password" env:"ICP_NATS_PASSWORD" help:"With --nats: password of --nats-user; prefer the environment variable to the flag."`
 
 	StreamMaxAge     time.Duration `name:"stream-max-age" env:"ICP_STREAM_MAX_AGE" default:"0s" help:"How long JetStream keeps published events (0: forever). The event store keeps them regardless."`
-	StreamMaxBytes   int64         `name:"stream-max-bytes" env:"ICP_STREAM_MAX_BYTES" default:"4294967296" help:"Largest size of ICP_EVENTS on disk, in bytes (at least 1048576; -1: no limit). The oldest events go first, the newest always stays; the event store keeps them all regardless."`
+	StreamMaxBytes   int64         `name:"stream-max-bytes" env:"ICP_STREAM_MAX_BYTES" default:"4294967296" help:"Largest size of ICP_EVENTS on disk, in bytes (at least 1048576; -1, written --stream-max-bytes=-1: no limit). The oldest events go first, the newest always stays; the event store keeps them all regardless."`
 	StreamDuplicates time.Duration `name:"stream-duplicates" env:"ICP_STREAM_DUPLICATES" default:"10s" help:"JetStream's deduplication window for Nats-Msg-Id on ICP_EVENTS."`
 	ProjectorAckWait time.Duration `name:"projector-ack-wait" env:"ICP_PROJECTOR_ACK_WAIT" default:"30s" help:"How long JetStream waits for the projector to acknowledge a message before delivering it again (after a projector crash, its in-flight messages return after this)."`
 	RelayLeaseTTL    time.Duration `name:"relay-lease-ttl" env:"ICP_RELAY_LEASE_TTL" default:"10s" help:"How long a crashed active relay keeps the lease before a spare takes over."`
