@@ -76,14 +76,17 @@ const DefaultReplayMaxAge = 7 * 24 * time.Hour
 
 // perSubjectLimit is ICP_EVENTS's per-subject message limit. No subject
 // (one per event type) will ever hold 2^40 messages, so it limits nothing;
-// it is set because a stream with a per-subject limit is created with 4 MiB
-// message blocks instead of 8 MiB, and JetStream has no other setting for
-// the block size. A block's write buffer grows by copying and is freshly
-// allocated for every block, and JetStream keeps the blocks written in the
-// last 10 seconds in memory: under sustained writes the smaller blocks
-// halve that churn, which shows as fewer garbage collections and a lower
-// tail latency of creates. An existing stream keeps the block size it was
-// created with.
+// it is set because a stream with a per-subject limit and no MaxBytes is
+// created with 4 MiB message blocks instead of 8 MiB, and JetStream has no
+// other setting for the block size. A block's write buffer is taken whole
+// from a pool of its size, and JetStream keeps the blocks read or written
+// in the last 10 seconds in memory, so the smaller blocks hold less of the
+// live heap under sustained writes. A MaxBytes (DefaultMaxBytes; none only
+// with NoMaxBytes) takes precedence in JetStream's choice: from 32 MiB up
+// it gives 8 MiB blocks, so the default stream has them
+// (docs/performance.md, "Creates against d3eeafc, after the check from
+// memory"). An existing stream keeps the block size it was created with
+// until the server restarts.
 const perSubjectLimit = 1 << 40
 
 // StreamConfig configures the service's streams. Zero values select the
