@@ -424,25 +424,21 @@ func result(state *domain.State, payloads []any, expected uint64, res events.App
 	return Result{State: s, Position: res.Positions[len(res.Positions)-1]}, nil
 }
 
-// appender returns the store's append for one attempt: with snap kept
-// beside the events when the store keeps snapshots and snap is not nil, and
-// observed (WithAppendObserver).
-func (h *Handler) appender(snap []byte) func(context.Context, string, uint64, []events.Proposed) (events.AppendResult, error) {
-	appendOnce := h.store.Append
+// appendOnce is one attempt at the store's append: with snap kept beside
+// the events when the store keeps snapshots and snap is not nil, and
+// observed (WithAppendObserver). A method rather than a closure made per
+// append: it runs once for every create.
+func (h *Handler) appendOnce(ctx context.Context, stream string, expected uint64, evs []events.Proposed, snap []byte) (res events.AppendResult, err error) {
+	start := time.Now()
 	if ss, ok := h.store.(events.Snapshotter); ok && snap != nil {
-		appendOnce = func(ctx context.Context, stream string, expected uint64, evs []events.Proposed) (events.AppendResult, error) {
-			return ss.AppendWithSnapshot(ctx, stream, expected, evs, domain.FoldVersion, snap)
-		}
+		res, err = ss.AppendWithSnapshot(ctx, stream, expected, evs, domain.FoldVersion, snap)
+	} else {
+		res, err = h.store.Append(ctx, stream, expected, evs)
 	}
-	if h.observeAppend == nil {
-		return appendOnce
-	}
-	return func(ctx context.Context, stream string, expected uint64, evs []events.Proposed) (events.AppendResult, error) {
-		start := time.Now()
-		res, err := appendOnce(ctx, stream, expected, evs)
+	if h.observeAppend != nil {
 		h.observeAppend(time.Since(start), err)
-		return res, err
 	}
+	return res, err
 }
 
 // append appends proposed and, when the store could not confirm it, tries the
@@ -451,8 +447,7 @@ func (h *Handler) appender(snap []byte) func(context.Context, string, uint64, []
 // records the events once or reports the original result. Giving up returns
 // the store's unavailable error.
 func (h *Handler) append(ctx context.Context, stream string, expected uint64, proposed []events.Proposed, snap []byte) (events.AppendResult, error) {
-	appendOnce := h.appender(snap)
-	res, err := appendOnce(ctx, stream, expected, proposed)
+	res, err := h.appendOnce(ctx, stream, expected, proposed, snap)
 	if err == nil || !errors.Is(err, events.ErrUnavailable) || h.unavailable <= 1 {
 		return res, err
 	}
@@ -467,7 +462,7 @@ func (h *Handler) append(ctx context.Context, stream string, expected uint64, pr
 	b.InitialInterval = 20 * time.Millisecond
 	b.MaxInterval = 200 * time.Millisecond
 	res, err = backoff.Retry(rctx, func() (events.AppendResult, error) {
-		res, err := appendOnce(rctx, stream, expected, proposed)
+		res, err := h.appendOnce(rctx, stream, expected, proposed, snap)
 		if err != nil && !errors.Is(err, events.ErrUnavailable) {
 			return res, backoff.Permanent(err)
 		}
