@@ -16,7 +16,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/icpservice/icp/api/auth"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/relay"
 	"github.com/icpservice/icp/events/sqlitestore"
@@ -84,14 +83,7 @@ func killMidStream(t *testing.T, b backing) {
 	flags := append([]string{"--relay-lease-ttl=2s", "--projector-ack-wait=5s"}, b.flags...)
 	c := startChild(t, dir, flags...)
 	perKill := cmp.Or(b.perKill, 100)
-	key, err := auth.LoadOrCreateDevKey(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	token, err := key.Mint(auth.DevClaims{UserID: "user_crash", TTL: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
+	token := devToken(t, dir, "user_crash")
 
 	var (
 		mu    sync.Mutex

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/icpservice/icp/api/auth"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/sqlitestore"
 	"github.com/icpservice/icp/platform/datadir"
@@ -27,11 +26,7 @@ func TestGracefulDrainUnderLoadLosesNothing(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	c := startChild(t, dir, "--relay-lease-ttl=2s", "--projector-ack-wait=5s")
-	key, err := auth.LoadOrCreateDevKey(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	token, _ := key.Mint(auth.DevClaims{UserID: "user_drain", TTL: time.Hour})
+	token := devToken(t, dir, "user_drain")
 
 	var (
 		mu          sync.Mutex

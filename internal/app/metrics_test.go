@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"testing"
 	"time"
-
-	"github.com/icpservice/icp/api/auth"
 )
 
 // TestMetricsExistAndMove scrapes the admin listener before and after a few
@@ -61,11 +59,7 @@ func TestMetricsExistAndMove(t *testing.T) {
 		t.Error("icp_nats_connected should be 1")
 	}
 
-	key, err := auth.LoadOrCreateDevKey(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	token, _ := key.Mint(auth.DevClaims{UserID: "user_m", TTL: time.Hour})
+	token := devToken(t, dir, "user_m")
 	client := &http.Client{Timeout: 10 * time.Second}
 	for i := 0; i < 3; i++ {
 		if _, ok := create(client, "http://"+a.Addr(), token, "metrics"); !ok {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/icpservice/icp/api/auth"
 	"github.com/icpservice/icp/internal/natsauth"
 )
 
@@ -25,11 +24,7 @@ func TestStrayMessageOnTheBusDoesNotStopCreates(t *testing.T) {
 	a := runApp(t, "--dev", "--addr=127.0.0.1:0", "--embedded-nats-addr=127.0.0.1:0", "--admin-addr=127.0.0.1:0", "--data-dir="+dir, "--log-level=warn", "--consistency-wait=20s")
 	waitFor(t, 30*time.Second, "icpd ready", func() bool { return a.Ready(context.Background()) == nil })
 
-	key, err := auth.LoadOrCreateDevKey(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	token, _ := key.Mint(auth.DevClaims{UserID: "user_s", TTL: time.Hour})
+	token := devToken(t, dir, "user_s")
 	client := &http.Client{Timeout: 30 * time.Second}
 	createConsistent := func(name string) {
 		t.Helper()

@@ -4,7 +4,9 @@ import (
 	"context"
 	"log/slog"
 	"testing"
+	"time"
 
+	"github.com/icpservice/icp/api/auth"
 	"github.com/icpservice/icp/internal/app"
 	"github.com/icpservice/icp/internal/config"
 )
@@ -33,4 +35,19 @@ func runApp(t *testing.T, args ...string) *app.App {
 		}
 	})
 	return a
+}
+
+// devToken mints a development token of user with the key of icpd --dev's
+// data directory dir (created there if it is not yet), valid for an hour.
+func devToken(t *testing.T, dir, user string) string {
+	t.Helper()
+	key, err := auth.LoadOrCreateDevKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, err := key.Mint(auth.DevClaims{UserID: user, TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return token
 }

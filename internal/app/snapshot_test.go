@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/icpservice/icp/api/auth"
 	"github.com/icpservice/icp/events"
 	"github.com/icpservice/icp/events/sqlitestore"
 )
@@ -21,11 +20,7 @@ import (
 func TestPatchThroughTheServiceKeepsASnapshot(t *testing.T) {
 	dir := t.TempDir()
 	a := runApp(t, "--dev", "--addr=127.0.0.1:0", "--embedded-nats-addr=127.0.0.1:0", "--admin-addr=127.0.0.1:0", "--data-dir="+dir, "--log-level=warn")
-	key, err := auth.LoadOrCreateDevKey(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	token, _ := key.Mint(auth.DevClaims{UserID: "user_s", TTL: time.Hour})
+	token := devToken(t, dir, "user_s")
 	client := &http.Client{Timeout: 10 * time.Second}
 	base := "http://" + a.Addr()
 	waitFor(t, 30*time.Second, "the API", func() bool {
